@@ -1,0 +1,27 @@
+// Runs every compiled test file (dist/**/*.test.js) with node's test runner.
+// Node 20's --test does not expand globs, so the files are listed here.
+// Usage: node scripts/run-tests.mjs [substring filter...]
+import { readdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+
+function walk(dir, out) {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, entry.name);
+    if (entry.isDirectory()) walk(p, out);
+    else if (entry.name.endsWith('.test.js')) out.push(p);
+  }
+  return out;
+}
+
+const filters = process.argv.slice(2);
+const files = [...walk('dist/src', []), ...walk('dist/test', [])]
+  .filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)))
+  .sort();
+if (files.length === 0) {
+  console.error('run-tests: no test files found (did the build run?)');
+  process.exit(1);
+}
+const concurrency = process.env.BERTH_TEST_CONCURRENCY ?? '2';
+const r = spawnSync(process.execPath, ['--enable-source-maps', '--test', `--test-concurrency=${concurrency}`, ...files], { stdio: 'inherit' });
+process.exit(r.status ?? 1);

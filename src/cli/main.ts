@@ -1,0 +1,59 @@
+/** `berth <command>`: serve (default). */
+import { ConfigError, loadConfig } from '../config/index.js';
+import { createLogger, startServer } from '../app.js';
+
+const USAGE = `usage: berth serve [config.yml]
+
+Starts the registry. With no file (and no REGISTRY_CONFIGURATION_PATH) it
+listens on :5000 and keeps data under ./data. REGISTRY_* variables override
+configuration keys (e.g. REGISTRY_HTTP_ADDR=127.0.0.1:5001).`;
+
+async function serve(args: string[]): Promise<void> {
+  const { config, warnings, source } = await loadConfig(args[0]);
+  const log = createLogger(config);
+  for (const w of warnings) log.warn(w);
+  const server = await startServer(config, log);
+  log.info(
+    { addr: config.http.addr, port: server.http.port, storage: config.storage.driver, root: config.storage.filesystem.rootdirectory, database: server.app.meta.dialect, config: source },
+    `berth listening on ${config.http.addr}`,
+  );
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down: draining in-flight requests');
+    server.close().then(
+      () => process.exit(0),
+      (err) => {
+        log.error({ err }, 'error during shutdown');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command = 'serve', ...rest] = argv;
+  switch (command) {
+    case 'serve':
+      return serve(rest);
+    case 'help':
+    case '--help':
+    case '-h':
+      console.log(USAGE);
+      return;
+    default:
+      // distribution accepts `registry <config.yml>` too.
+      if (command.endsWith('.yml') || command.endsWith('.yaml')) return serve([command, ...rest]);
+      console.error(`berth: unknown command "${command}"\n\n${USAGE}`);
+      process.exit(2);
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  if (err instanceof ConfigError) console.error(`berth: configuration error: ${err.message}`);
+  else console.error('berth: fatal:', err);
+  process.exit(1);
+});

@@ -1,0 +1,67 @@
+/** Table types for Kysely. Timestamps are milliseconds since the epoch. */
+import type { Generated } from 'kysely';
+
+export interface RepositoriesTable {
+  id: Generated<number>;
+  name: string;
+  created_at: number;
+}
+
+/** Every committed blob the registry knows, whatever repositories link it. */
+export interface BlobsTable {
+  digest: string;
+  size: number;
+  created_at: number;
+}
+
+/** A blob is readable in a repository only through a link. */
+export interface RepositoryBlobsTable {
+  repository_id: number;
+  digest: string;
+  created_at: number;
+}
+
+export interface ManifestsTable {
+  id: Generated<number>;
+  repository_id: number;
+  digest: string;
+  media_type: string;
+  size: number;
+  artifact_type: string | null;
+  subject_digest: string | null;
+  /** JSON text of the manifest's annotations, kept for the referrers API. */
+  annotations: string | null;
+  created_at: number;
+}
+
+/** What a manifest points at: blobs (config, layers) and manifests (index children, subject). */
+export interface ManifestReferencesTable {
+  manifest_id: number;
+  repository_id: number;
+  digest: string;
+  kind: 'blob' | 'manifest' | 'subject';
+}
+
+export interface TagsTable {
+  repository_id: number;
+  name: string;
+  manifest_id: number;
+  updated_at: number;
+}
+
+export interface UploadsTable {
+  id: string;
+  repository_id: number;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface Database {
+  repositories: RepositoriesTable;
+  blobs: BlobsTable;
+  repository_blobs: RepositoryBlobsTable;
+  manifests: ManifestsTable;
+  manifest_references: ManifestReferencesTable;
+  tags: TagsTable;
+  uploads: UploadsTable;
+}

@@ -1,0 +1,7 @@
+export { Registry, MAX_MANIFEST_BYTES } from './registry.js';
+export type { RegistryOptions, StoredManifest, BlobHandle, Paginated } from './registry.js';
+export { RegistryError, ERROR_CODES, isRegistryError } from './errors.js';
+export type { ErrorCode } from './errors.js';
+export { assertName, assertTag, parseDigest, parseReference, isValidName } from './reference.js';
+export { MediaTypes, MANIFEST_MEDIA_TYPES, parseManifest } from './manifests/index.js';
+export type { UploadState, ChunkRange } from './uploads.js';

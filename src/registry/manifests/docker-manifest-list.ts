@@ -1,0 +1,18 @@
+import { checkBodyMediaType, checkSchemaVersion, descriptorList, MediaTypes, topAnnotations, type ManifestHandler } from './types.js';
+
+export const dockerManifestList: ManifestHandler = {
+  mediaType: MediaTypes.dockerManifestList,
+  parse(doc) {
+    checkSchemaVersion(doc);
+    checkBodyMediaType(doc, MediaTypes.dockerManifestList, true);
+    const manifests = descriptorList(doc.manifests, 'manifests');
+    return {
+      mediaType: MediaTypes.dockerManifestList,
+      blobs: [],
+      manifests: manifests.map((m) => m.digest),
+      subject: null,
+      artifactType: null,
+      annotations: topAnnotations(doc),
+    };
+  },
+};

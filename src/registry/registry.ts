@@ -1,0 +1,262 @@
+/**
+ * The registry domain: Namespace → Repository → {Blobs, Uploads, Manifests,
+ * Tags, Referrers}. It speaks in names, digests and streams; it knows
+ * nothing of HTTP. Errors are RegistryErrors from the one catalogue.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { BlobNotFoundError, type BlobStore, type ByteRange } from '../storage/index.js';
+import type { ManifestRecord, MetadataStore } from '../metadata/index.js';
+import { digestOf } from './digest.js';
+import { RegistryError } from './errors.js';
+import { parseManifest, MediaTypes, type Descriptor } from './manifests/index.js';
+import { assertName, assertTag, parseDigest, parseReference, type DigestAlgorithm } from './reference.js';
+import { Uploads } from './uploads.js';
+import { ByteLimitedCache } from './cache.js';
+
+export interface RegistryOptions {
+  /** storage.delete.enabled: deletes answer UNSUPPORTED when false (distribution's default). */
+  deleteEnabled: boolean;
+  /** storage.maintenance.readonly.enabled: every write answers UNSUPPORTED. */
+  readOnly?: boolean;
+  /** Bytes of manifest content cached in memory. */
+  manifestCacheBytes?: number;
+}
+
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+
+export interface StoredManifest {
+  digest: string;
+  mediaType: string;
+  size: number;
+  body: Buffer;
+}
+
+export interface BlobHandle {
+  digest: string;
+  size: number;
+}
+
+export interface Paginated<T> {
+  items: T[];
+  /** Set when more items follow: pass it as `last` for the next page. */
+  next?: string;
+}
+
+export class Registry {
+  readonly uploads: Uploads;
+  private readonly manifestCache: ByteLimitedCache;
+
+  constructor(
+    readonly meta: MetadataStore,
+    readonly store: BlobStore,
+    readonly options: RegistryOptions,
+  ) {
+    this.uploads = new Uploads(meta, store);
+    this.manifestCache = new ByteLimitedCache(options.manifestCacheBytes ?? 64 * 1024 * 1024);
+  }
+
+  assertWritable(): void {
+    if (this.options.readOnly) throw new RegistryError('UNSUPPORTED', 'the registry is in read-only mode');
+  }
+
+  assertDeletable(): void {
+    this.assertWritable();
+    if (!this.options.deleteEnabled) throw new RegistryError('UNSUPPORTED', 'deletes are disabled on this registry (storage.delete.enabled is false)');
+  }
+
+  // ---- blobs ----------------------------------------------------------------
+
+  async statBlob(repository: string, digest: string): Promise<BlobHandle> {
+    assertName(repository);
+    parseDigest(digest);
+    const linked = await this.meta.linkedBlob(repository, digest);
+    if (!linked) throw blobUnknown(digest);
+    return { digest, size: linked.size };
+  }
+
+  async openBlob(repository: string, digest: string, range?: ByteRange): Promise<Readable> {
+    try {
+      return await this.store.get(digest, range);
+    } catch (err) {
+      if (err instanceof BlobNotFoundError) throw blobUnknown(digest);
+      throw err;
+    }
+  }
+
+  async blobRedirect(digest: string, method: 'GET' | 'HEAD'): Promise<string | null> {
+    return this.store.redirectURL ? this.store.redirectURL(digest, method) : null;
+  }
+
+  async deleteBlob(repository: string, digest: string): Promise<void> {
+    this.assertDeletable();
+    assertName(repository);
+    parseDigest(digest);
+    if (!(await this.meta.unlinkBlob(repository, digest))) throw blobUnknown(digest);
+  }
+
+  /**
+   * Cross-repository mount: links `digest` from `from` into `repository` when
+   * it is there. Returns false when it is not (the caller then starts an upload).
+   */
+  async mountBlob(repository: string, digest: string, from: string): Promise<BlobHandle | null> {
+    this.assertWritable();
+    assertName(repository);
+    parseDigest(digest);
+    assertName(from);
+    const linked = await this.meta.linkedBlob(from, digest);
+    if (!linked || !(await this.store.stat(digest))) return null;
+    await this.meta.linkBlob(repository, digest, linked.size);
+    return { digest, size: linked.size };
+  }
+
+  // ---- manifests --------------------------------------------------------------
+
+  async getManifest(repository: string, reference: string): Promise<StoredManifest> {
+    assertName(repository);
+    const ref = parseReference(reference);
+    const record = ref.kind === 'tag' ? await this.meta.manifestByTag(repository, ref.tag) : await this.meta.manifestByDigest(repository, ref.digest);
+    if (!record) throw manifestUnknown(reference);
+    return { digest: record.digest, mediaType: record.mediaType, size: record.size, body: await this.manifestBody(record) };
+  }
+
+  private async manifestBody(record: ManifestRecord): Promise<Buffer> {
+    const cached = this.manifestCache.get(record.digest);
+    if (cached) return cached;
+    let stream: Readable;
+    try {
+      stream = await this.store.get(record.digest);
+    } catch (err) {
+      if (err instanceof BlobNotFoundError) throw manifestUnknown(record.digest);
+      throw err;
+    }
+    const parts: Buffer[] = [];
+    for await (const chunk of stream) parts.push(chunk as Buffer);
+    const body = Buffer.concat(parts);
+    this.manifestCache.set(record.digest, body);
+    return body;
+  }
+
+  /**
+   * Stores a manifest under a tag or digest reference (plus any extra `tags`)
+   * after validating it and checking that everything it references exists.
+   */
+  async putManifest(repository: string, reference: string, contentType: string | undefined, body: Buffer, extraTags: string[] = []): Promise<{ digest: string; subject: Descriptor | null }> {
+    this.assertWritable();
+    assertName(repository);
+    const ref = parseReference(reference);
+    extraTags.forEach(assertTag);
+    if (body.byteLength > MAX_MANIFEST_BYTES) {
+      throw new RegistryError('MANIFEST_INVALID', `manifest is ${body.byteLength} bytes; the limit is ${MAX_MANIFEST_BYTES}`, undefined, { status: 413 });
+    }
+    const parsed = parseManifest(contentType, body);
+    const algorithm: DigestAlgorithm = ref.kind === 'digest' ? parseDigest(ref.digest).algorithm : 'sha256';
+    const digest = digestOf(body, algorithm);
+    if (ref.kind === 'digest' && ref.digest !== digest) {
+      throw new RegistryError('DIGEST_INVALID', `manifest digest ${digest} does not match the reference ${ref.digest}`, { digest: ref.digest, actual: digest });
+    }
+
+    // Bytes first, metadata second: metadata never points at missing content.
+    if (!(await this.store.stat(digest))) await this.putBytes(repository, digest, body);
+    const result = await this.meta.putManifest(
+      repository,
+      {
+        digest,
+        mediaType: parsed.mediaType,
+        size: body.byteLength,
+        artifactType: parsed.artifactType,
+        subjectDigest: parsed.subject?.digest ?? null,
+        annotations: parsed.annotations,
+        blobs: parsed.blobs,
+        manifests: parsed.manifests,
+      },
+      ref.kind === 'tag' ? [ref.tag, ...extraTags] : extraTags,
+    );
+    if (!result.ok) {
+      const missing = [...result.missingBlobs, ...result.missingManifests];
+      throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `manifest references ${missing.length === 1 ? 'a blob or manifest' : `${missing.length} blobs or manifests`} unknown to this repository: ${missing.slice(0, 5).join(', ')}`, {
+        digests: missing,
+      });
+    }
+    this.manifestCache.set(digest, body);
+    return { digest, subject: parsed.subject };
+  }
+
+  private async putBytes(repository: string, digest: string, body: Buffer): Promise<void> {
+    const id = randomUUID();
+    await this.store.createUpload(id);
+    try {
+      await this.store.appendUpload(id, 0, (async function* () {
+        yield body;
+      })());
+      await this.store.commitUpload(id, digest);
+    } catch (err) {
+      await this.store.deleteUpload(id).catch(() => {});
+      throw err;
+    }
+  }
+
+  /** DELETE by tag removes only the tag; by digest, the manifest and every tag on it. */
+  async deleteManifest(repository: string, reference: string): Promise<{ kind: 'tag' | 'digest'; digest?: string }> {
+    this.assertDeletable();
+    assertName(repository);
+    const ref = parseReference(reference);
+    if (ref.kind === 'tag') {
+      if (!(await this.meta.deleteTag(repository, ref.tag))) throw manifestUnknown(reference);
+      return { kind: 'tag' };
+    }
+    if (!(await this.meta.deleteManifest(repository, ref.digest))) throw manifestUnknown(reference);
+    return { kind: 'digest', digest: ref.digest };
+  }
+
+  // ---- listings -------------------------------------------------------------------
+
+  async listTags(repository: string, n: number | undefined, last: string | undefined): Promise<Paginated<string>> {
+    assertName(repository);
+    const limit = n ?? 1_000_000;
+    if (limit === 0) {
+      if ((await this.meta.repositoryId(repository)) === null) throw nameUnknown(repository);
+      return { items: [] };
+    }
+    const tags = await this.meta.listTags(repository, { after: last, limit: limit + 1 });
+    if (tags === null) throw nameUnknown(repository);
+    return page(tags, limit);
+  }
+
+  async catalog(n: number | undefined, last: string | undefined, maxEntries = 1000): Promise<Paginated<string>> {
+    const limit = Math.min(n ?? maxEntries, maxEntries);
+    if (limit === 0) return { items: [] };
+    return page(await this.meta.listRepositories({ after: last, limit: limit + 1 }), limit);
+  }
+
+  /** The referrers of `digest` as an OCI image index (dist-spec "Listing Referrers"). */
+  async referrers(repository: string, digest: string, artifactType?: string): Promise<{ index: Record<string, unknown>; filtered: boolean }> {
+    assertName(repository);
+    parseDigest(digest);
+    const rows = await this.meta.referrers(repository, digest, artifactType);
+    const manifests = rows.map((r) => {
+      const d: Record<string, unknown> = { mediaType: r.mediaType, digest: r.digest, size: r.size };
+      if (r.artifactType) d.artifactType = r.artifactType;
+      if (r.annotations) d.annotations = r.annotations;
+      return d;
+    });
+    return { index: { schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests }, filtered: artifactType !== undefined };
+  }
+}
+
+function page(rows: string[], limit: number): Paginated<string> {
+  if (rows.length > limit) return { items: rows.slice(0, limit), next: rows[limit - 1] };
+  return { items: rows };
+}
+
+export function blobUnknown(digest: string): RegistryError {
+  return new RegistryError('BLOB_UNKNOWN', 'blob unknown to registry', { digest });
+}
+
+export function manifestUnknown(reference: string): RegistryError {
+  return new RegistryError('MANIFEST_UNKNOWN', 'manifest unknown to registry', { reference });
+}
+
+export function nameUnknown(name: string): RegistryError {
+  return new RegistryError('NAME_UNKNOWN', 'repository name not known to registry', { name });
+}

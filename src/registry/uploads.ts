@@ -1,0 +1,186 @@
+/**
+ * Blob upload sessions (OCI dist-spec "Pushing blobs"). Session records live
+ * in the metadata database and bytes in the blob store, so a session
+ * survives a restart and can be continued by any replica.
+ *
+ * Hashing is done while the bytes stream in. node:crypto cannot serialise a
+ * hash state, so the running hash is kept in this process only as long as
+ * the chain of appends is unbroken; when it is not (restart, another worker,
+ * sha512 requested), the upload is re-read once at commit time.
+ */
+import { createHash, randomUUID, type Hash } from 'node:crypto';
+import type { BlobStore } from '../storage/index.js';
+import { UploadNotFoundError } from '../storage/index.js';
+import type { MetadataStore } from '../metadata/index.js';
+import { digestStream, hashing } from './digest.js';
+import { RegistryError } from './errors.js';
+import { parseDigest } from './reference.js';
+
+export interface UploadState {
+  id: string;
+  repository: string;
+  /** Bytes received so far. */
+  size: number;
+}
+
+/** `Content-Range: <start>-<end>` of a PATCH, inclusive. */
+export interface ChunkRange {
+  start: number;
+  end: number;
+}
+
+interface RunningHash {
+  hash: Hash;
+  offset: number;
+}
+
+const MAX_RUNNING_HASHES = 10_000;
+const UPLOAD_ID_RE = /^[A-Za-z0-9_-]{8,128}$/;
+
+export class Uploads {
+  private readonly running = new Map<string, RunningHash>();
+  private readonly locks = new Map<string, Promise<unknown>>();
+
+  constructor(
+    private readonly meta: MetadataStore,
+    private readonly store: BlobStore,
+  ) {}
+
+  async start(repository: string): Promise<UploadState> {
+    const id = randomUUID();
+    await this.store.createUpload(id);
+    await this.meta.createUpload(id, repository);
+    this.remember(id, { hash: createHash('sha256'), offset: 0 });
+    return { id, repository, size: 0 };
+  }
+
+  async status(repository: string, id: string): Promise<UploadState> {
+    if (!UPLOAD_ID_RE.test(id)) throw unknownUpload(id);
+    const session = await this.meta.upload(id);
+    // An upload belongs to the repository it was started in.
+    if (!session || session.repository !== repository) throw unknownUpload(id);
+    const size = await this.store.uploadSize(id);
+    if (size === null) throw unknownUpload(id);
+    return { id, repository, size };
+  }
+
+  /** Appends a chunk (PATCH). A range that does not start at the current size is refused with 416. */
+  async append(repository: string, id: string, body: AsyncIterable<Uint8Array>, range?: ChunkRange, length?: number): Promise<UploadState> {
+    return this.exclusive(id, () => this.appendLocked(repository, id, body, range, length));
+  }
+
+  private async appendLocked(repository: string, id: string, body: AsyncIterable<Uint8Array>, range?: ChunkRange, length?: number): Promise<UploadState> {
+    const state = await this.status(repository, id);
+    if (range) {
+      if (range.start !== state.size || range.end < range.start - 1) throw rangeError(state, `chunk starts at ${range.start} but the upload holds ${state.size} bytes`);
+      if (length !== undefined && range.end - range.start + 1 !== length) {
+        throw rangeError(state, `Content-Range ${range.start}-${range.end} does not match Content-Length ${length}`);
+      }
+    }
+    let running = this.running.get(id);
+    if (running && running.offset !== state.size) running = undefined;
+    // A fresh (or reset) upload can start a running hash at any process.
+    if (!running && state.size === 0) running = { hash: createHash('sha256'), offset: 0 };
+    const counter = { bytes: 0 };
+    this.running.delete(id); // re-added only if the append completes
+    let size: number;
+    try {
+      size = await this.store.appendUpload(id, state.size, hashing(body, running?.hash ?? null, counter));
+    } catch (err) {
+      if (err instanceof UploadNotFoundError) throw unknownUpload(id);
+      throw err;
+    }
+    if (running) this.remember(id, { hash: running.hash, offset: size });
+    if (length !== undefined && counter.bytes !== length) {
+      throw new RegistryError('SIZE_INVALID', `received ${counter.bytes} bytes but Content-Length was ${length}`);
+    }
+    await this.meta.touchUpload(id);
+    return { ...state, size };
+  }
+
+  /**
+   * Completes an upload (PUT ?digest=), optionally with a last chunk, and
+   * makes the blob visible only if its content matches `digest`.
+   */
+  async finish(repository: string, id: string, digest: string, body?: AsyncIterable<Uint8Array>, range?: ChunkRange, length?: number): Promise<{ digest: string; size: number }> {
+    const { algorithm } = parseDigest(digest);
+    return this.exclusive(id, async () => {
+      let state = await this.status(repository, id);
+      if (body) state = await this.appendLocked(repository, id, body, range, length);
+      const running = this.running.get(id);
+      this.running.delete(id);
+      let actual: string;
+      if (running && running.offset === state.size && algorithm === 'sha256') {
+        actual = `sha256:${running.hash.digest('hex')}`;
+      } else {
+        actual = (await digestStream(await this.store.readUpload(id), algorithm)).digest;
+      }
+      if (actual !== digest) {
+        // As distribution does: a failed verification cancels the upload.
+        await this.discard(id);
+        throw new RegistryError('DIGEST_INVALID', `provided digest ${digest} did not match uploaded content (${actual})`, { digest, actual });
+      }
+      await this.store.commitUpload(id, digest);
+      await this.meta.linkBlob(repository, digest, state.size);
+      await this.meta.deleteUpload(id);
+      return { digest, size: state.size };
+    });
+  }
+
+  async cancel(repository: string, id: string): Promise<void> {
+    await this.exclusive(id, async () => {
+      await this.status(repository, id);
+      await this.discard(id);
+    });
+  }
+
+  /** A whole blob in one request (POST ?digest= or PUT after POST). */
+  async putWhole(repository: string, digest: string, body: AsyncIterable<Uint8Array>, length?: number): Promise<{ digest: string; size: number }> {
+    parseDigest(digest);
+    const { id } = await this.start(repository);
+    try {
+      return await this.finish(repository, id, digest, body, undefined, length);
+    } catch (err) {
+      await this.discard(id).catch(() => {});
+      throw err;
+    }
+  }
+
+  private async discard(id: string): Promise<void> {
+    this.running.delete(id);
+    await this.store.deleteUpload(id);
+    await this.meta.deleteUpload(id);
+  }
+
+  private remember(id: string, r: RunningHash): void {
+    if (this.running.size >= MAX_RUNNING_HASHES) {
+      const oldest = this.running.keys().next().value;
+      if (oldest !== undefined) this.running.delete(oldest);
+    }
+    this.running.set(id, r);
+  }
+
+  /** Serialises work on one upload within this process. */
+  private async exclusive<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(id) ?? Promise.resolve();
+    const next = previous.catch(() => {}).then(fn);
+    this.locks.set(id, next);
+    try {
+      return await next;
+    } finally {
+      if (this.locks.get(id) === next) this.locks.delete(id);
+    }
+  }
+}
+
+function unknownUpload(id: string): RegistryError {
+  return new RegistryError('BLOB_UPLOAD_UNKNOWN', 'blob upload unknown to registry', { uuid: id.slice(0, 128) });
+}
+
+function rangeError(state: UploadState, message: string): RegistryError {
+  // OCI dist-spec: an out-of-order chunk gets 416 with the current Range.
+  return new RegistryError('RANGE_INVALID', message, { uploaded: state.size }, {
+    status: 416,
+    headers: { Range: `0-${Math.max(0, state.size - 1)}`, 'Docker-Upload-UUID': state.id },
+  });
+}

@@ -1,0 +1,170 @@
+/**
+ * The one test suite every blob-store driver must pass (as distribution's
+ * storage/driver/testsuites does). Call it from `<driver>.test.ts`.
+ */
+import assert from 'node:assert/strict';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { describe, it, before, after } from 'node:test';
+import type { Readable } from 'node:stream';
+import { BlobNotFoundError, UploadNotFoundError, type BlobStore } from './driver.js';
+
+export interface DriverFixture {
+  store: BlobStore;
+  cleanup(): Promise<void>;
+}
+
+async function collect(stream: Readable): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const chunk of stream) parts.push(chunk as Buffer);
+  return Buffer.concat(parts);
+}
+
+function sha256(data: Buffer): string {
+  return `sha256:${createHash('sha256').update(data).digest('hex')}`;
+}
+
+async function* chunksOf(data: Buffer, size: number): AsyncIterable<Uint8Array> {
+  for (let i = 0; i < data.byteLength; i += size) yield data.subarray(i, i + size);
+}
+
+function uploadId(): string {
+  return randomUUID();
+}
+
+async function put(store: BlobStore, data: Buffer): Promise<string> {
+  const id = uploadId();
+  await store.createUpload(id);
+  await store.appendUpload(id, 0, chunksOf(data, 1000));
+  const digest = sha256(data);
+  await store.commitUpload(id, digest);
+  return digest;
+}
+
+export function runDriverSuite(name: string, makeDriver: () => Promise<DriverFixture>): void {
+  describe(`blob store driver: ${name}`, () => {
+    let fx: DriverFixture;
+    before(async () => {
+      fx = await makeDriver();
+    });
+    after(async () => {
+      await fx.store.close?.();
+      await fx.cleanup();
+    });
+
+    it('commits an upload and serves it whole and by range', async () => {
+      const data = randomBytes(300_000);
+      const digest = await put(fx.store, data);
+      assert.deepEqual(await fx.store.stat(digest), { digest, size: data.byteLength });
+      assert.deepEqual(await collect(await fx.store.get(digest)), data);
+      const part = await collect(await fx.store.get(digest, { offset: 1234, length: 5000 }));
+      assert.deepEqual(part, data.subarray(1234, 6234));
+      const tail = await collect(await fx.store.get(digest, { offset: data.byteLength - 1, length: 1 }));
+      assert.deepEqual(tail, data.subarray(data.byteLength - 1));
+    });
+
+    it('reports absent blobs as null / BlobNotFoundError', async () => {
+      const digest = sha256(randomBytes(16));
+      assert.equal(await fx.store.stat(digest), null);
+      await assert.rejects(fx.store.get(digest), BlobNotFoundError);
+      assert.equal(await fx.store.delete(digest), false);
+    });
+
+    it('an upload in progress is not visible as a blob', async () => {
+      const data = randomBytes(1000);
+      const id = uploadId();
+      await fx.store.createUpload(id);
+      await fx.store.appendUpload(id, 0, chunksOf(data, 100));
+      assert.equal(await fx.store.stat(sha256(data)), null);
+      assert.equal(await fx.store.uploadSize(id), 1000);
+      await fx.store.deleteUpload(id);
+      assert.equal(await fx.store.uploadSize(id), null);
+    });
+
+    it('appends in several calls and re-reads the upload', async () => {
+      const data = randomBytes(70_000);
+      const id = uploadId();
+      await fx.store.createUpload(id);
+      assert.equal(await fx.store.uploadSize(id), 0);
+      let size = await fx.store.appendUpload(id, 0, chunksOf(data.subarray(0, 30_000), 4096));
+      assert.equal(size, 30_000);
+      size = await fx.store.appendUpload(id, size, chunksOf(data.subarray(30_000), 7000));
+      assert.equal(size, 70_000);
+      assert.deepEqual(await collect(await fx.store.readUpload(id)), data);
+      await fx.store.commitUpload(id, sha256(data));
+      assert.equal(await fx.store.uploadSize(id), null, 'a committed upload is gone');
+      assert.deepEqual(await collect(await fx.store.get(sha256(data))), data);
+    });
+
+    it('an append at an earlier offset replaces what lay beyond it', async () => {
+      const id = uploadId();
+      await fx.store.createUpload(id);
+      await fx.store.appendUpload(id, 0, chunksOf(Buffer.from('hello, wrong tail'), 5));
+      const size = await fx.store.appendUpload(id, 7, chunksOf(Buffer.from('world'), 2));
+      assert.equal(size, 12);
+      assert.equal((await collect(await fx.store.readUpload(id))).toString(), 'hello, world');
+      await fx.store.deleteUpload(id);
+    });
+
+    it('committing the same content twice leaves one readable copy', async () => {
+      const data = randomBytes(5000);
+      const ids = [uploadId(), uploadId()];
+      for (const id of ids) {
+        await fx.store.createUpload(id);
+        await fx.store.appendUpload(id, 0, chunksOf(data, 999));
+      }
+      await Promise.all(ids.map((id) => fx.store.commitUpload(id, sha256(data))));
+      assert.deepEqual(await collect(await fx.store.get(sha256(data))), data);
+      const listed = [];
+      for await (const b of fx.store.list()) if (b.digest === sha256(data)) listed.push(b);
+      assert.equal(listed.length, 1);
+    });
+
+    it('deletes committed blobs', async () => {
+      const digest = await put(fx.store, randomBytes(10));
+      assert.equal(await fx.store.delete(digest), true);
+      assert.equal(await fx.store.stat(digest), null);
+    });
+
+    it('lists blobs and uploads', async () => {
+      const digest = await put(fx.store, randomBytes(77));
+      const id = uploadId();
+      await fx.store.createUpload(id);
+      const blobs = [];
+      for await (const b of fx.store.list()) blobs.push(b);
+      assert.ok(blobs.some((b) => b.digest === digest && b.size === 77));
+      const uploads = [];
+      for await (const u of fx.store.listUploads()) uploads.push(u);
+      const mine = uploads.find((u) => u.id === id);
+      assert.ok(mine);
+      assert.equal(mine.size, 0);
+      assert.ok(mine.modified instanceof Date);
+      await fx.store.deleteUpload(id);
+    });
+
+    it('handles sha512 digests and empty blobs', async () => {
+      const data = Buffer.alloc(0);
+      const id = uploadId();
+      await fx.store.createUpload(id);
+      await fx.store.appendUpload(id, 0, chunksOf(data, 1));
+      const digest = `sha512:${createHash('sha512').update(data).digest('hex')}`;
+      await fx.store.commitUpload(id, digest);
+      assert.deepEqual(await fx.store.stat(digest), { digest, size: 0 });
+      assert.equal((await collect(await fx.store.get(digest))).byteLength, 0);
+    });
+
+    it('rejects keys that could escape the store', async () => {
+      await assert.rejects(() => fx.store.stat('sha256:../../etc/passwd'));
+      await assert.rejects(() => fx.store.createUpload('../escape-attempt'));
+      await assert.rejects(() => fx.store.appendUpload('not/a/valid/id', 0, chunksOf(Buffer.alloc(1), 1)));
+    });
+
+    it('operations on an unknown upload fail with UploadNotFoundError', async () => {
+      const id = uploadId();
+      assert.equal(await fx.store.uploadSize(id), null);
+      await assert.rejects(fx.store.appendUpload(id, 0, chunksOf(Buffer.from('x'), 1)), UploadNotFoundError);
+      await assert.rejects(fx.store.commitUpload(id, sha256(Buffer.from('x'))), UploadNotFoundError);
+      await assert.rejects(fx.store.readUpload(id), UploadNotFoundError);
+      await fx.store.deleteUpload(id); // not an error
+    });
+  });
+}
