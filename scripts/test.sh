@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The whole test suite, from a clean clone: installs what the tests need
+# (Debian packages when missing, npm dependencies), builds, runs every test.
+# Usage: npm test [-- substring-filter ...]
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+need=()
+command -v skopeo >/dev/null || need+=(skopeo)
+command -v umoci >/dev/null || need+=(umoci)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v docker-registry >/dev/null || need+=(docker-registry)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "test: installing Debian packages: ${need[*]}" >&2
+  if [ "$(id -u)" -ne 0 ]; then echo "test: need root to apt-get install ${need[*]}" >&2; exit 1; fi
+  export DEBIAN_FRONTEND=noninteractive
+  flock /tmp/berth-test-apt.lock apt-get update -qq
+  flock /tmp/berth-test-apt.lock apt-get install -y -qq -o DPkg::Lock::Timeout=600 "${need[@]}" >/dev/null
+fi
+
+if [ ! -d node_modules/kysely ] || [ ! -f node_modules/better-sqlite3/build/Release/better_sqlite3.node ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "test: npm ci (the SQLite driver compiles once, about two minutes)" >&2
+  npm ci --no-audit --no-fund
+fi
+
+rm -rf dist
+npx tsc -p tsconfig.json
+node scripts/run-tests.mjs "$@"

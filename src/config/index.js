@@ -1,0 +1,2 @@
+export { loadConfig, parseAddr, ConfigError } from './config.js';
+export { applyEnvOverrides } from './env.js';

@@ -1,0 +1,72 @@
+/** GET, HEAD, PUT and DELETE /v2/<name>/manifests/<reference> (OCI dist-spec end-3, end-7, end-9). */
+import { MAX_MANIFEST_BYTES, MediaTypes, RegistryError } from '../../registry/index.js';
+import { readBody, sendEmpty } from '../respond.js';
+/** Media types a client accepts, from every Accept header, parameters dropped. */
+function accepted(ctx) {
+    const set = new Set();
+    const raw = ctx.req.headersDistinct?.accept ?? [];
+    for (const header of raw)
+        for (const part of header.split(','))
+            set.add(part.split(';')[0].trim().toLowerCase());
+    return set;
+}
+/**
+ * As distribution: an OCI manifest or index is not served to a client whose
+ * Accept does not list OCI types (such a client could not use it). Docker
+ * types are served as they are (Berth converts nothing to schema1).
+ */
+function checkAccept(ctx, mediaType) {
+    const accept = accepted(ctx);
+    if (accept.has('*/*') || accept.has(mediaType))
+        return;
+    if (mediaType === MediaTypes.ociManifest) {
+        throw new RegistryError('MANIFEST_UNKNOWN', 'OCI manifest found, but the Accept header does not support OCI manifests', { accepted: [...accept] });
+    }
+    if (mediaType === MediaTypes.ociIndex) {
+        throw new RegistryError('MANIFEST_UNKNOWN', 'OCI index found, but the Accept header does not support OCI indexes', { accepted: [...accept] });
+    }
+}
+function ifNoneMatch(ctx, digest) {
+    const header = ctx.req.headers['if-none-match'];
+    if (!header)
+        return false;
+    return header.split(',').some((t) => {
+        const tag = t.trim().replace(/^W\//, '');
+        return tag === '*' || tag === `"${digest}"` || tag === digest;
+    });
+}
+export async function getManifest(ctx, name, reference) {
+    const m = await ctx.registry.getManifest(name, reference);
+    checkAccept(ctx, m.mediaType);
+    const headers = { 'Docker-Content-Digest': m.digest, Etag: `"${m.digest}"` };
+    if (ifNoneMatch(ctx, m.digest)) {
+        ctx.res.writeHead(304, headers);
+        ctx.res.end();
+        return;
+    }
+    ctx.res.writeHead(200, { ...headers, 'Content-Type': m.mediaType, 'Content-Length': m.size });
+    ctx.res.end(ctx.req.method === 'HEAD' ? undefined : m.body);
+}
+export async function putManifest(ctx, name, reference) {
+    ctx.registry.assertWritable();
+    const declared = Number(ctx.req.headers['content-length'] ?? 0);
+    const tooLarge = () => new RegistryError('MANIFEST_INVALID', `manifest exceeds the ${MAX_MANIFEST_BYTES}-byte limit`, { limit: MAX_MANIFEST_BYTES }, { status: 413 });
+    if (declared > MAX_MANIFEST_BYTES)
+        throw tooLarge();
+    const body = await readBody(ctx.req, MAX_MANIFEST_BYTES, tooLarge);
+    ctx.bytesIn += body.byteLength;
+    const tags = ctx.query.getAll('tag');
+    const { digest, subject } = await ctx.registry.putManifest(name, reference, ctx.req.headers['content-type'], body, tags);
+    const headers = {
+        Location: ctx.urls.url(`v2/${name}/manifests/${digest}`),
+        'Docker-Content-Digest': digest,
+    };
+    // OCI dist-spec: a registry that processes `subject` says so with OCI-Subject.
+    if (subject)
+        headers['OCI-Subject'] = subject.digest;
+    sendEmpty(ctx.res, 201, headers);
+}
+export async function deleteManifest(ctx, name, reference) {
+    await ctx.registry.deleteManifest(name, reference);
+    sendEmpty(ctx.res, 202);
+}

@@ -1,0 +1,92 @@
+/**
+ * Blob uploads (OCI dist-spec end-4a/4b/5/6/11/13, "Pushing blobs"):
+ * POST starts (or mounts, or completes with ?digest=), PATCH appends a chunk,
+ * PUT ?digest= completes, GET reports progress, DELETE cancels.
+ */
+import { RegistryError, parseDigest } from '../../registry/index.js';
+import { sendEmpty } from '../respond.js';
+import { body, contentLength, hasBody } from './common.js';
+function uploadHeaders(ctx, name, state) {
+    return {
+        Location: ctx.urls.url(`v2/${name}/blobs/uploads/${state.id}`),
+        'Docker-Upload-UUID': state.id,
+        // distribution reports an empty upload as 0-0.
+        Range: `0-${Math.max(0, state.size - 1)}`,
+    };
+}
+function blobCreated(ctx, name, digest) {
+    sendEmpty(ctx.res, 201, { Location: ctx.urls.url(`v2/${name}/blobs/${digest}`), 'Docker-Content-Digest': digest });
+}
+export async function startUpload(ctx, name) {
+    ctx.registry.assertWritable();
+    const mount = ctx.query.get('mount');
+    const from = ctx.query.get('from');
+    const digest = ctx.query.get('digest');
+    if (mount !== null) {
+        parseDigest(mount);
+        if (from) {
+            const mounted = await ctx.registry.mountBlob(name, mount, from);
+            if (mounted) {
+                blobCreated(ctx, name, mount);
+                return;
+            }
+        }
+        // Not mountable: fall through to an ordinary upload (202), as the spec says.
+    }
+    else if (digest !== null) {
+        // Monolithic upload in a single POST.
+        parseDigest(digest);
+        const done = await ctx.registry.uploads.putWhole(name, digest, body(ctx), contentLength(ctx));
+        blobCreated(ctx, name, done.digest);
+        return;
+    }
+    const state = await ctx.registry.uploads.start(name);
+    sendEmpty(ctx.res, 202, uploadHeaders(ctx, name, state));
+}
+export async function uploadStatus(ctx, name, id) {
+    const state = await ctx.registry.uploads.status(name, id);
+    sendEmpty(ctx.res, 204, uploadHeaders(ctx, name, state));
+}
+export async function patchUpload(ctx, name, id) {
+    ctx.registry.assertWritable();
+    const range = chunkRange(ctx);
+    const state = await withUploadLocation(ctx, name, id, () => ctx.registry.uploads.append(name, id, body(ctx), range, contentLength(ctx)));
+    sendEmpty(ctx.res, 202, uploadHeaders(ctx, name, state));
+}
+export async function putUpload(ctx, name, id) {
+    ctx.registry.assertWritable();
+    const digest = ctx.query.get('digest');
+    if (digest === null)
+        throw new RegistryError('DIGEST_INVALID', 'completing an upload requires the ?digest= parameter');
+    parseDigest(digest);
+    const range = chunkRange(ctx);
+    const withBody = hasBody(ctx);
+    const done = await withUploadLocation(ctx, name, id, () => ctx.registry.uploads.finish(name, id, digest, withBody ? body(ctx) : undefined, withBody ? range : undefined, withBody ? contentLength(ctx) : undefined));
+    blobCreated(ctx, name, done.digest);
+}
+export async function cancelUpload(ctx, name, id) {
+    ctx.registry.assertWritable();
+    await ctx.registry.uploads.cancel(name, id);
+    sendEmpty(ctx.res, 204);
+}
+/** A 416 for an upload also tells the client where the upload lives. */
+async function withUploadLocation(ctx, name, id, fn) {
+    try {
+        return await fn();
+    }
+    catch (err) {
+        if (err instanceof RegistryError && err.status === 416)
+            err.headers.Location = ctx.urls.url(`v2/${name}/blobs/uploads/${id}`);
+        throw err;
+    }
+}
+/** `Content-Range: <start>-<end>` (the spec's form; `bytes ` prefixes and `/total` suffixes are tolerated). */
+function chunkRange(ctx) {
+    const header = ctx.req.headers['content-range'];
+    if (header === undefined)
+        return undefined;
+    const m = /^(?:bytes[ =])?(\d+)-(\d+)(?:\/(?:\d+|\*))?$/.exec(header.trim());
+    if (!m)
+        throw new RegistryError('RANGE_INVALID', `malformed Content-Range ${JSON.stringify(header.slice(0, 100))}: expected <start>-<end>`, undefined, { status: 416 });
+    return { start: Number(m[1]), end: Number(m[2]) };
+}

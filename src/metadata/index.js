@@ -1,0 +1,1 @@
+export { MetadataStore } from './store.js';

@@ -1,0 +1,283 @@
+/**
+ * The metadata database: repositories, blob links, manifests and their
+ * references, tags and upload sessions. One async API, two engines (SQLite
+ * embedded, PostgreSQL at scale), SQL written once through Kysely.
+ */
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import { migrationProvider } from './migrations.js';
+const now = () => Date.now();
+function toRecord(row) {
+    return {
+        id: Number(row.id),
+        digest: row.digest,
+        mediaType: row.media_type,
+        size: Number(row.size),
+        artifactType: row.artifact_type,
+        subjectDigest: row.subject_digest,
+        annotations: row.annotations ? JSON.parse(row.annotations) : null,
+    };
+}
+export class MetadataStore {
+    db;
+    dialect;
+    constructor(db, dialect) {
+        this.db = db;
+        this.dialect = dialect;
+    }
+    static async open(opts) {
+        let store;
+        if (opts.url && /^postgres(ql)?:\/\//.test(opts.url)) {
+            const pg = (await import('pg')).default;
+            // bigint (oid 20) as a JS number: sizes and ids stay well below 2^53.
+            const types = { getTypeParser: (oid, format) => (oid === 20 ? (v) => Number(v) : pg.types.getTypeParser(oid, format)) };
+            const pool = new pg.Pool({ connectionString: opts.url, max: 10, types: types });
+            store = new MetadataStore(new Kysely({ dialect: new PostgresDialect({ pool }) }), 'postgres');
+        }
+        else {
+            const Sqlite = (await import('better-sqlite3')).default;
+            const database = new Sqlite(opts.sqlitePath ?? ':memory:');
+            database.pragma('journal_mode = WAL');
+            database.pragma('synchronous = NORMAL');
+            database.pragma('busy_timeout = 10000');
+            database.pragma('foreign_keys = ON');
+            store = new MetadataStore(new Kysely({ dialect: new SqliteDialect({ database }) }), 'sqlite');
+        }
+        await store.migrate();
+        return store;
+    }
+    async migrate() {
+        const migrator = new Migrator({ db: this.db, provider: migrationProvider(this.dialect), migrationTableName: 'berth_migrations', migrationLockTableName: 'berth_migrations_lock' });
+        const { error, results } = await migrator.migrateToLatest();
+        if (error) {
+            const failed = results?.find((r) => r.status === 'Error')?.migrationName;
+            throw new Error(`metadata database migration ${failed ?? ''} failed: ${error.message ?? String(error)}`);
+        }
+    }
+    async close() {
+        await this.db.destroy();
+    }
+    // ---- repositories --------------------------------------------------------
+    async repositoryId(name, db = this.db) {
+        const row = await db.selectFrom('repositories').select('id').where('name', '=', name).executeTakeFirst();
+        return row ? Number(row.id) : null;
+    }
+    async ensureRepository(name, db = this.db) {
+        const existing = await this.repositoryId(name, db);
+        if (existing !== null)
+            return existing;
+        await db.insertInto('repositories').values({ name, created_at: now() }).onConflict((oc) => oc.column('name').doNothing()).execute();
+        const id = await this.repositoryId(name, db);
+        if (id === null)
+            throw new Error(`repository ${name} vanished while being created`);
+        return id;
+    }
+    /** Repositories holding at least one manifest, in byte order. */
+    async listRepositories(page) {
+        let q = this.db
+            .selectFrom('repositories as r')
+            .select('r.name')
+            .where(({ exists, selectFrom }) => exists(selectFrom('manifests as m').select('m.id').whereRef('m.repository_id', '=', 'r.id')))
+            .orderBy('r.name')
+            .limit(page.limit);
+        if (page.after !== undefined)
+            q = q.where('r.name', '>', page.after);
+        return (await q.execute()).map((r) => r.name);
+    }
+    // ---- blobs -----------------------------------------------------------------
+    /** Records a committed blob and links it into a repository. */
+    async linkBlob(repository, digest, size) {
+        await this.db.transaction().execute(async (trx) => {
+            const repositoryId = await this.ensureRepository(repository, trx);
+            const t = now();
+            await trx.insertInto('blobs').values({ digest, size, created_at: t }).onConflict((oc) => oc.column('digest').doNothing()).execute();
+            await trx
+                .insertInto('repository_blobs')
+                .values({ repository_id: repositoryId, digest, created_at: t })
+                .onConflict((oc) => oc.columns(['repository_id', 'digest']).doNothing())
+                .execute();
+        });
+    }
+    /** The size of a blob linked in a repository, or null. */
+    async linkedBlob(repository, digest) {
+        const row = await this.db
+            .selectFrom('repository_blobs as rb')
+            .innerJoin('repositories as r', 'r.id', 'rb.repository_id')
+            .innerJoin('blobs as b', 'b.digest', 'rb.digest')
+            .select('b.size')
+            .where('r.name', '=', repository)
+            .where('rb.digest', '=', digest)
+            .executeTakeFirst();
+        return row ? { size: Number(row.size) } : null;
+    }
+    async unlinkBlob(repository, digest) {
+        const repositoryId = await this.repositoryId(repository);
+        if (repositoryId === null)
+            return false;
+        const r = await this.db.deleteFrom('repository_blobs').where('repository_id', '=', repositoryId).where('digest', '=', digest).executeTakeFirst();
+        return Number(r.numDeletedRows) > 0;
+    }
+    /** A committed blob known anywhere in the registry, or null. */
+    async knownBlob(digest) {
+        const row = await this.db.selectFrom('blobs').select('size').where('digest', '=', digest).executeTakeFirst();
+        return row ? { size: Number(row.size) } : null;
+    }
+    // ---- manifests -------------------------------------------------------------
+    /**
+     * Stores a manifest and its references and points `tags` at it, all in one
+     * transaction, after checking inside that transaction that everything it
+     * references is present in the repository.
+     */
+    async putManifest(repository, m, tags) {
+        return this.db.transaction().execute(async (trx) => {
+            const repositoryId = await this.ensureRepository(repository, trx);
+            const missingBlobs = await this.missing(trx, 'repository_blobs', repositoryId, m.blobs);
+            const missingManifests = await this.missing(trx, 'manifests', repositoryId, m.manifests);
+            if (missingBlobs.length || missingManifests.length)
+                return { ok: false, missingBlobs, missingManifests };
+            const t = now();
+            await trx
+                .insertInto('manifests')
+                .values({
+                repository_id: repositoryId,
+                digest: m.digest,
+                media_type: m.mediaType,
+                size: m.size,
+                artifact_type: m.artifactType,
+                subject_digest: m.subjectDigest,
+                annotations: m.annotations ? JSON.stringify(m.annotations) : null,
+                created_at: t,
+            })
+                .onConflict((oc) => oc.columns(['repository_id', 'digest']).doNothing())
+                .execute();
+            const row = await trx.selectFrom('manifests').select('id').where('repository_id', '=', repositoryId).where('digest', '=', m.digest).executeTakeFirstOrThrow();
+            const manifestId = Number(row.id);
+            const existingRefs = await trx.selectFrom('manifest_references').select('manifest_id').where('manifest_id', '=', manifestId).limit(1).execute();
+            if (existingRefs.length === 0) {
+                const refs = [
+                    ...new Set(m.blobs.map((d) => `blob ${d}`).concat(m.manifests.map((d) => `manifest ${d}`), m.subjectDigest ? [`subject ${m.subjectDigest}`] : [])),
+                ].map((s) => {
+                    const [kind, digest] = s.split(' ');
+                    return { manifest_id: manifestId, repository_id: repositoryId, digest, kind };
+                });
+                for (let i = 0; i < refs.length; i += 500)
+                    await trx.insertInto('manifest_references').values(refs.slice(i, i + 500)).execute();
+            }
+            for (const tag of tags) {
+                await trx
+                    .insertInto('tags')
+                    .values({ repository_id: repositoryId, name: tag, manifest_id: manifestId, updated_at: t })
+                    .onConflict((oc) => oc.columns(['repository_id', 'name']).doUpdateSet({ manifest_id: manifestId, updated_at: t }))
+                    .execute();
+            }
+            return { ok: true };
+        });
+    }
+    async missing(trx, table, repositoryId, digests) {
+        const wanted = [...new Set(digests)];
+        if (wanted.length === 0)
+            return [];
+        const found = new Set();
+        for (let i = 0; i < wanted.length; i += 500) {
+            const rows = await trx.selectFrom(table).select('digest').where('repository_id', '=', repositoryId).where('digest', 'in', wanted.slice(i, i + 500)).execute();
+            for (const r of rows)
+                found.add(r.digest);
+        }
+        return wanted.filter((d) => !found.has(d));
+    }
+    async manifestByDigest(repository, digest) {
+        const row = await this.db
+            .selectFrom('manifests as m')
+            .innerJoin('repositories as r', 'r.id', 'm.repository_id')
+            .select(['m.id', 'm.digest', 'm.media_type', 'm.size', 'm.artifact_type', 'm.subject_digest', 'm.annotations'])
+            .where('r.name', '=', repository)
+            .where('m.digest', '=', digest)
+            .executeTakeFirst();
+        return row ? toRecord(row) : null;
+    }
+    async manifestByTag(repository, tag) {
+        const row = await this.db
+            .selectFrom('tags as t')
+            .innerJoin('repositories as r', 'r.id', 't.repository_id')
+            .innerJoin('manifests as m', 'm.id', 't.manifest_id')
+            .select(['m.id', 'm.digest', 'm.media_type', 'm.size', 'm.artifact_type', 'm.subject_digest', 'm.annotations'])
+            .where('r.name', '=', repository)
+            .where('t.name', '=', tag)
+            .executeTakeFirst();
+        return row ? toRecord(row) : null;
+    }
+    /** Deletes a manifest from a repository with every tag pointing at it. */
+    async deleteManifest(repository, digest) {
+        return this.db.transaction().execute(async (trx) => {
+            const repositoryId = await this.repositoryId(repository, trx);
+            if (repositoryId === null)
+                return false;
+            const row = await trx.selectFrom('manifests').select('id').where('repository_id', '=', repositoryId).where('digest', '=', digest).executeTakeFirst();
+            if (!row)
+                return false;
+            await trx.deleteFrom('tags').where('manifest_id', '=', row.id).execute();
+            await trx.deleteFrom('manifest_references').where('manifest_id', '=', row.id).execute();
+            await trx.deleteFrom('manifests').where('id', '=', row.id).execute();
+            return true;
+        });
+    }
+    async deleteTag(repository, tag) {
+        const repositoryId = await this.repositoryId(repository);
+        if (repositoryId === null)
+            return false;
+        const r = await this.db.deleteFrom('tags').where('repository_id', '=', repositoryId).where('name', '=', tag).executeTakeFirst();
+        return Number(r.numDeletedRows) > 0;
+    }
+    /** Tags in byte order, or null when the repository is unknown. */
+    async listTags(repository, page) {
+        const repositoryId = await this.repositoryId(repository);
+        if (repositoryId === null)
+            return null;
+        let q = this.db.selectFrom('tags').select('name').where('repository_id', '=', repositoryId).orderBy('name').limit(page.limit);
+        if (page.after !== undefined)
+            q = q.where('name', '>', page.after);
+        return (await q.execute()).map((r) => r.name);
+    }
+    /** Manifests in a repository whose `subject` is `digest`. */
+    async referrers(repository, digest, artifactType) {
+        let q = this.db
+            .selectFrom('manifests as m')
+            .innerJoin('repositories as r', 'r.id', 'm.repository_id')
+            .select(['m.id', 'm.digest', 'm.media_type', 'm.size', 'm.artifact_type', 'm.subject_digest', 'm.annotations'])
+            .where('r.name', '=', repository)
+            .where('m.subject_digest', '=', digest)
+            .orderBy('m.created_at')
+            .orderBy('m.digest');
+        if (artifactType !== undefined)
+            q = q.where('m.artifact_type', '=', artifactType);
+        return (await q.execute()).map(toRecord);
+    }
+    // ---- upload sessions -------------------------------------------------------
+    async createUpload(id, repository) {
+        const repositoryId = await this.ensureRepository(repository);
+        const t = now();
+        await this.db.insertInto('uploads').values({ id, repository_id: repositoryId, created_at: t, updated_at: t }).execute();
+    }
+    async upload(id) {
+        const row = await this.db
+            .selectFrom('uploads as u')
+            .innerJoin('repositories as r', 'r.id', 'u.repository_id')
+            .select(['r.name', 'u.created_at', 'u.updated_at'])
+            .where('u.id', '=', id)
+            .executeTakeFirst();
+        return row ? { repository: row.name, createdAt: Number(row.created_at), updatedAt: Number(row.updated_at) } : null;
+    }
+    async touchUpload(id) {
+        await this.db.updateTable('uploads').set({ updated_at: now() }).where('id', '=', id).execute();
+    }
+    async deleteUpload(id) {
+        await this.db.deleteFrom('uploads').where('id', '=', id).execute();
+    }
+    /** Upload sessions untouched since `before` (ms), for purging. */
+    async staleUploads(before) {
+        return (await this.db.selectFrom('uploads').select('id').where('updated_at', '<', before).execute()).map((r) => r.id);
+    }
+    /** Runs a trivial query; used by health checks. */
+    async ping() {
+        await sql `select 1`.execute(this.db);
+    }
+}

@@ -1,0 +1,159 @@
+/**
+ * The one test suite every metadata engine must pass (SQLite and PostgreSQL).
+ * Call it from `<engine>.test.ts` with a factory for a fresh, empty store.
+ */
+import assert from 'node:assert/strict';
+import { createHash, randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import type { MetadataStore, NewManifest } from './store.js';
+
+const d = (s: string) => `sha256:${createHash('sha256').update(s).digest('hex')}`;
+
+function manifest(name: string, extra: Partial<NewManifest> = {}): NewManifest {
+  return {
+    digest: d(`manifest ${name}`),
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    size: 100,
+    artifactType: null,
+    subjectDigest: null,
+    annotations: null,
+    blobs: [],
+    manifests: [],
+    ...extra,
+  };
+}
+
+export function runMetadataSuite(name: string, open: () => Promise<{ store: MetadataStore; cleanup(): Promise<void> }>): void {
+  describe(`metadata store: ${name}`, () => {
+    let store: MetadataStore;
+    let cleanup: () => Promise<void>;
+    before(async () => {
+      ({ store, cleanup } = await open());
+    });
+    after(async () => {
+      await store.close();
+      await cleanup();
+    });
+
+    it('migrates idempotently', async () => {
+      await store.migrate();
+      await store.migrate();
+      await store.ping();
+    });
+
+    it('creates repositories once, even concurrently', async () => {
+      const ids = await Promise.all(Array.from({ length: 8 }, () => store.ensureRepository('concurrent/repo')));
+      assert.equal(new Set(ids).size, 1);
+      assert.equal(await store.repositoryId('concurrent/repo'), ids[0]);
+      assert.equal(await store.repositoryId('never/created'), null);
+    });
+
+    it('links blobs per repository', async () => {
+      const blob = d('blob-1');
+      await store.linkBlob('links/a', blob, 42);
+      await store.linkBlob('links/a', blob, 42); // idempotent
+      assert.deepEqual(await store.linkedBlob('links/a', blob), { size: 42 });
+      assert.equal(await store.linkedBlob('links/b', blob), null, 'not linked in another repository');
+      assert.deepEqual(await store.knownBlob(blob), { size: 42 });
+      assert.equal(await store.unlinkBlob('links/a', blob), true);
+      assert.equal(await store.unlinkBlob('links/a', blob), false);
+      assert.equal(await store.linkedBlob('links/a', blob), null);
+      assert.deepEqual(await store.knownBlob(blob), { size: 42 }, 'the blob itself stays known');
+    });
+
+    it('refuses a manifest whose blobs or children are missing, and stores nothing', async () => {
+      const layer = d('layer-missing');
+      const r = await store.putManifest('refs/a', manifest('m-missing', { blobs: [layer], manifests: [d('child-missing')] }), ['t']);
+      assert.deepEqual(r, { ok: false, missingBlobs: [layer], missingManifests: [d('child-missing')] });
+      assert.equal(await store.manifestByTag('refs/a', 't'), null);
+    });
+
+    it('stores manifests, tags and references; retags move the tag', async () => {
+      const layer = d('layer-ok');
+      await store.linkBlob('refs/b', layer, 10);
+      const m1 = manifest('m1', { blobs: [layer, layer], annotations: { a: 'b' } });
+      assert.deepEqual(await store.putManifest('refs/b', m1, ['v1', 'latest']), { ok: true });
+      assert.deepEqual(await store.putManifest('refs/b', m1, ['v1']), { ok: true }, 're-putting is idempotent');
+      const byTag = await store.manifestByTag('refs/b', 'latest');
+      assert.equal(byTag?.digest, m1.digest);
+      assert.deepEqual(byTag?.annotations, { a: 'b' });
+      assert.equal((await store.manifestByDigest('refs/b', m1.digest))?.size, 100);
+      assert.equal(await store.manifestByDigest('refs/other', m1.digest), null);
+
+      const m2 = manifest('m2', { blobs: [layer] });
+      await store.putManifest('refs/b', m2, ['latest']);
+      assert.equal((await store.manifestByTag('refs/b', 'latest'))?.digest, m2.digest);
+      assert.equal((await store.manifestByTag('refs/b', 'v1'))?.digest, m1.digest);
+
+      const index = manifest('idx', { mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [m1.digest, m2.digest] });
+      assert.deepEqual(await store.putManifest('refs/b', index, ['multi']), { ok: true });
+    });
+
+    it('deletes a tag alone, or a manifest with all its tags', async () => {
+      const m = manifest('del-m');
+      await store.putManifest('del/a', m, ['one', 'two', 'three']);
+      assert.equal(await store.deleteTag('del/a', 'one'), true);
+      assert.equal(await store.deleteTag('del/a', 'one'), false);
+      assert.deepEqual(await store.listTags('del/a', { limit: 10 }), ['three', 'two']);
+      assert.equal(await store.deleteManifest('del/a', m.digest), true);
+      assert.deepEqual(await store.listTags('del/a', { limit: 10 }), []);
+      assert.equal(await store.manifestByDigest('del/a', m.digest), null);
+      assert.equal(await store.deleteManifest('del/a', m.digest), false);
+      assert.equal(await store.deleteManifest('del/none', m.digest), false);
+    });
+
+    it('paginates tags and repositories in byte order', async () => {
+      const m = manifest('page-m');
+      const tags = ['b', 'A', 'a', '1.0', '1.10', '1.2', 'Z', '_x'];
+      await store.putManifest('page/repo', m, tags);
+      const all = await store.listTags('page/repo', { limit: 100 });
+      assert.deepEqual(all, [...tags].sort());
+      const first = await store.listTags('page/repo', { limit: 3 });
+      const rest = await store.listTags('page/repo', { limit: 100, after: first![2] });
+      assert.deepEqual([...first!, ...rest!], all);
+      assert.equal(await store.listTags('page/unknown', { limit: 1 }), null);
+
+      for (const r of ['cat/b', 'cat/a', 'cat/a-b', 'cat/a/b', 'cat/a.b']) await store.putManifest(r, manifest(`cat-${r}`), ['t']);
+      await store.ensureRepository('cat/empty'); // no manifest: not listed
+      const repos = (await store.listRepositories({ limit: 1000 })).filter((r) => r.startsWith('cat/'));
+      assert.deepEqual(repos, ['cat/a', 'cat/a-b', 'cat/a.b', 'cat/a/b', 'cat/b']);
+      const after = await store.listRepositories({ limit: 2, after: 'cat/a-b' });
+      assert.deepEqual(after, ['cat/a.b', 'cat/a/b']);
+    });
+
+    it('finds referrers by subject, filtered by artifact type', async () => {
+      const subject = d('subject');
+      await store.putManifest('ref/a', manifest('sig', { subjectDigest: subject, artifactType: 'application/vnd.example.sig', annotations: { k: 'v' } }), []);
+      await store.putManifest('ref/a', manifest('sbom', { subjectDigest: subject, artifactType: 'application/vnd.example.sbom' }), []);
+      await store.putManifest('ref/b', manifest('elsewhere', { subjectDigest: subject, artifactType: 'application/vnd.example.sig' }), []);
+      const all = await store.referrers('ref/a', subject);
+      assert.equal(all.length, 2);
+      const sigs = await store.referrers('ref/a', subject, 'application/vnd.example.sig');
+      assert.equal(sigs.length, 1);
+      assert.equal(sigs[0]!.digest, d('manifest sig'));
+      assert.deepEqual(sigs[0]!.annotations, { k: 'v' });
+      assert.deepEqual(await store.referrers('ref/a', d('nothing')), []);
+    });
+
+    it('keeps upload sessions', async () => {
+      const id = randomUUID();
+      await store.createUpload(id, 'up/a');
+      const u = await store.upload(id);
+      assert.equal(u?.repository, 'up/a');
+      assert.ok(u!.createdAt > 0);
+      await store.touchUpload(id);
+      assert.deepEqual(await store.staleUploads(0), []);
+      assert.ok((await store.staleUploads(Date.now() + 1000)).includes(id));
+      await store.deleteUpload(id);
+      assert.equal(await store.upload(id), null);
+    });
+
+    it('serialises concurrent tag updates without losing the repository', async () => {
+      const ms = Array.from({ length: 10 }, (_, i) => manifest(`race-${i}`));
+      await Promise.all(ms.map((m) => store.putManifest('race/a', m, ['latest'])));
+      const final = await store.manifestByTag('race/a', 'latest');
+      assert.ok(ms.some((m) => m.digest === final?.digest));
+      assert.deepEqual(await store.listTags('race/a', { limit: 10 }), ['latest']);
+    });
+  });
+}

@@ -1,0 +1,3 @@
+export { BlobNotFoundError, UploadNotFoundError } from './driver.js';
+export { FilesystemBlobStore } from './filesystem.js';
+export { InMemoryBlobStore } from './inmemory.js';

@@ -1,0 +1,150 @@
+// A real, throwaway PostgreSQL cluster per call, from Debian's packages.
+// Each call gets its own data dir and port, so test files may run in parallel.
+// The server refuses to run as root, hence the chown + runuser dance.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { chown, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { aptInstall, ensureTool, freePort, run } from './tools.js';
+
+export interface PostgresServer {
+  /** postgres://postgres@127.0.0.1:<port>/berth (trust auth, no password). */
+  url: string;
+  port: number;
+  /** Directory holding this server's psql, pg_dump, ... */
+  binDir: string;
+  stop(): Promise<void>;
+}
+
+const PG_USER = 'postgres';
+const PG_ROOT = '/usr/lib/postgresql';
+
+async function findBinDir(): Promise<string | undefined> {
+  let versions: string[];
+  try {
+    versions = await readdir(PG_ROOT);
+  } catch {
+    return undefined;
+  }
+  // Newest major version first, compared numerically ("9.6" < "15").
+  versions.sort((a, b) => Number.parseFloat(b) - Number.parseFloat(a));
+  for (const v of versions) {
+    const bin = path.join(PG_ROOT, v, 'bin');
+    if (existsSync(path.join(bin, 'initdb')) && existsSync(path.join(bin, 'pg_ctl'))) return bin;
+  }
+  return undefined;
+}
+
+/** The bin dir of the newest installed PostgreSQL, installing `postgresql` if there is none. */
+export async function postgresBinDir(): Promise<string> {
+  const found = await findBinDir();
+  if (found) return found;
+  try {
+    await aptInstall(['postgresql']);
+  } catch (e) {
+    throw new Error(`PostgreSQL is not installed and \`apt-get install postgresql\` failed: ${(e as Error).message}`);
+  }
+  const installed = await findBinDir();
+  if (!installed) throw new Error(`installed apt package postgresql but found no ${PG_ROOT}/*/bin/initdb`);
+  return installed;
+}
+
+async function userIds(user: string): Promise<{ uid: number; gid: number }> {
+  const ids = async (flag: string): Promise<number> => Number((await run('id', [flag, user])).stdout.trim());
+  try {
+    return { uid: await ids('-u'), gid: await ids('-g') };
+  } catch (e) {
+    throw new Error(`the \`${user}\` system user is missing (it comes with the postgresql package): ${(e as Error).message}`);
+  }
+}
+
+// Servers still running when the process exits (a test crashed before stop()):
+// SIGQUIT is PostgreSQL's "immediate shutdown", and it must be synchronous here.
+const live = new Set<string>();
+process.once('exit', () => {
+  for (const dataDir of live) {
+    try {
+      const pid = Number(readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+      if (pid > 0) process.kill(pid, 'SIGQUIT');
+    } catch {
+      // Already gone.
+    }
+  }
+});
+
+async function tail(file: string): Promise<string> {
+  try {
+    return (await readFile(file, 'utf8')).split('\n').slice(-30).join('\n');
+  } catch {
+    return '(no server log)';
+  }
+}
+
+export async function startPostgres(): Promise<PostgresServer> {
+  const binDir = await postgresBinDir();
+  const runuser = await ensureTool('runuser', 'util-linux');
+  const { uid, gid } = await userIds(PG_USER);
+  const asPostgres = (bin: string, args: string[], cwd: string) =>
+    run(runuser, ['-u', PG_USER, '--', path.join(binDir, bin), ...args], {
+      cwd, // postgres must be able to chdir here
+      env: { ...process.env, LC_ALL: 'C.UTF-8', LANG: 'C.UTF-8' },
+      timeoutMs: 120_000,
+    });
+
+  // Short base dir: the socket path (<base>/.s.PGSQL.<port>) must fit in 107 bytes.
+  const base = await mkdtemp(path.join(tmpdir(), 'berth-pg-'));
+  const dataDir = path.join(base, 'data');
+  const logFile = path.join(base, 'server.log');
+  let started = false;
+  try {
+    await chown(base, uid, gid);
+    await asPostgres(
+      'initdb',
+      ['-D', dataDir, '-A', 'trust', '-U', PG_USER, '-E', 'UTF8', '--locale=C.UTF-8', '--no-sync'],
+      base,
+    );
+
+    // freePort() races with other processes; retry with a fresh port if the bind loses.
+    let port = 0;
+    for (let attempt = 1; ; attempt++) {
+      port = await freePort();
+      const serverOpts = `-p ${port} -k '${base}' -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off`;
+      try {
+        live.add(dataDir);
+        await asPostgres('pg_ctl', ['-D', dataDir, '-l', logFile, '-o', serverOpts, '-w', '-t', '60', 'start'], base);
+        started = true;
+        break;
+      } catch (e) {
+        live.delete(dataDir);
+        const log = await tail(logFile);
+        if (attempt < 5 && /already in use|could not (create|bind)/i.test(log)) continue;
+        throw new Error(`${(e as Error).message}\n--- server log ---\n${log}`);
+      }
+    }
+
+    await run(path.join(binDir, 'createdb'), ['-h', '127.0.0.1', '-p', String(port), '-U', PG_USER, 'berth'], {
+      timeoutMs: 60_000,
+    });
+
+    let stopped: Promise<void> | undefined;
+    const stop = (): Promise<void> =>
+      (stopped ??= (async () => {
+        try {
+          await asPostgres('pg_ctl', ['-D', dataDir, '-m', 'immediate', '-w', 'stop'], base);
+        } finally {
+          live.delete(dataDir);
+          await rm(base, { recursive: true, force: true });
+        }
+      })());
+
+    return { url: `postgres://${PG_USER}@127.0.0.1:${port}/berth`, port, binDir, stop };
+  } catch (e) {
+    if (started) {
+      await asPostgres('pg_ctl', ['-D', dataDir, '-m', 'immediate', '-w', 'stop'], base).catch(() => {});
+    }
+    live.delete(dataDir);
+    await rm(base, { recursive: true, force: true });
+    throw e;
+  }
+}
