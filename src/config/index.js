@@ -1,2 +1,0 @@
-export { loadConfig, parseAddr, ConfigError } from './config.js';
-export { applyEnvOverrides } from './env.js';

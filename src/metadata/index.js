@@ -1,1 +1,0 @@
-export { MetadataStore } from './store.js';

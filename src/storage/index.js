@@ -1,3 +1,0 @@
-export { BlobNotFoundError, UploadNotFoundError } from './driver.js';
-export { FilesystemBlobStore } from './filesystem.js';
-export { InMemoryBlobStore } from './inmemory.js';
