@@ -1,28 +1,69 @@
 /**
- * Configuration in distribution's config.yml shape, plus Berth's own keys
+ * Configuration in distribution's config.yml shape (its configuration
+ * reference, docs/content/about/configuration.md), plus Berth's own keys
  * under `berth:`. Loaded from a file (optional), then REGISTRY_* overrides,
- * then defaults; validated with messages that name the key.
+ * then validated against the schema below. Durations are milliseconds.
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import YAML from 'yaml';
 import { applyEnvOverrides, type Tree } from './env.js';
+import { s, SchemaError, validate, type Schema } from './schema.js';
+
+export interface NotificationEndpoint {
+  name: string;
+  disabled: boolean;
+  url: string;
+  headers: Record<string, string[]>;
+  timeout: number;
+  threshold: number;
+  backoff: number;
+  ignoredmediatypes: string[];
+  ignore: { mediatypes: string[]; actions: string[] };
+}
+
+export interface HealthCheckHttp {
+  uri: string;
+  headers: Record<string, string[]>;
+  statuscode: number;
+  timeout: number;
+  interval: number;
+  threshold: number;
+}
 
 export interface Config {
   version: string;
-  log: { level: 'error' | 'warn' | 'info' | 'debug'; formatter: 'json' | 'text'; fields: Record<string, unknown>; accesslog: { disabled: boolean } };
+  log: { level: 'error' | 'warn' | 'info' | 'debug'; formatter: 'text' | 'json' | 'logstash'; fields: Record<string, unknown>; accesslog: { disabled: boolean } };
   storage: {
     driver: 'filesystem' | 'inmemory';
     filesystem: { rootdirectory: string };
     delete: { enabled: boolean };
-    maintenance: { readonly: { enabled: boolean } };
+    redirect: { disable: boolean };
+    cache: { blobdescriptor?: string };
+    maintenance: {
+      uploadpurging: { enabled: boolean; age: number; interval: number; dryrun: boolean };
+      readonly: { enabled: boolean };
+    };
   };
   http: {
     addr: string;
+    net: 'tcp' | 'unix';
     host?: string;
     prefix: string;
+    secret?: string;
     relativeurls: boolean;
+    draintimeout: number;
+    tls: { certificate?: string; key?: string; clientcas: string[]; minimumtls: 'tls1.0' | 'tls1.1' | 'tls1.2' | 'tls1.3' };
     headers: Record<string, string[]>;
+    debug: { addr?: string; prometheus: { enabled: boolean; path: string } };
+  };
+  auth: { htpasswd?: { realm: string; path: string } };
+  notifications: { endpoints: NotificationEndpoint[] };
+  health: {
+    storagedriver: { enabled: boolean; interval: number; threshold: number };
+    file: { file: string; interval: number }[];
+    http: HealthCheckHttp[];
+    tcp: { addr: string; timeout: number; interval: number; threshold: number }[];
   };
   berth: {
     /** `postgres://…` for PostgreSQL; default: SQLite at <rootdirectory>/berth.db. */
@@ -38,7 +79,100 @@ export class ConfigError extends Error {
 }
 
 const STORAGE_DRIVERS = ['filesystem', 'inmemory', 's3', 'azure', 'gcs', 'swift', 'oss'];
-const STORAGE_PARAMETER_KEYS = ['delete', 'maintenance', 'cache', 'redirect', 'tag'];
+const AVAILABLE_DRIVERS = ['filesystem', 'inmemory'];
+const STORAGE_PARAMETERS = ['delete', 'maintenance', 'cache', 'redirect', 'tag'];
+
+const headers = s.map(s.list(s.string()));
+
+const SCHEMA: Schema = s.struct({
+  version: s.string('0.1'),
+  log: s.struct({
+    level: s.enumOf(['error', 'warn', 'info', 'debug'], 'info'),
+    formatter: s.enumOf(['text', 'json', 'logstash'], 'json'),
+    fields: s.map(s.any()),
+    hooks: s.any(),
+    reportcaller: s.bool(false),
+    accesslog: s.struct({ disabled: s.bool(false) }),
+  }),
+  loglevel: s.any(),
+  storage: s.struct({
+    filesystem: s.struct({ rootdirectory: s.string(), maxthreads: s.int() }),
+    inmemory: s.any(),
+    s3: s.any(),
+    azure: s.any(),
+    gcs: s.any(),
+    swift: s.any(),
+    oss: s.any(),
+    delete: s.struct({ enabled: s.bool(false) }),
+    redirect: s.struct({ disable: s.bool(false) }),
+    cache: s.struct({ blobdescriptor: s.enumOf(['inmemory', 'redis']), blobdescriptorsize: s.int() }),
+    tag: s.struct({ concurrencylimit: s.int() }),
+    maintenance: s.struct({
+      uploadpurging: s.struct({ enabled: s.bool(true), age: s.duration('168h'), interval: s.duration('24h'), dryrun: s.bool(false) }),
+      readonly: s.struct({ enabled: s.bool(false) }),
+    }),
+  }),
+  http: s.struct({
+    addr: s.string(':5000'),
+    net: s.enumOf(['tcp', 'unix'], 'tcp'),
+    host: s.string(),
+    prefix: s.string('/'),
+    secret: s.string(),
+    relativeurls: s.bool(false),
+    draintimeout: s.duration('30s'),
+    tls: s.struct({
+      certificate: s.string(),
+      key: s.string(),
+      clientcas: s.list(s.string()),
+      clientauth: s.string(),
+      minimumtls: s.enumOf(['tls1.0', 'tls1.1', 'tls1.2', 'tls1.3'], 'tls1.2'),
+      ciphersuites: s.list(s.string()),
+      letsencrypt: s.any(),
+    }),
+    headers,
+    debug: s.struct({ addr: s.string(), prometheus: s.struct({ enabled: s.bool(false), path: s.string('/metrics') }) }),
+    http2: s.any(),
+    h2c: s.any(),
+  }),
+  auth: s.struct({
+    htpasswd: s.struct({ realm: s.string('Registry Realm'), path: s.string() }),
+    silly: s.any(),
+    token: s.any(),
+  }),
+  notifications: s.struct({
+    events: s.struct({ includereferences: s.bool(false) }),
+    endpoints: s.list(
+      s.struct({
+        name: s.string(),
+        disabled: s.bool(false),
+        url: s.string(),
+        headers,
+        timeout: s.duration('1s'),
+        threshold: s.int(10, 1),
+        backoff: s.duration('1s'),
+        ignoredmediatypes: s.list(s.string()),
+        ignore: s.struct({ mediatypes: s.list(s.string()), actions: s.list(s.string()) }),
+      }),
+    ),
+  }),
+  health: s.struct({
+    storagedriver: s.struct({ enabled: s.bool(false), interval: s.duration('10s'), threshold: s.int(1, 1) }),
+    file: s.list(s.struct({ file: s.string(), interval: s.duration('10s') })),
+    http: s.list(s.struct({ uri: s.string(), headers, statuscode: s.int(200), timeout: s.duration('1s'), interval: s.duration('10s'), threshold: s.int(1, 1) })),
+    tcp: s.list(s.struct({ addr: s.string(), timeout: s.duration('1s'), interval: s.duration('10s'), threshold: s.int(1, 1) })),
+  }),
+  proxy: s.any(),
+  redis: s.any(),
+  validation: s.any(),
+  compatibility: s.any(),
+  catalog: s.any(),
+  reporting: s.any(),
+  middleware: s.any(),
+  policy: s.any(),
+  berth: s.struct({
+    database: s.struct({ url: s.string() }),
+  }),
+});
 
 export interface LoadedConfig {
   config: Config;
@@ -46,117 +180,107 @@ export interface LoadedConfig {
   source: string | null;
 }
 
-/** Loads configuration: `file` (or REGISTRY_CONFIGURATION_PATH), env overrides, defaults. */
+/** Loads configuration: `file` (or REGISTRY_CONFIGURATION_PATH), env overrides, defaults, validation. */
 export async function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<LoadedConfig> {
   const source = file ?? env.REGISTRY_CONFIGURATION_PATH ?? null;
-  let tree: Tree = {};
+  let text = '';
   if (source) {
-    let text: string;
     try {
       text = await readFile(source, 'utf8');
     } catch (err) {
       throw new ConfigError(`cannot read configuration file ${source}: ${(err as Error).message}`);
     }
-    let parsed: unknown;
-    try {
-      parsed = YAML.parse(text);
-    } catch (err) {
-      throw new ConfigError(`configuration file ${source} is not valid YAML: ${(err as Error).message}`);
-    }
-    if (parsed !== null && parsed !== undefined) {
-      if (typeof parsed !== 'object' || Array.isArray(parsed)) throw new ConfigError(`configuration file ${source} must hold a YAML mapping`);
-      tree = parsed as Tree;
-    }
   }
-  const { warnings } = applyEnvOverrides(tree, env);
-  return { ...normalize(tree, warnings), source };
+  return { ...parseConfig(text, env, source ?? 'configuration'), source };
 }
 
-function obj(tree: Tree, key: string, where: string): Tree {
-  const v = tree[key];
-  if (v === undefined || v === null || v === '') return {};
-  if (typeof v !== 'object' || Array.isArray(v)) throw new ConfigError(`${where}${key}: expected a mapping, got ${JSON.stringify(v)}`);
-  return v as Tree;
+/** Parses YAML text plus env overrides into a validated Config. */
+export function parseConfig(text: string, env: NodeJS.ProcessEnv = {}, where = 'configuration'): { config: Config; warnings: string[] } {
+  let tree: Tree = {};
+  let parsed: unknown;
+  try {
+    parsed = text.trim() === '' ? null : YAML.parse(text);
+  } catch (err) {
+    throw new ConfigError(`${where} is not valid YAML: ${(err as Error).message}`);
+  }
+  if (parsed !== null && parsed !== undefined) {
+    if (typeof parsed !== 'object' || Array.isArray(parsed)) throw new ConfigError(`${where} must hold a YAML mapping`);
+    tree = parsed as Tree;
+  }
+  const warnings: string[] = [];
+  const overrides = applyEnvOverrides(tree, env);
+  warnings.push(...overrides.warnings);
+  // distribution accepts `storage: inmemory` and `auth: htpasswd` as bare names.
+  for (const key of ['storage', 'auth']) {
+    const v = tree[key];
+    if (typeof v === 'string' && v !== '') tree[key] = { [v]: {} };
+  }
+  let v: Record<string, unknown>;
+  try {
+    v = validate(tree, SCHEMA, '', (w) => warnings.push(w)) as Record<string, unknown>;
+  } catch (err) {
+    if (err instanceof SchemaError) throw new ConfigError(err.message);
+    throw err;
+  }
+  return { config: finish(v, tree), warnings };
 }
 
-function bool(v: unknown, key: string, fallback: boolean): boolean {
-  if (v === undefined || v === null) return fallback;
-  if (typeof v === 'boolean') return v;
-  if (v === 'true' || v === 'false') return v === 'true';
-  throw new ConfigError(`${key}: expected true or false, got ${JSON.stringify(v)}`);
-}
+function finish(v: Record<string, unknown>, raw: Tree): Config {
+  const c = v as unknown as Config & { storage: Record<string, unknown>; auth: Record<string, unknown> };
+  if (c.version !== '0.1') throw new ConfigError(`version: only configuration version 0.1 is supported, got ${JSON.stringify(c.version)}`);
 
-function str(v: unknown, key: string, fallback: string): string;
-function str(v: unknown, key: string, fallback?: string): string | undefined;
-function str(v: unknown, key: string, fallback?: string): string | undefined {
-  if (v === undefined || v === null) return fallback;
-  if (typeof v === 'string') return v;
-  if (typeof v === 'number') return String(v);
-  throw new ConfigError(`${key}: expected a string, got ${JSON.stringify(v)}`);
-}
-
-function normalize(tree: Tree, warnings: string[]): { config: Config; warnings: string[] } {
-  const version = str(tree.version, 'version', '0.1');
-  if (version !== '0.1') throw new ConfigError(`version: only configuration version 0.1 is supported, got ${JSON.stringify(version)}`);
-
-  const log = obj(tree, 'log', '');
-  const level = str(log.level, 'log.level', 'info').toLowerCase();
-  if (!['error', 'warn', 'info', 'debug'].includes(level)) throw new ConfigError(`log.level: expected error, warn, info or debug, got ${JSON.stringify(log.level)}`);
-  const formatter = str(log.formatter, 'log.formatter', 'json').toLowerCase();
-  if (!['json', 'text', 'logstash'].includes(formatter)) throw new ConfigError(`log.formatter: expected text, json or logstash, got ${JSON.stringify(log.formatter)}`);
-
-  const storage = obj(tree, 'storage', '');
-  const drivers = Object.keys(storage).filter((k) => !STORAGE_PARAMETER_KEYS.includes(k));
-  for (const d of drivers) if (!STORAGE_DRIVERS.includes(d)) throw new ConfigError(`storage.${d}: unknown storage driver (known: ${STORAGE_DRIVERS.join(', ')})`);
+  const rawStorage = (raw.storage ?? {}) as Tree;
+  const drivers = Object.keys(rawStorage).filter((k) => !STORAGE_PARAMETERS.includes(k.toLowerCase()) && STORAGE_DRIVERS.includes(k.toLowerCase()));
   if (drivers.length > 1) throw new ConfigError(`storage: more than one storage driver configured (${drivers.join(', ')}); choose one`);
-  const driver = drivers[0] ?? 'filesystem';
-  if (driver !== 'filesystem' && driver !== 'inmemory') throw new ConfigError(`storage.${driver}: this storage driver is not available yet`);
-  const fs = obj(storage, 'filesystem', 'storage.');
-  const rootdirectory = path.resolve(str(fs.rootdirectory, 'storage.filesystem.rootdirectory', './data'));
-  const del = obj(storage, 'delete', 'storage.');
-  const maintenance = obj(storage, 'maintenance', 'storage.');
-  const readonly = obj(maintenance, 'readonly', 'storage.maintenance.');
+  const driver = (drivers[0]?.toLowerCase() ?? 'filesystem') as Config['storage']['driver'];
+  if (!AVAILABLE_DRIVERS.includes(driver)) throw new ConfigError(`storage.${driver}: this storage driver is not available yet (available: ${AVAILABLE_DRIVERS.join(', ')})`);
+  c.storage.driver = driver;
+  const fs = c.storage.filesystem as { rootdirectory?: string };
+  c.storage.filesystem = { rootdirectory: path.resolve(fs.rootdirectory ?? './data') };
 
-  const http = obj(tree, 'http', '');
-  const addr = str(http.addr, 'http.addr', ':5000');
-  parseAddr(addr);
-  let prefix = str(http.prefix, 'http.prefix', '/');
+  parseAddr(c.http.addr);
+  let prefix = c.http.prefix;
   if (!prefix.startsWith('/')) prefix = `/${prefix}`;
   if (!prefix.endsWith('/')) prefix = `${prefix}/`;
-  const headers: Record<string, string[]> = {};
-  for (const [k, v] of Object.entries(obj(http, 'headers', 'http.'))) {
-    const values = Array.isArray(v) ? v : [v];
-    if (values.some((x) => typeof x !== 'string')) throw new ConfigError(`http.headers.${k}: expected a list of strings`);
-    headers[k] = values as string[];
+  c.http.prefix = prefix;
+  if (c.http.host !== undefined) {
+    try {
+      new URL(c.http.host);
+    } catch {
+      throw new ConfigError(`http.host: expected a URL such as https://registry.example.com, got ${JSON.stringify(c.http.host)}`);
+    }
   }
+  const tls = c.http.tls;
+  if ((tls.certificate === undefined) !== (tls.key === undefined)) throw new ConfigError('http.tls: certificate and key must be given together');
 
-  const berth = obj(tree, 'berth', '');
-  const database = obj(berth, 'database', 'berth.');
+  const rawAuth = (raw.auth ?? {}) as Tree;
+  if ('htpasswd' in rawAuth || Object.keys(rawAuth).some((k) => k.toLowerCase() === 'htpasswd')) {
+    const h = c.auth.htpasswd as { realm: string; path?: string };
+    if (!h.path) throw new ConfigError('auth.htpasswd.path: required when htpasswd authentication is configured');
+  } else {
+    delete c.auth.htpasswd;
+  }
+  for (const other of ['silly', 'token']) if (c.auth[other] !== undefined) throw new ConfigError(`auth.${other}: this authentication method is not supported yet (use auth.htpasswd)`);
 
-  const config: Config = {
-    version,
-    log: {
-      level: level as Config['log']['level'],
-      formatter: formatter === 'text' ? 'text' : 'json',
-      fields: obj(log, 'fields', 'log.'),
-      accesslog: { disabled: bool(obj(log, 'accesslog', 'log.').disabled, 'log.accesslog.disabled', false) },
-    },
-    storage: {
-      driver,
-      filesystem: { rootdirectory },
-      delete: { enabled: bool(del.enabled, 'storage.delete.enabled', false) },
-      maintenance: { readonly: { enabled: bool(readonly.enabled, 'storage.maintenance.readonly.enabled', false) } },
-    },
-    http: {
-      addr,
-      host: str(http.host, 'http.host'),
-      prefix,
-      relativeurls: bool(http.relativeurls, 'http.relativeurls', false),
-      headers,
-    },
-    berth: { database: { url: str(database.url, 'berth.database.url') } },
-  };
-  return { config, warnings };
+  c.notifications.endpoints.forEach((e, i) => {
+    if (!e.name) throw new ConfigError(`notifications.endpoints[${i}].name: required`);
+    if (!e.url) throw new ConfigError(`notifications.endpoints[${i}].url: required`);
+    try {
+      new URL(e.url);
+    } catch {
+      throw new ConfigError(`notifications.endpoints[${i}].url: not a URL: ${JSON.stringify(e.url)}`);
+    }
+  });
+  c.health.file.forEach((f, i) => {
+    if (!f.file) throw new ConfigError(`health.file[${i}].file: required`);
+  });
+  c.health.http.forEach((h, i) => {
+    if (!h.uri) throw new ConfigError(`health.http[${i}].uri: required`);
+  });
+  c.health.tcp.forEach((t, i) => {
+    if (!t.addr) throw new ConfigError(`health.tcp[${i}].addr: required`);
+  });
+  return c;
 }
 
 /** `host:port`, `:port` or a bare port → host and port for listen(). */
@@ -167,3 +291,4 @@ export function parseAddr(addr: string): { host?: string; port: number } {
   if (port > 65535) throw new ConfigError(`http.addr: port ${port} is out of range`);
   return { host: m[1] ? m[1] : undefined, port };
 }
+

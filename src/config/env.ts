@@ -70,7 +70,11 @@ function setPath(root: Tree, path: string[], value: unknown): void {
       return;
     }
     const child: unknown = node[key];
-    if (!isObject(child) && !Array.isArray(child)) {
+    if (typeof child === 'string' && child !== '' && !/^\d+$/.test(path[i + 1]!)) {
+      // A bare name (REGISTRY_STORAGE=inmemory) is a map with that one key,
+      // as distribution's storage and auth types read it.
+      node[key] = { [child]: {} };
+    } else if (!isObject(child) && !Array.isArray(child)) {
       // A following numeric part makes a list; anything else a map.
       node[key] = /^\d+$/.test(path[i + 1]!) ? [] : {};
     }

@@ -1,3 +1,4 @@
-export { loadConfig, parseAddr, ConfigError } from './config.js';
-export type { Config, LoadedConfig } from './config.js';
+export { loadConfig, parseConfig, parseAddr, ConfigError } from './config.js';
+export type { Config, LoadedConfig, NotificationEndpoint, HealthCheckHttp } from './config.js';
 export { applyEnvOverrides } from './env.js';
+export { parseDuration } from './schema.js';

@@ -1,0 +1,142 @@
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { ConfigError, parseConfig } from './config.js';
+import { parseDuration } from './schema.js';
+
+const CLASSIC = `
+version: 0.1
+log:
+  fields:
+    service: registry
+storage:
+  cache:
+    blobdescriptor: inmemory
+  filesystem:
+    rootdirectory: /var/lib/registry
+http:
+  addr: :5000
+  headers:
+    X-Content-Type-Options: [nosniff]
+health:
+  storagedriver:
+    enabled: true
+    interval: 10s
+    threshold: 3
+`;
+
+describe('config', () => {
+  it('runs with zero configuration', () => {
+    const { config, warnings } = parseConfig('');
+    assert.equal(config.http.addr, ':5000');
+    assert.equal(config.storage.driver, 'filesystem');
+    assert.equal(config.storage.filesystem.rootdirectory, path.resolve('./data'));
+    assert.equal(config.storage.delete.enabled, false, 'deletes are off by default, as in distribution');
+    assert.equal(config.http.prefix, '/');
+    assert.deepEqual(warnings, []);
+  });
+
+  it('reads the classic registry:2 setup with htpasswd from the environment', () => {
+    const { config, warnings } = parseConfig(CLASSIC, {
+      REGISTRY_AUTH: 'htpasswd',
+      REGISTRY_AUTH_HTPASSWD_REALM: 'Registry Realm',
+      REGISTRY_AUTH_HTPASSWD_PATH: '/auth/htpasswd',
+      REGISTRY_STORAGE_DELETE_ENABLED: 'true',
+    });
+    assert.deepEqual(warnings, []);
+    assert.equal(config.storage.filesystem.rootdirectory, '/var/lib/registry');
+    assert.equal(config.storage.cache.blobdescriptor, 'inmemory');
+    assert.equal(config.storage.delete.enabled, true);
+    assert.deepEqual(config.http.headers, { 'X-Content-Type-Options': ['nosniff'] });
+    assert.deepEqual(config.health.storagedriver, { enabled: true, interval: 10_000, threshold: 3 });
+    assert.deepEqual(config.auth.htpasswd, { realm: 'Registry Realm', path: '/auth/htpasswd' });
+    assert.deepEqual(config.log.fields, { service: 'registry' });
+  });
+
+  it('applies variables in sorted order, so REGISTRY_STORAGE comes before REGISTRY_STORAGE_…', () => {
+    const { config } = parseConfig(CLASSIC, {
+      REGISTRY_STORAGE_DELETE_ENABLED: 'true',
+      REGISTRY_STORAGE: 'inmemory',
+    });
+    assert.equal(config.storage.driver, 'inmemory');
+    assert.equal(config.storage.delete.enabled, true, 'the later, longer variable still applies');
+  });
+
+  it('matches keys case-insensitively and parses values as YAML', () => {
+    const { config } = parseConfig('HTTP:\n  Addr: ":1"\n', {
+      REGISTRY_HTTP_ADDR: '127.0.0.1:5001',
+      REGISTRY_HTTP_RELATIVEURLS: 'true',
+      REGISTRY_HTTP_DRAINTIMEOUT: '2m30s',
+      REGISTRY_HTTP_TLS_CLIENTCAS: '[/a.pem, /b.pem]',
+      REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_AGE: '1h',
+    });
+    assert.equal(config.http.addr, '127.0.0.1:5001');
+    assert.equal(config.http.relativeurls, true);
+    assert.equal(config.http.draintimeout, 150_000);
+    assert.deepEqual(config.http.tls.clientcas, ['/a.pem', '/b.pem']);
+    assert.equal(config.storage.maintenance.uploadpurging.age, 3_600_000);
+  });
+
+  it('sets list elements by index', () => {
+    const { config } = parseConfig('notifications:\n  endpoints:\n    - name: a\n      url: http://127.0.0.1:1/a\n', {
+      REGISTRY_NOTIFICATIONS_ENDPOINTS_0_TIMEOUT: '3s',
+      REGISTRY_NOTIFICATIONS_ENDPOINTS_1_NAME: 'b',
+      REGISTRY_NOTIFICATIONS_ENDPOINTS_1_URL: 'http://127.0.0.1:1/b',
+    });
+    assert.deepEqual(
+      config.notifications.endpoints.map((e) => [e.name, e.url, e.timeout]),
+      [
+        ['a', 'http://127.0.0.1:1/a', 3000],
+        ['b', 'http://127.0.0.1:1/b', 1000],
+      ],
+    );
+  });
+
+  it('stores new map keys lower-case', () => {
+    const { config } = parseConfig('', { REGISTRY_LOG_FIELDS_ENVIRONMENT: 'staging' });
+    assert.deepEqual(config.log.fields, { environment: 'staging' });
+  });
+
+  it('refuses to override the version, with a warning', () => {
+    const { config, warnings } = parseConfig('version: 0.1', { REGISTRY_VERSION: '0.2' });
+    assert.equal(config.version, '0.1');
+    assert.match(warnings.join('\n'), /version cannot be overridden/);
+  });
+
+  it('warns about unknown keys and variables', () => {
+    const { warnings } = parseConfig('http:\n  adr: ":1"\n', { REGISTRY_NOSUCH_THING: 'x' });
+    assert.match(warnings.join('\n'), /http\.adr/);
+    assert.match(warnings.join('\n'), /nosuch/);
+  });
+
+  it('fails on bad values with a message that names the key', () => {
+    const cases: [string, NodeJS.ProcessEnv, RegExp][] = [
+      ['storage:\n  delete:\n    enabled: sometimes\n', {}, /storage\.delete\.enabled/],
+      ['', { REGISTRY_HEALTH_STORAGEDRIVER_INTERVAL: 'soon' }, /health\.storagedriver\.interval/],
+      ['storage:\n  filesystem: {}\n  inmemory: {}\n', {}, /storage: more than one storage driver/],
+      ['', { REGISTRY_LOG_LEVEL: 'loud' }, /log\.level/],
+      ['', { REGISTRY_HTTP_ADDR: 'not an address' }, /http\.addr/],
+      ['', { REGISTRY_AUTH: 'htpasswd' }, /auth\.htpasswd\.path/],
+      ['version: 0.2\n', {}, /version/],
+      ['http: [1, 2]\n', {}, /http: expected a mapping/],
+      ['notifications:\n  endpoints:\n    - name: x\n', {}, /notifications\.endpoints\[0\]\.url/],
+      ['storage:\n  s3:\n    region: x\n', {}, /storage\.s3/],
+      ['http:\n  tls:\n    certificate: /a.pem\n', {}, /http\.tls/],
+      ['a: [unclosed\n', {}, /not valid YAML/],
+    ];
+    for (const [text, env, re] of cases) {
+      assert.throws(() => parseConfig(text, env), (err: unknown) => err instanceof ConfigError && re.test(err.message), `${JSON.stringify(text)} ${JSON.stringify(env)}`);
+    }
+  });
+
+  it('parses Go durations', () => {
+    assert.equal(parseDuration('300ms', 'k'), 300);
+    assert.equal(parseDuration('1h30m', 'k'), 5_400_000);
+    assert.equal(parseDuration('10s', 'k'), 10_000);
+    assert.equal(parseDuration('1.5s', 'k'), 1500);
+    assert.equal(parseDuration(1_000_000_000, 'k'), 1000, 'bare numbers are nanoseconds, as in Go');
+    assert.equal(parseDuration('0', 'k'), 0);
+    assert.throws(() => parseDuration('10', 'k'), /k:/);
+    assert.throws(() => parseDuration('10 s', 'k'), /k:/);
+  });
+});
