@@ -5,13 +5,19 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { pino, type Logger } from 'pino';
+import { HtpasswdAuthenticator, HtpasswdFile, type Authenticator } from './auth/index.js';
 import { parseAddr, type Config } from './config/index.js';
+import { schedulePurging } from './gc/index.js';
+import { fileCheck, HealthChecks, httpCheck, tcpCheck } from './health/index.js';
+import { createDebugHandler } from './http/debug.js';
+import { createMetrics, type Metrics } from './http/metrics.js';
 import { createRequestHandler, listen, type RunningServer } from './http/server.js';
 import { MetadataStore } from './metadata/index.js';
 import { Registry } from './registry/index.js';
 import { FilesystemBlobStore, InMemoryBlobStore, type BlobStore } from './storage/index.js';
 
 export interface App {
+  config: Config;
   registry: Registry;
   meta: MetadataStore;
   store: BlobStore;
@@ -41,6 +47,7 @@ export async function createApp(config: Config, log: Logger = createLogger(confi
     readOnly: config.storage.maintenance.readonly.enabled,
   });
   return {
+    config,
     registry,
     meta,
     store,
@@ -52,33 +59,92 @@ export async function createApp(config: Config, log: Logger = createLogger(confi
   };
 }
 
+function createAuthenticator(config: Config, log: Logger): Authenticator | undefined {
+  const h = config.auth.htpasswd;
+  if (!h) return undefined;
+  const file = new HtpasswdFile(h.path);
+  for (const w of file.warnings) log.warn(w);
+  if (file.size === 0) log.warn({ path: h.path }, 'htpasswd file has no usable entries: every request will be refused');
+  return new HtpasswdAuthenticator(file, h.realm);
+}
+
+function createHealthChecks(app: App): HealthChecks {
+  const { config, log } = app;
+  const health = new HealthChecks(log);
+  const sd = config.health.storagedriver;
+  if (sd.enabled) {
+    // A stat of a blob that cannot exist exercises the store; a clean "not found" is healthy.
+    const probe = `sha256:${'0'.repeat(64)}`;
+    health.add(
+      'storagedriver_' + app.store.kind,
+      async () => {
+        await app.store.stat(probe);
+        await app.meta.ping();
+      },
+      sd.interval,
+      sd.threshold,
+    );
+  }
+  for (const f of config.health.file) health.add(f.file, fileCheck(f.file), f.interval, 1);
+  for (const h of config.health.http) health.add(h.uri, httpCheck(h.uri, h.statuscode, h.timeout, h.headers), h.interval, h.threshold);
+  for (const t of config.health.tcp) health.add(t.addr, tcpCheck(t.addr, t.timeout), t.interval, t.threshold);
+  return health;
+}
+
 export interface Server {
   app: App;
   http: RunningServer;
-  /** http://127.0.0.1:<port> (or the configured host). */
+  debug?: RunningServer;
+  metrics?: Metrics;
+  health: HealthChecks;
+  /** http(s)://127.0.0.1:<port> (or the configured host). */
   url: string;
   close(drainMs?: number): Promise<void>;
 }
 
 export async function startServer(config: Config, log?: Logger): Promise<Server> {
   const app = await createApp(config, log);
-  const handler = createRequestHandler(app.registry, app.log, {
-    prefix: config.http.prefix,
-    host: config.http.host,
-    relativeUrls: config.http.relativeurls,
-    headers: config.http.headers,
-    accessLog: !config.log.accesslog.disabled,
-  });
+  const auth = createAuthenticator(config, app.log);
+  const health = createHealthChecks(app);
+  const metrics = config.http.debug.prometheus.enabled ? createMetrics({ uploadsInProgress: () => app.meta.countUploads() }) : undefined;
+  const tls = config.http.tls.certificate && config.http.tls.key ? { ...config.http.tls, certificate: config.http.tls.certificate, key: config.http.tls.key } : undefined;
+  const handler = createRequestHandler(
+    { registry: app.registry, log: app.log, auth, metrics, health },
+    {
+      prefix: config.http.prefix,
+      host: config.http.host,
+      relativeUrls: config.http.relativeurls,
+      headers: config.http.headers,
+      accessLog: !config.log.accesslog.disabled,
+      tls: tls !== undefined,
+    },
+  );
   const { host, port } = parseAddr(config.http.addr);
-  const running = await listen(handler, host, port);
+  const running = await listen(handler, host, port, tls);
+  let debug: RunningServer | undefined;
+  if (config.http.debug.addr) {
+    const d = parseAddr(config.http.debug.addr);
+    debug = await listen(createDebugHandler(health, metrics, config.http.debug.prometheus.path), d.host, d.port);
+  }
+  const purging = config.storage.maintenance.uploadpurging;
+  const stopPurging =
+    purging.enabled && !config.storage.maintenance.readonly.enabled
+      ? schedulePurging(app.meta, app.store, { ageMs: purging.age, intervalMs: purging.interval, dryRun: purging.dryrun }, app.log)
+      : () => {};
   const shownHost = !host || host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
   return {
     app,
     http: running,
-    url: `http://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${running.port}`,
-    async close(drainMs) {
-      await running.close(drainMs);
+    debug,
+    metrics,
+    health,
+    url: `${tls ? 'https' : 'http'}://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${running.port}`,
+    async close(drainMs = config.http.draintimeout) {
+      stopPurging();
+      health.stop();
+      await Promise.all([running.close(drainMs), debug?.close(1000)]);
       await app.close();
     },
   };
 }
+

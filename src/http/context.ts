@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
+import type { Identity } from '../auth/index.js';
 import type { Registry } from '../registry/index.js';
 import type { UrlBuilder } from './urls.js';
 
@@ -16,6 +17,8 @@ export interface Ctx {
   log: Logger;
   /** Bytes of request body consumed, for logs and metrics. */
   bytesIn: number;
+  /** Who is asking (empty for anonymous). */
+  identity: Identity;
 }
 
 export type Handler = (ctx: Ctx) => Promise<void>;

@@ -6,9 +6,15 @@
  * microsecond per request shows in manifest and blob-HEAD throughput.
  */
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { SecureVersion } from 'node:tls';
 import type { Logger } from 'pino';
+import { anonymous, type Authenticator, type Identity } from '../auth/index.js';
+import type { HealthChecks } from '../health/index.js';
+import type { Metrics } from './metrics.js';
 import type { Registry } from '../registry/index.js';
 import { isRegistryError, RegistryError } from '../registry/index.js';
 import type { Ctx } from './context.js';
@@ -23,12 +29,24 @@ export interface HttpOptions {
   /** http.headers: added to every response. */
   headers: Record<string, string[]>;
   accessLog: boolean;
+  tls: boolean;
+}
+
+export interface EdgeServices {
+  registry: Registry;
+  log: Logger;
+  auth?: Authenticator;
+  metrics?: Metrics;
+  /** When checks fail, the API answers 503 (as distribution's health.Handler does). */
+  health?: HealthChecks;
 }
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 
-export function createRequestHandler(registry: Registry, log: Logger, opts: HttpOptions) {
-  const urlOptions: UrlOptions = { prefix: opts.prefix, host: opts.host, relative: opts.relativeUrls, tls: false };
+export function createRequestHandler(services: EdgeServices, opts: HttpOptions) {
+  const { registry, log, metrics, health } = services;
+  const auth = services.auth ?? anonymous;
+  const urlOptions: UrlOptions = { prefix: opts.prefix, host: opts.host, relative: opts.relativeUrls, tls: opts.tls };
   const fixedHeaders = Object.entries(opts.headers);
 
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -54,10 +72,17 @@ export function createRequestHandler(registry: Registry, log: Logger, opts: Http
       urls: new UrlBuilder(urlOptions, req),
       log,
       bytesIn: 0,
+      identity: {},
     };
     let route = 'unknown';
     let error: unknown;
+    let identity: Identity = {};
     try {
+      if (fullPath === '/livez' || fullPath === '/readyz') {
+        route = fullPath.slice(1);
+        probe(res, fullPath === '/livez' || !health || health.healthy(), health);
+        return;
+      }
       if (!fullPath.startsWith(opts.prefix) && `${fullPath}/` !== opts.prefix) {
         throw new RegistryError('UNSUPPORTED', `no such API endpoint: ${fullPath.slice(0, 200)}`, undefined, { status: 404 });
       }
@@ -65,6 +90,15 @@ export function createRequestHandler(registry: Registry, log: Logger, opts: Http
       const match = matchV2(req.method ?? 'GET', ctx.path);
       if (!match) throw new RegistryError('UNSUPPORTED', `no such API endpoint: ${fullPath.slice(0, 200)}`, undefined, { status: 404 });
       route = match.route;
+      if (health && !health.healthy()) {
+        throw new RegistryError('UNAVAILABLE', 'the registry is unhealthy', health.status(), { status: 503 });
+      }
+      const result = await auth.authenticate(req.headers);
+      if (!result.ok) {
+        throw new RegistryError('UNAUTHORIZED', 'authentication required', null, { headers: { 'WWW-Authenticate': result.challenge } });
+      }
+      identity = result.identity;
+      ctx.identity = identity;
       await match.run(ctx);
     } catch (err) {
       error = err;
@@ -74,9 +108,12 @@ export function createRequestHandler(registry: Registry, log: Logger, opts: Http
       if (isClientAbort(err, req)) res.destroy();
       else sendError(res, err);
     }
-    if (opts.accessLog) {
+    if (opts.accessLog || metrics) {
       const finish = () => {
         const ms = Number(process.hrtime.bigint() - started) / 1e6;
+        const bytesOut = res.getHeader('content-length') !== undefined ? Number(res.getHeader('content-length')) : 0;
+        metrics?.observeRequest(route, req.method ?? '', res.statusCode, ms / 1000, ctx.bytesIn, req.method === 'HEAD' ? 0 : bytesOut);
+        if (!opts.accessLog) return;
         log.info(
           {
             reqId: id,
@@ -86,8 +123,9 @@ export function createRequestHandler(registry: Registry, log: Logger, opts: Http
             status: res.statusCode,
             ms: Math.round(ms * 1000) / 1000,
             bytesIn: ctx.bytesIn,
-            bytesOut: res.getHeader('content-length') !== undefined ? Number(res.getHeader('content-length')) : undefined,
+            bytesOut,
             remote: req.socket.remoteAddress,
+            user: identity.name,
             ua: req.headers['user-agent'],
             error: isRegistryError(error) ? error.code : error ? 'INTERNAL' : undefined,
           },
@@ -98,6 +136,12 @@ export function createRequestHandler(registry: Registry, log: Logger, opts: Http
       else res.once('close', finish);
     }
   };
+}
+
+function probe(res: ServerResponse, ok: boolean, health?: HealthChecks): void {
+  const body = Buffer.from(JSON.stringify(ok ? { status: 'ok' } : { status: 'unhealthy', checks: health?.status() ?? {} }));
+  res.writeHead(ok ? 200 : 503, { 'Content-Type': 'application/json', 'Content-Length': body.byteLength, 'Cache-Control': 'no-cache' });
+  res.end(body);
 }
 
 function isClientAbort(err: unknown, req: IncomingMessage): boolean {
@@ -111,10 +155,38 @@ export interface RunningServer {
   close(drainMs?: number): Promise<void>;
 }
 
-export async function listen(handler: ReturnType<typeof createRequestHandler>, host: string | undefined, port: number): Promise<RunningServer> {
-  const server = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000 }, (req, res) => {
+export interface TlsOptions {
+  certificate: string;
+  key: string;
+  clientcas: string[];
+  minimumtls: 'tls1.0' | 'tls1.1' | 'tls1.2' | 'tls1.3';
+}
+
+const TLS_VERSIONS: Record<TlsOptions['minimumtls'], SecureVersion> = { 'tls1.0': 'TLSv1', 'tls1.1': 'TLSv1.1', 'tls1.2': 'TLSv1.2', 'tls1.3': 'TLSv1.3' };
+
+export async function listen(
+  handler: (req: IncomingMessage, res: ServerResponse) => unknown,
+  host: string | undefined,
+  port: number,
+  tls?: TlsOptions,
+): Promise<RunningServer> {
+  const options = { keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000 };
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     void handler(req, res);
-  });
+  };
+  const server: http.Server = tls
+    ? https.createServer(
+        {
+          ...options,
+          cert: readFileSync(tls.certificate),
+          key: readFileSync(tls.key),
+          minVersion: TLS_VERSIONS[tls.minimumtls],
+          // http.tls.clientcas: mutual TLS, clients must present a certificate signed by one of them.
+          ...(tls.clientcas.length > 0 ? { ca: tls.clientcas.map((f) => readFileSync(f)), requestCert: true, rejectUnauthorized: true } : {}),
+        },
+        onRequest,
+      )
+    : http.createServer(options, onRequest);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {

@@ -341,6 +341,11 @@ export class MetadataStore {
     return (await this.db.selectFrom('uploads').select('id').where('updated_at', '<', before).execute()).map((r) => r.id);
   }
 
+  async countUploads(): Promise<number> {
+    const row = await this.db.selectFrom('uploads').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
   /** Runs a trivial query; used by health checks. */
   async ping(): Promise<void> {
     await sql`select 1`.execute(this.db);

@@ -1,0 +1,101 @@
+/**
+ * htpasswd files as `htpasswd -Bbn user pass` writes them: one `user:hash`
+ * a line, bcrypt only ($2y$, $2a$, $2b$), as distribution accepts. The file
+ * is re-read when it changes, without a restart. A successful bcrypt check
+ * is remembered as an HMAC of the password (never the password), so bcrypt
+ * runs once per credential and file version rather than on every request.
+ */
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
+import { verify } from '@node-rs/bcrypt';
+
+const BCRYPT_RE = /^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$/;
+const STAT_INTERVAL_MS = 1000;
+
+export class HtpasswdFile {
+  private users = new Map<string, string>();
+  private version = '';
+  private lastStat = 0;
+  private readonly verified = new Map<string, Buffer>();
+  private readonly key = randomBytes(32);
+  readonly warnings: string[] = [];
+
+  /** Reads the file now; a missing or unreadable file is an error. */
+  constructor(readonly path: string) {
+    this.reload(true);
+  }
+
+  private fingerprint(): string {
+    const st = statSync(this.path);
+    return `${st.ino}:${st.size}:${st.mtimeMs}`;
+  }
+
+  private reload(initial: boolean): void {
+    let version: string;
+    let text: string;
+    try {
+      version = this.fingerprint();
+      text = readFileSync(this.path, 'utf8');
+    } catch (err) {
+      if (initial) throw new Error(`auth.htpasswd.path: cannot read ${this.path}: ${(err as Error).message}`);
+      // The file went away: nobody can be verified until it is back.
+      this.users = new Map();
+      this.verified.clear();
+      this.version = '';
+      return;
+    }
+    const users = new Map<string, string>();
+    text.split(/\r?\n/).forEach((line, i) => {
+      const trimmed = line.trim();
+      if (trimmed === '' || trimmed.startsWith('#')) return;
+      const colon = trimmed.indexOf(':');
+      const user = trimmed.slice(0, colon);
+      const hash = trimmed.slice(colon + 1);
+      if (colon <= 0 || !BCRYPT_RE.test(hash)) {
+        this.warnings.push(`${this.path}:${i + 1}: ignoring entry${colon > 0 ? ` for "${user}"` : ''}: only bcrypt hashes are supported (htpasswd -B)`);
+        return;
+      }
+      users.set(user, hash);
+    });
+    this.users = users;
+    this.version = version;
+    this.verified.clear();
+  }
+
+  private refresh(): void {
+    const now = Date.now();
+    if (now - this.lastStat < STAT_INTERVAL_MS) return;
+    this.lastStat = now;
+    let current = '';
+    try {
+      current = this.fingerprint();
+    } catch {
+      current = '';
+    }
+    if (current !== this.version) this.reload(false);
+  }
+
+  /** Forces the next check to look at the file again (tests, SIGHUP). */
+  invalidate(): void {
+    this.lastStat = 0;
+  }
+
+  get size(): number {
+    return this.users.size;
+  }
+
+  async check(user: string, password: string): Promise<boolean> {
+    this.refresh();
+    const hash = this.users.get(user);
+    if (!hash) return false;
+    const mac = createHmac('sha256', this.key).update(user).update('\0').update(password).update('\0').update(hash).digest();
+    const known = this.verified.get(user);
+    if (known && timingSafeEqual(known, mac)) return true;
+    const ok = await verify(password, hash);
+    if (ok) {
+      if (this.verified.size > 10_000) this.verified.clear();
+      this.verified.set(user, mac);
+    }
+    return ok;
+  }
+}

@@ -1,0 +1,2 @@
+export { purgeUploads, schedulePurging } from './purge.js';
+export type { PurgeResult } from './purge.js';

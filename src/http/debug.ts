@@ -1,0 +1,29 @@
+/**
+ * The debug server on http.debug.addr: /debug/health (distribution's
+ * format: `{}` when healthy, failing checks by name with 503 otherwise),
+ * /livez, /readyz and, when enabled, Prometheus metrics.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { HealthChecks } from '../health/index.js';
+import type { Metrics } from './metrics.js';
+
+export function createDebugHandler(health: HealthChecks, metrics: Metrics | undefined, metricsPath: string) {
+  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const path = (req.url ?? '/').split('?')[0];
+    const json = (status: number, body: unknown) => {
+      const data = Buffer.from(JSON.stringify(body));
+      res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': data.byteLength, 'Cache-Control': 'no-cache' });
+      res.end(data);
+    };
+    if (path === '/debug/health') return json(health.healthy() ? 200 : 503, health.status());
+    if (path === '/livez') return json(200, { status: 'ok' });
+    if (path === '/readyz') return health.healthy() ? json(200, { status: 'ok' }) : json(503, { status: 'unhealthy', checks: health.status() });
+    if (metrics && path === metricsPath) {
+      const text = await metrics.registry.metrics();
+      res.writeHead(200, { 'Content-Type': metrics.registry.contentType });
+      res.end(text);
+      return;
+    }
+    json(404, { errors: [{ code: 'UNSUPPORTED', message: `no such debug endpoint: ${path}` }] });
+  };
+}

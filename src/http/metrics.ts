@@ -1,0 +1,56 @@
+/**
+ * Prometheus metrics: requests by route and status, latency, bytes in and
+ * out, uploads in progress and storage errors. One registry per server so
+ * tests can run several servers in one process.
+ */
+import client from 'prom-client';
+
+export interface Metrics {
+  registry: client.Registry;
+  observeRequest(route: string, method: string, status: number, seconds: number, bytesIn: number, bytesOut: number): void;
+  storageError(operation: string): void;
+}
+
+export function createMetrics(opts: { uploadsInProgress?: () => Promise<number> } = {}): Metrics {
+  const registry = new client.Registry();
+  client.collectDefaultMetrics({ register: registry, prefix: 'berth_' });
+  const requests = new client.Counter({
+    name: 'berth_http_requests_total',
+    help: 'HTTP requests by route, method and status',
+    labelNames: ['route', 'method', 'status'] as const,
+    registers: [registry],
+  });
+  const latency = new client.Histogram({
+    name: 'berth_http_request_duration_seconds',
+    help: 'HTTP request latency by route and method',
+    labelNames: ['route', 'method'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [registry],
+  });
+  const bytesIn = new client.Counter({ name: 'berth_http_request_bytes_total', help: 'Request body bytes received, by route', labelNames: ['route'] as const, registers: [registry] });
+  const bytesOut = new client.Counter({ name: 'berth_http_response_bytes_total', help: 'Response body bytes sent, by route', labelNames: ['route'] as const, registers: [registry] });
+  const storageErrors = new client.Counter({ name: 'berth_storage_errors_total', help: 'Blob store operations that failed', labelNames: ['operation'] as const, registers: [registry] });
+  if (opts.uploadsInProgress) {
+    const count = opts.uploadsInProgress;
+    new client.Gauge({
+      name: 'berth_uploads_in_progress',
+      help: 'Blob upload sessions started and not yet completed or cancelled',
+      registers: [registry],
+      async collect() {
+        this.set(await count());
+      },
+    });
+  }
+  return {
+    registry,
+    observeRequest(route, method, status, seconds, inBytes, outBytes) {
+      requests.inc({ route, method, status: String(status) });
+      latency.observe({ route, method }, seconds);
+      if (inBytes) bytesIn.inc({ route }, inBytes);
+      if (outBytes) bytesOut.inc({ route }, outBytes);
+    },
+    storageError(operation) {
+      storageErrors.inc({ operation });
+    },
+  };
+}
