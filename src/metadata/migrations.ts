@@ -87,6 +87,33 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         }
       },
     },
+    '0002_gc_and_notifications': {
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      async up(db: Kysely<any>) {
+        await db.schema.alterTable('blobs').addColumn('last_used_at', bigint, (c) => c.notNull().defaultTo(0)).execute();
+        await db.schema.alterTable('blobs').addColumn('state', 'text', (c) => c.notNull().defaultTo('live')).execute();
+        await db.schema.alterTable('blobs').addColumn('deleting_at', bigint).execute();
+        await sql`UPDATE blobs SET last_used_at = created_at`.execute(db);
+        await db.schema.createIndex('blobs_last_used').on('blobs').column('last_used_at').execute();
+        await db.schema.createIndex('manifest_references_kind_digest').on('manifest_references').columns(['kind', 'digest']).execute();
+
+        await id(db, 'notification_queue')
+          .addColumn('endpoint', 'text', (c) => c.notNull())
+          .addColumn('payload', 'text', (c) => c.notNull())
+          .addColumn('created_at', bigint, (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('notification_queue_endpoint').on('notification_queue').columns(['endpoint', 'id']).execute();
+        await db.schema
+          .createTable('notification_endpoints')
+          .addColumn('endpoint', 'text', (c) => c.primaryKey())
+          .addColumn('failures', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('next_attempt_at', bigint, (c) => c.notNull().defaultTo(0))
+          .addColumn('last_error', 'text')
+          .addColumn('lease_owner', 'text')
+          .addColumn('lease_until', bigint, (c) => c.notNull().defaultTo(0))
+          .execute();
+      },
+    },
   };
 }
 

@@ -12,6 +12,11 @@ export interface BlobsTable {
   digest: string;
   size: number;
   created_at: number;
+  /** Last push, link or mount of this blob: the garbage collector's grace period counts from here. */
+  last_used_at: number;
+  /** 'deleting' while the collector removes the bytes; such a blob is invisible. */
+  state: 'live' | 'deleting';
+  deleting_at: number | null;
 }
 
 /** A blob is readable in a repository only through a link. */
@@ -56,6 +61,26 @@ export interface UploadsTable {
   updated_at: number;
 }
 
+/** One row per event still to be delivered to one endpoint, in id order. */
+export interface NotificationQueueTable {
+  id: Generated<number>;
+  endpoint: string;
+  /** The event as JSON (one element of the envelope's `events`). */
+  payload: string;
+  created_at: number;
+}
+
+/** Delivery state of each notification endpoint, shared by every process. */
+export interface NotificationEndpointsTable {
+  endpoint: string;
+  failures: number;
+  next_attempt_at: number;
+  last_error: string | null;
+  /** Which process delivers for this endpoint now, and until when. */
+  lease_owner: string | null;
+  lease_until: number;
+}
+
 export interface Database {
   repositories: RepositoriesTable;
   blobs: BlobsTable;
@@ -64,4 +89,6 @@ export interface Database {
   manifest_references: ManifestReferencesTable;
   tags: TagsTable;
   uploads: UploadsTable;
+  notification_queue: NotificationQueueTable;
+  notification_endpoints: NotificationEndpointsTable;
 }

@@ -46,6 +46,10 @@ export interface MetadataOptions {
 
 type Db = Kysely<Database> | Transaction<Database>;
 
+const BUSY = Symbol('busy');
+/** A 'deleting' mark older than this belongs to a collector that died; it may be taken over. */
+const STALE_DELETE_MS = 60_000;
+
 const now = () => Date.now();
 
 function toRecord(row: {
@@ -138,17 +142,79 @@ export class MetadataStore {
 
   // ---- blobs -----------------------------------------------------------------
 
-  /** Records a committed blob and links it into a repository. */
+  /**
+   * Takes the write lock at the start of a transaction. SQLite's deferred
+   * transactions would otherwise read a snapshot that a writer in another
+   * process can make stale before this one writes.
+   */
+  private async lockWrites(trx: Db): Promise<void> {
+    if (this.dialect === 'sqlite') await sql`UPDATE blobs SET size = size WHERE 0`.execute(trx);
+  }
+
+  /**
+   * Runs `body` in a transaction that holds the lock on blob `digest`, after
+   * recording the blob as live and just used. `body` makes the bytes present
+   * (commits an upload, writes a manifest) and links them. While a garbage
+   * collection is deleting this blob's bytes, it waits and retries, so bytes
+   * are never committed just before a collector removes them.
+   */
+  async claimBlob<T>(digest: string, size: number, body: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+    const started = Date.now();
+    for (let attempt = 0; ; attempt++) {
+      const result = await this.db.transaction().execute(async (trx) => {
+        await this.lockWrites(trx);
+        let q = trx.selectFrom('blobs').select(['state', 'deleting_at']).where('digest', '=', digest);
+        if (this.dialect === 'postgres') q = q.forUpdate();
+        const row = await q.executeTakeFirst();
+        const t = now();
+        if (row?.state === 'deleting' && Number(row.deleting_at) > t - STALE_DELETE_MS) return BUSY;
+        await trx
+          .insertInto('blobs')
+          .values({ digest, size, created_at: t, last_used_at: t, state: 'live', deleting_at: null })
+          .onConflict((oc) => oc.column('digest').doUpdateSet({ last_used_at: t, state: 'live', deleting_at: null }))
+          .execute();
+        return { value: await body(trx) };
+      });
+      if (result !== BUSY) return result.value;
+      if (Date.now() - started > 30_000) throw new Error(`blob ${digest} stayed locked by a garbage collection for 30s`);
+      await new Promise((r) => setTimeout(r, Math.min(500, 10 * 2 ** attempt)));
+    }
+  }
+
+  /** Links a blob into a repository inside a claimBlob transaction. */
+  async linkInTransaction(trx: Transaction<Database>, repository: string, digest: string): Promise<void> {
+    const repositoryId = await this.ensureRepository(repository, trx);
+    const t = now();
+    await trx
+      .insertInto('repository_blobs')
+      .values({ repository_id: repositoryId, digest, created_at: t })
+      .onConflict((oc) => oc.columns(['repository_id', 'digest']).doUpdateSet({ created_at: t }))
+      .execute();
+  }
+
+  /** Records a blob whose bytes are already committed and links it into a repository. */
   async linkBlob(repository: string, digest: string, size: number): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
-      const repositoryId = await this.ensureRepository(repository, trx);
-      const t = now();
-      await trx.insertInto('blobs').values({ digest, size, created_at: t }).onConflict((oc) => oc.column('digest').doNothing()).execute();
-      await trx
-        .insertInto('repository_blobs')
-        .values({ repository_id: repositoryId, digest, created_at: t })
-        .onConflict((oc) => oc.columns(['repository_id', 'digest']).doNothing())
-        .execute();
+    await this.claimBlob(digest, size, (trx) => this.linkInTransaction(trx, repository, digest));
+  }
+
+  /**
+   * Cross-repository mount: links `digest` into `repository` if it is linked
+   * in `from`, atomically with respect to garbage collection.
+   */
+  async mountBlob(repository: string, from: string, digest: string): Promise<{ size: number } | null> {
+    const linked = await this.linkedBlob(from, digest);
+    if (!linked) return null;
+    return this.claimBlob(digest, linked.size, async (trx) => {
+      const still = await trx
+        .selectFrom('repository_blobs as rb')
+        .innerJoin('repositories as r', 'r.id', 'rb.repository_id')
+        .select('rb.digest')
+        .where('r.name', '=', from)
+        .where('rb.digest', '=', digest)
+        .executeTakeFirst();
+      if (!still) return null;
+      await this.linkInTransaction(trx, repository, digest);
+      return linked;
     });
   }
 
@@ -161,6 +227,7 @@ export class MetadataStore {
       .select('b.size')
       .where('r.name', '=', repository)
       .where('rb.digest', '=', digest)
+      .where('b.state', '=', 'live')
       .executeTakeFirst();
     return row ? { size: Number(row.size) } : null;
   }
@@ -174,7 +241,7 @@ export class MetadataStore {
 
   /** A committed blob known anywhere in the registry, or null. */
   async knownBlob(digest: string): Promise<{ size: number } | null> {
-    const row = await this.db.selectFrom('blobs').select('size').where('digest', '=', digest).executeTakeFirst();
+    const row = await this.db.selectFrom('blobs').select('size').where('digest', '=', digest).where('state', '=', 'live').executeTakeFirst();
     return row ? { size: Number(row.size) } : null;
   }
 
@@ -185,8 +252,9 @@ export class MetadataStore {
    * transaction, after checking inside that transaction that everything it
    * references is present in the repository.
    */
-  async putManifest(repository: string, m: NewManifest, tags: string[]): Promise<PutManifestResult> {
-    return this.db.transaction().execute(async (trx) => {
+  async putManifest(repository: string, m: NewManifest, tags: string[], writeBytes: () => Promise<void> = async () => {}): Promise<PutManifestResult> {
+    return this.claimBlob(m.digest, m.size, async (trx) => {
+      await writeBytes();
       const repositoryId = await this.ensureRepository(repository, trx);
       const missingBlobs = await this.missing(trx, 'repository_blobs', repositoryId, m.blobs);
       const missingManifests = await this.missing(trx, 'manifests', repositoryId, m.manifests);
@@ -220,6 +288,10 @@ export class MetadataStore {
         });
         for (let i = 0; i < refs.length; i += 500) await trx.insertInto('manifest_references').values(refs.slice(i, i + 500)).execute();
       }
+      // Referenced blobs count as used now: the grace period starts again.
+      for (let i = 0; i < m.blobs.length; i += 500) {
+        await trx.updateTable('blobs').set({ last_used_at: t }).where('digest', 'in', m.blobs.slice(i, i + 500)).execute();
+      }
 
       for (const tag of tags) {
         await trx
@@ -232,13 +304,31 @@ export class MetadataStore {
     });
   }
 
+  /**
+   * Which of `digests` are absent from the repository. Blobs must be live;
+   * on PostgreSQL their rows are share-locked until the transaction ends,
+   * so a collector cannot delete them between this check and the commit.
+   */
   private async missing(trx: Db, table: 'repository_blobs' | 'manifests', repositoryId: number, digests: string[]): Promise<string[]> {
     const wanted = [...new Set(digests)];
     if (wanted.length === 0) return [];
     const found = new Set<string>();
     for (let i = 0; i < wanted.length; i += 500) {
-      const rows = await trx.selectFrom(table).select('digest').where('repository_id', '=', repositoryId).where('digest', 'in', wanted.slice(i, i + 500)).execute();
-      for (const r of rows) found.add(r.digest);
+      const chunk = wanted.slice(i, i + 500);
+      if (table === 'repository_blobs') {
+        let q = trx
+          .selectFrom('repository_blobs as rb')
+          .innerJoin('blobs as b', 'b.digest', 'rb.digest')
+          .select('rb.digest')
+          .where('rb.repository_id', '=', repositoryId)
+          .where('rb.digest', 'in', chunk)
+          .where('b.state', '=', 'live');
+        if (this.dialect === 'postgres') q = q.forShare();
+        for (const r of await q.execute()) found.add(r.digest);
+      } else {
+        const rows = await trx.selectFrom('manifests').select('digest').where('repository_id', '=', repositoryId).where('digest', 'in', chunk).execute();
+        for (const r of rows) found.add(r.digest);
+      }
     }
     return wanted.filter((d) => !found.has(d));
   }

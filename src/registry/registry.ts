@@ -104,10 +104,9 @@ export class Registry {
     assertName(repository);
     parseDigest(digest);
     assertName(from);
-    const linked = await this.meta.linkedBlob(from, digest);
-    if (!linked || !(await this.store.stat(digest))) return null;
-    await this.meta.linkBlob(repository, digest, linked.size);
-    return { digest, size: linked.size };
+    if (!(await this.store.stat(digest))) return null;
+    const mounted = await this.meta.mountBlob(repository, from, digest);
+    return mounted ? { digest, size: mounted.size } : null;
   }
 
   // ---- manifests --------------------------------------------------------------
@@ -156,8 +155,11 @@ export class Registry {
       throw new RegistryError('DIGEST_INVALID', `manifest digest ${digest} does not match the reference ${ref.digest}`, { digest: ref.digest, actual: digest });
     }
 
-    // Bytes first, metadata second: metadata never points at missing content.
-    if (!(await this.store.stat(digest))) await this.putBytes(repository, digest, body);
+    // Bytes first, metadata second, both under the manifest blob's lock:
+    // metadata never points at missing content.
+    const writeBytes = async () => {
+      if (!(await this.store.stat(digest))) await this.putBytes(repository, digest, body);
+    };
     const result = await this.meta.putManifest(
       repository,
       {
@@ -171,6 +173,7 @@ export class Registry {
         manifests: parsed.manifests,
       },
       ref.kind === 'tag' ? [ref.tag, ...extraTags] : extraTags,
+      writeBytes,
     );
     if (!result.ok) {
       const missing = [...result.missingBlobs, ...result.missingManifests];

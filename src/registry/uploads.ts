@@ -120,8 +120,11 @@ export class Uploads {
         await this.discard(id);
         throw new RegistryError('DIGEST_INVALID', `provided digest ${digest} did not match uploaded content (${actual})`, { digest, actual });
       }
-      await this.store.commitUpload(id, digest);
-      await this.meta.linkBlob(repository, digest, state.size);
+      // Commit and link under the blob's lock, so a collector never removes the bytes in between.
+      await this.meta.claimBlob(digest, state.size, async (trx) => {
+        await this.store.commitUpload(id, digest);
+        await this.meta.linkInTransaction(trx, repository, digest);
+      });
       await this.meta.deleteUpload(id);
       return { digest, size: state.size };
     });
