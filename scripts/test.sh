@@ -10,6 +10,11 @@ command -v skopeo >/dev/null || need+=(skopeo)
 command -v umoci >/dev/null || need+=(umoci)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v docker-registry >/dev/null || need+=(docker-registry)
+command -v htpasswd >/dev/null || need+=(apache2-utils)
+command -v openssl >/dev/null || need+=(openssl)
+command -v dockerd >/dev/null && [ -x /usr/bin/docker ] || need+=(docker.io)
+command -v podman >/dev/null || need+=(podman)
+command -v containerd >/dev/null && command -v ctr >/dev/null || need+=(containerd)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test: installing Debian packages: ${need[*]}" >&2
   if [ "$(id -u)" -ne 0 ]; then echo "test: need root to apt-get install ${need[*]}" >&2; exit 1; fi

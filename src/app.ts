@@ -3,11 +3,14 @@
  * an HTTP server. The CLI and the tests both start Berth through here.
  */
 import { mkdir } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import { HtpasswdAuthenticator, HtpasswdFile, type Authenticator } from './auth/index.js';
 import { parseAddr, type Config } from './config/index.js';
-import { schedulePurging } from './gc/index.js';
+import { newInstanceId, noEvents, NotificationQueue, type EventSink } from './events/index.js';
+import { GarbageCollector, scheduleCollection, schedulePurging } from './gc/index.js';
+import { createApiRoutes } from './http/api/index.js';
 import { fileCheck, HealthChecks, httpCheck, tcpCheck } from './health/index.js';
 import { createDebugHandler } from './http/debug.js';
 import { createMetrics, type Metrics } from './http/metrics.js';
@@ -19,6 +22,7 @@ import { FilesystemBlobStore, InMemoryBlobStore, type BlobStore } from './storag
 export interface App {
   config: Config;
   registry: Registry;
+  gc: GarbageCollector;
   meta: MetadataStore;
   store: BlobStore;
   log: Logger;
@@ -46,9 +50,11 @@ export async function createApp(config: Config, log: Logger = createLogger(confi
     deleteEnabled: config.storage.delete.enabled,
     readOnly: config.storage.maintenance.readonly.enabled,
   });
+  const gc = new GarbageCollector(meta, store, log, () => registry.events);
   return {
     config,
     registry,
+    gc,
     meta,
     store,
     log,
@@ -97,6 +103,8 @@ export interface Server {
   debug?: RunningServer;
   metrics?: Metrics;
   health: HealthChecks;
+  /** Where any module (edge, garbage collection, repository delete) emits notification events; a no-op without endpoints. */
+  events: EventSink;
   /** http(s)://127.0.0.1:<port> (or the configured host). */
   url: string;
   close(drainMs?: number): Promise<void>;
@@ -108,8 +116,23 @@ export async function startServer(config: Config, log?: Logger): Promise<Server>
   const health = createHealthChecks(app);
   const metrics = config.http.debug.prometheus.enabled ? createMetrics({ uploadsInProgress: () => app.meta.countUploads() }) : undefined;
   const tls = config.http.tls.certificate && config.http.tls.key ? { ...config.http.tls, certificate: config.http.tls.certificate, key: config.http.tls.key } : undefined;
+  // Notifications: a persisted queue only when an endpoint is enabled, so requests do no event work otherwise.
+  const source = { addr: `${hostname()}:${parseAddr(config.http.addr).port}`, instanceID: newInstanceId() };
+  const notifications = config.notifications.endpoints.some((e) => !e.disabled)
+    ? new NotificationQueue({ db: app.meta.db, endpoints: config.notifications.endpoints, source, log: app.log })
+    : undefined;
+  // Repository deletes and collections report through the same queue.
+  if (notifications) app.registry.events = notifications;
   const handler = createRequestHandler(
-    { registry: app.registry, log: app.log, auth, metrics, health },
+    {
+      registry: app.registry,
+      log: app.log,
+      auth,
+      metrics,
+      health,
+      events: notifications,
+      api: createApiRoutes({ gc: app.gc, gcDefaults: { graceMs: config.berth.gc.grace, deleteUntagged: config.berth.gc.deleteuntagged } }),
+    },
     {
       prefix: config.http.prefix,
       host: config.http.host,
@@ -121,6 +144,8 @@ export async function startServer(config: Config, log?: Logger): Promise<Server>
   );
   const { host, port } = parseAddr(config.http.addr);
   const running = await listen(handler, host, port, tls);
+  source.addr = `${hostname()}:${running.port}`; // the real port when :0 was asked for
+  await notifications?.start();
   let debug: RunningServer | undefined;
   if (config.http.debug.addr) {
     const d = parseAddr(config.http.debug.addr);
@@ -131,6 +156,11 @@ export async function startServer(config: Config, log?: Logger): Promise<Server>
     purging.enabled && !config.storage.maintenance.readonly.enabled
       ? schedulePurging(app.meta, app.store, { ageMs: purging.age, intervalMs: purging.interval, dryRun: purging.dryrun }, app.log)
       : () => {};
+  const gcConfig = config.berth.gc;
+  const stopCollecting =
+    gcConfig.enabled && config.storage.delete.enabled && !config.storage.maintenance.readonly.enabled && gcConfig.interval > 0
+      ? scheduleCollection(app.gc, gcConfig.interval, { graceMs: gcConfig.grace, deleteUntagged: gcConfig.deleteuntagged }, app.log)
+      : () => {};
   const shownHost = !host || host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
   return {
     app,
@@ -138,11 +168,14 @@ export async function startServer(config: Config, log?: Logger): Promise<Server>
     debug,
     metrics,
     health,
+    events: notifications ?? noEvents,
     url: `${tls ? 'https' : 'http'}://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${running.port}`,
     async close(drainMs = config.http.draintimeout) {
       stopPurging();
+      stopCollecting();
       health.stop();
       await Promise.all([running.close(drainMs), debug?.close(1000)]);
+      await notifications?.close();
       await app.close();
     },
   };

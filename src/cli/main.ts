@@ -1,12 +1,17 @@
-/** `berth <command>`: serve (default). */
+/** `berth <command>`: serve (default), garbage-collect, du. */
 import { ConfigError, loadConfig } from '../config/index.js';
 import { createLogger, startServer } from '../app.js';
+import { diskUsage, garbageCollect } from './gc.js';
 
-const USAGE = `usage: berth serve [config.yml]
-
-Starts the registry. With no file (and no REGISTRY_CONFIGURATION_PATH) it
-listens on :5000 and keeps data under ./data. REGISTRY_* variables override
-configuration keys (e.g. REGISTRY_HTTP_ADDR=127.0.0.1:5001).`;
+const USAGE = `usage:
+  berth serve [config.yml]
+      Starts the registry. With no file (and no REGISTRY_CONFIGURATION_PATH) it
+      listens on :5000 and keeps data under ./data. REGISTRY_* variables override
+      configuration keys (e.g. REGISTRY_HTTP_ADDR=127.0.0.1:5001).
+  berth garbage-collect [--dry-run|-d] [--delete-untagged|-m] [--grace 1h] [config.yml]
+      Removes blobs no manifest references (mark and sweep), with a summary.
+  berth du [--json] [config.yml]
+      Storage used per repository, in total, and reclaimable.`;
 
 async function serve(args: string[]): Promise<void> {
   const { config, warnings, source } = await loadConfig(args[0]);
@@ -39,6 +44,13 @@ async function main(argv: string[]): Promise<void> {
   switch (command) {
     case 'serve':
       return serve(rest);
+    case 'garbage-collect':
+    case 'gc':
+      process.exitCode = await garbageCollect(rest);
+      return;
+    case 'du':
+      process.exitCode = await diskUsage(rest);
+      return;
     case 'help':
     case '--help':
     case '-h':
@@ -54,6 +66,6 @@ async function main(argv: string[]): Promise<void> {
 
 main(process.argv.slice(2)).catch((err: unknown) => {
   if (err instanceof ConfigError) console.error(`berth: configuration error: ${err.message}`);
-  else console.error('berth: fatal:', err);
+  else console.error(`berth: ${(err as Error)?.message ?? String(err)}`);
   process.exit(1);
 });

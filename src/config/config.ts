@@ -68,6 +68,8 @@ export interface Config {
   berth: {
     /** `postgres://…` for PostgreSQL; default: SQLite at <rootdirectory>/berth.db. */
     database: { url?: string };
+    /** Online garbage collection: blobs unreferenced for `grace` are removed every `interval`. */
+    gc: { enabled: boolean; grace: number; interval: number; deleteuntagged: boolean };
   };
 }
 
@@ -171,6 +173,7 @@ const SCHEMA: Schema = s.struct({
   policy: s.any(),
   berth: s.struct({
     database: s.struct({ url: s.string() }),
+    gc: s.struct({ enabled: s.bool(true), grace: s.duration('24h'), interval: s.duration('1h'), deleteuntagged: s.bool(false) }),
   }),
 });
 

@@ -13,6 +13,7 @@ import type { AddressInfo } from 'node:net';
 import type { SecureVersion } from 'node:tls';
 import type { Logger } from 'pino';
 import { anonymous, type Authenticator, type Identity } from '../auth/index.js';
+import { emitRequestEvents, type EventSink } from '../events/index.js';
 import type { HealthChecks } from '../health/index.js';
 import type { Metrics } from './metrics.js';
 import type { Registry } from '../registry/index.js';
@@ -20,7 +21,7 @@ import { isRegistryError, RegistryError } from '../registry/index.js';
 import type { Ctx } from './context.js';
 import { sendError } from './respond.js';
 import { UrlBuilder, type UrlOptions } from './urls.js';
-import { matchV2 } from './v2/index.js';
+import { matchV2, type Match } from './v2/index.js';
 
 export interface HttpOptions {
   prefix: string;
@@ -39,6 +40,10 @@ export interface EdgeServices {
   metrics?: Metrics;
   /** When checks fail, the API answers 503 (as distribution's health.Handler does). */
   health?: HealthChecks;
+  /** Routes beyond /v2/ (Berth's own API). */
+  api?: (method: string, path: string) => Match | null;
+  /** Notification events (push, pull, mount, delete) of successful requests; absent when no endpoint is configured. */
+  events?: EventSink;
 }
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -87,7 +92,7 @@ export function createRequestHandler(services: EdgeServices, opts: HttpOptions) 
         throw new RegistryError('UNSUPPORTED', `no such API endpoint: ${fullPath.slice(0, 200)}`, undefined, { status: 404 });
       }
       ctx.path = fullPath.slice(opts.prefix.length);
-      const match = matchV2(req.method ?? 'GET', ctx.path);
+      const match = matchV2(req.method ?? 'GET', ctx.path) ?? services.api?.(req.method ?? 'GET', ctx.path) ?? null;
       if (!match) throw new RegistryError('UNSUPPORTED', `no such API endpoint: ${fullPath.slice(0, 200)}`, undefined, { status: 404 });
       route = match.route;
       if (health && !health.healthy()) {
@@ -124,7 +129,7 @@ export function createRequestHandler(services: EdgeServices, opts: HttpOptions) 
             ms: Math.round(ms * 1000) / 1000,
             bytesIn: ctx.bytesIn,
             bytesOut,
-            remote: req.socket.remoteAddress,
+            remote: req.socket?.remoteAddress,
             user: identity.name,
             ua: req.headers['user-agent'],
             error: isRegistryError(error) ? error.code : error ? 'INTERNAL' : undefined,
@@ -135,6 +140,7 @@ export function createRequestHandler(services: EdgeServices, opts: HttpOptions) 
       if (res.writableFinished || res.destroyed) finish();
       else res.once('close', finish);
     }
+    if (services.events && error === undefined) await emitRequestEvents(services.events, route, ctx, log);
   };
 }
 
@@ -146,7 +152,8 @@ function probe(res: ServerResponse, ok: boolean, health?: HealthChecks): void {
 
 function isClientAbort(err: unknown, req: IncomingMessage): boolean {
   const code = (err as NodeJS.ErrnoException)?.code;
-  return req.destroyed || code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || (err as Error)?.message === 'aborted';
+  // A request whose body was read to the end is also `destroyed`; only an unfinished one was aborted.
+  return (req.destroyed && !req.complete) || code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || (err as Error)?.message === 'aborted';
 }
 
 export interface RunningServer {
@@ -202,8 +209,13 @@ export async function listen(
       new Promise<void>((resolve) => {
         const timer = setTimeout(() => server.closeAllConnections(), drainMs);
         timer.unref();
+        // As Go's Server.Shutdown: keep closing connections as they turn idle, or a
+        // keep-alive client whose request just finished holds the drain open until drainMs.
+        const idle = setInterval(() => server.closeIdleConnections(), 50);
+        idle.unref();
         server.close(() => {
           clearTimeout(timer);
+          clearInterval(idle);
           resolve();
         });
         server.closeIdleConnections();

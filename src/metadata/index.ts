@@ -1,2 +1,2 @@
 export { MetadataStore } from './store.js';
-export type { ManifestRecord, NewManifest, PutManifestResult, Page, MetadataOptions } from './store.js';
+export type { CollectableManifest, StorageUsage, ManifestRecord, NewManifest, PutManifestResult, Page, MetadataOptions } from './store.js';

@@ -32,6 +32,22 @@ export interface NewManifest {
 
 export type PutManifestResult = { ok: true } | { ok: false; missingBlobs: string[]; missingManifests: string[] };
 
+export interface CollectableManifest {
+  id: number;
+  repository: string;
+  digest: string;
+  mediaType: string;
+  size: number;
+}
+
+export interface StorageUsage {
+  totalBytes: number;
+  totalBlobs: number;
+  reclaimableBytes: number;
+  reclaimableBlobs: number;
+  repositories: { name: string; bytes: number; blobs: number }[];
+}
+
 export interface Page {
   /** Return names strictly after this one. */
   after?: string;
@@ -51,6 +67,22 @@ const BUSY = Symbol('busy');
 const STALE_DELETE_MS = 60_000;
 
 const now = () => Date.now();
+
+/** SQL: manifest `m` may be collected by the delete-untagged policy. */
+function untaggedCondition(cutoff: number) {
+  return sql`m.created_at < ${cutoff}
+    AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.manifest_id = m.id)
+    AND NOT EXISTS (SELECT 1 FROM manifest_references x WHERE x.repository_id = m.repository_id AND x.digest = m.digest AND x.kind = 'manifest')
+    AND NOT EXISTS (SELECT 1 FROM manifests s WHERE s.repository_id = m.repository_id AND s.subject_digest = m.digest)
+    AND (m.subject_digest IS NULL OR NOT EXISTS (SELECT 1 FROM manifests p WHERE p.repository_id = m.repository_id AND p.digest = m.subject_digest))`;
+}
+
+/** SQL: blob `b` is referenced by no manifest and unused since `cutoff` (or half-deleted). */
+function blobCollectable(cutoff: number) {
+  return sql`(b.state = 'deleting' OR b.last_used_at < ${cutoff})
+    AND NOT EXISTS (SELECT 1 FROM manifest_references x WHERE x.kind = 'blob' AND x.digest = b.digest)
+    AND NOT EXISTS (SELECT 1 FROM manifests m WHERE m.digest = b.digest)`;
+}
 
 function toRecord(row: {
   id: number;
@@ -398,6 +430,170 @@ export class MetadataStore {
       .orderBy('m.digest');
     if (artifactType !== undefined) q = q.where('m.artifact_type', '=', artifactType);
     return (await q.execute()).map(toRecord);
+  }
+
+  // ---- garbage collection and repository deletes -------------------------------
+
+  /**
+   * Untagged manifests the delete-untagged policy may collect: no tag, older
+   * than `cutoff`, not a child of another manifest in the repository, without
+   * referrers, and not a referrer of a subject that is still present.
+   */
+  async untaggedManifests(cutoff: number, limit: number): Promise<CollectableManifest[]> {
+    const rows = await sql<{ id: number; repository: string; digest: string; media_type: string; size: number }>`
+      SELECT m.id, r.name AS repository, m.digest, m.media_type, m.size
+      FROM manifests m JOIN repositories r ON r.id = m.repository_id
+      WHERE ${untaggedCondition(cutoff)}
+      ORDER BY m.id LIMIT ${limit}`.execute(this.db);
+    return rows.rows.map((r) => ({ id: Number(r.id), repository: r.repository, digest: r.digest, mediaType: r.media_type, size: Number(r.size) }));
+  }
+
+  /** Deletes an untagged manifest if it is still collectable (re-checked in the same statement). */
+  async deleteUntaggedManifest(id: number, cutoff: number): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      await this.lockWrites(trx);
+      const r = await sql`DELETE FROM manifests WHERE id = ${id} AND id IN (SELECT m.id FROM manifests m WHERE m.id = ${id} AND ${untaggedCondition(cutoff)})`.execute(trx);
+      const deleted = Number(r.numAffectedRows ?? 0) > 0;
+      if (deleted) await trx.deleteFrom('manifest_references').where('manifest_id', '=', id).execute();
+      return deleted;
+    });
+  }
+
+  /** Blobs no manifest references, unused since `cutoff` (or left half-deleted by a collector). */
+  async blobCandidates(cutoff: number, limit: number, after = ''): Promise<{ digest: string; size: number }[]> {
+    const rows = await sql<{ digest: string; size: number }>`
+      SELECT b.digest, b.size FROM blobs b
+      WHERE b.digest > ${after} AND ${blobCollectable(cutoff)}
+      ORDER BY b.digest LIMIT ${limit}`.execute(this.db);
+    return rows.rows.map((r) => ({ digest: r.digest, size: Number(r.size) }));
+  }
+
+  /**
+   * First phase of deleting a blob: under its lock, re-checks that it is
+   * collectable, removes its repository links and marks it 'deleting' (from
+   * then on it is invisible). Returns the repositories it was linked in, or
+   * null when it is no longer collectable.
+   */
+  async markBlobDeleting(digest: string, cutoff: number): Promise<{ repositories: string[]; size: number } | null> {
+    return this.db.transaction().execute(async (trx) => {
+      await this.lockWrites(trx);
+      if (this.dialect === 'postgres') await sql`SELECT digest FROM blobs WHERE digest = ${digest} FOR UPDATE`.execute(trx);
+      const row = (await sql<{ size: number }>`SELECT b.size FROM blobs b WHERE b.digest = ${digest} AND ${blobCollectable(cutoff)}`.execute(trx)).rows[0];
+      if (!row) return null;
+      const repos = await trx
+        .selectFrom('repository_blobs as rb')
+        .innerJoin('repositories as r', 'r.id', 'rb.repository_id')
+        .select('r.name')
+        .where('rb.digest', '=', digest)
+        .execute();
+      await trx.deleteFrom('repository_blobs').where('digest', '=', digest).execute();
+      await trx.updateTable('blobs').set({ state: 'deleting', deleting_at: now() }).where('digest', '=', digest).execute();
+      return { repositories: repos.map((r) => r.name), size: Number(row.size) };
+    });
+  }
+
+  /** Second phase: forgets a blob whose bytes are gone, unless a push revived it meanwhile. */
+  async forgetBlob(digest: string): Promise<void> {
+    await this.db.deleteFrom('blobs').where('digest', '=', digest).where('state', '=', 'deleting').execute();
+  }
+
+  /** Removes links older than `cutoff` that no manifest of their repository references. */
+  async pruneStaleLinks(cutoff: number): Promise<number> {
+    const r = await sql`
+      DELETE FROM repository_blobs
+      WHERE created_at < ${cutoff}
+        AND NOT EXISTS (SELECT 1 FROM manifest_references x
+                        WHERE x.repository_id = repository_blobs.repository_id AND x.digest = repository_blobs.digest AND x.kind = 'blob')`.execute(this.db);
+    return Number(r.numAffectedRows ?? 0);
+  }
+
+  /** Blobs some manifest references (what a mark phase marks). */
+  async referencedBlobCount(): Promise<number> {
+    const r = await sql<{ n: number }>`
+      SELECT count(*) AS n FROM blobs b
+      WHERE EXISTS (SELECT 1 FROM manifest_references x WHERE x.kind = 'blob' AND x.digest = b.digest)
+         OR EXISTS (SELECT 1 FROM manifests m WHERE m.digest = b.digest)`.execute(this.db);
+    return Number(r.rows[0]?.n ?? 0);
+  }
+
+  /**
+   * Claims bytes the database has no record of, so they can be deleted: a
+   * 'deleting' row is inserted under the lock unless a push recorded the
+   * blob first (then it is not an orphan). Follow with store.delete and forgetBlob.
+   */
+  async claimOrphan(digest: string, size: number): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      await this.lockWrites(trx);
+      const t = now();
+      const r = await trx
+        .insertInto('blobs')
+        .values({ digest, size, created_at: t, last_used_at: 0, state: 'deleting', deleting_at: t })
+        .onConflict((oc) => oc.column('digest').doNothing())
+        .executeTakeFirst();
+      return Number(r.numInsertedOrUpdatedRows ?? 0) > 0;
+    });
+  }
+
+  /** Whether the database knows a blob at all (any state): the orphan sweep spares those. */
+  async blobRecorded(digest: string): Promise<boolean> {
+    return (await this.db.selectFrom('blobs').select('digest').where('digest', '=', digest).executeTakeFirst()) !== undefined;
+  }
+
+  /**
+   * Deletes a repository with every tag, manifest, link and upload session.
+   * Returns what was deleted (for events), or null when it did not exist.
+   */
+  async deleteRepository(name: string): Promise<{ manifests: { digest: string; mediaType: string; size: number }[]; tags: { tag: string; digest: string }[] } | null> {
+    return this.db.transaction().execute(async (trx) => {
+      await this.lockWrites(trx);
+      const repositoryId = await this.repositoryId(name, trx);
+      if (repositoryId === null) return null;
+      const manifests = await trx.selectFrom('manifests').select(['id', 'digest', 'media_type', 'size']).where('repository_id', '=', repositoryId).orderBy('id').execute();
+      const tags = await trx
+        .selectFrom('tags as t')
+        .innerJoin('manifests as m', 'm.id', 't.manifest_id')
+        .select(['t.name', 'm.digest'])
+        .where('t.repository_id', '=', repositoryId)
+        .orderBy('t.name')
+        .execute();
+      await trx.deleteFrom('tags').where('repository_id', '=', repositoryId).execute();
+      await trx.deleteFrom('manifest_references').where('repository_id', '=', repositoryId).execute();
+      await trx.deleteFrom('manifests').where('repository_id', '=', repositoryId).execute();
+      await trx.deleteFrom('repository_blobs').where('repository_id', '=', repositoryId).execute();
+      await trx.deleteFrom('uploads').where('repository_id', '=', repositoryId).execute();
+      await trx.deleteFrom('repositories').where('id', '=', repositoryId).execute();
+      return {
+        manifests: manifests.map((m) => ({ digest: m.digest, mediaType: m.media_type, size: Number(m.size) })),
+        tags: tags.map((t) => ({ tag: t.name, digest: t.digest })),
+      };
+    });
+  }
+
+  /**
+   * Storage accounting: bytes per repository (each distinct blob or manifest
+   * counted once per repository), total bytes (each blob once), and bytes a
+   * collection could reclaim now (unreferenced, ignoring the grace period).
+   */
+  async storageUsage(repository?: string): Promise<StorageUsage> {
+    const perRepo = await sql<{ name: string; bytes: number; blobs: number }>`
+      SELECT r.name, COALESCE(SUM(u.size), 0) AS bytes, COUNT(u.digest) AS blobs
+      FROM repositories r LEFT JOIN (
+        SELECT rb.repository_id, b.digest, b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest WHERE b.state = 'live'
+        UNION
+        SELECT m.repository_id, m.digest, m.size FROM manifests m
+      ) u ON u.repository_id = r.id
+      ${repository === undefined ? sql`` : sql`WHERE r.name = ${repository}`}
+      GROUP BY r.name ORDER BY r.name`.execute(this.db);
+    const total = await sql<{ bytes: number; blobs: number }>`SELECT COALESCE(SUM(size), 0) AS bytes, COUNT(*) AS blobs FROM blobs WHERE state = 'live'`.execute(this.db);
+    const reclaimable = await sql<{ bytes: number; blobs: number }>`
+      SELECT COALESCE(SUM(b.size), 0) AS bytes, COUNT(*) AS blobs FROM blobs b WHERE ${blobCollectable(Number.MAX_SAFE_INTEGER)}`.execute(this.db);
+    return {
+      totalBytes: Number(total.rows[0]?.bytes ?? 0),
+      totalBlobs: Number(total.rows[0]?.blobs ?? 0),
+      reclaimableBytes: Number(reclaimable.rows[0]?.bytes ?? 0),
+      reclaimableBlobs: Number(reclaimable.rows[0]?.blobs ?? 0),
+      repositories: perRepo.rows.map((r) => ({ name: r.name, bytes: Number(r.bytes), blobs: Number(r.blobs) })),
+    };
   }
 
   // ---- upload sessions -------------------------------------------------------

@@ -13,6 +13,7 @@ import { parseManifest, MediaTypes, type Descriptor } from './manifests/index.js
 import { assertName, assertTag, parseDigest, parseReference, type DigestAlgorithm } from './reference.js';
 import { Uploads } from './uploads.js';
 import { ByteLimitedCache } from './cache.js';
+import { noEvents, type EventSink, type RegistryEvent } from '../events/index.js';
 
 export interface RegistryOptions {
   /** storage.delete.enabled: deletes answer UNSUPPORTED when false (distribution's default). */
@@ -45,6 +46,8 @@ export interface Paginated<T> {
 
 export class Registry {
   readonly uploads: Uploads;
+  /** Where domain operations that no single API request describes (repository deletes) report events. */
+  events: EventSink = noEvents;
   private readonly manifestCache: ByteLimitedCache;
 
   constructor(
@@ -210,6 +213,30 @@ export class Registry {
     }
     if (!(await this.meta.deleteManifest(repository, ref.digest))) throw manifestUnknown(reference);
     return { kind: 'digest', digest: ref.digest };
+  }
+
+  /**
+   * Deletes a whole repository: every tag, manifest, blob link and upload.
+   * Blob bytes no other repository uses are left to garbage collection.
+   */
+  async deleteRepository(repository: string, actor?: string): Promise<{ manifests: number; tags: number }> {
+    this.assertDeletable();
+    assertName(repository);
+    const deleted = await this.meta.deleteRepository(repository);
+    if (!deleted) throw nameUnknown(repository);
+    const timestamp = new Date().toISOString();
+    const events: RegistryEvent[] = [
+      ...deleted.tags.map((t) => ({ id: randomUUID(), timestamp, action: 'delete' as const, target: { repository, tag: t.tag, digest: t.digest }, actor: { name: actor } })),
+      ...deleted.manifests.map((m) => ({
+        id: randomUUID(),
+        timestamp,
+        action: 'delete' as const,
+        target: { repository, digest: m.digest, mediaType: m.mediaType, size: m.size, length: m.size },
+        actor: { name: actor },
+      })),
+    ];
+    if (events.length) await this.events.emit(events);
+    return { manifests: deleted.manifests.length, tags: deleted.tags.length };
   }
 
   // ---- listings -------------------------------------------------------------------

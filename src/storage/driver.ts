@@ -13,6 +13,8 @@ import type { Readable } from 'node:stream';
 export interface BlobInfo {
   digest: string;
   size: number;
+  /** When the bytes were written, where the engine knows (list() sets it). */
+  modified?: Date;
 }
 
 export interface UploadInfo {

@@ -104,8 +104,13 @@ export class FilesystemBlobStore implements BlobStore {
       for (const prefix of await readdirOrEmpty(path.join(this.blobsDir, algorithm))) {
         for (const hex of await readdirOrEmpty(path.join(this.blobsDir, algorithm, prefix))) {
           const digest = `${algorithm}:${hex}`;
-          const info = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/.test(digest) ? await this.stat(digest) : null;
-          if (info) yield info;
+          if (!/^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/.test(digest)) continue;
+          try {
+            const s = await stat(path.join(this.blobsDir, algorithm, prefix, hex));
+            yield { digest, size: s.size, modified: s.mtime };
+          } catch (err) {
+            if (!isNotFound(err)) throw err;
+          }
         }
       }
     }

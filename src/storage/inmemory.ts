@@ -14,6 +14,7 @@ import {
 export class InMemoryBlobStore implements BlobStore {
   readonly kind = 'inmemory';
   private readonly blobs = new Map<string, Buffer>();
+  private readonly written = new Map<string, Date>();
   private readonly uploads = new Map<string, { data: Buffer; modified: Date }>();
 
   async stat(digest: string): Promise<BlobInfo | null> {
@@ -32,11 +33,12 @@ export class InMemoryBlobStore implements BlobStore {
 
   async delete(digest: string): Promise<boolean> {
     assertDigestKey(digest);
+    this.written.delete(digest);
     return this.blobs.delete(digest);
   }
 
   async *list(): AsyncIterable<BlobInfo> {
-    for (const [digest, data] of [...this.blobs]) yield { digest, size: data.byteLength };
+    for (const [digest, data] of [...this.blobs]) yield { digest, size: data.byteLength, modified: this.written.get(digest) };
   }
 
   async createUpload(id: string): Promise<void> {
@@ -74,6 +76,7 @@ export class InMemoryBlobStore implements BlobStore {
     const upload = this.uploads.get(id);
     if (!upload) throw new UploadNotFoundError(id);
     this.blobs.set(digest, upload.data);
+    this.written.set(digest, new Date());
     this.uploads.delete(id);
   }
 

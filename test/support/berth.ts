@@ -48,7 +48,7 @@ export async function startBerth(env: Record<string, string> = {}, configFile?: 
   const server = await startServer(config, createLogger(config, sink));
   const host = `127.0.0.1:${server.http.port}`;
   return {
-    url: `http://${host}`,
+    url: server.url.replace(/\/\/[^/]+$/, `//${host}`),
     host,
     root,
     server,

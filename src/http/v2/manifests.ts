@@ -1,7 +1,7 @@
 /** GET, HEAD, PUT and DELETE /v2/<name>/manifests/<reference> (OCI dist-spec end-3, end-7, end-9). */
 import { MAX_MANIFEST_BYTES, MediaTypes, RegistryError } from '../../registry/index.js';
 import type { Ctx } from '../context.js';
-import { readBody, sendEmpty } from '../respond.js';
+import { sendEmpty } from '../respond.js';
 
 /** Media types a client accepts, from every Accept header, parameters dropped. */
 function accepted(ctx: Ctx): Set<string> {
@@ -54,7 +54,7 @@ export async function putManifest(ctx: Ctx, name: string, reference: string): Pr
   const declared = Number(ctx.req.headers['content-length'] ?? 0);
   const tooLarge = () => new RegistryError('MANIFEST_INVALID', `manifest exceeds the ${MAX_MANIFEST_BYTES}-byte limit`, { limit: MAX_MANIFEST_BYTES }, { status: 413 });
   if (declared > MAX_MANIFEST_BYTES) throw tooLarge();
-  const body = await readBody(ctx.req, MAX_MANIFEST_BYTES, tooLarge);
+  const body = await readManifestBody(ctx, tooLarge);
   ctx.bytesIn += body.byteLength;
   const tags = ctx.query.getAll('tag');
   const { digest, subject } = await ctx.registry.putManifest(name, reference, ctx.req.headers['content-type'], body, tags);
@@ -65,6 +65,46 @@ export async function putManifest(ctx: Ctx, name: string, reference: string): Pr
   // OCI dist-spec: a registry that processes `subject` says so with OCI-Subject.
   if (subject) headers['OCI-Subject'] = subject.digest;
   sendEmpty(ctx.res, 201, headers);
+}
+
+/**
+ * Reads a manifest body of at most MAX_MANIFEST_BYTES. An oversized body is
+ * refused without destroying the request (which would take the socket, and
+ * the 413, with it): reading stops and the connection closes after the answer.
+ */
+function readManifestBody(ctx: Ctx, tooLarge: () => RegistryError): Promise<Buffer> {
+  const req = ctx.req;
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    let size = 0;
+    const done = () => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.byteLength;
+      if (size > MAX_MANIFEST_BYTES) {
+        done();
+        req.pause();
+        ctx.res.setHeader('Connection', 'close');
+        reject(tooLarge());
+        return;
+      }
+      parts.push(chunk);
+    };
+    const onEnd = () => {
+      done();
+      resolve(Buffer.concat(parts, size));
+    };
+    const onError = (err: Error) => {
+      done();
+      reject(err);
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+  });
 }
 
 export async function deleteManifest(ctx: Ctx, name: string, reference: string): Promise<void> {

@@ -1,0 +1,158 @@
+// The small-request load: `wrk` (C, cheap on a 2-core machine) when
+// available, else a node:http keep-alive load generator. Both report
+// requests, errors, req/s and latency percentiles.
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { trackChild } from './servers.mjs';
+
+function toMs(value, unit) {
+  const v = Number(value);
+  return unit === 'us' ? v / 1000 : unit === 'ms' ? v : unit === 's' ? v * 1000 : unit === 'm' ? v * 60000 : NaN;
+}
+
+/** Parses `wrk --latency` output. */
+export function parseWrk(text) {
+  const num = (re) => {
+    const m = re.exec(text);
+    return m ? Number(m[1]) : undefined;
+  };
+  const pct = (p) => {
+    const m = new RegExp(`^\\s*${p}%\\s+([\\d.]+)(us|ms|s|m)\\s*$`, 'm').exec(text);
+    return m ? toMs(m[1], m[2]) : undefined;
+  };
+  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
+  const requests = num(/(\d+) requests in/);
+  return {
+    requests,
+    seconds: (() => {
+      const m = /requests in ([\d.]+)(us|ms|s|m)/.exec(text);
+      return m ? toMs(m[1], m[2]) / 1000 : undefined;
+    })(),
+    rps: num(/Requests\/sec:\s+([\d.]+)/),
+    p50: pct(50),
+    p99: pct(99),
+    non2xx: num(/Non-2xx or 3xx responses: (\d+)/) ?? 0,
+    socketErrors: sock ? sock.slice(1).reduce((a, b) => a + Number(b), 0) : 0,
+  };
+}
+
+export function runWrk(wrkBin, tmpDir, { url, method, headers, connections, seconds, threads }) {
+  const script = path.join(tmpDir, `wrk-${method}-${Math.random().toString(36).slice(2)}.lua`);
+  const lines = [`wrk.method = ${JSON.stringify(method)}`];
+  for (const [k, v] of Object.entries(headers)) lines.push(`wrk.headers[${JSON.stringify(k)}] = ${JSON.stringify(v)}`);
+  writeFileSync(script, lines.join('\n') + '\n');
+  const args = ['-t', String(threads), '-c', String(connections), '-d', `${Math.max(1, Math.round(seconds))}s`, '--latency', '--timeout', '10s', '-s', script, url];
+  return new Promise((resolve, reject) => {
+    const child = trackChild(spawn(wrkBin, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
+    let out = '';
+    child.stdout.on('data', (b) => (out += b));
+    child.stderr.on('data', (b) => (out += b));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code !== 0) return reject(new Error(`wrk exited ${code}: ${out}`));
+      const r = parseWrk(out);
+      if (r.requests === undefined || r.rps === undefined) return reject(new Error(`could not parse wrk output:\n${out}`));
+      resolve({ ...r, errors: r.non2xx + r.socketErrors, tool: 'wrk' });
+    });
+  });
+}
+
+function percentile(sorted, p) {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+/**
+ * The same load from node: `connections` keep-alive sockets on node:net,
+ * each sending one prebuilt request and waiting for the whole response
+ * before the next. A minimal HTTP/1.1 response parser (Content-Length or
+ * chunked, no body for HEAD) keeps the generator's CPU per request far below
+ * node:http's, which matters on a 2-core machine. wrk cannot do HEAD: it
+ * waits for the Content-Length bytes of a HEAD response and hangs.
+ */
+export async function runNodeLoad({ url, method, headers, connections, seconds }) {
+  const u = new URL(url);
+  if (u.hostname !== '127.0.0.1') throw new Error('loopback only');
+  const head = [`${method} ${u.pathname}${u.search} HTTP/1.1`, `Host: ${u.host}`, 'User-Agent: berth-bench', ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)];
+  const request = Buffer.from(head.join('\r\n') + '\r\n\r\n');
+  const isHead = method === 'HEAD';
+  let lat = new Float64Array(1 << 16);
+  let n = 0;
+  let errors = 0;
+  const started = process.hrtime.bigint();
+  const end = started + BigInt(Math.round(seconds * 1e9));
+
+  const connection = () =>
+    new Promise((resolve) => {
+      const sock = net.connect({ host: u.hostname, port: Number(u.port) });
+      sock.setNoDelay(true);
+      let buf = Buffer.alloc(0);
+      let t0 = 0n;
+      let need = -1; // bytes of the current response still to come (after headers), -1 = reading headers
+      let chunked = false;
+      const send = () => {
+        if (process.hrtime.bigint() >= end) {
+          sock.end();
+          return;
+        }
+        t0 = process.hrtime.bigint();
+        need = -1;
+        sock.write(request);
+      };
+      const done = (status) => {
+        if (status >= 400) errors++;
+        if (n === lat.length) {
+          const bigger = new Float64Array(lat.length * 2);
+          bigger.set(lat);
+          lat = bigger;
+        }
+        lat[n++] = Number(process.hrtime.bigint() - t0) / 1e6;
+        send();
+      };
+      let status = 0;
+      sock.on('data', (chunk) => {
+        buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+        for (;;) {
+          if (need === -1) {
+            const endOfHeaders = buf.indexOf('\r\n\r\n');
+            if (endOfHeaders === -1) return;
+            const text = buf.toString('latin1', 0, endOfHeaders);
+            status = Number(text.slice(9, 12));
+            const cl = /\r\ncontent-length:\s*(\d+)/i.exec(text);
+            chunked = /\r\ntransfer-encoding:\s*chunked/i.test(text);
+            need = isHead || status === 204 || status === 304 ? 0 : cl ? Number(cl[1]) : 0;
+            buf = buf.subarray(endOfHeaders + 4);
+          }
+          if (chunked && !isHead) {
+            // Rare here (registries send Content-Length); wait for the terminating chunk.
+            const term = buf.indexOf('\r\n0\r\n\r\n');
+            const atStart = buf.indexOf('0\r\n\r\n') === 0;
+            if (term === -1 && !atStart) return;
+            buf = buf.subarray(atStart ? 5 : term + 7);
+            chunked = false;
+            need = -1;
+            done(status);
+            return;
+          }
+          if (buf.length < need) return;
+          buf = buf.subarray(need);
+          need = -1;
+          done(status);
+          return;
+        }
+      });
+      sock.on('connect', send);
+      sock.on('error', () => {
+        errors++;
+        resolve();
+      });
+      sock.on('close', resolve);
+    });
+
+  await Promise.all(Array.from({ length: connections }, connection));
+  const secs = Number(process.hrtime.bigint() - started) / 1e9;
+  const sorted = lat.subarray(0, n).sort();
+  return { requests: n, seconds: secs, rps: n / secs, p50: percentile(sorted, 50), p99: percentile(sorted, 99), errors, tool: 'node' };
+}

@@ -1,0 +1,213 @@
+// Starts Berth and the reference registry (Debian's docker-registry,
+// distribution 2.8.x) on 127.0.0.1 with fresh data directories, and
+// installs what is missing. Every child and temp dir is registered for cleanup.
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync, rmSync, readdirSync, statSync, symlinkSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import http from 'node:http';
+
+const children = new Set();
+const tempDirs = new Set();
+
+export function trackTempDir(dir) {
+  tempDirs.add(dir);
+}
+
+/** Synchronous last-resort cleanup (process 'exit'). */
+export function cleanupSync() {
+  for (const child of children) {
+    try {
+      child.kill('SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  }
+  children.clear();
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+  tempDirs.clear();
+}
+
+export function trackChild(child) {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function which(cmd) {
+  const r = spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : undefined;
+}
+
+/** apt-get install when missing (root only); returns the binary's path or undefined. */
+export function ensureDebianTool(bin, pkg, { required }) {
+  let found = which(bin);
+  if (found) return found;
+  const log = (m) => process.stderr.write(`bench: ${m}\n`);
+  if (process.getuid?.() !== 0) {
+    if (required) throw new Error(`${bin} is missing and installing ${pkg} needs root: apt-get install ${pkg}`);
+    return undefined;
+  }
+  log(`installing Debian package ${pkg}`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const apt = (args) => spawnSync('flock', ['/tmp/berth-test-apt.lock', 'apt-get', ...args], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  let r = apt(['install', '-y', '-qq', '-o', 'DPkg::Lock::Timeout=600', pkg]);
+  if (r.status !== 0) {
+    apt(['update', '-qq']);
+    r = apt(['install', '-y', '-qq', '-o', 'DPkg::Lock::Timeout=600', pkg]);
+  }
+  found = which(bin);
+  if (!found && required) throw new Error(`could not install ${pkg}`);
+  return found;
+}
+
+function newestMtime(dir) {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, entry.name);
+    if (entry.isDirectory()) newest = Math.max(newest, newestMtime(p));
+    else if (entry.name.endsWith('.ts')) newest = Math.max(newest, statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+/**
+ * Builds Berth as committed at `rev` (git archive of src/, test/ and tsconfig.json
+ * into `dir`, node_modules linked from the work tree), so a benchmark is not
+ * disturbed by edits in progress. Returns the entry point.
+ */
+export function buildCommit(repoRoot, rev, dir) {
+  mkdirSync(dir, { recursive: true });
+  const tar = spawnSync('sh', ['-c', `git -C "$0" archive "$1" src test tsconfig.json package.json | tar -x -C "$2"`, repoRoot, rev, dir], { stdio: ['ignore', 'inherit', 'inherit'] });
+  if (tar.status !== 0) throw new Error(`git archive ${rev} failed`);
+  symlinkSync(path.join(repoRoot, 'node_modules'), path.join(dir, 'node_modules'));
+  process.stderr.write(`bench: building Berth at ${rev} (tsc)\n`);
+  const tsc = path.join(repoRoot, 'node_modules/.bin/tsc');
+  const r = spawnSync(tsc, ['-p', 'tsconfig.json'], { cwd: dir, stdio: ['ignore', 'inherit', 'inherit'] });
+  const main = path.join(dir, 'dist/src/cli/main.js');
+  if (r.status !== 0 || !existsSync(main)) throw new Error(`Berth at ${rev} does not compile`);
+  return main;
+}
+
+/** Installs npm dependencies and compiles when dist is missing or older than src (as bin/berth does). */
+export function ensureBerthBuilt(repoRoot, { build = true } = {}) {
+  const log = (m) => process.stderr.write(`bench: ${m}\n`);
+  if (!existsSync(path.join(repoRoot, 'node_modules/kysely')) || !existsSync(path.join(repoRoot, 'node_modules/better-sqlite3/build/Release/better_sqlite3.node'))) {
+    log('npm ci (the SQLite driver compiles once, about two minutes)');
+    execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'inherit'] });
+  }
+  const main = path.join(repoRoot, 'dist/src/cli/main.js');
+  if (build && (!existsSync(main) || newestMtime(path.join(repoRoot, 'src')) > statSync(main).mtimeMs)) {
+    log('building Berth (tsc)');
+    const r = spawnSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: repoRoot, stdio: ['ignore', 'inherit', 'inherit'] });
+    if (r.status !== 0) throw new Error('Berth does not compile (npx tsc -p tsconfig.json failed): fix the build, or pass --no-build to measure dist/ as it is');
+  }
+  return main;
+}
+
+async function waitReady(base, child, output) {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`server exited (${child.exitCode ?? child.signalCode}) before serving:\n${output()}`);
+    const ok = await new Promise((resolve) => {
+      const req = http.get(`${base}/v2/`, { agent: false, timeout: 1000 }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode === 200));
+      });
+      req.on('error', () => resolve(false));
+      req.on('timeout', () => req.destroy());
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`server did not answer on ${base} within 30 s:\n${output()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function launch(name, makeSpawn) {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const { cmd, args, env } = makeSpawn(port);
+    const child = trackChild(spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] }));
+    let out = '';
+    const collect = (b) => {
+      out = (out + b.toString('utf8')).slice(-8000);
+    };
+    child.stdout.on('data', collect);
+    child.stderr.on('data', collect);
+    const exited = new Promise((r) => child.once('exit', r));
+    try {
+      await waitReady(base, child, () => out);
+    } catch (e) {
+      child.kill('SIGKILL');
+      await exited;
+      if (attempt < 5 && /address already in use|EADDRINUSE/i.test(out)) continue;
+      throw e;
+    }
+    let stopped;
+    return {
+      name,
+      base,
+      pid: child.pid,
+      output: () => out,
+      stop: () =>
+        (stopped ??= (async () => {
+          if (child.exitCode === null && child.signalCode === null) {
+            child.kill('SIGTERM');
+            const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+            await exited;
+            clearTimeout(t);
+          }
+        })()),
+    };
+  }
+}
+
+export function startBerth(mainJs, dataDir, { extraArgs = [] } = {}) {
+  mkdirSync(dataDir, { recursive: true });
+  return launch('berth', (port) => ({
+    cmd: process.execPath,
+    args: [...extraArgs, mainJs, 'serve'],
+    env: {
+      // Only our REGISTRY_* overrides: none meant for anything else.
+      ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('REGISTRY_'))),
+      REGISTRY_HTTP_ADDR: `127.0.0.1:${port}`,
+      REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: dataDir,
+      REGISTRY_STORAGE_DELETE_ENABLED: 'true',
+      REGISTRY_LOG_ACCESSLOG_DISABLED: 'true',
+      REGISTRY_LOG_LEVEL: 'error',
+    },
+  }));
+}
+
+export function startReference(bin, dir) {
+  mkdirSync(dir, { recursive: true });
+  return launch('reference', (port) => {
+    const configFile = path.join(dir, 'config.yml');
+    // JSON is YAML. The blob-descriptor cache is on as in Debian's and the
+    // registry:2 image's shipped config: the reference as people run it.
+    writeFileSync(
+      configFile,
+      JSON.stringify({
+        version: 0.1,
+        log: { level: 'error', accesslog: { disabled: true } },
+        storage: { filesystem: { rootdirectory: path.join(dir, 'storage') }, delete: { enabled: true }, cache: { blobdescriptor: 'inmemory' } },
+        http: { addr: `127.0.0.1:${port}` },
+      }),
+    );
+    // Its environment must not carry REGISTRY_* overrides meant for anything else.
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('REGISTRY_')));
+    return { cmd: bin, args: ['serve', configFile], env };
+  });
+}

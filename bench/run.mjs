@@ -1,0 +1,555 @@
+#!/usr/bin/env node
+// Berth against the reference registry (Debian's docker-registry,
+// distribution 2.8.x): `npm run bench` (full, 10–20 min) or
+// `npm run bench -- --quick` (smoke, under a minute). See bench/README.md.
+//
+// Both servers start from clean data directories on 127.0.0.1 and are
+// measured alternately (Berth, reference, Berth, reference…) for every
+// measurement of every round. The machine is shared and noisy: trust the
+// ratios and the server CPU per operation, not the absolute times.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, writeFileSync, copyFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Registry, GiB, MiB, bigBlob, pool, pushSmallImage, repeatedBody, sha256, smallImage } from './lib/client.mjs';
+import { runNodeLoad, runWrk } from './lib/load.mjs';
+import { MemorySampler, NoiseMeter, machineBefore, treeCpuSeconds } from './lib/proc.mjs';
+import { median, summarise, table } from './lib/report.mjs';
+import { buildCommit, cleanupSync, ensureBerthBuilt, ensureDebianTool, startBerth, startReference, trackTempDir } from './lib/servers.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repoRoot = path.resolve(here, '..');
+
+const { values: opt } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    rounds: { type: 'string' },
+    'blob-mib': { type: 'string' },
+    chunk: { type: 'string' },
+    duration: { type: 'string' },
+    connections: { type: 'string' },
+    'small-blobs': { type: 'string' },
+    repos: { type: 'string' },
+    tags: { type: 'string' },
+    page: { type: 'string' },
+    only: { type: 'string' },
+    loadgen: { type: 'string' },
+    'cpu-prof': { type: 'boolean', default: false },
+    'no-build': { type: 'boolean', default: false },
+    commit: { type: 'string' },
+    out: { type: 'string' },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+
+if (opt.help) {
+  console.log(`usage: node bench/run.mjs [--quick] [options]
+
+  --quick             smoke run (1 round, 64 MiB blob, 2 s loads, 500 repos/tags): under a minute
+  --rounds N          rounds (default 3)
+  --blob-mib N        size of the big blob in MiB (default 1024)
+  --chunk N           PATCH size in MiB for the chunked push (default 16)
+  --duration S        seconds of load per small-request measurement (default 10)
+  --connections N     connections for the small-request load (default 64)
+  --small-blobs N     4 KiB blobs pushed per round at concurrency 16 (default 2000)
+  --repos N           repositories seeded for _catalog (default 10000)
+  --tags N            tags seeded in one repository (default 10000)
+  --page N            page size n for _catalog and tags/list (default 1000)
+  --only LIST         phases to run, comma-separated: push,pull,small,blobs,list
+  --loadgen node|wrk  small-request load generator: node:net (default) or wrk for the GETs (installed when missing)
+  --commit REV        benchmark Berth as committed at REV (built in a temp dir), not the work tree
+  --no-build          measure dist/ as it is (default: npx tsc first when src/ is newer)
+  --cpu-prof          run Berth under node --cpu-prof; profiles land in bench/results/profiles/
+  --out FILE          JSON output (default bench/results/latest.json, or latest-quick.json with --quick)`);
+  process.exit(0);
+}
+
+const int = (v, d) => (v === undefined ? d : Number(v));
+const Q = opt.quick;
+const cfg = {
+  quick: Q,
+  rounds: int(opt.rounds, Q ? 1 : 3),
+  blobBytes: int(opt['blob-mib'], Q ? 64 : 1024) * MiB,
+  chunkBytes: int(opt.chunk, 16) * MiB,
+  loadSeconds: Number(opt.duration ?? (Q ? 2 : 10)),
+  warmupSeconds: Q ? 0.5 : 1, // untimed, before each load (wrk rounds up to whole seconds)
+  connections: int(opt.connections, 64),
+  smallBlobs: int(opt['small-blobs'], Q ? 500 : 2000),
+  smallBlobConcurrency: 16,
+  repos: int(opt.repos, Q ? 500 : 10000),
+  tags: int(opt.tags, Q ? 500 : 10000),
+  // Small enough in --quick that pagination still takes several pages.
+  page: int(opt.page, Q ? 100 : 1000),
+  seedConcurrency: 16,
+  pullStreams: 8,
+  rangeReps: Q ? 10 : 20,
+  listReps: 3,
+  phases: new Set((opt.only ?? 'push,pull,small,blobs,list').split(',').map((s) => s.trim())),
+};
+const outFile = path.resolve(opt.out ?? path.join(here, 'results', Q ? 'latest-quick.json' : 'latest.json'));
+if (cfg.blobBytes % Math.min(MiB, cfg.blobBytes) !== 0) throw new Error('--blob-mib must be a whole number of MiB');
+
+const t00 = Date.now();
+const log = (m) => process.stderr.write(`bench: [${((Date.now() - t00) / 1000).toFixed(0).padStart(4)} s] ${m}\n`);
+
+// ── cleanup on every way out ───────────────────────────────────────────────
+const servers = [];
+let cleaning;
+async function cleanup() {
+  cleaning ??= (async () => {
+    await Promise.all(servers.map((s) => s.stop().catch(() => {})));
+    cleanupSync();
+  })();
+  return cleaning;
+}
+process.on('exit', cleanupSync);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => {
+    log(`${sig}: stopping servers and removing temp dirs`);
+    cleanup().finally(() => process.exit(130));
+  });
+}
+
+// ── set-up ─────────────────────────────────────────────────────────────────
+const started = new Date();
+const before = await machineBefore(2000);
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'berth-bench-'));
+trackTempDir(tmp);
+ensureBerthBuilt(repoRoot, { build: !opt['no-build'] && !opt.commit });
+const mainJs = opt.commit ? buildCommit(repoRoot, opt.commit, path.join(tmp, 'build')) : path.join(repoRoot, 'dist/src/cli/main.js');
+const referenceBin = ensureDebianTool('docker-registry', 'docker-registry', { required: true });
+// The node:net load generator is the default for all four small requests, so
+// their rows compare with each other; --loadgen wrk uses wrk (installed when
+// missing) for the GETs. wrk cannot do HEAD (it waits for the body that a
+// HEAD response's Content-Length announces), so HEADs always use node.
+const wrkBin = opt.loadgen === 'wrk' ? ensureDebianTool('wrk', 'wrk', { required: true }) : undefined;
+const loadgen = wrkBin ? 'wrk for GET, node:net for HEAD' : 'node:net';
+const wrkThreads = Math.max(1, Math.floor(os.cpus().length / 2));
+
+const profDir = path.join(here, 'results', 'profiles');
+if (opt['cpu-prof']) mkdirSync(profDir, { recursive: true });
+
+const berthSrv = await startBerth(mainJs, path.join(tmp, 'berth'), {
+  extraArgs: opt['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
+});
+servers.push(berthSrv);
+const refSrv = await startReference(referenceBin, path.join(tmp, 'reference'));
+servers.push(refSrv);
+const referenceVersion = (() => {
+  try {
+    return execFileSync(referenceBin, ['--version'], { encoding: 'utf8' }).trim();
+  } catch {
+    return 'unknown';
+  }
+})();
+
+const targets = {
+  berth: { srv: berthSrv, reg: new Registry(berthSrv.base, 64), mem: new MemorySampler(berthSrv.pid) },
+  reference: { srv: refSrv, reg: new Registry(refSrv.base, 64), mem: new MemorySampler(refSrv.pid) },
+};
+const order = ['berth', 'reference'];
+const cpu0 = Object.fromEntries(order.map((k) => [k, treeCpuSeconds(targets[k].srv.pid)]));
+log(`Berth ${berthSrv.base} (pid ${berthSrv.pid}), reference ${refSrv.base} (pid ${refSrv.pid}), load generator ${loadgen}`);
+
+/** Flushes dirty pages so one server's writes are not written back during the other's measurement. */
+function settle() {
+  spawnSync('sync');
+}
+
+// peak RSS per phase group, max over measurements
+const phasePeak = { berth: {}, reference: {} };
+
+/** Runs fn against one server; returns { seconds, cpu, value } with the server tree's CPU delta. */
+async function measure(which, group, fn) {
+  const t = targets[which];
+  t.mem.mark();
+  const c0 = treeCpuSeconds(t.srv.pid);
+  const t0 = process.hrtime.bigint();
+  const value = await fn(t.reg, t);
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpu = treeCpuSeconds(t.srv.pid) - c0;
+  const peak = t.mem.mark();
+  phasePeak[which][group] = Math.max(phasePeak[which][group] ?? 0, peak);
+  return { seconds, cpu, value };
+}
+
+// ── seeding (once, before the rounds) ──────────────────────────────────────
+const smallImg = smallImage('berth-bench-small');
+const seedImg = smallImage('berth-bench-seed');
+const seedResults = { berth: {}, reference: {} };
+const noise = new NoiseMeter();
+
+for (const which of order) {
+  const t = targets[which];
+  await pushSmallImage(t.reg, 'bench/small', smallImg, 'latest');
+}
+
+if (cfg.phases.has('list')) {
+  for (const which of order) {
+    log(`seeding ${which}: ${cfg.repos} repositories, ${cfg.tags} tags`);
+    const repoName = (i) => `seed/r${String(i).padStart(5, '0')}`;
+    const repos = await measure(which, 'seed', async (reg) => {
+      await pushSmallImage(reg, 'seed/base', seedImg, 'latest');
+      await pool(cfg.repos, cfg.seedConcurrency, async (i) => {
+        await reg.mount(repoName(i), seedImg.configDigest, 'seed/base');
+        await reg.mount(repoName(i), seedImg.layerDigest, 'seed/base');
+        await reg.putManifest(repoName(i), 'latest', seedImg.mediaType, seedImg.manifest);
+      });
+    });
+    settle();
+    const tags = await measure(which, 'seed', async (reg) => {
+      await pushSmallImage(reg, 'seed/tags', seedImg, 'latest');
+      await pool(cfg.tags, cfg.seedConcurrency, async (i) => {
+        await reg.putManifest('seed/tags', `t${String(i).padStart(5, '0')}`, seedImg.mediaType, seedImg.manifest);
+      });
+    });
+    settle();
+    log(`  ${which}: ${cfg.repos} repositories in ${repos.seconds.toFixed(1)} s, ${cfg.tags} tags in ${tags.seconds.toFixed(1)} s`);
+    seedResults[which] = {
+      'seed.repos.perSec': cfg.repos / repos.seconds,
+      'seed.repos.cpuMs': (1000 * repos.cpu) / cfg.repos,
+      'seed.tags.perSec': cfg.tags / tags.seconds,
+      'seed.tags.cpuMs': (1000 * tags.cpu) / cfg.tags,
+    };
+  }
+}
+
+// ── the rounds ─────────────────────────────────────────────────────────────
+const ACCEPT = [
+  'application/vnd.oci.image.manifest.v1+json',
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.docker.distribution.manifest.v2+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+].join(', ');
+const smallOps = [
+  { key: 'manifestGetTag', label: 'manifest GET by tag', method: 'GET', path: '/v2/bench/small/manifests/latest', headers: { Accept: ACCEPT } },
+  { key: 'manifestHeadTag', label: 'manifest HEAD by tag', method: 'HEAD', path: '/v2/bench/small/manifests/latest', headers: { Accept: ACCEPT } },
+  { key: 'manifestGetDigest', label: 'manifest GET by digest', method: 'GET', path: `/v2/bench/small/manifests/${smallImg.manifestDigest}`, headers: { Accept: ACCEPT } },
+  { key: 'blobHead', label: 'blob HEAD', method: 'HEAD', path: `/v2/bench/small/blobs/${smallImg.layerDigest}`, headers: {} },
+];
+
+async function load(base, op, seconds) {
+  const spec = { url: `${base}${op.path}`, method: op.method, headers: op.headers, connections: cfg.connections, seconds };
+  return wrkBin && op.method !== 'HEAD' ? runWrk(wrkBin, tmp, { ...spec, threads: wrkThreads }) : runNodeLoad(spec);
+}
+
+const rounds = [];
+for (let round = 1; round <= cfg.rounds; round++) {
+  log(`round ${round}/${cfg.rounds}`);
+  const r = { berth: {}, reference: {}, noise: undefined };
+  const roundNoise = new NoiseMeter();
+  const both = async (fn) => {
+    for (const which of order) await fn(which, r[which]);
+  };
+
+  if (cfg.phases.has('push') || cfg.phases.has('pull')) {
+    const mono = bigBlob(cfg.blobBytes);
+    const chunked = bigBlob(cfg.blobBytes);
+    const repo = `bench/big-r${round}`;
+    const gib = cfg.blobBytes / GiB;
+    await both(async (which, out) => {
+      const m = await measure(which, 'push', (reg) => reg.pushMonolithic(repo, mono.digest, repeatedBody(mono.block, mono.size)));
+      out['push.mono.mbps'] = cfg.blobBytes / 1e6 / m.seconds;
+      out['push.mono.cpuPerGiB'] = m.cpu / gib;
+      settle();
+    });
+    if (cfg.phases.has('push')) {
+      await both(async (which, out) => {
+        const m = await measure(which, 'push', (reg) => reg.pushChunked(repo, chunked, cfg.chunkBytes));
+        out['push.chunked.mbps'] = cfg.blobBytes / 1e6 / m.seconds;
+        out['push.chunked.cpuPerGiB'] = m.cpu / gib;
+        settle();
+      });
+    }
+    if (cfg.phases.has('pull')) {
+      await both(async (which, out) => {
+        const m = await measure(which, 'pull', async (reg) => {
+          const bytes = await reg.pullBlob(repo, mono.digest);
+          if (bytes !== cfg.blobBytes) throw new Error(`${which}: pulled ${bytes} bytes, expected ${cfg.blobBytes}`);
+        });
+        out['pull.single.mbps'] = cfg.blobBytes / 1e6 / m.seconds;
+        out['pull.single.cpuPerGiB'] = m.cpu / gib;
+      });
+      await both(async (which, out) => {
+        const m = await measure(which, 'pull', async (reg) => {
+          const sizes = await Promise.all(Array.from({ length: cfg.pullStreams }, () => reg.pullBlob(repo, mono.digest)));
+          if (sizes.some((s) => s !== cfg.blobBytes)) throw new Error(`${which}: a parallel pull came back short`);
+        });
+        out['pull.parallel.mbps'] = (cfg.pullStreams * cfg.blobBytes) / 1e6 / m.seconds;
+        out['pull.parallel.cpuPerGiB'] = m.cpu / (cfg.pullStreams * gib);
+      });
+      await both(async (which, out) => {
+        const start = cfg.blobBytes - MiB;
+        const lat = [];
+        const m = await measure(which, 'pull', async (reg) => {
+          for (let i = 0; i < cfg.rangeReps; i++) {
+            const t0 = process.hrtime.bigint();
+            const body = await reg.rangeGet(repo, mono.digest, start, cfg.blobBytes - 1);
+            lat.push(Number(process.hrtime.bigint() - t0) / 1e6);
+            // The blob is one block repeated, so its last MiB is that block.
+            if (i === 0 && !body.equals(mono.block.subarray(mono.block.byteLength - MiB))) throw new Error(`${which}: Range body differs`);
+          }
+        });
+        out['pull.range.ms'] = median(lat);
+        out['pull.range.cpuMs'] = (1000 * m.cpu) / cfg.rangeReps;
+      });
+    }
+  }
+
+  if (cfg.phases.has('small')) {
+    for (const op of smallOps) {
+      await both(async (which, out) => {
+        const base = targets[which].srv.base;
+        await load(base, op, cfg.warmupSeconds); // JIT and caches warm, not counted
+        const m = await measure(which, 'small', () => load(base, op, cfg.loadSeconds));
+        const w = m.value;
+        if (w.errors > 0) log(`${which} ${op.label}: ${w.errors} errors of ${w.requests} requests`);
+        out[`small.${op.key}.rps`] = w.rps;
+        out[`small.${op.key}.p50`] = w.p50;
+        out[`small.${op.key}.p99`] = w.p99;
+        out[`small.${op.key}.cpuUs`] = (1e6 * m.cpu) / w.requests;
+        out[`small.${op.key}.errors`] = w.errors;
+      });
+    }
+  }
+
+  if (cfg.phases.has('blobs')) {
+    const blobs = Array.from({ length: cfg.smallBlobs }, () => randomBytes(4096));
+    const digests = blobs.map(sha256);
+    const repo = `bench/small-blobs-r${round}`;
+    await both(async (which, out) => {
+      const m = await measure(which, 'blobs', (reg) =>
+        pool(cfg.smallBlobs, cfg.smallBlobConcurrency, (i) => reg.pushMonolithic(repo, digests[i], blobs[i])),
+      );
+      out['blobs.perSec'] = cfg.smallBlobs / m.seconds;
+      out['blobs.cpuMs'] = (1000 * m.cpu) / cfg.smallBlobs;
+      settle();
+    });
+  }
+
+  if (cfg.phases.has('list')) {
+    const listOps = [
+      {
+        key: 'catalogWalk',
+        run: async (reg) => {
+          const w = await reg.walk(`/v2/_catalog?n=${cfg.page}`, 'repositories');
+          if (w.items < cfg.repos) throw new Error(`_catalog walk found ${w.items} repositories, expected ≥ ${cfg.repos}`);
+          return w;
+        },
+      },
+      {
+        key: 'catalogFirst',
+        run: async (reg) => {
+          const res = await reg.get(`/v2/_catalog?n=${cfg.page}`);
+          if (res.status !== 200) throw new Error(`_catalog: ${res.status}`);
+          return { items: JSON.parse(res.body.toString()).repositories.length, pages: 1 };
+        },
+      },
+      {
+        key: 'tagsWalk',
+        run: async (reg) => {
+          const w = await reg.walk(`/v2/seed/tags/tags/list?n=${cfg.page}`, 'tags');
+          if (w.items !== cfg.tags + 1) throw new Error(`tags/list walk found ${w.items} tags, expected ${cfg.tags + 1}`);
+          return w;
+        },
+      },
+    ];
+    for (const op of listOps) {
+      await both(async (which, out) => {
+        const times = [];
+        let cpu = 0;
+        let pages = 0;
+        for (let i = 0; i < cfg.listReps; i++) {
+          const m = await measure(which, 'list', op.run);
+          times.push(m.seconds * 1000);
+          cpu += m.cpu;
+          pages = m.value.pages;
+        }
+        out[`list.${op.key}.ms`] = median(times);
+        out[`list.${op.key}.cpuMs`] = (1000 * cpu) / cfg.listReps;
+        out[`list.${op.key}.pages`] = pages;
+      });
+    }
+  }
+
+  r.noise = roundNoise.read();
+  rounds.push(r);
+}
+
+// ── totals, memory, report ─────────────────────────────────────────────────
+const during = noise.read();
+const totals = {};
+for (const which of order) {
+  const t = targets[which];
+  totals[which] = {
+    'total.cpuSeconds': treeCpuSeconds(t.srv.pid) - cpu0[which],
+    'total.peakMiB': t.mem.peakHwmMiB(),
+    ...Object.fromEntries(Object.entries(phasePeak[which]).map(([g, v]) => [`rss.${g}.MiB`, v])),
+  };
+  t.mem.stop();
+  t.reg.close();
+}
+await cleanup();
+
+const sections = [];
+const M = (key, label, unit, better) => ({ key, label, unit, better });
+if (cfg.phases.has('push') || cfg.phases.has('pull')) {
+  const size = cfg.blobBytes >= GiB ? `${cfg.blobBytes / GiB} GiB` : `${cfg.blobBytes / MiB} MiB`;
+  sections.push({
+    section: `1. push one ${size} blob`,
+    metrics: [
+      M('push.mono.mbps', 'monolithic (POST+PUT)', 'MB/s', 'higher'),
+      M('push.mono.cpuPerGiB', 'monolithic: server CPU', 'CPU-s/GiB', 'lower'),
+      ...(cfg.phases.has('push')
+        ? [M('push.chunked.mbps', `chunked (${cfg.chunkBytes / MiB} MiB PATCHes)`, 'MB/s', 'higher'), M('push.chunked.cpuPerGiB', 'chunked: server CPU', 'CPU-s/GiB', 'lower')]
+        : []),
+    ],
+  });
+}
+if (cfg.phases.has('pull')) {
+  sections.push({
+    section: '2. pull it',
+    metrics: [
+      M('pull.single.mbps', 'one stream', 'MB/s', 'higher'),
+      M('pull.single.cpuPerGiB', 'one stream: server CPU', 'CPU-s/GiB', 'lower'),
+      M('pull.parallel.mbps', `${cfg.pullStreams} concurrent streams (total)`, 'MB/s', 'higher'),
+      M('pull.parallel.cpuPerGiB', `${cfg.pullStreams} streams: server CPU`, 'CPU-s/GiB', 'lower'),
+      M('pull.range.ms', 'Range: last 1 MiB, latency (median)', 'ms', 'lower'),
+      M('pull.range.cpuMs', 'Range: server CPU', 'CPU-ms/req', 'lower'),
+    ],
+  });
+}
+if (cfg.phases.has('small')) {
+  sections.push({
+    section: `3. small requests, ${cfg.connections} connections × ${cfg.loadSeconds} s (${loadgen})`,
+    metrics: smallOps.flatMap((op) => [
+      M(`small.${op.key}.rps`, `${op.label}`, 'req/s', 'higher'),
+      M(`small.${op.key}.cpuUs`, `  server CPU`, 'CPU-µs/req', 'lower'),
+      M(`small.${op.key}.p50`, `  p50`, 'ms', 'lower'),
+      M(`small.${op.key}.p99`, `  p99`, 'ms', 'lower'),
+    ]),
+  });
+}
+if (cfg.phases.has('blobs')) {
+  sections.push({
+    section: `4. ${cfg.smallBlobs} distinct 4 KiB blobs, concurrency ${cfg.smallBlobConcurrency} (POST+PUT)`,
+    metrics: [M('blobs.perSec', 'pushed', 'blobs/s', 'higher'), M('blobs.cpuMs', 'server CPU', 'CPU-ms/blob', 'lower')],
+  });
+}
+if (cfg.phases.has('list')) {
+  sections.push({
+    section: `5. listings: ${cfg.repos} repositories, one with ${cfg.tags} tags, n=${cfg.page}`,
+    metrics: [
+      M('list.catalogWalk.ms', '_catalog full walk', 'ms', 'lower'),
+      M('list.catalogWalk.cpuMs', '  server CPU', 'CPU-ms', 'lower'),
+      M('list.catalogFirst.ms', '_catalog first page', 'ms', 'lower'),
+      M('list.catalogFirst.cpuMs', '  server CPU', 'CPU-ms', 'lower'),
+      M('list.tagsWalk.ms', 'tags/list full walk', 'ms', 'lower'),
+      M('list.tagsWalk.cpuMs', '  server CPU', 'CPU-ms', 'lower'),
+    ],
+  });
+  sections.push({
+    section: '   seeding through the API, concurrency 16 (one run, not alternated)',
+    once: true,
+    metrics: [
+      M('seed.repos.perSec', 'repositories (2 mounts + manifest PUT)', 'repos/s', 'higher'),
+      M('seed.repos.cpuMs', '  server CPU', 'CPU-ms/repo', 'lower'),
+      M('seed.tags.perSec', 'tags (manifest PUT by tag)', 'tags/s', 'higher'),
+      M('seed.tags.cpuMs', '  server CPU', 'CPU-ms/tag', 'lower'),
+    ],
+  });
+}
+sections.push({
+  section: '6. the server process tree over the whole run (one run)',
+  once: true,
+  metrics: [
+    M('total.peakMiB', 'peak resident memory (Σ VmHWM)', 'MiB', 'lower'),
+    M('total.cpuSeconds', 'total CPU', 'CPU-s', 'lower'),
+    ...['seed', 'push', 'pull', 'small', 'blobs', 'list']
+      .filter((g) => phasePeak.berth[g] !== undefined)
+      .map((g) => M(`rss.${g}.MiB`, `  peak RSS while ${g === 'small' ? 'small requests' : g === 'list' ? 'listing' : g === 'seed' ? 'seeding' : g === 'push' ? 'pushing' : g === 'pull' ? 'pulling' : 'pushing small blobs'}`, 'MiB', 'lower')),
+  ],
+});
+
+const onceRound = [{ berth: { ...seedResults.berth, ...totals.berth }, reference: { ...seedResults.reference, ...totals.reference } }];
+const rows = [];
+const summary = [];
+for (const s of sections) {
+  rows.push({ section: s.section });
+  const sum = summarise(s.metrics, s.once ? onceRound : rounds);
+  rows.push(...sum);
+  summary.push({ section: s.section, metrics: sum });
+}
+
+// ── machine noise ──────────────────────────────────────────────────────────
+const warnings = [];
+if (before.loadavg[0] > 0.5 * before.cpus || before.otherPct > 10 || before.stealPct > 2) {
+  warnings.push(
+    `machine was busy before the run: load average ${before.loadavg.join(' ')} on ${before.cpus} CPUs, other processes ${before.otherPct.toFixed(0)}%, steal ${before.stealPct.toFixed(1)}%`,
+  );
+}
+if (during.otherPct > 10 || during.stealPct > 2) {
+  warnings.push(`machine was busy during the run: other processes used ${during.otherPct.toFixed(0)}% of all CPUs, steal ${during.stealPct.toFixed(1)}%`);
+}
+const noisyRounds = rounds.map((r, i) => [i + 1, r.noise]).filter(([, n]) => n.otherPct > 10 || n.stealPct > 2);
+if (noisyRounds.length) warnings.push(`noisy rounds: ${noisyRounds.map(([i, n]) => `${i} (other ${n.otherPct.toFixed(0)}%, steal ${n.stealPct.toFixed(1)}%)`).join(', ')}`);
+
+const gitCommit = (() => {
+  if (opt.commit) {
+    try {
+      return execFileSync('git', ['rev-parse', '--short', opt.commit], { cwd: repoRoot, encoding: 'utf8' }).trim();
+    } catch {
+      return opt.commit;
+    }
+  }
+  try {
+    const c = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd: repoRoot, encoding: 'utf8' }).trim() ? '+dirty' : '';
+    return c + dirty;
+  } catch {
+    return 'unknown';
+  }
+})();
+
+const seconds = (Date.now() - started.getTime()) / 1000;
+const title = `Berth ${gitCommit} vs ${referenceVersion} — ${cfg.quick ? 'QUICK (smoke) run, ' : ''}${cfg.rounds} round${cfg.rounds === 1 ? '' : 's'}, ${os.cpus().length} CPUs, ${seconds.toFixed(0)} s
+"× better" > 1 means Berth did better: Berth/reference for ↑ metrics, reference/Berth for ↓ metrics. Values are medians over rounds.
+CPU is the server's whole process tree (/proc utime+stime), the number to trust on a shared machine.`;
+console.log('');
+console.log(table(rows, { title }));
+console.log('');
+console.log(
+  `machine: load average ${before.loadavg.join(' ')} before; other processes ${before.otherPct.toFixed(0)}% before, ${during.otherPct.toFixed(0)}% during; steal ${during.stealPct.toFixed(1)}%; bench+servers ${during.ownPct.toFixed(0)}% of ${os.cpus().length} CPUs`,
+);
+for (const w of warnings) console.log(`WARNING: ${w} — ratios are less reliable`);
+const smallErrors = rounds.flatMap((r) => order.flatMap((w) => Object.entries(r[w]).filter(([k, v]) => k.endsWith('.errors') && v > 0).map(([k, v]) => `${w} ${k}=${v}`)));
+if (smallErrors.length) console.log(`WARNING: failed requests under load: ${smallErrors.join(', ')}`);
+const pagesNote = rounds[0]?.reference['list.tagsWalk.pages'];
+if (pagesNote !== undefined) {
+  console.log(
+    `pages walked: _catalog ${rounds[0].berth['list.catalogWalk.pages']} (Berth) / ${rounds[0].reference['list.catalogWalk.pages']} (reference); tags/list ${rounds[0].berth['list.tagsWalk.pages']} / ${pagesNote}`,
+  );
+}
+
+const result = {
+  date: started.toISOString(),
+  seconds,
+  berth: { commit: gitCommit, node: process.version },
+  reference: { version: referenceVersion },
+  machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memMiB: Math.round(os.totalmem() / MiB), before, during },
+  warnings,
+  config: { ...cfg, phases: [...cfg.phases], loadgen, wrkThreads: wrkBin ? wrkThreads : undefined },
+  summary,
+  rounds,
+  seed: seedResults,
+  totals,
+};
+mkdirSync(path.dirname(outFile), { recursive: true });
+writeFileSync(outFile, JSON.stringify(result, null, 2) + '\n');
+const stamped = path.join(path.dirname(outFile), `${cfg.quick ? 'quick' : 'full'}-${started.toISOString().replace(/[:.]/g, '-')}.json`);
+copyFileSync(outFile, stamped);
+console.log(`\nJSON: ${path.relative(process.cwd(), outFile)} (and ${path.relative(process.cwd(), stamped)})`);
+if (opt['cpu-prof']) console.log(`CPU profiles: ${path.relative(process.cwd(), profDir)}/ (open in Chrome DevTools → Performance)`);

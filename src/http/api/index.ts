@@ -1,0 +1,80 @@
+/**
+ * Berth's own API under /berth/v1/: what the distribution API has no verb
+ * for. Repository delete, storage accounting and garbage collection now;
+ * accounts, organisations and the rest later.
+ */
+import type { GarbageCollector } from '../../gc/index.js';
+import { RegistryError, assertName } from '../../registry/index.js';
+import type { Ctx } from '../context.js';
+import { sendJSON } from '../respond.js';
+import type { Match } from '../v2/index.js';
+
+export interface ApiServices {
+  gc: GarbageCollector;
+  gcDefaults: { graceMs: number; deleteUntagged: boolean };
+}
+
+function flag(ctx: Ctx, name: string): boolean | undefined {
+  const v = ctx.query.get(name);
+  if (v === null) return undefined;
+  if (v === '' || v === 'true' || v === '1') return true;
+  if (v === 'false' || v === '0') return false;
+  throw new RegistryError('UNSUPPORTED', `query parameter ${name} must be true or false`, { [name]: v.slice(0, 50) }, { status: 400 });
+}
+
+export function createApiRoutes(services: ApiServices): (method: string, path: string) => Match | null {
+  return (method, path) => {
+    if (!path.startsWith('berth/v1/')) return null;
+    const rest = path.slice('berth/v1/'.length);
+    const allow = (route: string, methods: string[], run: (ctx: Ctx) => Promise<void>): Match =>
+      methods.includes(method)
+        ? { route, run }
+        : {
+            route,
+            run: async () => {
+              throw new RegistryError('UNSUPPORTED', `method not allowed; this endpoint supports ${methods.join(', ')}`, undefined, { headers: { Allow: methods.join(', ') } });
+            },
+          };
+
+    if (rest === 'gc') {
+      return allow('api-gc', ['POST'], async (ctx) => {
+        const dryRun = flag(ctx, 'dryrun') ?? false;
+        if (!dryRun) ctx.registry.assertDeletable();
+        const summary = await services.gc.collect({
+          graceMs: services.gcDefaults.graceMs,
+          deleteUntagged: flag(ctx, 'deleteuntagged') ?? services.gcDefaults.deleteUntagged,
+          dryRun,
+        });
+        sendJSON(ctx.res, 200, summary);
+      });
+    }
+    if (rest === 'storage') {
+      return allow('api-storage', ['GET'], async (ctx) => {
+        sendJSON(ctx.res, 200, await ctx.registry.meta.storageUsage());
+      });
+    }
+    const repo = /^repositories\/(.+)$/.exec(rest);
+    if (repo) {
+      const name = repo[1]!;
+      return allow('api-repository', ['GET', 'DELETE'], async (ctx) => {
+        assertName(name);
+        if (ctx.req.method === 'DELETE') {
+          const deleted = await ctx.registry.deleteRepository(name, ctx.identity.name);
+          sendJSON(ctx.res, 202, { repository: name, manifestsDeleted: deleted.manifests, tagsDeleted: deleted.tags });
+          return;
+        }
+        const usage = await ctx.registry.meta.storageUsage(name);
+        const entry = usage.repositories[0];
+        if (!entry) throw new RegistryError('NAME_UNKNOWN', 'repository name not known to registry', { name });
+        const tags = (await ctx.registry.meta.listTags(name, { limit: 1_000_000 })) ?? [];
+        sendJSON(ctx.res, 200, { name, sizeBytes: entry.bytes, blobs: entry.blobs, tags: tags.length });
+      });
+    }
+    return {
+      route: 'api-unknown',
+      run: async () => {
+        throw new RegistryError('UNSUPPORTED', `no such API endpoint: /berth/v1/${rest.slice(0, 200)}`, undefined, { status: 404 });
+      },
+    };
+  };
+}

@@ -1,0 +1,253 @@
+/**
+ * Deletes and online garbage collection: no read-only mode, no restart,
+ * and pushing the same image right after a collection just works.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { CLI_ENTRY } from '../support/berth.js';
+import { buildImage as buildLayout, MEDIA_TYPES, pushImage as skopeoPush } from '../support/images.js';
+import { ensureTool, run } from '../support/tools.js';
+import {
+  EMPTY_BYTES,
+  MT,
+  getBlob,
+  getManifest,
+  pushArtifact,
+  pushBlob,
+  pushImage,
+  pushIndex,
+  pushManifest,
+  sha256,
+  uniqueRepo,
+  useBerth,
+  type Descriptor,
+} from '../protocol/helpers.js';
+
+interface GcSummary {
+  blobsMarked: number;
+  blobsEligible: number;
+  blobsDeleted: number;
+  bytesReclaimed: number;
+  manifestsDeleted: number;
+  dryRun: boolean;
+}
+
+async function collect(base: string, query = ''): Promise<GcSummary> {
+  const r = await fetch(`${base}/berth/v1/gc${query}`, { method: 'POST' });
+  assert.equal(r.status, 200, await r.clone().text());
+  return (await r.json()) as GcSummary;
+}
+
+function blobFile(root: string, digest: string): string {
+  const hex = digest.slice('sha256:'.length);
+  return path.join(root, 'blobs', 'sha256', hex.slice(0, 2), hex);
+}
+
+const GC_ENV = { REGISTRY_BERTH_GC_GRACE: '0s', REGISTRY_BERTH_GC_INTERVAL: '1h' };
+
+describe('delete and collect with skopeo, then push again without a restart', () => {
+  const b = useBerth(GC_ENV);
+
+  it('runs the classic flow end to end', async () => {
+    const skopeo = await ensureTool('skopeo');
+    const work = await mkdtemp(path.join(tmpdir(), 'berth-gc-'));
+    try {
+      const image = await buildLayout(path.join(work, 'layout'), { tag: 'v1', seed: 'gc-classic', layers: 3 });
+      const host = b.berth.host;
+      await skopeoPush(image, `${host}/classic/app:v1`, { format: 'v2s2' });
+      const head = await fetch(`${b.url}/v2/classic/app/manifests/v1`, { method: 'HEAD', headers: { Accept: MEDIA_TYPES.dockerManifest } });
+      const digest = head.headers.get('docker-content-digest')!;
+      assert.equal((await fetch(`${b.url}/v2/classic/app/manifests/${digest}`, { method: 'DELETE' })).status, 202);
+
+      for (const blob of image.blobs) assert.ok(existsSync(blobFile(b.root, blob)), 'blob on disk before collection');
+      const summary = await collect(b.url);
+      assert.ok(summary.blobsDeleted >= image.blobs.length, `blobs deleted: ${JSON.stringify(summary)}`);
+      for (const blob of image.blobs) assert.ok(!existsSync(blobFile(b.root, blob)), `blob ${blob} removed from storage`);
+      assert.ok(!existsSync(blobFile(b.root, digest)), 'manifest bytes removed from storage');
+
+      // The complaint every registry:2 operator knows: push again at once, no restart.
+      await skopeoPush(image, `${host}/classic/app:v1`, { format: 'v2s2' });
+      const dir = path.join(work, 'pulled');
+      await run(skopeo, ['copy', '--quiet', '--src-tls-verify=false', `docker://${host}/classic/app:v1`, `dir:${dir}`]);
+      for (const blob of image.blobs) assert.ok(existsSync(path.join(dir, blob.slice('sha256:'.length))), `blob ${blob} pulled`);
+      for (const blob of image.blobs) assert.ok(existsSync(blobFile(b.root, blob)), 'blob stored again');
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('repository delete', () => {
+  const b = useBerth(GC_ENV);
+
+  it('removes the repository, its tags and its unshared blobs; shared blobs stay served elsewhere', async () => {
+    const shared = await pushBlob(b.url, 'keep/other', randomBytes(5000), MT.ociLayer);
+    await pushBlob(b.url, 'doomed/repo', randomBytes(1), MT.ociLayer); // a stray blob, never referenced
+    // The same layer in both repositories, plus one layer only the doomed repo has.
+    await fetch(`${b.url}/v2/doomed/repo/blobs/uploads/?mount=${shared.digest}&from=keep/other`, { method: 'POST' });
+    const own = await pushBlob(b.url, 'doomed/repo', randomBytes(7000), MT.ociLayer);
+    const config = await pushBlob(b.url, 'doomed/repo', Buffer.from('{"doomed":true}'), MT.ociConfig);
+    const doomed = await pushManifest(b.url, 'doomed/repo', 'latest', { schemaVersion: 2, mediaType: MT.ociManifest, config, layers: [shared, own] }, MT.ociManifest);
+    const keepConfig = await pushBlob(b.url, 'keep/other', Buffer.from('{"keep":true}'), MT.ociConfig);
+    await pushManifest(b.url, 'keep/other', 'latest', { schemaVersion: 2, mediaType: MT.ociManifest, config: keepConfig, layers: [shared] }, MT.ociManifest);
+
+    const before = (await (await fetch(`${b.url}/berth/v1/repositories/doomed/repo`)).json()) as { sizeBytes: number; tags: number };
+    assert.equal(before.tags, 1);
+    assert.ok(before.sizeBytes >= shared.size + own.size + config.size + doomed.body.byteLength);
+
+    const del = await fetch(`${b.url}/berth/v1/repositories/doomed/repo`, { method: 'DELETE' });
+    assert.equal(del.status, 202);
+    assert.deepEqual(await del.json(), { repository: 'doomed/repo', manifestsDeleted: 1, tagsDeleted: 1 });
+    const catalog = (await (await fetch(`${b.url}/v2/_catalog`)).json()) as { repositories: string[] };
+    assert.deepEqual(catalog.repositories, ['keep/other']);
+    assert.equal((await fetch(`${b.url}/v2/doomed/repo/tags/list`)).status, 404);
+    assert.equal((await getManifest(b.url, 'doomed/repo', 'latest')).status, 404);
+    assert.equal((await fetch(`${b.url}/berth/v1/repositories/doomed/repo`, { method: 'DELETE' })).status, 404);
+
+    await collect(b.url);
+    assert.ok(!existsSync(blobFile(b.root, own.digest)), 'unshared layer collected');
+    assert.ok(!existsSync(blobFile(b.root, config.digest)), 'unshared config collected');
+    assert.ok(existsSync(blobFile(b.root, shared.digest)), 'shared layer kept');
+    const served = await getBlob(b.url, 'keep/other', shared.digest);
+    assert.equal(served.status, 200);
+    assert.equal(sha256(Buffer.from(await served.arrayBuffer())), shared.digest);
+  });
+
+  it('is refused when deletes are disabled', async () => {
+    // A second server with deletes off shares nothing with the first.
+    const { startBerth } = await import('../support/berth.js');
+    const off = await startBerth({ REGISTRY_STORAGE_DELETE_ENABLED: 'false' });
+    try {
+      await pushImage(off.url, 'cannot/delete', 'v1');
+      const r = await fetch(`${off.url}/berth/v1/repositories/cannot/delete`, { method: 'DELETE' });
+      assert.equal(r.status, 405);
+      assert.equal(((await r.json()) as { errors: { code: string }[] }).errors[0]!.code, 'UNSUPPORTED');
+      assert.equal((await fetch(`${off.url}/berth/v1/gc`, { method: 'POST' })).status, 405);
+    } finally {
+      await off.close();
+    }
+  });
+});
+
+describe('collection policies', () => {
+  const b = useBerth(GC_ENV);
+
+  it('a dry run deletes nothing and reports what would go', async () => {
+    const repo = uniqueRepo('dry');
+    const img = await pushImage(b.url, repo, 'v1', { layers: 2 });
+    await fetch(`${b.url}/v2/${repo}/manifests/${img.digest}`, { method: 'DELETE' });
+    const summary = await collect(b.url, '?dryrun=true');
+    assert.equal(summary.dryRun, true);
+    assert.ok(summary.blobsEligible >= 4, `eligible: config, 2 layers, manifest bytes: ${JSON.stringify(summary)}`);
+    assert.equal(summary.blobsDeleted, 0);
+    for (const l of img.layers) assert.ok(existsSync(blobFile(b.root, l.digest)), 'dry run kept the layer');
+    await collect(b.url);
+    for (const l of img.layers) assert.ok(!existsSync(blobFile(b.root, l.digest)), 'a real run removed it');
+  });
+
+  it('untagged manifests are kept unless delete-untagged is asked for', async () => {
+    const repo = uniqueRepo('untagged');
+    const old = await pushImage(b.url, repo, 'latest');
+    const current = await pushImage(b.url, repo, 'latest'); // `old` is now untagged
+    await collect(b.url);
+    assert.equal((await getManifest(b.url, repo, old.digest)).status, 200, 'kept by default');
+
+    const summary = await collect(b.url, '?deleteuntagged=true');
+    assert.ok(summary.manifestsDeleted >= 1);
+    assert.equal((await getManifest(b.url, repo, old.digest)).status, 404, 'untagged manifest collected');
+    assert.ok(!existsSync(blobFile(b.root, old.layers[0]!.digest)), 'its layer collected');
+    assert.equal((await getManifest(b.url, repo, 'latest')).status, 200, 'the tagged one stays');
+    assert.ok(existsSync(blobFile(b.root, current.layers[0]!.digest)));
+  });
+
+  it('never collects children of a kept index, nor subjects of referrers and their referrers', async () => {
+    const repo = uniqueRepo('protected');
+    const amd = await pushImage(b.url, repo);
+    const arm = await pushImage(b.url, repo);
+    await pushIndex(b.url, repo, 'multi', [amd.descriptor, arm.descriptor]);
+    const signed = await pushImage(b.url, repo); // untagged, but signed
+    const sig = await pushArtifact(b.url, repo, { artifactType: 'application/vnd.example.sig', subject: signed.descriptor });
+    const loose = await pushImage(b.url, repo); // untagged and unreferenced: goes
+
+    await collect(b.url, '?deleteuntagged=true');
+    for (const kept of [amd, arm, signed]) assert.equal((await getManifest(b.url, repo, kept.digest)).status, 200);
+    assert.equal((await getManifest(b.url, repo, sig.digest)).status, 200, 'a referrer of a present subject stays');
+    assert.equal((await getManifest(b.url, repo, loose.digest)).status, 404);
+
+    // Untagging the index frees its children in the same collection.
+    await fetch(`${b.url}/v2/${repo}/manifests/multi`, { method: 'DELETE' });
+    await collect(b.url, '?deleteuntagged=true');
+    for (const gone of [amd, arm]) assert.equal((await getManifest(b.url, repo, gone.digest)).status, 404);
+    assert.equal((await getManifest(b.url, repo, signed.digest)).status, 200, 'still signed');
+  });
+});
+
+describe('storage accounting', () => {
+  const b = useBerth(GC_ENV);
+
+  it('counts shared blobs once per repository and once in the total', async () => {
+    const layer = randomBytes(10_000);
+    const cfg = Buffer.from('{"a":1}');
+    const descs: Descriptor[] = [];
+    for (const repo of ['acct/a', 'acct/b']) {
+      const l = await pushBlob(b.url, repo, layer, MT.ociLayer);
+      const c = await pushBlob(b.url, repo, cfg, MT.ociConfig);
+      const m = await pushManifest(b.url, repo, 'v1', { schemaVersion: 2, mediaType: MT.ociManifest, config: c, layers: [l, l] }, MT.ociManifest);
+      descs.push(m.descriptor);
+    }
+    const usage = (await (await fetch(`${b.url}/berth/v1/storage`)).json()) as { totalBytes: number; repositories: { name: string; bytes: number }[]; reclaimableBytes: number };
+    const perRepo = layer.byteLength + cfg.byteLength + descs[0]!.size;
+    assert.deepEqual(
+      usage.repositories.map((r) => [r.name, r.bytes]),
+      [
+        ['acct/a', perRepo],
+        ['acct/b', perRepo],
+      ],
+    );
+    assert.equal(usage.totalBytes, perRepo, 'identical content is stored and counted once');
+    assert.equal(usage.reclaimableBytes, 0);
+    await fetch(`${b.url}/berth/v1/repositories/acct/a`, { method: 'DELETE' });
+    await fetch(`${b.url}/berth/v1/repositories/acct/b`, { method: 'DELETE' });
+    const after = (await (await fetch(`${b.url}/berth/v1/storage`)).json()) as { reclaimableBytes: number };
+    assert.equal(after.reclaimableBytes, perRepo);
+    assert.equal(EMPTY_BYTES.byteLength, 2);
+  });
+});
+
+describe('offline garbage-collect command', () => {
+  it('prints the summary line, honours --dry-run and --delete-untagged', async () => {
+    const { startBerth } = await import('../support/berth.js');
+    const server = await startBerth({ REGISTRY_BERTH_GC_INTERVAL: '1h' });
+    const repo = 'offline/repo';
+    const old = await pushImage(server.url, repo, 'latest', { layers: 2 });
+    await pushImage(server.url, repo, 'latest');
+    const root = server.root;
+    await server.server.close(100);
+    const env = { ...process.env, REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: root, REGISTRY_STORAGE_DELETE_ENABLED: 'true' };
+    try {
+      const dry = await run(process.execPath, [CLI_ENTRY, 'garbage-collect', '--dry-run', '--delete-untagged'], { env });
+      assert.match(dry.stdout, /^\d+ blobs marked, \d+ blobs eligible for deletion$/m);
+      assert.match(dry.stdout, /dry run: nothing deleted/);
+      for (const l of old.layers) assert.ok(existsSync(blobFile(root, l.digest)));
+
+      const plain = await run(process.execPath, [CLI_ENTRY, 'garbage-collect'], { env });
+      assert.match(plain.stdout, /blobs marked, 0 blobs eligible for deletion/, 'untagged manifests are kept without -m');
+
+      const real = await run(process.execPath, [CLI_ENTRY, 'garbage-collect', '-m'], { env });
+      assert.match(real.stdout, /1 untagged manifests deleted/);
+      assert.match(real.stdout, /reclaimed/);
+      for (const l of old.layers) assert.ok(!existsSync(blobFile(root, l.digest)), 'untagged image layers removed');
+
+      const du = await run(process.execPath, [CLI_ENTRY, 'du'], { env });
+      assert.match(du.stdout, /offline\/repo/);
+      assert.match(du.stdout, /total/);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,808 @@
+/**
+ * registry:2's server options, each against a real server: http.tls
+ * (certificate, minimumtls, clientcas), http.headers, http.prefix,
+ * http.host / http.relativeurls / X-Forwarded-*, health checks and the debug
+ * server, Prometheus metrics, upload purging and graceful shutdown with
+ * http.draintimeout. Read-only mode and storage.delete.enabled=false are
+ * covered by test/protocol/deletes.test.ts.
+ */
+import assert from 'node:assert/strict';
+import { createHash, randomUUID } from 'node:crypto';
+import { access, mkdtemp, readFile, rm, unlink, utimes, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { TLSSocket } from 'node:tls';
+import { after, before, describe, it } from 'node:test';
+import { hash as bcryptHash } from '@node-rs/bcrypt';
+import YAML from 'yaml';
+import { createApp } from '../../src/app.js';
+import { parseConfig } from '../../src/config/index.js';
+import { purgeUploads } from '../../src/gc/purge.js';
+import { spawnBerth, startBerth, type TestBerth } from '../support/berth.js';
+import { buildImage, pseudoRandomBytes, type BuiltImage } from '../support/images.js';
+import { createCA, readPair, type KeyPair, type TestCA } from '../support/tls.js';
+import { ensureTool, freePort, run } from '../support/tools.js';
+
+// ---- helpers -------------------------------------------------------------------
+
+interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+  /** The negotiated TLS version, for https. */
+  protocol?: string | null;
+}
+
+type RequestOptions = https.RequestOptions & { body?: Buffer | string };
+
+/**
+ * One request on a fresh connection (agent: false, so no TLS session or
+ * keep-alive reuse hides what a new client would see). node:http rather
+ * than fetch: it lets a test set Host, TLS versions, CAs and client certs.
+ */
+function request(url: string, opts: RequestOptions = {}): Promise<Reply> {
+  const { body, ...rest } = opts;
+  const lib = url.startsWith('https:') ? https : http;
+  return new Promise((resolve, reject) => {
+    const req = lib.request(url, { agent: false, ...rest }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (c: Buffer) => parts.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        const socket = res.socket as TLSSocket | null;
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          body: Buffer.concat(parts),
+          protocol: typeof socket?.getProtocol === 'function' ? socket.getProtocol() : undefined,
+        });
+      });
+    });
+    req.on('error', reject);
+    req.setTimeout(10_000, () => req.destroy(new Error(`request to ${url} timed out`)));
+    req.end(body);
+  });
+}
+
+function errorCodes(r: Reply): string[] {
+  const parsed = JSON.parse(r.body.toString('utf8')) as { errors: { code: string }[] };
+  assert.ok(Array.isArray(parsed.errors), `expected the error envelope, got ${r.body.toString('utf8')}`);
+  return parsed.errors.map((e) => e.code);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `probe` until it returns a truthy value; fails with `what` and the last value otherwise. */
+async function eventually<T>(what: string, probe: () => Promise<T>, timeoutMs = 3000, stepMs = 50): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      last = await probe();
+      if (last) return last as NonNullable<T>;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) assert.fail(`${what} did not happen within ${timeoutMs} ms (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
+    await sleep(stepMs);
+  }
+}
+
+const sha256 = (b: Uint8Array | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+let work: string;
+before(async () => {
+  work = await mkdtemp(path.join(tmpdir(), 'berth-server-options-'));
+});
+after(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+async function writeConfig(name: string, tree: unknown): Promise<string> {
+  const file = path.join(work, `${name}.yml`);
+  await writeFile(file, YAML.stringify({ version: '0.1', ...(tree as object) }));
+  return file;
+}
+
+/** Starts an upload with POST; returns its Location as sent. */
+async function startUpload(base: string, repo: string, opts: RequestOptions = {}): Promise<string> {
+  const r = await request(`${base}/v2/${repo}/blobs/uploads/`, { ...opts, method: 'POST' });
+  assert.equal(r.status, 202, r.body.toString());
+  const location = r.headers.location;
+  assert.ok(location, 'upload Location');
+  return location;
+}
+
+const withQuery = (url: string, q: string) => `${url}${url.includes('?') ? '&' : '?'}${q}`;
+
+// ---- 1. TLS --------------------------------------------------------------------
+
+describe('http.tls', () => {
+  let ca: TestCA;
+  let otherCA: TestCA;
+  let serverPair: KeyPair;
+  let client: { cert: Buffer; key: Buffer };
+  let strangerClient: { cert: Buffer; key: Buffer };
+  let caPem: Buffer;
+  let plain: TestBerth;
+  let tls13: TestBerth;
+  let mutual: TestBerth;
+
+  before(async () => {
+    [ca, otherCA] = await Promise.all([createCA(path.join(work, 'ca')), createCA(path.join(work, 'other-ca'), 'Someone Else CA')]);
+    serverPair = await ca.serverCert('server');
+    client = await readPair(await ca.clientCert('good-client'));
+    strangerClient = await readPair(await otherCA.clientCert('stranger'));
+    caPem = await readFile(ca.cert);
+    const tlsEnv = { REGISTRY_HTTP_TLS_CERTIFICATE: serverPair.cert, REGISTRY_HTTP_TLS_KEY: serverPair.key };
+    [plain, tls13, mutual] = await Promise.all([
+      startBerth(tlsEnv),
+      startBerth({ ...tlsEnv, REGISTRY_HTTP_TLS_MINIMUMTLS: 'tls1.3' }),
+      startBerth({ ...tlsEnv, REGISTRY_HTTP_TLS_CLIENTCAS: `[${JSON.stringify(ca.cert)}]` }),
+    ]);
+  });
+  after(async () => {
+    await Promise.all([plain?.close(), tls13?.close(), mutual?.close()]);
+  });
+
+  it('serves HTTPS that a client trusting the CA accepts and others refuse', async () => {
+    assert.match(plain.server.url, /^https:\/\/127\.0\.0\.1:\d+$/);
+    const ok = await request(`${plain.server.url}/v2/`, { ca: caPem });
+    assert.equal(ok.status, 200);
+    assert.equal(ok.headers['docker-distribution-api-version'], 'registry/2.0');
+    await assert.rejects(request(`${plain.server.url}/v2/`), (err: NodeJS.ErrnoException) => {
+      assert.match(String(err.code), /SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT/);
+      return true;
+    });
+    // A CA that did not sign the server's certificate is no better than none.
+    await assert.rejects(request(`${plain.server.url}/v2/`, { ca: await readFile(otherCA.cert) }), /certificate|self.signed|verify/i);
+    // Plain HTTP on the TLS port gets no API response.
+    const cleartext = await request(`http://127.0.0.1:${plain.server.http.port}/v2/`).then(
+      (r) => r.status,
+      () => 'failed',
+    );
+    assert.notEqual(cleartext, 200);
+  });
+
+  it('skopeo pushes and pulls over TLS with --dest-cert-dir/--src-cert-dir and fails without the CA', async () => {
+    const skopeo = await ensureTool('skopeo');
+    const image: BuiltImage = await buildImage(path.join(work, 'tls-layout'), { tag: 'v1', seed: 'tls-image', layers: 2 });
+    const certDir = await ca.certDir();
+    const host = `127.0.0.1:${plain.server.http.port}`;
+    const pushedDigestFile = path.join(work, 'tls-pushed-digest');
+    await run(skopeo, ['copy', '--quiet', '--preserve-digests', '--dest-cert-dir', certDir, '--digestfile', pushedDigestFile, image.ref, `docker://${host}/secure/app:v1`], {
+      timeoutMs: 120_000,
+    });
+    assert.equal((await readFile(pushedDigestFile, 'utf8')).trim(), image.manifestDigest);
+
+    const pulledLayout = path.join(work, 'tls-pulled');
+    const pulledDigestFile = path.join(work, 'tls-pulled-digest');
+    await run(skopeo, ['copy', '--quiet', '--src-cert-dir', certDir, '--digestfile', pulledDigestFile, `docker://${host}/secure/app:v1`, `oci:${pulledLayout}:v1`], {
+      timeoutMs: 120_000,
+    });
+    assert.equal((await readFile(pulledDigestFile, 'utf8')).trim(), image.manifestDigest);
+    for (const blob of image.blobs) await access(path.join(pulledLayout, 'blobs', ...blob.split(':')));
+
+    // Verification on (skopeo's default) and no CA: the certificate is refused.
+    await assert.rejects(run(skopeo, ['inspect', '--raw', `docker://${host}/secure/app:v1`], { timeoutMs: 60_000 }), /x509|certificate/i);
+  });
+
+  it('minimumtls: tls1.3 refuses a TLS 1.2 client and serves a TLS 1.3 one', async () => {
+    await assert.rejects(request(`${tls13.server.url}/v2/`, { ca: caPem, maxVersion: 'TLSv1.2' }), /protocol version|wrong version|unsupported protocol|alert/i);
+    const ok = await request(`${tls13.server.url}/v2/`, { ca: caPem, minVersion: 'TLSv1.3' });
+    assert.equal(ok.status, 200);
+    assert.equal(ok.protocol, 'TLSv1.3');
+    // The default minimum (tls1.2) lets the same TLS 1.2 client in: the refusal above is the option's doing.
+    const old = await request(`${plain.server.url}/v2/`, { ca: caPem, maxVersion: 'TLSv1.2' });
+    assert.equal(old.status, 200);
+    assert.equal(old.protocol, 'TLSv1.2');
+  });
+
+  it('clientcas: requires a client certificate signed by a listed CA', async () => {
+    await assert.rejects(request(`${mutual.server.url}/v2/`, { ca: caPem }));
+    await assert.rejects(request(`${mutual.server.url}/v2/`, { ca: caPem, ...strangerClient }));
+    const ok = await request(`${mutual.server.url}/v2/`, { ca: caPem, ...client });
+    assert.equal(ok.status, 200);
+    // Both ends of an upload work over mutual TLS.
+    const location = await startUpload(mutual.server.url, 'mtls/app', { ca: caPem, ...client });
+    const data = Buffer.from('over mutual tls');
+    const put = await request(withQuery(new URL(location, mutual.server.url).href, `digest=${sha256(data)}`), {
+      method: 'PUT',
+      ca: caPem,
+      ...client,
+      headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': data.byteLength },
+      body: data,
+    });
+    assert.equal(put.status, 201, put.body.toString());
+    assert.ok(put.headers.location?.startsWith('https://127.0.0.1:'), `Location uses https: ${put.headers.location}`);
+  });
+});
+
+// ---- 2. http.headers ---------------------------------------------------------
+
+describe('http.headers', () => {
+  let b: TestBerth;
+  let maintenance: string;
+  const auth = { Authorization: `Basic ${Buffer.from('alice:secret').toString('base64')}` };
+
+  before(async () => {
+    const htpasswd = path.join(work, 'headers.htpasswd');
+    await writeFile(htpasswd, `alice:${await bcryptHash('secret', { cost: 4 })}\n`);
+    maintenance = path.join(work, 'headers-maintenance');
+    const config = await writeConfig('headers', {
+      http: { headers: { 'X-Content-Type-Options': ['nosniff'], 'X-Berth-Test': ['one', 'two'] } },
+      auth: { htpasswd: { realm: 'headers-test', path: htpasswd } },
+      health: { file: [{ file: maintenance, interval: '100ms' }] },
+    });
+    b = await startBerth({}, config);
+  });
+  after(async () => {
+    await b?.close();
+  });
+
+  function assertHeaders(r: Reply, what: string): void {
+    assert.equal(r.headers['x-content-type-options'], 'nosniff', `${what}: X-Content-Type-Options`);
+    assert.equal(r.headers['x-berth-test'], 'one, two', `${what}: X-Berth-Test (both values)`);
+  }
+
+  it('are sent on successes, errors, 401s, HEADs, probes and 503s', async () => {
+    const cases: [string, string, RequestOptions, number][] = [
+      ['base', '/v2/', { headers: auth }, 200],
+      ['anonymous', '/v2/', {}, 401],
+      ['wrong password', '/v2/', { headers: { Authorization: `Basic ${Buffer.from('alice:nope').toString('base64')}` } }, 401],
+      ['manifest unknown', '/v2/h/app/manifests/latest', { headers: auth }, 404],
+      ['HEAD blob unknown', `/v2/h/app/blobs/${sha256('nothing')}`, { method: 'HEAD', headers: auth }, 404],
+      ['no such endpoint', '/nope', { headers: auth }, 404],
+      ['bad digest', '/v2/h/app/blobs/sha256:zz', { headers: auth }, 400],
+      ['method not allowed', '/v2/_catalog', { method: 'DELETE', headers: auth }, 405],
+      ['upload start', '/v2/h/app/blobs/uploads/', { method: 'POST', headers: auth }, 202],
+      ['livez', '/livez', {}, 200],
+      ['readyz', '/readyz', {}, 200],
+    ];
+    for (const [what, p, opts, status] of cases) {
+      const r = await request(`${b.url}${p}`, opts);
+      assert.equal(r.status, status, `${what}: ${r.body.toString()}`);
+      assertHeaders(r, what);
+      if (status === 401) assert.equal(r.headers['www-authenticate'], 'Basic realm="headers-test"');
+    }
+    // Unhealthy: the API's 503 carries them too.
+    await writeFile(maintenance, 'down');
+    try {
+      const r = await eventually('503 while the maintenance file exists', async () => {
+        const x = await request(`${b.url}/v2/`, { headers: auth });
+        return x.status === 503 ? x : undefined;
+      });
+      assertHeaders(r, '503');
+      assert.deepEqual(errorCodes(r), ['UNAVAILABLE']);
+    } finally {
+      await unlink(maintenance);
+    }
+  });
+});
+
+// ---- 3. http.prefix ------------------------------------------------------------
+
+describe('http.prefix', () => {
+  let b: TestBerth;
+  before(async () => {
+    b = await startBerth({ REGISTRY_HTTP_PREFIX: '/registry' });
+  });
+  after(async () => {
+    await b?.close();
+  });
+
+  it('serves the API under the prefix and 404s it elsewhere with the error envelope', async () => {
+    const ok = await request(`${b.url}/registry/v2/`);
+    assert.equal(ok.status, 200);
+    assert.equal(ok.headers['docker-distribution-api-version'], 'registry/2.0');
+    for (const p of ['/v2/', '/v2/_catalog', '/other/v2/', '/registryv2/']) {
+      const r = await request(`${b.url}${p}`);
+      assert.equal(r.status, 404, p);
+      assert.match(String(r.headers['content-type']), /^application\/json/);
+      assert.equal(errorCodes(r).length, 1, p);
+    }
+  });
+
+  it('puts the prefix in upload and blob Locations, and they work when followed', async () => {
+    const repo = 'prefixed/app';
+    const data = pseudoRandomBytes('prefix', 3000);
+    const digest = sha256(data);
+    const location = await startUpload(`${b.url}/registry`, repo);
+    assert.ok(location.startsWith(`${b.url}/registry/v2/${repo}/blobs/uploads/`), location);
+    const patch = await request(location, { method: 'PATCH', headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': 1000 }, body: data.subarray(0, 1000) });
+    assert.equal(patch.status, 202, patch.body.toString());
+    const next = patch.headers.location!;
+    assert.ok(next.startsWith(`${b.url}/registry/v2/${repo}/blobs/uploads/`), next);
+    const status = await request(next);
+    assert.equal(status.status, 204);
+    assert.equal(status.headers.range, '0-999');
+    const put = await request(withQuery(next, `digest=${digest}`), { method: 'PUT', headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': 2000 }, body: data.subarray(1000) });
+    assert.equal(put.status, 201, put.body.toString());
+    assert.equal(put.headers.location, `${b.url}/registry/v2/${repo}/blobs/${digest}`);
+    const blob = await request(put.headers.location!);
+    assert.equal(blob.status, 200);
+    assert.ok(blob.body.equals(data));
+    assert.equal((await request(`${b.url}/v2/${repo}/blobs/${digest}`)).status, 404);
+  });
+});
+
+// ---- 4. Location URLs ------------------------------------------------------------
+
+describe('Location URLs: http.relativeurls, http.host, Host and X-Forwarded-*', () => {
+  let relative: TestBerth;
+  let hosted: TestBerth;
+  let plain: TestBerth;
+  before(async () => {
+    [relative, hosted, plain] = await Promise.all([
+      startBerth({ REGISTRY_HTTP_RELATIVEURLS: 'true' }),
+      startBerth({ REGISTRY_HTTP_HOST: 'https://registry.example.com' }),
+      startBerth(),
+    ]);
+  });
+  after(async () => {
+    await Promise.all([relative?.close(), hosted?.close(), plain?.close()]);
+  });
+
+  it('relativeurls: true gives relative paths that resolve against the registry', async () => {
+    const location = await startUpload(relative.url, 'rel/app', { headers: { 'X-Forwarded-Host': 'ignored.example', 'X-Forwarded-Proto': 'https' } });
+    assert.match(location, /^\/v2\/rel\/app\/blobs\/uploads\/[^/]+$/);
+    const data = Buffer.from('relative');
+    const put = await request(withQuery(new URL(location, relative.url).href, `digest=${sha256(data)}`), {
+      method: 'PUT',
+      headers: { 'Content-Length': data.byteLength, 'Content-Type': 'application/octet-stream' },
+      body: data,
+    });
+    assert.equal(put.status, 201, put.body.toString());
+    assert.equal(put.headers.location, `/v2/rel/app/blobs/${sha256(data)}`);
+  });
+
+  it('http.host: Locations start with the configured base URL, whatever the request says', async () => {
+    const location = await startUpload(hosted.url, 'hosted/app', { headers: { Host: 'other.example:1234', 'X-Forwarded-Host': 'fwd.example', 'X-Forwarded-Proto': 'http' } });
+    assert.match(location, /^https:\/\/registry\.example\.com\/v2\/hosted\/app\/blobs\/uploads\/[^/]+$/);
+    // The path part still names a live upload on this server.
+    const status = await request(`${hosted.url}${new URL(location).pathname}`);
+    assert.equal(status.status, 204);
+  });
+
+  it('by default: absolute from the Host header; X-Forwarded-Proto and X-Forwarded-Host are honoured', async () => {
+    const fromSocket = await startUpload(plain.url, 'default/app');
+    assert.ok(fromSocket.startsWith(`${plain.url}/v2/default/app/blobs/uploads/`), fromSocket);
+    const followed = await request(fromSocket);
+    assert.equal(followed.status, 204);
+
+    const fromHost = await startUpload(plain.url, 'default/app', { headers: { Host: 'registry.internal:8443' } });
+    assert.match(fromHost, /^http:\/\/registry\.internal:8443\/v2\/default\/app\/blobs\/uploads\/[^/]+$/);
+
+    const forwarded = await startUpload(plain.url, 'default/app', { headers: { Host: 'backend:5000', 'X-Forwarded-Proto': 'https', 'X-Forwarded-Host': 'registry.example.org' } });
+    assert.match(forwarded, /^https:\/\/registry\.example\.org\/v2\/default\/app\/blobs\/uploads\/[^/]+$/);
+
+    const protoOnly = await startUpload(plain.url, 'default/app', { headers: { Host: 'registry.example.net', 'X-Forwarded-Proto': 'https' } });
+    assert.match(protoOnly, /^https:\/\/registry\.example\.net\/v2\/default\/app\/blobs\/uploads\/[^/]+$/);
+  });
+});
+
+// ---- 5. Health -------------------------------------------------------------------
+
+describe('health checks and the debug server', () => {
+  it('health.file: /debug/health, /readyz and the API turn 503 while the file exists; /livez stays 200', async () => {
+    const debugPort = await freePort();
+    const flag = path.join(work, 'maintenance-flag');
+    const config = await writeConfig('health-file', { http: { debug: { addr: `127.0.0.1:${debugPort}` } }, health: { file: [{ file: flag, interval: '100ms' }] } });
+    const b = await startBerth({}, config);
+    const debug = `http://127.0.0.1:${debugPort}`;
+    try {
+      const healthy = await request(`${debug}/debug/health`);
+      assert.equal(healthy.status, 200);
+      assert.deepEqual(JSON.parse(healthy.body.toString()), {});
+      assert.equal((await request(`${b.url}/v2/`)).status, 200);
+
+      await writeFile(flag, 'maintenance');
+      const started = Date.now();
+      const sick = await eventually('/debug/health 503', async () => {
+        const r = await request(`${debug}/debug/health`);
+        return r.status === 503 ? r : undefined;
+      }, 1000, 20);
+      assert.ok(Date.now() - started <= 1000);
+      const checks = JSON.parse(sick.body.toString()) as Record<string, string>;
+      assert.deepEqual(Object.keys(checks), [flag]);
+      assert.match(checks[flag]!, /exists/);
+      for (const url of [`${debug}/readyz`, `${b.url}/readyz`]) {
+        const r = await request(url);
+        assert.equal(r.status, 503, url);
+        assert.ok(flag in (JSON.parse(r.body.toString()) as { checks: Record<string, string> }).checks, url);
+      }
+      const api = await request(`${b.url}/v2/`);
+      assert.equal(api.status, 503);
+      assert.deepEqual(errorCodes(api), ['UNAVAILABLE']);
+      assert.equal((await request(`${b.url}/v2/x/manifests/latest`)).status, 503);
+      for (const url of [`${debug}/livez`, `${b.url}/livez`]) assert.equal((await request(url)).status, 200, url);
+
+      await unlink(flag);
+      await eventually('/debug/health back to 200', async () => (await request(`${debug}/debug/health`)).status === 200, 1000, 20);
+      assert.deepEqual(JSON.parse((await request(`${debug}/debug/health`)).body.toString()), {});
+      assert.equal((await request(`${b.url}/readyz`)).status, 200);
+      assert.equal((await request(`${b.url}/v2/`)).status, 200);
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('health.tcp: a closed port turns unhealthy only after `threshold` consecutive failures; an open one stays healthy', async () => {
+    const debugPort = await freePort();
+    const [closedA, closedB] = [await freePort(), await freePort()];
+    const open = net.createServer((s) => s.end());
+    await new Promise<void>((r) => open.listen(0, '127.0.0.1', r));
+    const openAddr = `127.0.0.1:${(open.address() as net.AddressInfo).port}`;
+    const config = await writeConfig('health-tcp', {
+      http: { debug: { addr: `127.0.0.1:${debugPort}` } },
+      health: {
+        tcp: [
+          { addr: openAddr, interval: '100ms', threshold: 1, timeout: '500ms' },
+          { addr: `127.0.0.1:${closedA}`, interval: '100ms', threshold: 1, timeout: '500ms' },
+          { addr: `127.0.0.1:${closedB}`, interval: '600ms', threshold: 2, timeout: '500ms' },
+        ],
+      },
+    });
+    const started = Date.now();
+    const b = await startBerth({}, config);
+    const debug = `http://127.0.0.1:${debugPort}/debug/health`;
+    try {
+      // threshold 1: the first failure counts.
+      const first = await eventually('threshold-1 tcp check failing', async () => {
+        const r = await request(debug);
+        const body = JSON.parse(r.body.toString()) as Record<string, string>;
+        return r.status === 503 && `127.0.0.1:${closedA}` in body ? body : undefined;
+      }, 1000, 10);
+      assert.match(first[`127.0.0.1:${closedA}`]!, /failed|refused/i);
+      // threshold 2: one failure (the check's first run, at start) is not enough.
+      if (Date.now() - started < 500) assert.ok(!(`127.0.0.1:${closedB}` in first), 'threshold 2 check failed after one attempt');
+      const both = await eventually('threshold-2 tcp check failing', async () => {
+        const body = JSON.parse((await request(debug)).body.toString()) as Record<string, string>;
+        return `127.0.0.1:${closedB}` in body ? body : undefined;
+      }, 2500);
+      assert.ok(!(openAddr in both), 'the open port is healthy');
+      assert.equal((await request(`${b.url}/v2/`)).status, 503);
+    } finally {
+      await b.close();
+      open.close();
+    }
+  });
+
+  it('health.http: a URL answering the wrong status turns unhealthy, and healthy again when it answers right', async () => {
+    let answer = 204;
+    const seen: http.IncomingHttpHeaders[] = [];
+    const target = http.createServer((req, res) => {
+      seen.push(req.headers);
+      res.writeHead(answer);
+      res.end();
+    });
+    await new Promise<void>((r) => target.listen(0, '127.0.0.1', r));
+    const uri = `http://127.0.0.1:${(target.address() as net.AddressInfo).port}/probe`;
+    const debugPort = await freePort();
+    const config = await writeConfig('health-http', {
+      http: { debug: { addr: `127.0.0.1:${debugPort}` } },
+      health: { http: [{ uri, statuscode: 204, headers: { 'X-Probe': ['berth'] }, interval: '100ms', threshold: 1, timeout: '500ms' }] },
+    });
+    const b = await startBerth({}, config);
+    const debug = `http://127.0.0.1:${debugPort}/debug/health`;
+    try {
+      await eventually('the check has run', async () => seen.length >= 2);
+      assert.equal((await request(debug)).status, 200);
+      assert.equal(seen[0]!['x-probe'], 'berth', 'configured headers are sent');
+      answer = 500;
+      const sick = await eventually('unhealthy on a 500', async () => {
+        const r = await request(debug);
+        return r.status === 503 ? (JSON.parse(r.body.toString()) as Record<string, string>) : undefined;
+      }, 1500);
+      assert.match(sick[uri]!, /500/);
+      assert.equal((await request(`${b.url}/v2/`)).status, 503);
+      answer = 204;
+      await eventually('healthy again', async () => (await request(debug)).status === 200, 1500);
+      assert.equal((await request(`${b.url}/v2/`)).status, 200);
+    } finally {
+      await b.close();
+      target.close();
+    }
+  });
+});
+
+// ---- 6. Metrics --------------------------------------------------------------------
+
+/** Parses Prometheus text into samples; `value(name, labels)` finds the one with exactly those labels. */
+function parseMetrics(text: string) {
+  const samples: { name: string; labels: Record<string, string>; value: number }[] = [];
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
+    if (!m) continue;
+    const labels: Record<string, string> = {};
+    for (const l of (m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = l[2]!;
+    samples.push({ name: m[1]!, labels, value: Number(m[3]) });
+  }
+  return {
+    value(name: string, labels: Record<string, string> = {}): number | undefined {
+      const want = Object.entries(labels);
+      const s = samples.find((x) => x.name === name && Object.keys(x.labels).length === want.length && want.every(([k, v]) => x.labels[k] === v));
+      return s?.value;
+    },
+  };
+}
+
+describe('Prometheus metrics (http.debug.prometheus)', () => {
+  let b: TestBerth;
+  let metricsUrl: string;
+  before(async () => {
+    const debugPort = await freePort();
+    b = await startBerth({
+      REGISTRY_HTTP_DEBUG_ADDR: `127.0.0.1:${debugPort}`,
+      REGISTRY_HTTP_DEBUG_PROMETHEUS_ENABLED: 'true',
+      REGISTRY_HTTP_DEBUG_PROMETHEUS_PATH: '/custom-metrics',
+    });
+    metricsUrl = `http://127.0.0.1:${debugPort}/custom-metrics`;
+  });
+  after(async () => {
+    await b?.close();
+  });
+
+  const scrape = async () => {
+    const r = await request(metricsUrl);
+    assert.equal(r.status, 200);
+    assert.match(String(r.headers['content-type']), /^text\/plain/);
+    return parseMetrics(r.body.toString());
+  };
+
+  it('counts requests by route/method/status, times them, counts bytes and tracks open uploads', async () => {
+    const repo = 'metrics/app';
+    const data = pseudoRandomBytes('metrics', 100);
+    const digest = sha256(data);
+    assert.equal((await request(`${b.url}/v2/`)).status, 200);
+    assert.equal((await request(`${b.url}/v2/`)).status, 200);
+    assert.equal((await request(`${b.url}/v2/${repo}/manifests/missing`)).status, 404);
+    const location = await startUpload(b.url, repo);
+    const patch = await request(location, { method: 'PATCH', headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': 100 }, body: data });
+    assert.equal(patch.status, 202);
+
+    let m = await eventually('PATCH counted', async () => {
+      const s = await scrape();
+      return s.value('berth_http_requests_total', { route: 'upload', method: 'PATCH', status: '202' }) === 1 ? s : undefined;
+    });
+    assert.equal(m.value('berth_http_requests_total', { route: 'base', method: 'GET', status: '200' }), 2);
+    assert.equal(m.value('berth_http_requests_total', { route: 'manifest', method: 'GET', status: '404' }), 1);
+    assert.equal(m.value('berth_http_requests_total', { route: 'upload-start', method: 'POST', status: '202' }), 1);
+    assert.equal(m.value('berth_http_request_duration_seconds_count', { route: 'base', method: 'GET' }), 2);
+    assert.equal(m.value('berth_http_request_duration_seconds_bucket', { route: 'base', method: 'GET', le: '+Inf' }), 2);
+    assert.ok(m.value('berth_http_request_duration_seconds_sum', { route: 'base', method: 'GET' })! > 0);
+    assert.equal(m.value('berth_http_request_bytes_total', { route: 'upload' }), 100);
+    assert.ok(m.value('berth_http_response_bytes_total', { route: 'manifest' })! > 0, 'the 404 body is counted');
+    assert.equal(m.value('berth_uploads_in_progress'), 1, 'one upload open');
+    assert.ok(m.value('berth_process_cpu_user_seconds_total') !== undefined, 'default process metrics');
+
+    const put = await request(withQuery(location, `digest=${digest}`), { method: 'PUT', headers: { 'Content-Length': 0 } });
+    assert.equal(put.status, 201, put.body.toString());
+    const blob = await request(`${b.url}/v2/${repo}/blobs/${digest}`);
+    assert.equal(blob.status, 200);
+    m = await eventually('blob GET counted', async () => {
+      const s = await scrape();
+      return s.value('berth_http_requests_total', { route: 'blob', method: 'GET', status: '200' }) === 1 ? s : undefined;
+    });
+    assert.equal(m.value('berth_http_requests_total', { route: 'upload', method: 'PUT', status: '201' }), 1);
+    assert.equal(m.value('berth_http_response_bytes_total', { route: 'blob' }), 100);
+    assert.equal(m.value('berth_uploads_in_progress'), 0, 'no upload open after completing');
+  });
+
+  it('is served only on the debug server at the configured path', async () => {
+    assert.equal((await request(`${b.url}/custom-metrics`)).status, 404);
+    assert.equal((await request(metricsUrl.replace('/custom-metrics', '/metrics'))).status, 404);
+  });
+});
+
+// ---- 7. Upload purging ---------------------------------------------------------------
+
+describe('storage.maintenance.uploadpurging', () => {
+  it('removes an abandoned upload (session and file) but not a completed blob or an active upload; dryrun keeps it', async () => {
+    const purging = (dryrun: boolean) => ({ storage: { maintenance: { uploadpurging: { enabled: true, age: '1s', interval: '1s', dryrun } } } });
+    const [live, dry] = await Promise.all([
+      writeConfig('purge', purging(false)).then((f) => startBerth({}, f)),
+      writeConfig('purge-dry', purging(true)).then((f) => startBerth({}, f)),
+    ]);
+    try {
+      const repo = 'purge/app';
+      const uploadFile = (b: TestBerth, location: string) => path.join(b.root, 'uploads', new URL(location).pathname.split('/').pop()!);
+      const abandoned = await startUpload(live.url, repo);
+      const dryAbandoned = await startUpload(dry.url, repo);
+      const patch = (location: string, bytes: Buffer) =>
+        request(location, { method: 'PATCH', headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': bytes.byteLength }, body: bytes });
+      assert.equal((await patch(abandoned, Buffer.from('half a layer'))).status, 202);
+      await access(uploadFile(live, abandoned));
+      await access(uploadFile(dry, dryAbandoned));
+
+      // Meanwhile: a blob completed, and an upload that keeps receiving chunks.
+      const data = pseudoRandomBytes('purge-complete', 5000);
+      const done = await request(`${live.url}/v2/${repo}/blobs/uploads/?digest=${sha256(data)}`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': data.byteLength },
+        body: data,
+      });
+      assert.equal(done.status, 201);
+      const active = await startUpload(live.url, repo);
+      let stopFeeding = false;
+      let fed = 0;
+      const feeder = (async () => {
+        while (!stopFeeding) {
+          const r = await patch(active, Buffer.from('x'));
+          assert.equal(r.status, 202, `active upload PATCH: ${r.body.toString()}`);
+          fed++;
+          await sleep(250);
+        }
+      })();
+
+      try {
+        const gone = await eventually('the abandoned upload to be purged', async () => {
+          const r = await request(abandoned);
+          return r.status === 404 ? r : undefined;
+        }, 6000, 100);
+        assert.deepEqual(errorCodes(gone), ['BLOB_UPLOAD_UNKNOWN']);
+        await assert.rejects(access(uploadFile(live, abandoned)), /ENOENT/);
+      } finally {
+        stopFeeding = true;
+        await feeder;
+      }
+      // The upload that kept receiving chunks survives and is whole.
+      const activeStatus = await request(active);
+      assert.equal(activeStatus.status, 204);
+      assert.equal(activeStatus.headers.range, `0-${fed - 1}`);
+      const blob = await request(`${live.url}/v2/${repo}/blobs/${sha256(data)}`);
+      assert.equal(blob.status, 200);
+      assert.ok(blob.body.equals(data));
+      assert.ok(live.logs.some((l) => l.includes('upload purge: removed abandoned uploads')));
+
+      // Dry run: it ran (and said so), and the abandoned upload is still there.
+      await eventually('the dry run to report', async () => dry.logs.some((l) => l.includes('upload purge (dry run)')), 3000, 100);
+      assert.equal((await request(dryAbandoned)).status, 204);
+      await access(uploadFile(dry, dryAbandoned));
+    } finally {
+      await Promise.all([live.close(), dry.close()]);
+    }
+  });
+
+  it('purgeUploads: stale sessions and old orphan files go, fresh ones stay, dryRun counts without removing', async () => {
+    const root = await mkdtemp(path.join(work, 'purge-unit-'));
+    const { config } = parseConfig('', { REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: root });
+    const app = await createApp(config);
+    try {
+      const state = await app.registry.uploads.start('unit/app');
+      const oldOrphan = randomUUID();
+      const freshOrphan = randomUUID();
+      await writeFile(path.join(root, 'uploads', oldOrphan), 'left by a crash');
+      await writeFile(path.join(root, 'uploads', freshOrphan), 'being created right now');
+      const anHourAgo = new Date(Date.now() - 3_600_000);
+      await utimes(path.join(root, 'uploads', oldOrphan), anHourAgo, anHourAgo);
+
+      // age 1 minute: the session is fresh; only the hour-old orphan qualifies.
+      assert.deepEqual(await purgeUploads(app.meta, app.store, 60_000, true), { sessions: 0, orphanFiles: 1, dryRun: true });
+      await access(path.join(root, 'uploads', oldOrphan));
+      assert.deepEqual(await purgeUploads(app.meta, app.store, 60_000, false), { sessions: 0, orphanFiles: 1, dryRun: false });
+      await assert.rejects(access(path.join(root, 'uploads', oldOrphan)), /ENOENT/);
+      await access(path.join(root, 'uploads', freshOrphan));
+      assert.ok(await app.meta.upload(state.id));
+
+      await sleep(30);
+      // age 10 ms: the session is stale now, and so is the fresh orphan.
+      assert.deepEqual(await purgeUploads(app.meta, app.store, 10, true), { sessions: 1, orphanFiles: 1, dryRun: true });
+      assert.ok(await app.meta.upload(state.id), 'dry run keeps the session');
+      await access(path.join(root, 'uploads', state.id));
+      assert.deepEqual(await purgeUploads(app.meta, app.store, 10, false), { sessions: 1, orphanFiles: 1, dryRun: false });
+      assert.equal(await app.meta.upload(state.id), null);
+      await assert.rejects(access(path.join(root, 'uploads', state.id)), /ENOENT/);
+      await assert.rejects(access(path.join(root, 'uploads', freshOrphan)), /ENOENT/);
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+// ---- 8. Graceful shutdown --------------------------------------------------------------
+
+/** Resolves true once a new TCP connection to the port is refused. */
+function connectionRefused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(false);
+    });
+    s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
+  });
+}
+
+/** A PATCH whose body the test writes by hand; `reply` settles when the response ends or the connection fails. */
+function slowPatch(location: string, total: number, agent: http.Agent) {
+  let req!: http.ClientRequest;
+  const reply = new Promise<Reply>((resolve, reject) => {
+    req = http.request(location, {
+      method: 'PATCH',
+      agent,
+      headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': total, 'Content-Range': `0-${total - 1}` },
+    }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (c: Buffer) => parts.push(c));
+      res.on('error', reject);
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts) }));
+    });
+    req.on('error', reject);
+  });
+  reply.catch(() => {});
+  return { req, reply };
+}
+
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms);
+    }),
+  ]);
+}
+
+describe('graceful shutdown (SIGTERM)', () => {
+  it('stops accepting connections, lets an in-flight upload finish, then exits 0', async () => {
+    const root = await mkdtemp(path.join(work, 'drain-'));
+    const port = await freePort();
+    const berth = await spawnBerth(port, { REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: root });
+    const agent = new http.Agent({ keepAlive: true });
+    try {
+      const location = await startUpload(berth.url, 'drain/app');
+      const payload = pseudoRandomBytes('drain', 256 * 1024);
+      const half = payload.byteLength / 2;
+      const { req, reply } = slowPatch(location, payload.byteLength, agent);
+      req.write(payload.subarray(0, half));
+      await sleep(300);
+
+      const exited = berth.stop('SIGTERM');
+      await eventually('new connections to be refused', () => connectionRefused(port), 3000, 20);
+      assert.equal(berth.child.exitCode, null, 'still running while a request is in flight');
+      await sleep(200);
+      assert.equal(berth.child.exitCode, null, 'still running while a request is in flight');
+
+      req.end(payload.subarray(half));
+      const r = await within(reply, 5000, 'the in-flight PATCH response');
+      assert.equal(r.status, 202, r.body.toString());
+      assert.equal(r.headers.range, `0-${payload.byteLength - 1}`);
+      // A keep-alive client must not hold the process open once its request is done.
+      assert.equal(await within(exited, 5000, 'process exit'), 0, berth.output());
+      assert.match(berth.output(), /shutting down/);
+    } finally {
+      agent.destroy();
+      await berth.stop('SIGKILL');
+    }
+  });
+
+  it('http.draintimeout: cuts a request that never finishes and still exits 0', async () => {
+    const root = await mkdtemp(path.join(work, 'drain-timeout-'));
+    const port = await freePort();
+    const berth = await spawnBerth(port, { REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: root, REGISTRY_HTTP_DRAINTIMEOUT: '1s' });
+    const agent = new http.Agent({ keepAlive: false });
+    try {
+      const location = await startUpload(berth.url, 'drain/stuck');
+      const { req, reply } = slowPatch(location, 100_000, agent);
+      req.write(Buffer.alloc(10_000, 1));
+      await sleep(200);
+      const signalled = Date.now();
+      const exited = berth.stop('SIGTERM');
+      await eventually('new connections to be refused', () => connectionRefused(port), 3000, 20);
+      await assert.rejects(within(reply, 5000, 'the stuck request to be cut'), /socket hang up|ECONNRESET|aborted/i);
+      const code = await within(exited, 5000, 'process exit');
+      const elapsed = Date.now() - signalled;
+      assert.equal(code, 0, berth.output());
+      assert.ok(elapsed >= 900, `waited for the drain timeout before cutting (${elapsed} ms)`);
+      assert.ok(elapsed < 4000, `exited shortly after the drain timeout (${elapsed} ms)`);
+    } finally {
+      agent.destroy();
+      await berth.stop('SIGKILL');
+    }
+  });
+});
