@@ -5,7 +5,10 @@
 import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { createLogger } from './logging.js';
+
+export { createLogger } from './logging.js';
 import { HtpasswdAuthenticator, HtpasswdFile, type Authenticator } from './auth/index.js';
 import { parseAddr, type Config } from './config/index.js';
 import { newInstanceId, noEvents, NotificationQueue, type EventSink } from './events/index.js';
@@ -27,11 +30,6 @@ export interface App {
   store: BlobStore;
   log: Logger;
   close(): Promise<void>;
-}
-
-export function createLogger(config: Config, destination?: NodeJS.WritableStream): Logger {
-  const opts = { level: config.log.level, base: { service: 'berth', ...config.log.fields }, timestamp: pino.stdTimeFunctions.isoTime };
-  return destination ? pino(opts, destination as pino.DestinationStream) : pino(opts);
 }
 
 export async function createApp(config: Config, log: Logger = createLogger(config)): Promise<App> {

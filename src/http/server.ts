@@ -82,6 +82,7 @@ export function createRequestHandler(services: EdgeServices, opts: HttpOptions) 
     let route = 'unknown';
     let error: unknown;
     let identity: Identity = {};
+    let aborted = false;
     try {
       if (fullPath === '/livez' || fullPath === '/readyz') {
         route = fullPath.slice(1);
@@ -110,8 +111,10 @@ export function createRequestHandler(services: EdgeServices, opts: HttpOptions) 
       if (!isRegistryError(err) && !isClientAbort(err, req)) {
         log.error({ reqId: id, err }, 'request failed');
       }
-      if (isClientAbort(err, req)) res.destroy();
-      else sendError(res, err);
+      if (isClientAbort(err, req)) {
+        aborted = true;
+        res.destroy();
+      } else sendError(res, err);
     }
     if (opts.accessLog || metrics) {
       const finish = () => {
@@ -132,7 +135,7 @@ export function createRequestHandler(services: EdgeServices, opts: HttpOptions) 
             remote: req.socket?.remoteAddress,
             user: identity.name,
             ua: req.headers['user-agent'],
-            error: isRegistryError(error) ? error.code : error ? 'INTERNAL' : undefined,
+            error: isRegistryError(error) ? error.code : aborted ? 'CLIENT_CLOSED' : error ? 'INTERNAL' : undefined,
           },
           'request',
         );
@@ -140,7 +143,8 @@ export function createRequestHandler(services: EdgeServices, opts: HttpOptions) 
       if (res.writableFinished || res.destroyed) finish();
       else res.once('close', finish);
     }
-    if (services.events && error === undefined) await emitRequestEvents(services.events, route, ctx, log);
+    // A client that hangs up after a success was sent (skopeo does, having read a whole blob) still pulled or pushed.
+    if (services.events && (error === undefined || (res.headersSent && isClientAbort(error, req)))) await emitRequestEvents(services.events, route, ctx, log);
   };
 }
 

@@ -11,7 +11,8 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before } from 'node:test';
-import { startBerth, type TestBerth } from '../support/berth.js';
+import { spawnBerth, startBerth, type BerthProcess, type TestBerth } from '../support/berth.js';
+import { freePort } from '../support/tools.js';
 
 export const MT = {
   dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
@@ -68,25 +69,41 @@ export async function dataDir(): Promise<{ root: string; remove(): Promise<void>
   return { root, remove: () => rm(root, { recursive: true, force: true }) };
 }
 
-/** Starts one Berth for the enclosing file (or describe) and stops it afterwards. */
+/**
+ * Starts one Berth for the enclosing file (or describe) and stops it afterwards.
+ * In-process by default; with BERTH_TARGET=process the same tests run against
+ * `berth serve` as a real child process (test/protocol-process.test.ts does that).
+ */
 export function useBerth(env: Record<string, string> = {}): BerthHandle {
   let b: TestBerth | undefined;
+  let proc: BerthProcess | undefined;
   let dir: Awaited<ReturnType<typeof dataDir>> | undefined;
   before(async () => {
     dir = await dataDir();
-    b = await startBerth({ REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: dir.root, ...env });
+    if (process.env.BERTH_TARGET === 'process') {
+      proc = await spawnBerth(await freePort(), {
+        REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: dir.root,
+        REGISTRY_STORAGE_DELETE_ENABLED: 'true',
+        REGISTRY_LOG_ACCESSLOG_DISABLED: 'true',
+        ...env,
+      });
+    } else {
+      b = await startBerth({ REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: dir.root, ...env });
+    }
   });
   after(async () => {
     await b?.close();
+    if (proc) assert.equal(await proc.stop('SIGTERM'), 0, 'berth exits cleanly on SIGTERM');
     await dir?.remove();
   });
   return {
     get url() {
-      assert.ok(b, 'berth not started');
-      return b.url;
+      const url = b?.url ?? proc?.url;
+      assert.ok(url, 'berth not started');
+      return url;
     },
     get berth() {
-      assert.ok(b, 'berth not started');
+      assert.ok(b, 'berth not started in this process');
       return b;
     },
     get root() {
