@@ -21,15 +21,22 @@ export interface FinishedRequest {
   bytesIn: number;
   urls: { url(path: string): string };
   identity: { name?: string };
-  registry: { statBlob(repository: string, digest: string): Promise<{ size: number }> };
+  registry: {
+    statBlob(repository: string, digest: string): Promise<{ size: number }>;
+    getManifest(repository: string, reference: string): Promise<{ mediaType: string }>;
+  };
 }
 
+/** The v2 routes that make events, as src/http/v2/index.ts matches them (name, then reference or digest). */
 const PATTERNS: Record<string, RegExp> = {
   manifest: /^v2\/(.+)\/manifests\/([^/]+)$/,
   'upload-start': /^v2\/(.+)\/blobs\/uploads\/?$/,
   upload: /^v2\/(.+)\/blobs\/uploads\/([^/]+)$/,
   blob: /^v2\/(.+)\/blobs\/([^/]+)$/,
 };
+
+/** A Content-Type the registry stores as the manifest's media type; anything else (application/json…) is inferred from the body. */
+const MANIFEST_TYPE_RE = /^application\/vnd\.(oci\.image\.(manifest|index)\.v1|docker\.distribution\.manifest\.(v2|list\.v2))\+json$/;
 
 /** distribution reports blobs with this media type (its blob descriptors carry no other). */
 const BLOB_MEDIA_TYPE = 'application/octet-stream';
@@ -57,7 +64,7 @@ function header(res: ServerResponse, name: string): string | undefined {
 }
 
 function mediaTypeOf(value: string | undefined): string | undefined {
-  const t = value?.split(';')[0]?.trim();
+  const t = value?.split(';')[0]?.trim().toLowerCase();
   return t ? t : undefined;
 }
 
@@ -113,7 +120,9 @@ export async function requestEvents(route: string, r: FinishedRequest): Promise<
     }
     // PUT: the reference tag and any OCI 1.1 ?tag= each get a push event, as distribution does per tag.
     const tags = [...new Set([...(isTag ? [arg] : []), ...r.query.getAll('tag')])];
-    const base = { mediaType: mediaTypeOf(r.req.headers['content-type']), digest, size: r.bytesIn, length: r.bytesIn, repository: name, url: manifestUrl(digest) };
+    let mediaType = mediaTypeOf(r.req.headers['content-type']);
+    if (!mediaType || !MANIFEST_TYPE_RE.test(mediaType)) mediaType = (await r.registry.getManifest(name, digest)).mediaType;
+    const base = { mediaType, digest, size: r.bytesIn, length: r.bytesIn, repository: name, url: manifestUrl(digest) };
     return tags.length === 0 ? [event('push', base)] : tags.map((tag) => event('push', { ...base, tag }));
   }
 

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { pino, type Logger } from 'pino';
+import { startPostgres } from '../../test/support/postgres.js';
 import { MetadataStore } from '../metadata/index.js';
 import { NotificationQueue, type EndpointConfig } from './queue.js';
 import { EVENTS_MEDIA_TYPE, type RegistryEvent } from './types.js';
@@ -305,47 +306,67 @@ describe('NotificationQueue', () => {
     }
   });
 
-  it('lets one process deliver an endpoint at a time, and takes over a lease that expired', async () => {
-    const rx = await new Receiver().start();
-    rx.respond = async () => {
-      await new Promise((r) => setTimeout(r, 5));
-      return 200;
-    };
+  it('lets one process deliver an endpoint at a time, and takes over a lease that expired (SQLite)', async () => {
     const file = path.join(dir, 'lease.db');
-    const s1 = await MetadataStore.open({ sqlitePath: file });
-    const s2 = await MetadataStore.open({ sqlitePath: file });
-    const config = [endpoint('shared', rx.url)];
-    const q1 = new NotificationQueue({ db: s1.db, endpoints: config, source: { addr: 'one:5000', instanceID: 'one' }, log: logger(), pollMs: 50, maxBatch: 3 });
-    const q2 = new NotificationQueue({ db: s2.db, endpoints: config, source: { addr: 'two:5000', instanceID: 'two' }, log: logger(), pollMs: 50, maxBatch: 3 });
-    try {
-      await q1.start();
-      await q2.start();
-      const sent: string[] = [];
-      for (let i = 0; i < 30; i++) {
-        const e = ev('push');
-        sent.push(e.id);
-        await (i % 2 ? q1 : q2).emit([e]);
-      }
-      await until('all delivered', () => rx.delivered().length >= sent.length);
-      assert.equal(rx.maxInFlight, 1, 'never two deliveries to one endpoint at once');
-      assert.deepEqual(rx.delivered(), sent);
-      await until('idle', async () => (await q1.status())[0]!.leaseOwner === null);
+    await leaseSuite(() => MetadataStore.open({ sqlitePath: file }));
+  });
 
-      // A process that died holding the lease: nobody delivers until it expires.
-      await s1.db.updateTable('notification_endpoints').set({ lease_owner: 'dead', lease_until: Date.now() + 600 }).execute();
-      const before = rx.requests.length;
-      const e = ev('delete');
-      const emitted = Date.now();
-      await q2.emit([e]);
-      await until('takeover', () => rx.delivered().includes(e.id));
-      assert.equal(rx.requests.length, before + 1);
-      assert.ok(rx.requests.at(-1)!.at - emitted >= 500, 'waited for the dead lease to expire');
+  it('lets one replica deliver an endpoint at a time, and takes over a lease that expired (PostgreSQL)', async () => {
+    const pg = await startPostgres();
+    try {
+      await leaseSuite(() => MetadataStore.open({ url: pg.url }));
     } finally {
-      await q1.close();
-      await q2.close();
-      await s1.close();
-      await s2.close();
-      await rx.close();
+      await pg.stop();
     }
   });
 });
+
+/** Two processes (two connections, two owners) sharing one database and one endpoint. */
+async function leaseSuite(open: () => Promise<MetadataStore>): Promise<void> {
+  const rx = await new Receiver().start();
+  rx.respond = async () => {
+    await new Promise((r) => setTimeout(r, 5));
+    return 200;
+  };
+  const s1 = await open();
+  const s2 = await open();
+  const config = [endpoint('shared', rx.url)];
+  const q1 = new NotificationQueue({ db: s1.db, endpoints: config, source: { addr: 'one:5000', instanceID: 'one' }, log: logger(), pollMs: 50, maxBatch: 3 });
+  const q2 = new NotificationQueue({ db: s2.db, endpoints: config, source: { addr: 'two:5000', instanceID: 'two' }, log: logger(), pollMs: 50, maxBatch: 3 });
+  try {
+    await q1.start();
+    await q2.start();
+    // Emitted one after another from alternating processes: delivered in exactly that order.
+    const sent: string[] = [];
+    for (let i = 0; i < 30; i++) {
+      const e = ev('push');
+      sent.push(e.id);
+      await (i % 2 ? q1 : q2).emit([e]);
+    }
+    await until('all delivered', () => rx.delivered().length >= sent.length);
+    assert.deepEqual(rx.delivered(), sent);
+    // Emitted concurrently from both: each delivered once.
+    const concurrent = Array.from({ length: 40 }, () => ev('pull'));
+    await Promise.all(concurrent.map((e, i) => (i % 2 ? q1 : q2).emit([e])));
+    await until('concurrent ones delivered', () => rx.delivered().length >= sent.length + concurrent.length);
+    assert.deepEqual([...rx.delivered().slice(sent.length)].sort(), concurrent.map((e) => e.id).sort());
+    assert.equal(rx.maxInFlight, 1, 'never two deliveries to one endpoint at once');
+    await until('idle', async () => (await q1.status())[0]!.leaseOwner === null);
+
+    // A process that died holding the lease: nobody delivers until it expires.
+    await s1.db.updateTable('notification_endpoints').set({ lease_owner: 'dead', lease_until: Date.now() + 600 }).execute();
+    const before = rx.requests.length;
+    const e = ev('delete');
+    const emitted = Date.now();
+    await q2.emit([e]);
+    await until('takeover', () => rx.delivered().includes(e.id));
+    assert.equal(rx.requests.length, before + 1);
+    assert.ok(rx.requests.at(-1)!.at - emitted >= 500, 'waited for the dead lease to expire');
+  } finally {
+    await q1.close();
+    await q2.close();
+    await s1.close();
+    await s2.close();
+    await rx.close();
+  }
+}

@@ -173,6 +173,16 @@ describe('notifications (real server process)', () => {
     assert.equal(manifestPulls[0]!.target.size, image.manifestSize);
     assert.equal(manifestPulls[0]!.request?.method, 'GET');
 
+    // A push by digest with a generic Content-Type: the stored media type is reported, and no tag.
+    const body = Buffer.from(await (await fetch(`${b.url}/v2/notify/app/manifests/${digest}`, { headers: { Accept: MEDIA_TYPES.ociManifest } })).arrayBuffer());
+    const put = await fetch(`${b.url}/v2/notify/app/manifests/${digest}`, { method: 'PUT', headers: { 'Content-Type': 'application/json' }, body });
+    assert.equal(put.status, 201);
+    await until('the second manifest push', () => find(endpoint.accepted(), 'push', digest).length === 2);
+    const byDigest = find(endpoint.accepted(), 'push', digest)[1]!;
+    assert.equal(byDigest.target.mediaType, MEDIA_TYPES.ociManifest);
+    assert.equal(byDigest.target.tag, undefined);
+    assert.equal(byDigest.target.size, body.byteLength);
+
     // Mount from another repository.
     const layer = image.blobs[1]!;
     const r = await fetch(`${b.url}/v2/notify/other/blobs/uploads/?mount=${layer}&from=notify/app`, { method: 'POST' });

@@ -67,43 +67,44 @@ export async function putManifest(ctx: Ctx, name: string, reference: string): Pr
   sendEmpty(ctx.res, 201, headers);
 }
 
+/** How much of an oversized body is read and thrown away so the client sees its 413. */
+const DISCARD_LIMIT = 64 * 1024 * 1024;
+
 /**
  * Reads a manifest body of at most MAX_MANIFEST_BYTES. An oversized body is
- * refused without destroying the request (which would take the socket, and
- * the 413, with it): reading stops and the connection closes after the answer.
+ * refused at once, but the rest of it is still read and discarded (up to
+ * DISCARD_LIMIT): closing the socket under a client that is still sending
+ * would reset the connection before the client could read the 413.
  */
 function readManifestBody(ctx: Ctx, tooLarge: () => RegistryError): Promise<Buffer> {
   const req = ctx.req;
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];
     let size = 0;
-    const done = () => {
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onError);
-    };
+    let refused = false;
     const onData = (chunk: Buffer) => {
       size += chunk.byteLength;
+      if (refused) {
+        if (size > MAX_MANIFEST_BYTES + DISCARD_LIMIT) req.destroy();
+        return;
+      }
       if (size > MAX_MANIFEST_BYTES) {
-        done();
-        req.pause();
-        ctx.res.setHeader('Connection', 'close');
+        refused = true;
+        parts.length = 0;
         reject(tooLarge());
         return;
       }
       parts.push(chunk);
     };
-    const onEnd = () => {
-      done();
-      resolve(Buffer.concat(parts, size));
-    };
-    const onError = (err: Error) => {
-      done();
-      reject(err);
-    };
     req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', onError);
+    req.once('end', () => {
+      req.off('data', onData);
+      if (!refused) resolve(Buffer.concat(parts, size));
+    });
+    req.once('error', (err) => {
+      req.off('data', onData);
+      if (!refused) reject(err);
+    });
   });
 }
 
