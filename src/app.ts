@@ -16,7 +16,7 @@ import { GarbageCollector, scheduleCollection, schedulePurging } from './gc/inde
 import { createApiRoutes } from './http/api/index.js';
 import { fileCheck, HealthChecks, httpCheck, tcpCheck } from './health/index.js';
 import { createDebugHandler } from './http/debug.js';
-import { createMetrics, type Metrics } from './http/metrics.js';
+import { clusterMetrics, createMetrics, shareWithPrimary, type Metrics } from './http/metrics.js';
 import { createRequestHandler, listen, type RunningServer } from './http/server.js';
 import { MetadataStore } from './metadata/index.js';
 import { Registry } from './registry/index.js';
@@ -108,11 +108,30 @@ export interface Server {
   close(drainMs?: number): Promise<void>;
 }
 
-export async function startServer(config: Config, log?: Logger): Promise<Server> {
+/**
+ * What one process does. `single` is everything in one process. In a
+ * cluster, `worker`s serve the API on a shared port, and the `supervisor`
+ * (the primary) runs the debug server and the scheduled jobs.
+ */
+export type ProcessRole = 'single' | 'worker' | 'supervisor';
+
+/** Starts Berth in this process (`single`), or as one of a cluster's workers. */
+export async function startServer(config: Config, log?: Logger, role: 'single' | 'worker' = 'single'): Promise<Server> {
+  const started = await start(config, log, role);
+  return started as Server;
+}
+
+/** A cluster's primary: the debug server and the scheduled jobs, no API listener. */
+export async function startSupervisor(config: Config, log?: Logger): Promise<Omit<Server, 'http'>> {
+  return start(config, log, 'supervisor');
+}
+
+async function start(config: Config, log: Logger | undefined, role: ProcessRole): Promise<Omit<Server, 'http'> & { http?: RunningServer }> {
   const app = await createApp(config, log);
   const auth = createAuthenticator(config, app.log);
   const health = createHealthChecks(app);
-  const metrics = config.http.debug.prometheus.enabled ? createMetrics({ uploadsInProgress: () => app.meta.countUploads() }) : undefined;
+  const metrics = config.http.debug.prometheus.enabled && role !== 'supervisor' ? createMetrics({ uploadsInProgress: () => app.meta.countUploads() }) : undefined;
+  if (metrics && role === 'worker') shareWithPrimary(metrics);
   const tls = config.http.tls.certificate && config.http.tls.key ? { ...config.http.tls, certificate: config.http.tls.certificate, key: config.http.tls.key } : undefined;
   // Notifications: a persisted queue only when an endpoint is enabled, so requests do no event work otherwise.
   const source = { addr: `${hostname()}:${parseAddr(config.http.addr).port}`, instanceID: newInstanceId() };
@@ -121,44 +140,44 @@ export async function startServer(config: Config, log?: Logger): Promise<Server>
     : undefined;
   // Repository deletes and collections report through the same queue.
   if (notifications) app.registry.events = notifications;
-  const handler = createRequestHandler(
-    {
-      registry: app.registry,
-      log: app.log,
-      auth,
-      metrics,
-      health,
-      events: notifications,
-      api: createApiRoutes({ gc: app.gc, gcDefaults: { graceMs: config.berth.gc.grace, deleteUntagged: config.berth.gc.deleteuntagged } }),
-    },
-    {
-      prefix: config.http.prefix,
-      host: config.http.host,
-      relativeUrls: config.http.relativeurls,
-      headers: config.http.headers,
-      accessLog: !config.log.accesslog.disabled,
-      tls: tls !== undefined,
-    },
-  );
+
   const { host, port } = parseAddr(config.http.addr);
-  const running = await listen(handler, host, port, tls);
-  source.addr = `${hostname()}:${running.port}`; // the real port when :0 was asked for
-  await notifications?.start();
-  let debug: RunningServer | undefined;
-  if (config.http.debug.addr) {
-    const d = parseAddr(config.http.debug.addr);
-    debug = await listen(createDebugHandler(health, metrics, config.http.debug.prometheus.path), d.host, d.port);
+  let running: RunningServer | undefined;
+  if (role !== 'supervisor') {
+    const handler = createRequestHandler(
+      {
+        registry: app.registry,
+        log: app.log,
+        auth,
+        metrics,
+        health,
+        events: notifications,
+        api: createApiRoutes({ gc: app.gc, gcDefaults: { graceMs: config.berth.gc.grace, deleteUntagged: config.berth.gc.deleteuntagged } }),
+      },
+      {
+        prefix: config.http.prefix,
+        host: config.http.host,
+        relativeUrls: config.http.relativeurls,
+        headers: config.http.headers,
+        accessLog: !config.log.accesslog.disabled,
+        tls: tls !== undefined,
+      },
+    );
+    running = await listen(handler, host, port, tls);
+    source.addr = `${hostname()}:${running.port}`; // the real port when :0 was asked for
   }
-  const purging = config.storage.maintenance.uploadpurging;
-  const stopPurging =
-    purging.enabled && !config.storage.maintenance.readonly.enabled
-      ? schedulePurging(app.meta, app.store, { ageMs: purging.age, intervalMs: purging.interval, dryRun: purging.dryrun }, app.log)
-      : () => {};
-  const gcConfig = config.berth.gc;
-  const stopCollecting =
-    gcConfig.enabled && config.storage.delete.enabled && !config.storage.maintenance.readonly.enabled && gcConfig.interval > 0
-      ? scheduleCollection(app.gc, gcConfig.interval, { graceMs: gcConfig.grace, deleteUntagged: gcConfig.deleteuntagged }, app.log)
-      : () => {};
+  await notifications?.start();
+
+  let debug: RunningServer | undefined;
+  let stopJobs = () => {};
+  if (role !== 'worker') {
+    if (config.http.debug.addr) {
+      const d = parseAddr(config.http.debug.addr);
+      const source = role === 'supervisor' ? (config.http.debug.prometheus.enabled ? clusterMetrics() : undefined) : metrics ? () => metrics.text() : undefined;
+      debug = await listen(createDebugHandler(health, source, config.http.debug.prometheus.path), d.host, d.port);
+    }
+    stopJobs = startScheduledJobs(app);
+  }
   const shownHost = !host || host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
   return {
     app,
@@ -167,15 +186,31 @@ export async function startServer(config: Config, log?: Logger): Promise<Server>
     metrics,
     health,
     events: notifications ?? noEvents,
-    url: `${tls ? 'https' : 'http'}://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${running.port}`,
+    url: `${tls ? 'https' : 'http'}://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${running?.port ?? port}`,
     async close(drainMs = config.http.draintimeout) {
-      stopPurging();
-      stopCollecting();
+      stopJobs();
       health.stop();
-      await Promise.all([running.close(drainMs), debug?.close(1000)]);
+      await Promise.all([running?.close(drainMs), debug?.close(1000)]);
       await notifications?.close();
       await app.close();
     },
   };
 }
 
+/** Upload purging and scheduled garbage collection; returns a stop function. */
+function startScheduledJobs(app: App): () => void {
+  const { config } = app;
+  const writable = !config.storage.maintenance.readonly.enabled;
+  const purging = config.storage.maintenance.uploadpurging;
+  const stopPurging =
+    purging.enabled && writable ? schedulePurging(app.meta, app.store, { ageMs: purging.age, intervalMs: purging.interval, dryRun: purging.dryrun }, app.log) : () => {};
+  const gc = config.berth.gc;
+  const stopCollecting =
+    gc.enabled && config.storage.delete.enabled && writable && gc.interval > 0
+      ? scheduleCollection(app.gc, gc.interval, { graceMs: gc.grace, deleteUntagged: gc.deleteuntagged }, app.log)
+      : () => {};
+  return () => {
+    stopPurging();
+    stopCollecting();
+  };
+}

@@ -1,7 +1,7 @@
 /** `berth <command>`: serve (default), garbage-collect, du. */
-import { ConfigError, loadConfig } from '../config/index.js';
-import { createLogger, startServer } from '../app.js';
+import { ConfigError } from '../config/index.js';
 import { diskUsage, garbageCollect } from './gc.js';
+import { serve } from './serve.js';
 
 const USAGE = `usage:
   berth serve [config.yml]
@@ -12,32 +12,6 @@ const USAGE = `usage:
       Removes blobs no manifest references (mark and sweep), with a summary.
   berth du [--json] [config.yml]
       Storage used per repository, in total, and reclaimable.`;
-
-async function serve(args: string[]): Promise<void> {
-  const { config, warnings, source } = await loadConfig(args[0]);
-  const log = createLogger(config);
-  for (const w of warnings) log.warn(w);
-  const server = await startServer(config, log);
-  log.info(
-    { addr: config.http.addr, port: server.http.port, storage: config.storage.driver, root: config.storage.filesystem.rootdirectory, database: server.app.meta.dialect, config: source },
-    `berth listening on ${config.http.addr}`,
-  );
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'shutting down: draining in-flight requests');
-    server.close().then(
-      () => process.exit(0),
-      (err) => {
-        log.error({ err }, 'error during shutdown');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
-}
 
 async function main(argv: string[]): Promise<void> {
   const [command = 'serve', ...rest] = argv;

@@ -70,6 +70,8 @@ export interface Config {
     database: { url?: string };
     /** Online garbage collection: blobs unreferenced for `grace` are removed every `interval`. */
     gc: { enabled: boolean; grace: number; interval: number; deleteuntagged: boolean };
+    /** HTTP worker processes; 0 means one per core, 1 a single process. */
+    workers: number;
   };
 }
 
@@ -174,6 +176,7 @@ const SCHEMA: Schema = s.struct({
   berth: s.struct({
     database: s.struct({ url: s.string() }),
     gc: s.struct({ enabled: s.bool(true), grace: s.duration('24h'), interval: s.duration('1h'), deleteuntagged: s.bool(false) }),
+    workers: s.int(0, 0, 256),
   }),
 });
 

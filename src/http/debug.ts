@@ -5,9 +5,10 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { HealthChecks } from '../health/index.js';
-import type { Metrics } from './metrics.js';
+/** The Prometheus text to serve, from this process or aggregated over a cluster's workers. */
+export type MetricsSource = () => Promise<{ contentType: string; text: string }>;
 
-export function createDebugHandler(health: HealthChecks, metrics: Metrics | undefined, metricsPath: string) {
+export function createDebugHandler(health: HealthChecks, metrics: MetricsSource | undefined, metricsPath: string) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = (req.url ?? '/').split('?')[0];
     const json = (status: number, body: unknown) => {
@@ -19,8 +20,8 @@ export function createDebugHandler(health: HealthChecks, metrics: Metrics | unde
     if (path === '/livez') return json(200, { status: 'ok' });
     if (path === '/readyz') return health.healthy() ? json(200, { status: 'ok' }) : json(503, { status: 'unhealthy', checks: health.status() });
     if (metrics && path === metricsPath) {
-      const text = await metrics.registry.metrics();
-      res.writeHead(200, { 'Content-Type': metrics.registry.contentType });
+      const { contentType, text } = await metrics();
+      res.writeHead(200, { 'Content-Type': contentType });
       res.end(text);
       return;
     }

@@ -7,6 +7,8 @@ import client from 'prom-client';
 
 export interface Metrics {
   registry: client.Registry;
+  /** This process's metrics as Prometheus text. */
+  text(): Promise<{ contentType: string; text: string }>;
   observeRequest(route: string, method: string, status: number, seconds: number, bytesIn: number, bytesOut: number): void;
   storageError(operation: string): void;
 }
@@ -36,6 +38,8 @@ export function createMetrics(opts: { uploadsInProgress?: () => Promise<number> 
       name: 'berth_uploads_in_progress',
       help: 'Blob upload sessions started and not yet completed or cancelled',
       registers: [registry],
+      // Every worker reads the same database count: a cluster reports it once, not summed.
+      aggregator: 'max',
       async collect() {
         this.set(await count());
       },
@@ -43,6 +47,9 @@ export function createMetrics(opts: { uploadsInProgress?: () => Promise<number> 
   }
   return {
     registry,
+    async text() {
+      return { contentType: registry.contentType, text: await registry.metrics() };
+    },
     observeRequest(route, method, status, seconds, inBytes, outBytes) {
       requests.inc({ route, method, status: String(status) });
       latency.observe({ route, method }, seconds);
@@ -53,4 +60,17 @@ export function createMetrics(opts: { uploadsInProgress?: () => Promise<number> 
       storageErrors.inc({ operation });
     },
   };
+}
+
+/**
+ * In a cluster worker: lets the primary collect this registry's metrics
+ * over IPC. In the primary: the workers' metrics, aggregated.
+ */
+export function shareWithPrimary(metrics: Metrics): void {
+  client.AggregatorRegistry.setRegistries([metrics.registry]);
+}
+
+export function clusterMetrics(): () => Promise<{ contentType: string; text: string }> {
+  const aggregator = new client.AggregatorRegistry();
+  return async () => ({ contentType: aggregator.contentType, text: await aggregator.clusterMetrics() });
 }

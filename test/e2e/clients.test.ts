@@ -5,18 +5,38 @@
  * Berth stores: the manifest it serves hashes to the digest the client
  * reported, every blob hashes to its digest, and layers unpack to the
  * image config's diff_ids.
+ *
+ * Each client also meets Berth with htpasswd authentication (a wrong
+ * password and no credentials are refused, the right ones push and pull),
+ * over TLS with a test CA (refused while the client does not trust the CA,
+ * working once it does), and with both at once. The TLS Berths listen on
+ * an address outside 127.0.0.0/8: dockerd never verifies certificates on
+ * loopback (see clients.ts).
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import https from 'node:https';
 import { homedir, tmpdir } from 'node:os';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
-import { startBerth, type TestBerth } from '../support/berth.js';
-import { createPodman, ctrRegistryArgs, startContainerd, startDockerd, type Containerd, type Dockerd, type Podman } from '../support/clients.js';
+import { startBerth } from '../support/berth.js';
+import {
+  createPodman,
+  ctrRegistryArgs,
+  externalIPv4,
+  startContainerd,
+  startDockerd,
+  type Containerd,
+  type Dockerd,
+  type Podman,
+  type RegistryCredentials,
+} from '../support/clients.js';
 import { buildImage, buildIndex, MEDIA_TYPES, pushImage, sha256Digest, type BuiltImage } from '../support/images.js';
-import { ensureTool, run } from '../support/tools.js';
+import { createCA, type KeyPair, type TestCA } from '../support/tls.js';
+import { CommandError, ensureTool, run } from '../support/tools.js';
 
 const ACCEPT_ALL_MANIFESTS = [MEDIA_TYPES.ociManifest, MEDIA_TYPES.ociIndex, MEDIA_TYPES.dockerManifest, MEDIA_TYPES.dockerManifestList].join(', ');
 const DOCKER_LAYER_TAR = 'application/vnd.docker.image.rootfs.diff.tar';
@@ -41,11 +61,88 @@ interface RequestLog {
   status: number;
 }
 
+/** A running Berth as these tests see it. */
+interface Registry {
+  /** "<ip>:<port>", as clients name it. */
+  host: string;
+  /** http://host or https://host */
+  url: string;
+  /** Berth's log lines (JSON). */
+  logs: string[];
+  /** When it serves TLS: the CA that signed its certificate (PEM bytes and file). */
+  ca?: Buffer;
+  caFile?: string;
+  /** When it has htpasswd authentication: the account these tests use. */
+  credentials?: RegistryCredentials;
+  close(): Promise<void>;
+}
+
+const USER: RegistryCredentials = { username: 'tester', password: 'correct horse battery' };
+const WRONG_PASSWORD: RegistryCredentials = { username: USER.username, password: 'correct horse staple' };
+const REALM = 'Berth client tests';
+const basic = (c: RegistryCredentials) => `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`;
+
+/** How a client says the registry refused its credentials (or their absence). */
+const UNAUTHORIZED = /unauthorized|authentication required|no basic auth credentials|invalid username\/password/i;
+/** How a client says it does not trust the registry's certificate. */
+const UNTRUSTED = /x509: certificate signed by unknown authority/;
+
+/**
+ * Asserts that a client command fails, exits non-zero, and says `reason` on
+ * its own output (not in the command line, which may hold a password);
+ * returns that output.
+ */
+async function refused(command: Promise<unknown>, reason: RegExp, what: string): Promise<string> {
+  try {
+    await command;
+  } catch (e) {
+    if (!(e instanceof CommandError)) throw e;
+    assert.ok(e.exitCode !== null && e.exitCode !== 0, `${what}: exits non-zero (${e.message})`);
+    const output = `${e.stderr}\n${e.stdout}`;
+    assert.match(output, reason, `${what}: fails for the expected reason`);
+    return output;
+  }
+  assert.fail(`${what}: succeeded, but should have been refused`);
+}
+
+/** One GET on a fresh connection, trusting the registry's CA and (unless `anonymous`) sending its credentials. */
+function httpGet(
+  at: Registry,
+  urlPath: string,
+  headers: Record<string, string> = {},
+  anonymous = false,
+): Promise<{ status: number; contentType: string; body: Buffer }> {
+  const url = new URL(urlPath, at.url);
+  const options: https.RequestOptions = {
+    agent: false,
+    headers: { ...(at.credentials && !anonymous ? { Authorization: basic(at.credentials) } : {}), ...headers },
+    ...(at.ca ? { ca: at.ca } : {}),
+  };
+  return new Promise((resolve, reject) => {
+    const req = (url.protocol === 'https:' ? https : http).request(url, options, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, contentType: res.headers['content-type'] ?? '', body: Buffer.concat(chunks) }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 // The three clients run side by side (each one's tests in order): each has its
 // own daemon and repositories, and every log check filters on its own repositories.
 describe('real clients against Berth', { concurrency: true }, () => {
-  let berth: TestBerth;
+  /** Plain HTTP, anonymous. */
+  let berth: Registry;
+  const registries: Registry[] = [];
   let work: string;
+  let htpasswdFile: string;
+  let ca: TestCA;
+  /** A CA that signed nothing Berth serves. */
+  let otherCA: TestCA;
+  let serverPair: KeyPair;
+  let externalAddress: string;
   let image: BuiltImage;
   let imageConfig: string;
   let index: BuiltImage;
@@ -56,34 +153,73 @@ describe('real clients against Berth', { concurrency: true }, () => {
   // -------------------------------------------------------------------------
   // What Berth holds
 
-  async function berthManifest(repo: string, ref: string): Promise<{ bytes: Buffer; doc: ManifestDoc; contentType: string }> {
-    const res = await fetch(`${berth.url}/v2/${repo}/manifests/${ref}`, { headers: { Accept: ACCEPT_ALL_MANIFESTS } });
-    assert.equal(res.status, 200, `GET manifest ${repo}:${ref}`);
-    const bytes = Buffer.from(await res.arrayBuffer());
-    return { bytes, doc: JSON.parse(bytes.toString('utf8')) as ManifestDoc, contentType: res.headers.get('content-type') ?? '' };
+  /**
+   * Starts a Berth for one client's tests (closed in the outer after()):
+   * `auth` adds htpasswd with USER; `tls` serves HTTPS with a certificate from
+   * `ca`, at the machine's external address.
+   */
+  async function startRegistry(opts: { auth?: boolean; tls?: boolean } = {}): Promise<Registry> {
+    const env: Record<string, string> = {};
+    if (opts.auth) {
+      Object.assign(env, { REGISTRY_AUTH: 'htpasswd', REGISTRY_AUTH_HTPASSWD_REALM: REALM, REGISTRY_AUTH_HTPASSWD_PATH: htpasswdFile });
+    }
+    if (opts.tls) {
+      Object.assign(env, {
+        REGISTRY_HTTP_ADDR: `${externalAddress}:0`,
+        REGISTRY_HTTP_TLS_CERTIFICATE: serverPair.cert,
+        REGISTRY_HTTP_TLS_KEY: serverPair.key,
+      });
+    }
+    const b = await startBerth(env);
+    const host = opts.tls ? `${externalAddress}:${b.server.http.port}` : b.host;
+    const registry: Registry = {
+      host,
+      url: `${opts.tls ? 'https' : 'http'}://${host}`,
+      logs: b.logs,
+      ...(opts.tls ? { ca: await readFile(ca.cert), caFile: ca.cert } : {}),
+      ...(opts.auth ? { credentials: USER } : {}),
+      close: () => b.close(),
+    };
+    registries.push(registry);
+    // What the client tests below take for granted.
+    const anonymous = await httpGet(registry, '/v2/', {}, true);
+    assert.equal(anonymous.status, opts.auth ? 401 : 200, `${registry.url}/v2/ anonymously`);
+    if (opts.auth) assert.equal((await httpGet(registry, '/v2/')).status, 200, `${registry.url}/v2/ with ${USER.username}'s password`);
+    return registry;
   }
 
-  async function berthBlob(repo: string, digest: string): Promise<Buffer> {
-    const res = await fetch(`${berth.url}/v2/${repo}/blobs/${digest}`);
-    assert.equal(res.status, 200, `GET blob ${repo}@${digest}`);
-    const bytes = Buffer.from(await res.arrayBuffer());
-    assert.equal(sha256Digest(bytes), digest, `blob ${digest} in ${repo} hashes to its digest`);
-    return bytes;
+  async function berthManifest(repo: string, ref: string, at: Registry = berth): Promise<{ bytes: Buffer; doc: ManifestDoc; contentType: string }> {
+    const res = await httpGet(at, `/v2/${repo}/manifests/${ref}`, { Accept: ACCEPT_ALL_MANIFESTS });
+    assert.equal(res.status, 200, `GET manifest ${repo}:${ref} from ${at.url}`);
+    return { bytes: res.body, doc: JSON.parse(res.body.toString('utf8')) as ManifestDoc, contentType: res.contentType };
+  }
+
+  /** Asserts that `at` has no manifest `repo:ref` (what a refused push must leave behind). */
+  async function assertNoManifest(repo: string, ref: string, at: Registry): Promise<void> {
+    const res = await httpGet(at, `/v2/${repo}/manifests/${ref}`, { Accept: ACCEPT_ALL_MANIFESTS });
+    assert.equal(res.status, 404, `${repo}:${ref} is not in ${at.url}`);
+  }
+
+  async function berthBlob(repo: string, digest: string, at: Registry = berth): Promise<Buffer> {
+    const res = await httpGet(at, `/v2/${repo}/blobs/${digest}`);
+    assert.equal(res.status, 200, `GET blob ${repo}@${digest} from ${at.url}`);
+    assert.equal(sha256Digest(res.body), digest, `blob ${digest} in ${repo} hashes to its digest`);
+    return res.body;
   }
 
   /**
    * Checks an image manifest in Berth: its bytes hash to `digest`, and every
    * blob is there and intact, layers unpacking to the config's diff_ids.
    */
-  async function assertImageInBerth(repo: string, ref: string, digest: string): Promise<ManifestDoc> {
-    const { bytes, doc, contentType } = await berthManifest(repo, ref);
+  async function assertImageInBerth(repo: string, ref: string, digest: string, at: Registry = berth): Promise<ManifestDoc> {
+    const { bytes, doc, contentType } = await berthManifest(repo, ref, at);
     assert.equal(sha256Digest(bytes), digest, `${repo}:${ref} is served byte for byte as pushed`);
     assert.equal(contentType, doc.mediaType, 'Content-Type is the manifest media type');
     assert.ok(doc.config && doc.layers, `${repo}:${ref} is an image manifest`);
-    const config = JSON.parse((await berthBlob(repo, doc.config.digest)).toString('utf8')) as { rootfs: { diff_ids: string[] } };
+    const config = JSON.parse((await berthBlob(repo, doc.config.digest, at)).toString('utf8')) as { rootfs: { diff_ids: string[] } };
     assert.equal(config.rootfs.diff_ids.length, doc.layers.length);
     for (const [i, layer] of doc.layers.entries()) {
-      const blob = await berthBlob(repo, layer.digest);
+      const blob = await berthBlob(repo, layer.digest, at);
       assert.equal(blob.length, layer.size, `layer ${i} size`);
       const tar = layer.mediaType.endsWith('gzip') ? gunzipSync(blob) : blob;
       assert.equal(sha256Digest(tar), config.rootfs.diff_ids[i], `layer ${i} unpacks to its diff_id`);
@@ -91,24 +227,33 @@ describe('real clients against Berth', { concurrency: true }, () => {
     return doc;
   }
 
-  /** Request log lines Berth wrote since `mark` (an index into berth.logs). */
-  const requestsSince = (mark: number): RequestLog[] =>
-    berth.logs
+  /** Request log lines Berth wrote since `mark` (an index into its logs). */
+  const requestsSince = (mark: number, at: Registry = berth): RequestLog[] =>
+    at.logs
       .slice(mark)
       .map((l) => JSON.parse(l) as RequestLog)
       .filter((l) => l.msg === 'request');
 
-  /** Asserts that Berth served `repo`'s manifest and each blob with 200 since `mark` (the client really downloaded). */
-  function assertDownloaded(mark: number, repo: string, blobs: string[]): void {
-    const log = requestsSince(mark).filter((l) => l.method === 'GET' && l.status === 200);
+  /**
+   * Asserts that Berth served `repo`'s manifest and each blob with 200 since
+   * `mark` (the client really downloaded). `manifestHead` also accepts a HEAD
+   * for the manifest: docker 20.10 resolves a tag with HEAD and reuses a
+   * manifest it still holds in containerd's content store (the same image
+   * pushed earlier from the same daemon), so it may never GET it.
+   */
+  function assertDownloaded(mark: number, repo: string, blobs: string[], at: Registry = berth, opts: { manifestHead?: boolean } = {}): void {
+    const seen = requestsSince(mark, at).filter((l) => l.path.startsWith(`/v2/${repo}/`));
+    const why = `; ${at.url} saw:\n${seen.map((l) => `${l.method} ${l.path} ${l.status}`).join('\n')}`;
+    const ok = seen.filter((l) => l.status === 200);
+    const methods = opts.manifestHead ? ['GET', 'HEAD'] : ['GET'];
     assert.ok(
-      log.some((l) => l.route === 'manifest' && l.path.startsWith(`/v2/${repo}/manifests/`)),
-      `a GET of a ${repo} manifest was answered 200`,
+      ok.some((l) => l.route === 'manifest' && methods.includes(l.method)),
+      `a ${methods.join(' or ')} of a ${repo} manifest was answered 200${why}`,
     );
     for (const blob of blobs) {
       assert.ok(
-        log.some((l) => l.path === `/v2/${repo}/blobs/${blob}`),
-        `blob ${blob} was downloaded from ${repo}`,
+        ok.some((l) => l.method === 'GET' && l.path === `/v2/${repo}/blobs/${blob}`),
+        `blob ${blob} was downloaded from ${repo}${why}`,
       );
     }
   }
@@ -128,11 +273,24 @@ describe('real clients against Berth', { concurrency: true }, () => {
     return file;
   }
 
+  /** Asserts that Berth answered 401 to some request since `mark`: the refusal was Berth's. */
+  function assertChallenged(mark: number, at: Registry): void {
+    assert.ok(requestsSince(mark, at).some((l) => l.status === 401), `${at.url} answered 401 since the mark`);
+  }
+
   before(async () => {
-    berth = await startBerth();
     // Lower case only: `podman pull oci:<dir>` names the image after the path.
     work = path.join(tmpdir(), `berth-clients-${randomBytes(8).toString('hex')}`);
     await mkdir(work);
+    const b = await startBerth();
+    berth = { host: b.host, url: b.url, logs: b.logs, close: () => b.close() };
+    registries.push(berth);
+    externalAddress = externalIPv4();
+    htpasswdFile = path.join(work, 'htpasswd');
+    const htpasswd = await ensureTool('htpasswd', 'apache2-utils');
+    await writeFile(htpasswdFile, (await run(htpasswd, ['-Bbn', USER.username, USER.password])).stdout);
+    [ca, otherCA] = await Promise.all([createCA(path.join(work, 'ca')), createCA(path.join(work, 'other-ca'), 'Someone Else CA')]);
+    serverPair = await ca.serverCert('berth', [externalAddress]);
     image = await buildImage(path.join(work, 'layout-image'), { tag: 'v1', seed: 'clients', layers: 2, layerBytes: 32 * 1024 });
     imageConfig = await layoutConfigDigest(image.layoutDir, image.manifestDigest);
     index = await buildIndex(path.join(work, 'layout-index'), {
@@ -154,7 +312,7 @@ describe('real clients against Berth', { concurrency: true }, () => {
   });
 
   after(async () => {
-    await berth?.close();
+    await Promise.all(registries.map((r) => r.close()));
     if (work) await rm(work, { recursive: true, force: true });
   });
 
@@ -243,28 +401,118 @@ describe('real clients against Berth', { concurrency: true }, () => {
       assert.equal((await inspect(`${berth.host}/docker/multi@${arm64}`)).Id, arm64Config, 'linux/arm64 by digest');
     });
 
-    it('login stores credentials only in the private DOCKER_CONFIG', async () => {
-      // Berth has no authentication yet: /v2/ answers 200, which docker takes as a successful login.
+    // ---- authentication and TLS
+
+    /** `docker load`s the test image and tags it `ref`. */
+    async function loadAs(ref: string): Promise<void> {
+      await docker('load', '--input', dockerArchive);
+      await docker('tag', 'berth-test/clients:v1', ref);
+    }
+
+    /** Pushes `<at.host>/<repo>:v1` and checks what Berth stored. */
+    async function pushChecked(at: Registry, repo: string): Promise<{ digest: string; doc: ManifestDoc }> {
+      const pushed = await docker('push', `${at.host}/${repo}:v1`);
+      const m = /v1: digest: (sha256:[0-9a-f]{64}) size: \d+/.exec(pushed.stdout);
+      assert.ok(m, `docker push reports a digest:\n${pushed.stdout}`);
+      const doc = await assertImageInBerth(repo, 'v1', m[1]!, at);
+      assert.equal(doc.config!.digest, imageConfig);
+      return { digest: m[1]!, doc };
+    }
+
+    /** Removes every local image, pulls `<at.host>/<repo>:v1` and checks that it really came from Berth. */
+    async function pullChecked(at: Registry, repo: string, pushed: { digest: string; doc: ManifestDoc }): Promise<void> {
+      await dockerd.removeAllImages();
+      const ref = `${at.host}/${repo}:v1`;
+      const mark = at.logs.length;
+      await docker('pull', ref);
+      const info = await inspect(ref);
+      assert.equal(info.Id, imageConfig, 'pulled image has the same ID');
+      assert.ok(info.RepoDigests.includes(`${at.host}/${repo}@${pushed.digest}`), `RepoDigests ${info.RepoDigests}`);
+      assertDownloaded(mark, repo, [pushed.doc.config!.digest, ...pushed.doc.layers!.map((l) => l.digest)], at, { manifestHead: true });
+    }
+
+    /** The registries docker has credentials for, in its private DOCKER_CONFIG. */
+    async function storedLogins(): Promise<string[]> {
+      const text = await readFile(path.join(dockerd.configDir, 'config.json'), 'utf8').catch(() => '{}');
+      return Object.keys((JSON.parse(text) as { auths?: Record<string, unknown> }).auths ?? {});
+    }
+
+    it('htpasswd: refuses a wrong password and anonymous push and pull; pushes and pulls after docker login', async () => {
+      const at = await startRegistry({ auth: true });
+      const repo = 'docker/auth';
+      const ref = `${at.host}/${repo}:v1`;
       const userConfig = path.join(homedir(), '.docker', 'config.json');
-      const before = await fileState(userConfig);
-      await dockerd.login(berth.host, { username: 'tester', password: 'secret' });
-      assert.equal(await fileState(userConfig), before, `${userConfig} untouched`);
-      const config = JSON.parse(await readFile(path.join(dockerd.configDir, 'config.json'), 'utf8')) as { auths: Record<string, unknown> };
-      assert.ok(config.auths[berth.host], `credentials for ${berth.host} in ${dockerd.configDir}`);
-      await docker('logout', berth.host);
+      const userConfigBefore = await fileState(userConfig);
+
+      let mark = at.logs.length;
+      await refused(dockerd.login(at.host, WRONG_PASSWORD), UNAUTHORIZED, 'docker login with a wrong password');
+      assertChallenged(mark, at);
+      assert.ok(!(await storedLogins()).includes(at.host), 'a failed login stores nothing');
+
+      await loadAs(ref);
+      mark = at.logs.length;
+      await refused(docker('push', ref), UNAUTHORIZED, 'docker push without login');
+      assertChallenged(mark, at);
+      await assertNoManifest(repo, 'v1', at);
+
+      await dockerd.login(at.host, USER);
+      assert.ok((await storedLogins()).includes(at.host), `credentials for ${at.host} in ${dockerd.configDir}`);
+      assert.equal(await fileState(userConfig), userConfigBefore, `${userConfig} untouched`);
+      const pushed = await pushChecked(at, repo);
+
+      await docker('logout', at.host);
+      await dockerd.removeAllImages();
+      mark = at.logs.length;
+      await refused(docker('pull', ref), UNAUTHORIZED, 'docker pull after logout');
+      assertChallenged(mark, at);
+      await dockerd.login(at.host, USER);
+      await pullChecked(at, repo, pushed);
+      await docker('logout', at.host);
+    });
+
+    it('TLS: refuses an untrusted certificate; pushes and pulls once /etc/docker/certs.d holds the CA', async () => {
+      const at = await startRegistry({ tls: true });
+      const repo = 'docker/tls';
+      const ref = `${at.host}/${repo}:v1`;
+      await loadAs(ref);
+      const mark = at.logs.length;
+      await refused(docker('push', ref), UNTRUSTED, 'docker push before the CA is trusted');
+      assert.deepEqual(requestsSince(mark, at), [], 'no request got past the TLS handshake');
+      await assertNoManifest(repo, 'v1', at);
+
+      await dockerd.trustCA(at.host, at.caFile!);
+      const pushed = await pushChecked(at, repo);
+      await pullChecked(at, repo, pushed);
+    });
+
+    it('TLS + htpasswd: docker login over HTTPS refuses a wrong password, then pushes and pulls', async () => {
+      const at = await startRegistry({ tls: true, auth: true });
+      const repo = 'docker/tls-auth';
+      await dockerd.trustCA(at.host, at.caFile!);
+      const mark = at.logs.length;
+      await refused(dockerd.login(at.host, WRONG_PASSWORD), UNAUTHORIZED, 'docker login with a wrong password');
+      assertChallenged(mark, at);
+      await dockerd.login(at.host, USER);
+      await loadAs(`${at.host}/${repo}:v1`);
+      const pushed = await pushChecked(at, repo);
+      await pullChecked(at, repo, pushed);
+      await docker('logout', at.host);
     });
   });
 
   // -------------------------------------------------------------------------
   describe('podman (vfs storage, private configuration)', { concurrency: 1 }, () => {
     let pm: Podman;
+    /** Plain HTTP with htpasswd: listed as insecure in podman's registries.conf, like `berth`. */
+    let auth: Registry;
     const podman = (...args: string[]) => pm.podman(args);
     const inspect = async (ref: string) =>
       (JSON.parse((await podman('image', 'inspect', ref)).stdout) as { Id: string; Digest: string; RepoDigests: string[] }[])[0]!;
     const pullId = async (...args: string[]) => (await podman('pull', '--quiet', ...args)).stdout.trim();
 
     before(async () => {
-      pm = await createPodman({ insecureRegistries: [berth.host] });
+      auth = await startRegistry({ auth: true });
+      pm = await createPodman({ insecureRegistries: [berth.host, auth.host] });
     });
     after(async () => {
       await pm?.close();
@@ -337,16 +585,112 @@ describe('real clients against Berth', { concurrency: true }, () => {
       assert.deepEqual(listed, [{ Name: `${berth.host}/podman/app-oci`, Tags: ['v1'] }]);
     });
 
-    it('login stores credentials only in the private auth file', async () => {
-      // Berth has no authentication yet: /v2/ answers 200, which podman takes as a successful login.
+    // ---- authentication and TLS
+
+    /** Makes sure the test image is in local storage (as ID `hex(imageConfig)`). */
+    async function haveImage(): Promise<void> {
+      assert.equal(await pullId(image.ref), hex(imageConfig));
+    }
+
+    /** Pushes the test image as `<at.host>/<repo>:v1` (with `flags`, e.g. --cert-dir) and checks what Berth stored. */
+    async function pushChecked(at: Registry, repo: string, flags: string[] = []): Promise<{ digest: string; doc: ManifestDoc }> {
+      const digestFile = path.join(work, `${repo.replace(/\//g, '-')}.digest`);
+      await podman('push', '--quiet', '--format', 'v2s2', ...flags, '--digestfile', digestFile, hex(imageConfig), `${at.host}/${repo}:v1`);
+      const digest = (await readFile(digestFile, 'utf8')).trim();
+      const doc = await assertImageInBerth(repo, 'v1', digest, at);
+      assert.equal(doc.config!.digest, imageConfig);
+      return { digest, doc };
+    }
+
+    /** Removes every local image, pulls `<at.host>/<repo>:v1` and checks that it really came from Berth. */
+    async function pullChecked(at: Registry, repo: string, pushed: { digest: string; doc: ManifestDoc }, flags: string[] = []): Promise<void> {
+      await pm.removeAllImages();
+      const ref = `${at.host}/${repo}:v1`;
+      const mark = at.logs.length;
+      assert.equal(await pullId(...flags, ref), hex(imageConfig));
+      const info = await inspect(ref);
+      assert.equal(info.Digest, pushed.digest, 'podman records the pushed manifest digest');
+      assertDownloaded(mark, repo, [pushed.doc.config!.digest, ...pushed.doc.layers!.map((l) => l.digest)], at);
+    }
+
+    /** The registries podman has credentials for, in its private auth file. */
+    const storedLogins = async () => Object.keys((JSON.parse(await readFile(pm.authFile, 'utf8')) as { auths?: Record<string, unknown> }).auths ?? {});
+
+    it('htpasswd: refuses a wrong password and anonymous push and pull; pushes and pulls after podman login', async () => {
+      const at = auth;
+      const repo = 'podman/auth';
+      const ref = `${at.host}/${repo}:v1`;
       // podman's default for root; the private REGISTRY_AUTH_FILE must win over it.
       const systemAuth = '/run/containers/0/auth.json';
-      const before = await fileState(systemAuth);
-      await pm.login(berth.host, { username: 'tester', password: 'secret' });
-      assert.equal(await fileState(systemAuth), before, `${systemAuth} untouched`);
-      const auth = JSON.parse(await readFile(pm.authFile, 'utf8')) as { auths: Record<string, unknown> };
-      assert.ok(auth.auths[berth.host], `credentials for ${berth.host} in ${pm.authFile}`);
-      await podman('logout', berth.host);
+      const systemAuthBefore = await fileState(systemAuth);
+
+      let mark = at.logs.length;
+      await refused(pm.login(at.host, WRONG_PASSWORD), UNAUTHORIZED, 'podman login with a wrong password');
+      assertChallenged(mark, at);
+      assert.ok(!(await storedLogins()).includes(at.host), 'a failed login stores nothing');
+
+      await pm.removeAllImages();
+      await haveImage();
+      mark = at.logs.length;
+      await refused(podman('push', '--quiet', hex(imageConfig), ref), UNAUTHORIZED, 'podman push without login');
+      assertChallenged(mark, at);
+      await assertNoManifest(repo, 'v1', at);
+
+      await pm.login(at.host, USER);
+      assert.ok((await storedLogins()).includes(at.host), `credentials for ${at.host} in ${pm.authFile}`);
+      assert.equal(await fileState(systemAuth), systemAuthBefore, `${systemAuth} untouched`);
+      const pushed = await pushChecked(at, repo);
+
+      await podman('logout', at.host);
+      await pm.removeAllImages();
+      mark = at.logs.length;
+      await refused(podman('pull', '--quiet', ref), UNAUTHORIZED, 'podman pull after logout');
+      assertChallenged(mark, at);
+      await pm.login(at.host, USER);
+      await pullChecked(at, repo, pushed);
+      await podman('logout', at.host);
+    });
+
+    it('TLS: refuses an untrusted certificate; pushes and pulls with --cert-dir holding the CA', async () => {
+      const at = await startRegistry({ tls: true });
+      const repo = 'podman/tls';
+      const ref = `${at.host}/${repo}:v1`;
+      const trusted = ['--tls-verify=true', '--cert-dir', await ca.certDir()];
+      await pm.removeAllImages();
+      await haveImage();
+      const mark = at.logs.length;
+      await refused(podman('push', '--quiet', '--tls-verify=true', hex(imageConfig), ref), UNTRUSTED, 'podman push without the CA');
+      await refused(
+        podman('push', '--quiet', '--tls-verify=true', '--cert-dir', await otherCA.certDir(), hex(imageConfig), ref),
+        UNTRUSTED,
+        'podman push trusting only another CA',
+      );
+      assert.deepEqual(requestsSince(mark, at), [], 'no request got past the TLS handshake');
+      await assertNoManifest(repo, 'v1', at);
+
+      const pushed = await pushChecked(at, repo, trusted);
+      await pm.removeAllImages();
+      await refused(podman('pull', '--quiet', '--tls-verify=true', ref), UNTRUSTED, 'podman pull without the CA');
+      await pullChecked(at, repo, pushed, trusted);
+    });
+
+    it('TLS + htpasswd: podman login checks the certificate and the password, then pushes and pulls', async () => {
+      const at = await startRegistry({ tls: true, auth: true });
+      const repo = 'podman/tls-auth';
+      const trusted = ['--tls-verify=true', '--cert-dir', await ca.certDir()];
+      const login = (c: RegistryCredentials, flags: string[]) =>
+        pm.podman(['login', ...flags, '--username', c.username, '--password-stdin', at.host], { input: `${c.password}\n` });
+      await refused(login(USER, ['--tls-verify=true']), UNTRUSTED, 'podman login with the right password but without the CA');
+      const mark = at.logs.length;
+      await refused(login(WRONG_PASSWORD, trusted), UNAUTHORIZED, 'podman login with the CA and a wrong password');
+      assertChallenged(mark, at);
+      assert.ok(!(await storedLogins()).includes(at.host), 'failed logins store nothing');
+      await login(USER, trusted);
+      await pm.removeAllImages();
+      await haveImage();
+      const pushed = await pushChecked(at, repo, trusted);
+      await pullChecked(at, repo, pushed, trusted);
+      await podman('logout', at.host);
     });
   });
 
@@ -455,6 +799,104 @@ describe('real clients against Berth', { concurrency: true }, () => {
       const expected = [index.manifestDigest, ...index.children!.map((c) => c.manifestDigest), ...index.blobs];
       for (const d of expected) assert.ok(have.includes(d), `${d} pulled`);
       assertDownloaded(mark, 'ctr/multi', index.blobs);
+    });
+
+    // ---- authentication and TLS
+
+    /**
+     * Imports the test image into namespace `ns` as `<at.host>/<repo>:v1`
+     * and returns a ctr runner for that namespace.
+     */
+    async function importInto(ns: string, at: Registry, repo: string): Promise<(...args: string[]) => Promise<unknown>> {
+      const ctrNs = (...args: string[]) => containerd.ctr(args, { namespace: ns });
+      const archive = await layoutTar(image.layoutDir, path.join(work, `ctr-${ns}.tar`));
+      await ctrNs('images', 'import', '--base-name', `${at.host}/${repo}`, archive);
+      assert.equal((await listImages(ns)).get(`${at.host}/${repo}:v1`), image.manifestDigest);
+      return ctrNs;
+    }
+
+    /** Removes the image (and, with --sync, its content) from `ns`, so that the next pull downloads. */
+    async function removeImage(ns: string, ref: string): Promise<void> {
+      await containerd.ctr(['images', 'rm', '--sync', ref], { namespace: ns });
+      assert.deepEqual(await contentDigests(ns), [], `nothing left in ${ns} before the pull`);
+    }
+
+    /** Pulls `ref` into `ns` with `flags` and checks that it really came from Berth. */
+    async function pullChecked(ns: string, at: Registry, repo: string, flags: string[]): Promise<void> {
+      const ref = `${at.host}/${repo}:v1`;
+      const mark = at.logs.length;
+      await containerd.ctr(['images', 'pull', ...flags, ref], { namespace: ns });
+      assert.equal((await listImages(ns)).get(ref), image.manifestDigest);
+      assertDownloaded(mark, repo, image.blobs, at);
+    }
+
+    it('htpasswd: refuses no credentials and a wrong password; pushes and pulls with --user', async () => {
+      const ns = 'auth';
+      const at = await startRegistry({ auth: true });
+      const repo = 'ctr/auth';
+      const ref = `${at.host}/${repo}:v1`;
+      const ctrNs = await importInto(ns, at, repo);
+      const anonymous = ctrRegistryArgs({ host: at.host });
+      const wrong = ctrRegistryArgs({ host: at.host, credentials: WRONG_PASSWORD });
+      const right = ctrRegistryArgs({ host: at.host, credentials: USER });
+
+      let mark = at.logs.length;
+      await refused(ctrNs('images', 'push', ...anonymous, ref), UNAUTHORIZED, 'ctr push without --user');
+      await refused(ctrNs('images', 'push', ...wrong, ref), UNAUTHORIZED, 'ctr push with a wrong password');
+      assertChallenged(mark, at);
+      await assertNoManifest(repo, 'v1', at);
+
+      await ctrNs('images', 'push', ...right, ref);
+      await assertImageInBerth(repo, 'v1', image.manifestDigest, at);
+
+      await removeImage(ns, ref);
+      mark = at.logs.length;
+      await refused(ctrNs('images', 'pull', ...anonymous, ref), UNAUTHORIZED, 'ctr pull without --user');
+      await refused(ctrNs('images', 'pull', ...wrong, ref), UNAUTHORIZED, 'ctr pull with a wrong password');
+      assertChallenged(mark, at);
+      await pullChecked(ns, at, repo, right);
+    });
+
+    it('TLS: refuses an untrusted certificate; pushes and pulls with --tlscacert', async () => {
+      const ns = 'tls';
+      const at = await startRegistry({ tls: true });
+      const repo = 'ctr/tls';
+      const ref = `${at.host}/${repo}:v1`;
+      const ctrNs = await importInto(ns, at, repo);
+      const trusted = ctrRegistryArgs({ host: at.host, caFile: at.caFile! });
+
+      const mark = at.logs.length;
+      // No --plain-http and no CA: HTTPS verified against the system's roots.
+      await refused(ctrNs('images', 'push', ref), UNTRUSTED, 'ctr push without the CA');
+      await refused(ctrNs('images', 'push', '--tlscacert', otherCA.cert, ref), UNTRUSTED, 'ctr push trusting only another CA');
+      assert.deepEqual(requestsSince(mark, at), [], 'no request got past the TLS handshake');
+      await assertNoManifest(repo, 'v1', at);
+
+      await ctrNs('images', 'push', ...trusted, ref);
+      await assertImageInBerth(repo, 'v1', image.manifestDigest, at);
+      await removeImage(ns, ref);
+      await refused(ctrNs('images', 'pull', ref), UNTRUSTED, 'ctr pull without the CA');
+      await pullChecked(ns, at, repo, trusted);
+    });
+
+    it('TLS + htpasswd: refuses a wrong password over HTTPS; pushes and pulls with --tlscacert and --user', async () => {
+      const ns = 'tls-auth';
+      const at = await startRegistry({ tls: true, auth: true });
+      const repo = 'ctr/tls-auth';
+      const ref = `${at.host}/${repo}:v1`;
+      const ctrNs = await importInto(ns, at, repo);
+      const right = ctrRegistryArgs({ host: at.host, caFile: at.caFile!, credentials: USER });
+      const mark = at.logs.length;
+      await refused(
+        ctrNs('images', 'push', ...ctrRegistryArgs({ host: at.host, caFile: at.caFile!, credentials: WRONG_PASSWORD }), ref),
+        UNAUTHORIZED,
+        'ctr push with the CA and a wrong password',
+      );
+      assertChallenged(mark, at);
+      await ctrNs('images', 'push', ...right, ref);
+      await assertImageInBerth(repo, 'v1', image.manifestDigest, at);
+      await removeImage(ns, ref);
+      await pullChecked(ns, at, repo, right);
     });
   });
 });

@@ -35,11 +35,34 @@ function withQuery(location: string, key: string, value: string): string {
   return u.toString();
 }
 
-/** Peak resident memory (VmHWM) and current RSS of a process, in bytes. */
+/** The process and its descendants (a cluster's primary and workers). */
+async function processTree(root: number): Promise<number[]> {
+  const parents = new Map<number, number>();
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = await readFile(`/proc/${entry}/stat`, 'utf8');
+      parents.set(Number(entry), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // the process went away
+    }
+  }
+  const tree = [root];
+  for (let i = 0; i < tree.length; i++) for (const [pid, ppid] of parents) if (ppid === tree[i]) tree.push(pid);
+  return tree;
+}
+
+/** Peak resident memory (VmHWM) and current RSS of a process tree, summed, in bytes. */
 async function memoryOf(pid: number): Promise<{ hwm: number; rss: number }> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const kb = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) * 1024;
-  return { hwm: kb('VmHWM'), rss: kb('VmRSS') };
+  let hwm = 0;
+  let rss = 0;
+  for (const p of await processTree(pid)) {
+    const status = await readFile(`/proc/${p}/status`, 'utf8').catch(() => '');
+    const kb = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) * 1024;
+    hwm += kb('VmHWM');
+    rss += kb('VmRSS');
+  }
+  return { hwm, rss };
 }
 
 describe('durability (real server process)', () => {
@@ -176,6 +199,7 @@ describe('durability (real server process)', () => {
       clearInterval(sampler);
     }
     const { hwm } = await memoryOf(pid);
+    assert.ok((await processTree(pid)).length >= 1);
     const growth = Math.max(peak, hwm) - before.rss;
     // Streams, not buffers: a buffered GiB would show as ≥ 1 GiB of growth.
     assert.ok(growth < 150 * 1024 * 1024, `server memory grew by ${(growth / 1048576).toFixed(1)} MiB moving 1 GiB`);

@@ -38,26 +38,31 @@
  *  - ctr's default snapshotter is overlayfs; we disable that plugin and use
  *    `native` (plain copies), which needs no kernel support.
  *
- * Planned client tests, once Berth has htpasswd authentication and TLS:
- *  - authentication: `Dockerd.login()` and `Podman.login()` below already
- *    run `docker login` / `podman login` (credentials land in the private
- *    DOCKER_CONFIG / REGISTRY_AUTH_FILE; today they succeed only because
- *    Berth's /v2/ is open); ctr takes credentials per command through
- *    `ctrRegistryArgs({ host, credentials })` (`--user`). To test: login with
- *    good and bad passwords, push/pull after login, pull refused before it.
- *  - TLS with a test CA (test/support/tls.ts `createCA()`): ctr gets
- *    `--tlscacert` through `ctrRegistryArgs({ host, caFile })`; podman needs
- *    `--cert-dir <TestCA.certDir()>` on login/push/pull and the registry left
- *    out of `insecureRegistries`; rootful dockerd 20.10 reads CAs only from
- *    /etc/docker/certs.d/<host:port>/ca.crt, so that test will have to write
- *    (and remove) a directory named after Berth's random port.
+ * Authentication and TLS (Berth with htpasswd, and with a test CA from
+ * test/support/tls.ts):
+ *  - `Dockerd.login()` / `Podman.login()` run `docker login` / `podman login`
+ *    with --password-stdin; credentials land in the private DOCKER_CONFIG /
+ *    REGISTRY_AUTH_FILE. ctr takes credentials per command through
+ *    `ctrRegistryArgs({ host, credentials })` (`--user`).
+ *  - dockerd 20.10 always adds 127.0.0.0/8 to its insecure registries (it
+ *    cannot be turned off), and for an insecure registry it speaks HTTPS with
+ *    InsecureSkipVerify and never reads certs.d: against 127.0.0.1 any
+ *    certificate is accepted. A TLS test therefore puts Berth on an address
+ *    outside 127.0.0.0/8 (`externalIPv4()`). There, rootful dockerd reads CAs
+ *    only from /etc/docker/certs.d/<host:port>/ca.crt, which
+ *    `Dockerd.trustCA()` writes and stop() removes.
+ *  - containers/image (podman, skopeo) reads /etc/docker/certs.d/<host:port>
+ *    too, besides --cert-dir: a podman test that expects an unknown CA to be
+ *    refused must not share a Berth with a docker test that trusts it.
+ *  - ctr gets `--tlscacert` through `ctrRegistryArgs({ host, caFile })`
+ *    (no --plain-http then).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { readFileSync, rmdirSync, rmSync } from 'node:fs';
+import { copyFile, mkdir, mkdtemp, rm, rmdir, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import path from 'node:path';
 import { CommandError, ensureTool, formatCommand, run, whichTool, type RunOptions, type RunResult } from './tools.js';
 
@@ -69,13 +74,13 @@ export interface RegistryCredentials {
   password: string;
 }
 
-/** Where Berth is and how to talk to it. Today: plain HTTP, anonymous. */
+/** Where Berth is and how to talk to it. */
 export interface RegistryAccess {
-  /** "127.0.0.1:<port>" */
+  /** "<ip>:<port>" */
   host: string;
-  /** For the planned htpasswd tests. */
+  /** For a Berth with htpasswd authentication. */
   credentials?: RegistryCredentials;
-  /** For the planned TLS tests: PEM file of the CA that signed Berth's certificate. */
+  /** For a Berth with TLS: PEM file of the CA that signed its certificate (else plain HTTP). */
   caFile?: string;
 }
 
@@ -84,6 +89,19 @@ export function ctrRegistryArgs(access: RegistryAccess): string[] {
   const args = access.caFile ? ['--tlscacert', access.caFile] : ['--plain-http'];
   if (access.credentials) args.push('--user', `${access.credentials.username}:${access.credentials.password}`);
   return args;
+}
+
+/**
+ * An IPv4 address of this machine outside 127.0.0.0/8: the only kind of
+ * address at which dockerd verifies a registry's certificate (see above).
+ */
+export function externalIPv4(): string {
+  for (const addrs of Object.values(networkInterfaces())) {
+    for (const a of addrs ?? []) {
+      if (a.family === 'IPv4' && !a.internal && !a.address.startsWith('127.')) return a.address;
+    }
+  }
+  throw new Error('no IPv4 address outside 127.0.0.0/8 on this machine: dockerd cannot be made to verify a registry certificate on loopback');
 }
 
 // ---------------------------------------------------------------------------
@@ -131,6 +149,8 @@ async function removeDir(dir: string): Promise<void> {
 interface Leftover {
   child?: ChildProcess;
   dirs: string[];
+  /** Removed after `dirs`, in order, only if empty (shared parents such as /etc/docker/certs.d). */
+  emptyDirs?: string[];
 }
 
 const leftovers = new Set<Leftover>();
@@ -151,6 +171,13 @@ function cleanUpSync(): void {
         rmSync(d, { recursive: true, force: true });
       } catch {
         // best effort at exit
+      }
+    }
+    for (const d of l.emptyDirs ?? []) {
+      try {
+        rmdirSync(d);
+      } catch {
+        // not empty (someone else's), or already gone
       }
     }
   }
@@ -426,11 +453,19 @@ export interface Dockerd {
   login(host: string, credentials: RegistryCredentials): Promise<void>;
   /** Removes every image (tags and layers) from the daemon. */
   removeAllImages(): Promise<void>;
+  /**
+   * Makes dockerd trust `caFile` for the registry at `host` ("ip:port", not
+   * in 127.0.0.0/8) by writing /etc/docker/certs.d/<host>/ca.crt, the one
+   * place rootful dockerd 20.10 reads it from. Removed again by stop().
+   */
+  trustCA(host: string, caFile: string): Promise<void>;
   logTail(lines?: number): string;
   /** The containerd this dockerd uses. */
   containerd: Containerd;
   stop(): Promise<void>;
 }
+
+const DOCKER_CERTS_DIR = '/etc/docker/certs.d';
 
 export interface DockerdOptions {
   /** Extra `--insecure-registry` entries (127.0.0.0/8 is insecure by default). */
@@ -450,10 +485,14 @@ export async function startDockerd(opts: DockerdOptions = {}): Promise<Dockerd> 
   let execRoot: string | undefined;
   let daemon: Daemon | undefined;
   let leftover: Leftover | undefined;
+  // Registry CA directories under /etc/docker/certs.d, and the parents trustCA() created.
+  const certDirs: string[] = [];
+  const certParents: string[] = [];
   const stop = async () => {
     await daemon?.stop();
     await containerd.stop();
-    for (const d of [dir, execRoot]) if (d) await removeDir(d);
+    for (const d of [dir, execRoot, ...certDirs]) if (d) await removeDir(d);
+    for (const d of certParents) await rmdir(d).catch(() => undefined);
     if (leftover) leftovers.delete(leftover);
   };
   try {
@@ -501,6 +540,20 @@ export async function startDockerd(opts: DockerdOptions = {}): Promise<Dockerd> 
       async removeAllImages() {
         const ids = (await docker(['images', '--all', '--quiet', '--no-trunc'])).stdout.split('\n').filter(Boolean);
         if (ids.length > 0) await docker(['rmi', '--force', ...new Set(ids)]);
+      },
+      async trustCA(host, caFile) {
+        if (!/^[\w.-]+:\d+$/.test(host)) throw new Error(`trustCA: expected "host:port", got ${JSON.stringify(host)}`);
+        const hostDir = path.join(DOCKER_CERTS_DIR, host);
+        // The first directory mkdir created: its parents up to it are ours to remove when empty.
+        const created = await mkdir(hostDir, { recursive: true });
+        if (created === undefined) throw new Error(`${hostDir} already exists: another test is using this registry address`);
+        certDirs.push(hostDir);
+        leftover!.dirs.push(hostDir);
+        for (let p = path.dirname(hostDir); created !== hostDir && p.length >= created.length; p = path.dirname(p)) {
+          certParents.push(p);
+          (leftover!.emptyDirs ??= []).push(p);
+        }
+        await copyFile(caFile, path.join(hostDir, 'ca.crt'));
       },
       logTail: (lines) => d.logTail(lines),
       containerd,

@@ -15,8 +15,11 @@ export interface KeyPair {
 
 export interface TestCA extends KeyPair {
   dir: string;
-  /** Issues a certificate for 127.0.0.1 / localhost with serverAuth usage. */
-  serverCert(name: string): Promise<KeyPair>;
+  /**
+   * Issues a certificate for 127.0.0.1 / localhost with serverAuth usage;
+   * `extraIPs` are added to its subject alternative names.
+   */
+  serverCert(name: string, extraIPs?: readonly string[]): Promise<KeyPair>;
   /** Issues a certificate with clientAuth usage, subject CN=`name`. */
   clientCert(name: string): Promise<KeyPair>;
   /**
@@ -62,11 +65,12 @@ export async function createCA(dir: string, name = 'Berth Test CA'): Promise<Tes
   return {
     ...ca,
     dir,
-    serverCert: (base) =>
+    serverCert: (base, extraIPs = []) =>
       issue(
         base,
         '/CN=127.0.0.1',
-        'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n',
+        'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' +
+          `subjectAltName=${['IP:127.0.0.1', 'DNS:localhost', ...extraIPs.map((ip) => `IP:${ip}`)].join(',')}\n`,
       ),
     clientCert: (base) =>
       issue(base, `/CN=${base}`, 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n'),
