@@ -20,9 +20,14 @@ export function createDebugHandler(health: HealthChecks, metrics: MetricsSource 
     if (path === '/livez') return json(200, { status: 'ok' });
     if (path === '/readyz') return health.healthy() ? json(200, { status: 'ok' }) : json(503, { status: 'unhealthy', checks: health.status() });
     if (metrics && path === metricsPath) {
-      const { contentType, text } = await metrics();
-      res.writeHead(200, { 'Content-Type': contentType });
-      res.end(text);
+      try {
+        const { contentType, text } = await metrics();
+        res.writeHead(200, { 'Content-Type': contentType });
+        res.end(text);
+      } catch (err) {
+        // A worker that does not answer must not take the debug server down.
+        json(503, { errors: [{ code: 'UNAVAILABLE', message: `metrics unavailable: ${(err as Error).message}` }] });
+      }
       return;
     }
     json(404, { errors: [{ code: 'UNSUPPORTED', message: `no such debug endpoint: ${path}` }] });

@@ -67,6 +67,8 @@ export function createMetrics(opts: { uploadsInProgress?: () => Promise<number> 
  * over IPC. In the primary: the workers' metrics, aggregated.
  */
 export function shareWithPrimary(metrics: Metrics): void {
+  // Constructing an AggregatorRegistry is what installs prom-client's IPC listener in a worker.
+  new client.AggregatorRegistry();
   client.AggregatorRegistry.setRegistries([metrics.registry]);
 }
 

@@ -1,0 +1,122 @@
+/**
+ * Several worker processes behind one port: any worker serves any request,
+ * an upload continues across workers, a crashed worker is replaced, the
+ * primary aggregates the workers' metrics, and SIGTERM drains them all.
+ */
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { spawnBerth, type BerthProcess } from '../support/berth.js';
+import { freePort } from '../support/tools.js';
+
+const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+/** One request on a fresh connection, so the cluster may hand it to any worker. */
+function request(url: string, method: string, body?: Buffer, headers: Record<string, string> = {}): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method, agent: false, headers: { ...headers, ...(body ? { 'Content-Length': String(body.byteLength) } : {}) } }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (c: Buffer) => parts.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts) }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+async function children(pid: number): Promise<number[]> {
+  const out: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    if (stat && Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(entry));
+  }
+  return out;
+}
+
+describe('cluster of workers', () => {
+  let root: string;
+  let berth: BerthProcess;
+  let debugPort: number;
+
+  before(async () => {
+    root = await mkdtemp(path.join(tmpdir(), 'berth-cluster-'));
+    debugPort = await freePort();
+    berth = await spawnBerth(await freePort(), {
+      REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: root,
+      REGISTRY_BERTH_WORKERS: '2',
+      REGISTRY_HTTP_DEBUG_ADDR: `127.0.0.1:${debugPort}`,
+      REGISTRY_HTTP_DEBUG_PROMETHEUS_ENABLED: 'true',
+    });
+  });
+  after(async () => {
+    await berth?.stop('SIGKILL');
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('runs two workers and spreads requests over them', async () => {
+    assert.equal((await children(berth.child.pid!)).length, 2);
+    for (let i = 0; i < 20; i++) assert.equal((await request(`${berth.url}/v2/`, 'GET')).status, 200);
+    const workers = new Set(
+      berth
+        .output()
+        .split('\n')
+        .filter((l) => l.includes('"msg":"request"'))
+        .map((l) => (JSON.parse(l) as { worker?: number }).worker),
+    );
+    assert.ok(workers.size >= 2, `requests served by workers ${[...workers].join(', ')}`);
+  });
+
+  it('continues an upload whatever worker each chunk reaches', async () => {
+    const data = randomBytes(3 * 1024 * 1024);
+    const start = await request(`${berth.url}/v2/spread/blob/blobs/uploads/`, 'POST');
+    assert.equal(start.status, 202);
+    let location = start.headers.location!;
+    const chunk = 256 * 1024;
+    for (let offset = 0; offset < data.byteLength; offset += chunk) {
+      const part = data.subarray(offset, offset + chunk);
+      const r = await request(location, 'PATCH', part, { 'Content-Range': `${offset}-${offset + part.byteLength - 1}` });
+      assert.equal(r.status, 202, r.body.toString());
+      location = r.headers.location!;
+    }
+    const done = await request(`${location}?digest=${sha256(data)}`, 'PUT');
+    assert.equal(done.status, 201, done.body.toString());
+    const pulled = await request(`${berth.url}/v2/spread/blob/blobs/${sha256(data)}`, 'GET');
+    assert.equal(sha256(pulled.body), sha256(data));
+  });
+
+  it('aggregates the workers’ metrics in the primary', async () => {
+    const metrics = await request(`http://127.0.0.1:${debugPort}/metrics`, 'GET');
+    assert.equal(metrics.status, 200);
+    const line = metrics.body
+      .toString()
+      .split('\n')
+      .find((l) => l.startsWith('berth_http_requests_total{') && l.includes('route="base"') && l.includes('status="200"'));
+    assert.ok(line, 'requests counted');
+    assert.ok(Number(line.split(' ').pop()) >= 20, `all workers' requests summed: ${line}`);
+    assert.equal((await request(`http://127.0.0.1:${debugPort}/debug/health`, 'GET')).status, 200);
+  });
+
+  it('replaces a worker that dies, and keeps serving', async () => {
+    const [victim] = await children(berth.child.pid!);
+    process.kill(victim!, 'SIGKILL');
+    let replaced = false;
+    for (let i = 0; i < 100 && !replaced; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      const now = await children(berth.child.pid!);
+      replaced = now.length === 2 && !now.includes(victim!);
+    }
+    assert.ok(replaced, 'a new worker took the dead one’s place');
+    for (let i = 0; i < 10; i++) assert.equal((await request(`${berth.url}/v2/`, 'GET')).status, 200);
+  });
+
+  it('stops every worker on SIGTERM and exits 0', async () => {
+    const workers = await children(berth.child.pid!);
+    assert.equal(await berth.stop('SIGTERM'), 0);
+    for (const w of workers) assert.throws(() => process.kill(w, 0), 'worker gone');
+  });
+});
