@@ -1,3 +1,5 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -7,4 +9,37 @@ import { runMetadataSuite } from './suite.js';
 runMetadataSuite('sqlite', async () => {
   const dir = await mkdtemp(path.join(tmpdir(), 'berth-sqlite-'));
   return { store: await MetadataStore.open({ sqlitePath: path.join(dir, 'berth.db') }), cleanup: () => rm(dir, { recursive: true, force: true }) };
+});
+
+describe('sqlite read cache', () => {
+  it('sees commits made through another connection (another process) at once', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'berth-sqlite-cache-'));
+    const file = path.join(dir, 'berth.db');
+    const a = await MetadataStore.open({ sqlitePath: file });
+    const b = await MetadataStore.open({ sqlitePath: file });
+    try {
+      const m = (n: string) => ({ digest: `sha256:${n.repeat(64)}`, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 1, artifactType: null, subjectDigest: null, annotations: null, blobs: [], manifests: [] });
+      await a.putManifest('cache/repo', m('a'), ['latest']);
+      assert.equal((await a.manifestByTag('cache/repo', 'latest'))?.digest, m('a').digest);
+      assert.equal((await a.manifestByTag('cache/repo', 'latest'))?.digest, m('a').digest, 'served again (from the cache)');
+      await b.putManifest('cache/repo', m('b'), ['latest']);
+      assert.equal((await a.manifestByTag('cache/repo', 'latest'))?.digest, m('b').digest, 'the other connection moved the tag');
+      await b.deleteTag('cache/repo', 'latest');
+      assert.equal(await a.manifestByTag('cache/repo', 'latest'), null);
+
+      await b.linkBlob('cache/repo', `sha256:${'c'.repeat(64)}`, 5);
+      assert.deepEqual(await a.linkedBlob('cache/repo', `sha256:${'c'.repeat(64)}`), { size: 5 });
+      await b.unlinkBlob('cache/repo', `sha256:${'c'.repeat(64)}`);
+      assert.equal(await a.linkedBlob('cache/repo', `sha256:${'c'.repeat(64)}`), null);
+      // And this connection's own writes.
+      await a.linkBlob('cache/repo', `sha256:${'c'.repeat(64)}`, 5);
+      assert.deepEqual(await a.linkedBlob('cache/repo', `sha256:${'c'.repeat(64)}`), { size: 5 });
+      await a.unlinkBlob('cache/repo', `sha256:${'c'.repeat(64)}`);
+      assert.equal(await a.linkedBlob('cache/repo', `sha256:${'c'.repeat(64)}`), null);
+    } finally {
+      await a.close();
+      await b.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });

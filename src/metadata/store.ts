@@ -3,7 +3,22 @@
  * references, tags and upload sessions. One async API, two engines (SQLite
  * embedded, PostgreSQL at scale), SQL written once through Kysely.
  */
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Transaction } from 'kysely';
+import {
+  Kysely,
+  Migrator,
+  PostgresDialect,
+  SqliteDialect,
+  sql,
+  type Compilable,
+  type CompiledQuery,
+  type KyselyPlugin,
+  type PluginTransformQueryArgs,
+  type PluginTransformResultArgs,
+  type QueryResult,
+  type RootOperationNode,
+  type Transaction,
+  type UnknownRow,
+} from 'kysely';
 import type { Database } from './schema.js';
 import { migrationProvider, type Dialect } from './migrations.js';
 
@@ -104,11 +119,74 @@ function toRecord(row: {
   };
 }
 
+interface CompiledHot {
+  compiled: CompiledQuery;
+  /** For each compiled parameter, the argument it takes, or -1 for a constant of the query. */
+  positions: number[];
+}
+
+/**
+ * Counts statements that may write. Within one process every statement runs
+ * on one connection, and a transaction holds it until commit, so a reader can
+ * never see the count before a write it then reads the result of.
+ */
+class WriteCounter implements KyselyPlugin {
+  count = 0;
+  transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
+    if (args.node.kind !== 'SelectQueryNode') this.count++;
+    return args.node;
+  }
+  async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
+    return args.result;
+  }
+}
+
 export class MetadataStore {
+  private readonly hotQueries = new Map<string, CompiledHot>();
+  private readonly readCache = new Map<string, { generation: string; value: unknown }>();
+
   private constructor(
     readonly db: Kysely<Database>,
     readonly dialect: Dialect,
+    /** SQLite's data_version (changes when another connection commits) and our own write count. */
+    private readonly changes?: { dataVersion: () => number; writes: WriteCounter },
   ) {}
+
+  /**
+   * Caches a read until anything in the database changes: a commit by any
+   * other process (SQLite's data_version) or a write by this one. Manifest
+   * and blob-existence lookups, the hottest requests, then cost no query at
+   * all under a read load. PostgreSQL reads are not cached.
+   */
+  private async cachedRead<T>(key: string, load: () => Promise<T>): Promise<T> {
+    if (!this.changes) return load();
+    const generation = `${this.changes.dataVersion()}:${this.changes.writes.count}`;
+    const hit = this.readCache.get(key);
+    if (hit && hit.generation === generation) return hit.value as T;
+    const value = await load();
+    if (this.readCache.size >= 20_000) this.readCache.clear();
+    this.readCache.set(key, { generation, value });
+    return value;
+  }
+
+  /**
+   * Runs a query built once and compiled once. The builder gets marker
+   * values in place of `args`; later calls swap the real arguments into the
+   * compiled parameters, so the hot paths skip Kysely's per-call building
+   * and compiling while the SQL is still written once for both engines.
+   */
+  private async hot<R>(key: string, args: unknown[], build: (...markers: string[]) => Compilable<R>, db: Db = this.db): Promise<R[]> {
+    let entry = this.hotQueries.get(key);
+    if (!entry) {
+      const markers = args.map((_, i) => `\u0000berth-parameter-${i}`);
+      const compiled = build(...markers).compile();
+      entry = { compiled, positions: compiled.parameters.map((p) => markers.indexOf(p as string)) };
+      this.hotQueries.set(key, entry);
+    }
+    const { compiled, positions } = entry;
+    const parameters = compiled.parameters.map((p, i) => (positions[i]! >= 0 ? args[positions[i]!] : p));
+    return (await db.executeQuery<R>({ ...compiled, parameters } as CompiledQuery<R>)).rows;
+  }
 
   static async open(opts: MetadataOptions): Promise<MetadataStore> {
     let store: MetadataStore;
@@ -125,7 +203,26 @@ export class MetadataStore {
       database.pragma('synchronous = NORMAL');
       database.pragma('busy_timeout = 10000');
       database.pragma('foreign_keys = ON');
-      store = new MetadataStore(new Kysely<Database>({ dialect: new SqliteDialect({ database }) }), 'sqlite');
+      // Kysely prepares every query afresh; preparing is most of a small query's cost, so statements are cached by SQL text.
+      const statements = new Map<string, ReturnType<typeof database.prepare>>();
+      const cached = {
+        close: () => database.close(),
+        prepare: (text: string) => {
+          let stmt = statements.get(text);
+          if (!stmt) {
+            stmt = database.prepare(text);
+            if (statements.size < 2000) statements.set(text, stmt);
+          }
+          return stmt;
+        },
+      };
+      const writes = new WriteCounter();
+      const dataVersion = database.prepare('PRAGMA data_version').pluck();
+      store = new MetadataStore(
+        new Kysely<Database>({ dialect: new SqliteDialect({ database: cached as unknown as typeof database }), plugins: [writes] }),
+        'sqlite',
+        { dataVersion: () => dataVersion.get() as number, writes },
+      );
     }
     await store.migrate();
     return store;
@@ -147,7 +244,7 @@ export class MetadataStore {
   // ---- repositories --------------------------------------------------------
 
   async repositoryId(name: string, db: Db = this.db): Promise<number | null> {
-    const row = await db.selectFrom('repositories').select('id').where('name', '=', name).executeTakeFirst();
+    const [row] = await this.hot('repositoryId', [name], (n) => this.db.selectFrom('repositories').select('id').where('name', '=', n), db);
     return row ? Number(row.id) : null;
   }
 
@@ -162,14 +259,16 @@ export class MetadataStore {
 
   /** Repositories holding at least one manifest, in byte order. */
   async listRepositories(page: Page): Promise<string[]> {
-    let q = this.db
-      .selectFrom('repositories as r')
-      .select('r.name')
-      .where(({ exists, selectFrom }) => exists(selectFrom('manifests as m').select('m.id').whereRef('m.repository_id', '=', 'r.id')))
-      .orderBy('r.name')
-      .limit(page.limit);
-    if (page.after !== undefined) q = q.where('r.name', '>', page.after);
-    return (await q.execute()).map((r) => r.name);
+    const rows = await this.hot('listRepositories', [page.after ?? '', page.limit], (after, limit) =>
+      this.db
+        .selectFrom('repositories as r')
+        .select('r.name')
+        .where('r.name', '>', after)
+        .where(({ exists, selectFrom }) => exists(selectFrom('manifests as m').select('m.id').whereRef('m.repository_id', '=', 'r.id')))
+        .orderBy('r.name')
+        .limit(limit as unknown as number),
+    );
+    return rows.map((r) => r.name);
   }
 
   // ---- blobs -----------------------------------------------------------------
@@ -252,15 +351,20 @@ export class MetadataStore {
 
   /** The size of a blob linked in a repository, or null. */
   async linkedBlob(repository: string, digest: string): Promise<{ size: number } | null> {
-    const row = await this.db
-      .selectFrom('repository_blobs as rb')
-      .innerJoin('repositories as r', 'r.id', 'rb.repository_id')
-      .innerJoin('blobs as b', 'b.digest', 'rb.digest')
-      .select('b.size')
-      .where('r.name', '=', repository)
-      .where('rb.digest', '=', digest)
-      .where('b.state', '=', 'live')
-      .executeTakeFirst();
+    return this.cachedRead(`linkedBlob ${repository} ${digest}`, () => this.loadLinkedBlob(repository, digest));
+  }
+
+  private async loadLinkedBlob(repository: string, digest: string): Promise<{ size: number } | null> {
+    const [row] = await this.hot('linkedBlob', [repository, digest], (repo, d) =>
+      this.db
+        .selectFrom('repository_blobs as rb')
+        .innerJoin('repositories as r', 'r.id', 'rb.repository_id')
+        .innerJoin('blobs as b', 'b.digest', 'rb.digest')
+        .select('b.size')
+        .where('r.name', '=', repo)
+        .where('rb.digest', '=', d)
+        .where('b.state', '=', 'live'),
+    );
     return row ? { size: Number(row.size) } : null;
   }
 
@@ -366,25 +470,35 @@ export class MetadataStore {
   }
 
   async manifestByDigest(repository: string, digest: string): Promise<ManifestRecord | null> {
-    const row = await this.db
-      .selectFrom('manifests as m')
-      .innerJoin('repositories as r', 'r.id', 'm.repository_id')
-      .select(['m.id', 'm.digest', 'm.media_type', 'm.size', 'm.artifact_type', 'm.subject_digest', 'm.annotations'])
-      .where('r.name', '=', repository)
-      .where('m.digest', '=', digest)
-      .executeTakeFirst();
+    return this.cachedRead(`manifestByDigest ${repository} ${digest}`, () => this.loadManifestByDigest(repository, digest));
+  }
+
+  private async loadManifestByDigest(repository: string, digest: string): Promise<ManifestRecord | null> {
+    const [row] = await this.hot('manifestByDigest', [repository, digest], (repo, d) =>
+      this.db
+        .selectFrom('manifests as m')
+        .innerJoin('repositories as r', 'r.id', 'm.repository_id')
+        .select(['m.id', 'm.digest', 'm.media_type', 'm.size', 'm.artifact_type', 'm.subject_digest', 'm.annotations'])
+        .where('r.name', '=', repo)
+        .where('m.digest', '=', d),
+    );
     return row ? toRecord(row) : null;
   }
 
   async manifestByTag(repository: string, tag: string): Promise<ManifestRecord | null> {
-    const row = await this.db
-      .selectFrom('tags as t')
-      .innerJoin('repositories as r', 'r.id', 't.repository_id')
-      .innerJoin('manifests as m', 'm.id', 't.manifest_id')
-      .select(['m.id', 'm.digest', 'm.media_type', 'm.size', 'm.artifact_type', 'm.subject_digest', 'm.annotations'])
-      .where('r.name', '=', repository)
-      .where('t.name', '=', tag)
-      .executeTakeFirst();
+    return this.cachedRead(`manifestByTag ${repository} ${tag}`, () => this.loadManifestByTag(repository, tag));
+  }
+
+  private async loadManifestByTag(repository: string, tag: string): Promise<ManifestRecord | null> {
+    const [row] = await this.hot('manifestByTag', [repository, tag], (repo, t) =>
+      this.db
+        .selectFrom('tags as t')
+        .innerJoin('repositories as r', 'r.id', 't.repository_id')
+        .innerJoin('manifests as m', 'm.id', 't.manifest_id')
+        .select(['m.id', 'm.digest', 'm.media_type', 'm.size', 'm.artifact_type', 'm.subject_digest', 'm.annotations'])
+        .where('r.name', '=', repo)
+        .where('t.name', '=', t),
+    );
     return row ? toRecord(row) : null;
   }
 
@@ -413,9 +527,11 @@ export class MetadataStore {
   async listTags(repository: string, page: Page): Promise<string[] | null> {
     const repositoryId = await this.repositoryId(repository);
     if (repositoryId === null) return null;
-    let q = this.db.selectFrom('tags').select('name').where('repository_id', '=', repositoryId).orderBy('name').limit(page.limit);
-    if (page.after !== undefined) q = q.where('name', '>', page.after);
-    return (await q.execute()).map((r) => r.name);
+    const rows = await this.hot('listTags', [repositoryId, page.after ?? '', page.limit], (id, after, limit) =>
+      // '' sorts before every tag, so "after ''" is the first page.
+      this.db.selectFrom('tags').select('name').where('repository_id', '=', id as unknown as number).where('name', '>', after).orderBy('name').limit(limit as unknown as number),
+    );
+    return rows.map((r) => r.name);
   }
 
   /** Manifests in a repository whose `subject` is `digest`. */
@@ -605,12 +721,9 @@ export class MetadataStore {
   }
 
   async upload(id: string): Promise<{ repository: string; createdAt: number; updatedAt: number } | null> {
-    const row = await this.db
-      .selectFrom('uploads as u')
-      .innerJoin('repositories as r', 'r.id', 'u.repository_id')
-      .select(['r.name', 'u.created_at', 'u.updated_at'])
-      .where('u.id', '=', id)
-      .executeTakeFirst();
+    const [row] = await this.hot('upload', [id], (i) =>
+      this.db.selectFrom('uploads as u').innerJoin('repositories as r', 'r.id', 'u.repository_id').select(['r.name', 'u.created_at', 'u.updated_at']).where('u.id', '=', i),
+    );
     return row ? { repository: row.name, createdAt: Number(row.created_at), updatedAt: Number(row.updated_at) } : null;
   }
 

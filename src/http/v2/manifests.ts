@@ -6,8 +6,9 @@ import { sendEmpty } from '../respond.js';
 /** Media types a client accepts, from every Accept header, parameters dropped. */
 function accepted(ctx: Ctx): Set<string> {
   const set = new Set<string>();
-  const raw = ctx.req.headersDistinct?.accept ?? [];
-  for (const header of raw) for (const part of header.split(',')) set.add(part.split(';')[0]!.trim().toLowerCase());
+  // Node joins repeated Accept headers with ', ' (headersDistinct would build a new object each time).
+  const raw = ctx.req.headers.accept ?? '';
+  for (const part of raw.split(',')) set.add(part.split(';')[0]!.trim().toLowerCase());
   return set;
 }
 
