@@ -217,11 +217,24 @@ export class MetadataStore {
         },
       };
       const writes = new WriteCounter();
-      const dataVersion = database.prepare('PRAGMA data_version').pluck();
+      const dataVersionStatement = database.prepare('PRAGMA data_version').pluck();
+      // Read at most once per event-loop iteration: a request that arrives after
+      // another process's commit is read in a later poll phase, whose first
+      // check already sees the commit.
+      let dataVersion: number | undefined;
+      const currentDataVersion = () => {
+        if (dataVersion === undefined) {
+          dataVersion = dataVersionStatement.get() as number;
+          setImmediate(() => {
+            dataVersion = undefined;
+          });
+        }
+        return dataVersion;
+      };
       store = new MetadataStore(
         new Kysely<Database>({ dialect: new SqliteDialect({ database: cached as unknown as typeof database }), plugins: [writes] }),
         'sqlite',
-        { dataVersion: () => dataVersion.get() as number, writes },
+        { dataVersion: currentDataVersion, writes },
       );
     }
     await store.migrate();
@@ -282,6 +295,14 @@ export class MetadataStore {
     if (this.dialect === 'sqlite') await sql`UPDATE blobs SET size = size WHERE 0`.execute(trx);
   }
 
+  /** Every transaction that writes goes through here, so the write lock is always taken first. */
+  writeTransaction<T>(fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+    return this.db.transaction().execute(async (trx) => {
+      await this.lockWrites(trx);
+      return fn(trx);
+    });
+  }
+
   /**
    * Runs `body` in a transaction that holds the lock on blob `digest`, after
    * recording the blob as live and just used. `body` makes the bytes present
@@ -292,8 +313,7 @@ export class MetadataStore {
   async claimBlob<T>(digest: string, size: number, body: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
     const started = Date.now();
     for (let attempt = 0; ; attempt++) {
-      const result = await this.db.transaction().execute(async (trx) => {
-        await this.lockWrites(trx);
+      const result = await this.writeTransaction(async (trx) => {
         let q = trx.selectFrom('blobs').select(['state', 'deleting_at']).where('digest', '=', digest);
         if (this.dialect === 'postgres') q = q.forUpdate();
         const row = await q.executeTakeFirst();
@@ -504,7 +524,7 @@ export class MetadataStore {
 
   /** Deletes a manifest from a repository with every tag pointing at it. */
   async deleteManifest(repository: string, digest: string): Promise<boolean> {
-    return this.db.transaction().execute(async (trx) => {
+    return this.writeTransaction(async (trx) => {
       const repositoryId = await this.repositoryId(repository, trx);
       if (repositoryId === null) return false;
       const row = await trx.selectFrom('manifests').select('id').where('repository_id', '=', repositoryId).where('digest', '=', digest).executeTakeFirst();
@@ -566,8 +586,7 @@ export class MetadataStore {
 
   /** Deletes an untagged manifest if it is still collectable (re-checked in the same statement). */
   async deleteUntaggedManifest(id: number, cutoff: number): Promise<boolean> {
-    return this.db.transaction().execute(async (trx) => {
-      await this.lockWrites(trx);
+    return this.writeTransaction(async (trx) => {
       const r = await sql`DELETE FROM manifests WHERE id = ${id} AND id IN (SELECT m.id FROM manifests m WHERE m.id = ${id} AND ${untaggedCondition(cutoff)})`.execute(trx);
       const deleted = Number(r.numAffectedRows ?? 0) > 0;
       if (deleted) await trx.deleteFrom('manifest_references').where('manifest_id', '=', id).execute();
@@ -591,8 +610,7 @@ export class MetadataStore {
    * null when it is no longer collectable.
    */
   async markBlobDeleting(digest: string, cutoff: number): Promise<{ repositories: string[]; size: number } | null> {
-    return this.db.transaction().execute(async (trx) => {
-      await this.lockWrites(trx);
+    return this.writeTransaction(async (trx) => {
       if (this.dialect === 'postgres') await sql`SELECT digest FROM blobs WHERE digest = ${digest} FOR UPDATE`.execute(trx);
       const row = (await sql<{ size: number }>`SELECT b.size FROM blobs b WHERE b.digest = ${digest} AND ${blobCollectable(cutoff)}`.execute(trx)).rows[0];
       if (!row) return null;
@@ -638,8 +656,7 @@ export class MetadataStore {
    * blob first (then it is not an orphan). Follow with store.delete and forgetBlob.
    */
   async claimOrphan(digest: string, size: number): Promise<boolean> {
-    return this.db.transaction().execute(async (trx) => {
-      await this.lockWrites(trx);
+    return this.writeTransaction(async (trx) => {
       const t = now();
       const r = await trx
         .insertInto('blobs')
@@ -660,8 +677,7 @@ export class MetadataStore {
    * Returns what was deleted (for events), or null when it did not exist.
    */
   async deleteRepository(name: string): Promise<{ manifests: { digest: string; mediaType: string; size: number }[]; tags: { tag: string; digest: string }[] } | null> {
-    return this.db.transaction().execute(async (trx) => {
-      await this.lockWrites(trx);
+    return this.writeTransaction(async (trx) => {
       const repositoryId = await this.repositoryId(name, trx);
       if (repositoryId === null) return null;
       const manifests = await trx.selectFrom('manifests').select(['id', 'digest', 'media_type', 'size']).where('repository_id', '=', repositoryId).orderBy('id').execute();

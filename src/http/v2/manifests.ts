@@ -18,6 +18,7 @@ function accepted(ctx: Ctx): Set<string> {
  * types are served as they are (Berth converts nothing to schema1).
  */
 function checkAccept(ctx: Ctx, mediaType: string): void {
+  if (mediaType !== MediaTypes.ociManifest && mediaType !== MediaTypes.ociIndex) return;
   const accept = accepted(ctx);
   if (accept.has('*/*') || accept.has(mediaType)) return;
   if (mediaType === MediaTypes.ociManifest) {
