@@ -16,8 +16,9 @@ import { GarbageCollector, scheduleCollection, schedulePurging } from './gc/inde
 import { createApiRoutes } from './http/api/index.js';
 import { fileCheck, HealthChecks, httpCheck, tcpCheck } from './health/index.js';
 import { createDebugHandler } from './http/debug.js';
-import { clusterMetrics, createMetrics, shareWithPrimary, type Metrics } from './http/metrics.js';
-import { createRequestHandler, listen, type RunningServer } from './http/server.js';
+import { aggregateMetrics, createMetrics, type Metrics } from './http/metrics.js';
+import type net from 'node:net';
+import { createRequestHandler, listen, serveHandedConnections, type RunningServer } from './http/server.js';
 import { MetadataStore } from './metadata/index.js';
 import { Registry } from './registry/index.js';
 import { FilesystemBlobStore, InMemoryBlobStore, type BlobStore } from './storage/index.js';
@@ -98,6 +99,8 @@ function createHealthChecks(app: App): HealthChecks {
 export interface Server {
   app: App;
   http: RunningServer;
+  /** Hands a connection accepted elsewhere to this process's HTTP server (when started with `handed`). */
+  accept?: (socket: net.Socket) => void;
   debug?: RunningServer;
   metrics?: Metrics;
   health: HealthChecks;
@@ -108,30 +111,30 @@ export interface Server {
   close(drainMs?: number): Promise<void>;
 }
 
-/**
- * What one process does. `single` is everything in one process. In a
- * cluster, `worker`s serve the API on a shared port, and the `supervisor`
- * (the primary) runs the debug server and the scheduled jobs.
- */
-export type ProcessRole = 'single' | 'worker' | 'supervisor';
-
-/** Starts Berth in this process (`single`), or as one of a cluster's workers. */
-export async function startServer(config: Config, log?: Logger, role: 'single' | 'worker' = 'single'): Promise<Server> {
-  const started = await start(config, log, role);
-  return started as Server;
+export interface ServeOptions {
+  /**
+   * `single`: the API, the debug server and the scheduled jobs (a lone
+   * process, or the primary of several). `worker`: the API only, accepting on
+   * the primary's listening socket.
+   */
+  role?: 'single' | 'worker';
+  /**
+   * Do not listen: connections are accepted by the primary and handed in
+   * through `Server.accept` (in the primary too, for its own share). The
+   * port is the one the primary listens on.
+   */
+  handed?: { port: number };
+  /** The other processes' metrics, for the primary's /metrics. */
+  peerMetrics?: () => Promise<Parameters<typeof aggregateMetrics>[1]>;
 }
 
-/** A cluster's primary: the debug server and the scheduled jobs, no API listener. */
-export async function startSupervisor(config: Config, log?: Logger): Promise<Omit<Server, 'http'>> {
-  return start(config, log, 'supervisor');
-}
-
-async function start(config: Config, log: Logger | undefined, role: ProcessRole): Promise<Omit<Server, 'http'> & { http?: RunningServer }> {
+/** Starts Berth in this process. */
+export async function startServer(config: Config, log?: Logger, opts: ServeOptions = {}): Promise<Server> {
+  const role = opts.role ?? 'single';
   const app = await createApp(config, log);
   const auth = createAuthenticator(config, app.log);
   const health = createHealthChecks(app);
-  const metrics = config.http.debug.prometheus.enabled && role !== 'supervisor' ? createMetrics({ uploadsInProgress: () => app.meta.countUploads() }) : undefined;
-  if (metrics && role === 'worker') shareWithPrimary(metrics);
+  const metrics = config.http.debug.prometheus.enabled ? createMetrics({ uploadsInProgress: () => app.meta.countUploads() }) : undefined;
   const tls = config.http.tls.certificate && config.http.tls.key ? { ...config.http.tls, certificate: config.http.tls.certificate, key: config.http.tls.key } : undefined;
   // Notifications: a persisted queue only when an endpoint is enabled, so requests do no event work otherwise.
   const source = { addr: `${hostname()}:${parseAddr(config.http.addr).port}`, instanceID: newInstanceId() };
@@ -142,8 +145,9 @@ async function start(config: Config, log: Logger | undefined, role: ProcessRole)
   if (notifications) app.registry.events = notifications;
 
   const { host, port } = parseAddr(config.http.addr);
-  let running: RunningServer | undefined;
-  if (role !== 'supervisor') {
+  let running: RunningServer;
+  let accept: ((socket: net.Socket) => void) | undefined;
+  {
     const handler = createRequestHandler(
       {
         registry: app.registry,
@@ -163,7 +167,13 @@ async function start(config: Config, log: Logger | undefined, role: ProcessRole)
         tls: tls !== undefined,
       },
     );
-    running = await listen(handler, host, port, tls);
+    if (opts.handed) {
+      const handed = serveHandedConnections(handler, opts.handed.port, tls);
+      accept = handed.accept;
+      running = handed;
+    } else {
+      running = await listen(handler, host, port, tls);
+    }
     source.addr = `${hostname()}:${running.port}`; // the real port when :0 was asked for
   }
   await notifications?.start();
@@ -173,7 +183,8 @@ async function start(config: Config, log: Logger | undefined, role: ProcessRole)
   if (role !== 'worker') {
     if (config.http.debug.addr) {
       const d = parseAddr(config.http.debug.addr);
-      const source = role === 'supervisor' ? (config.http.debug.prometheus.enabled ? clusterMetrics() : undefined) : metrics ? () => metrics.text() : undefined;
+      const peers = opts.peerMetrics;
+      const source = metrics ? (peers ? async () => aggregateMetrics(metrics, await peers()) : () => metrics.text()) : undefined;
       debug = await listen(createDebugHandler(health, source, config.http.debug.prometheus.path), d.host, d.port);
     }
     stopJobs = startScheduledJobs(app);
@@ -186,11 +197,12 @@ async function start(config: Config, log: Logger | undefined, role: ProcessRole)
     metrics,
     health,
     events: notifications ?? noEvents,
-    url: `${tls ? 'https' : 'http'}://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${running?.port ?? port}`,
+    accept,
+    url: `${tls ? 'https' : 'http'}://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${running.port}`,
     async close(drainMs = config.http.draintimeout) {
       stopJobs();
       health.stop();
-      await Promise.all([running?.close(drainMs), debug?.close(1000)]);
+      await Promise.all([running.close(drainMs), debug?.close(1000)]);
       await notifications?.close();
       await app.close();
     },

@@ -19,7 +19,18 @@ function checkLoopback(url) {
  * for streamed bodies. `sink`: 'buffer' (default) keeps the response body,
  * 'discard' only counts it.
  */
-export function request(ag, method, url, { headers = {}, body, sink = 'buffer' } = {}) {
+export async function request(ag, method, url, opts = {}) {
+  try {
+    return await requestOnce(ag, method, url, opts);
+  } catch (err) {
+    // A kept-alive socket the server closed just as we reused it: the request
+    // never reached the server, so sending it again is safe (node's advice).
+    if (err.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) return requestOnce(ag, method, url, opts);
+    throw err;
+  }
+}
+
+function requestOnce(ag, method, url, { headers = {}, body, sink = 'buffer' } = {}) {
   const u = url instanceof URL ? url : new URL(url);
   checkLoopback(u);
   return new Promise((resolve, reject) => {
@@ -27,7 +38,9 @@ export function request(ag, method, url, { headers = {}, body, sink = 'buffer' }
     if (Buffer.isBuffer(body)) h['Content-Length'] = String(body.byteLength);
     else if (body) h['Content-Length'] = String(body.size);
     else if (method === 'PUT' || method === 'POST' || method === 'PATCH') h['Content-Length'] = '0';
+    let gotResponse = false;
     const req = http.request(u, { method, agent: ag, headers: h }, (res) => {
+      gotResponse = true;
       const chunks = [];
       let bytes = 0;
       res.on('data', (c) => {
@@ -37,7 +50,11 @@ export function request(ag, method, url, { headers = {}, body, sink = 'buffer' }
       res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: sink === 'buffer' ? Buffer.concat(chunks) : undefined, bytes }));
       res.on('error', reject);
     });
-    req.on('error', reject);
+    req.on('error', (err) => {
+      err.reusedSocket = req.reusedSocket && !gotResponse;
+      err.message = `${method} ${u.pathname}: ${err.message}`;
+      reject(err);
+    });
     if (Buffer.isBuffer(body)) req.end(body);
     else if (body) body.write(req).then(() => req.end(), reject);
     else req.end();

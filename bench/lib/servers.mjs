@@ -161,6 +161,7 @@ async function launch(name, makeSpawn) {
       base,
       pid: child.pid,
       output: () => out,
+      status: () => (child.exitCode === null && child.signalCode === null ? 'running' : `exited (${child.exitCode ?? child.signalCode})`),
       stop: () =>
         (stopped ??= (async () => {
           if (child.exitCode === null && child.signalCode === null) {
@@ -174,7 +175,7 @@ async function launch(name, makeSpawn) {
   }
 }
 
-export function startBerth(mainJs, dataDir, { extraArgs = [] } = {}) {
+export function startBerth(mainJs, dataDir, { extraArgs = [], extraEnv = {} } = {}) {
   mkdirSync(dataDir, { recursive: true });
   return launch('berth', (port) => ({
     cmd: process.execPath,
@@ -187,6 +188,7 @@ export function startBerth(mainJs, dataDir, { extraArgs = [] } = {}) {
       REGISTRY_STORAGE_DELETE_ENABLED: 'true',
       REGISTRY_LOG_ACCESSLOG_DISABLED: 'true',
       REGISTRY_LOG_LEVEL: 'error',
+      ...extraEnv,
     },
   }));
 }

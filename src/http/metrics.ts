@@ -62,17 +62,9 @@ export function createMetrics(opts: { uploadsInProgress?: () => Promise<number> 
   };
 }
 
-/**
- * In a cluster worker: lets the primary collect this registry's metrics
- * over IPC. In the primary: the workers' metrics, aggregated.
- */
-export function shareWithPrimary(metrics: Metrics): void {
-  // Constructing an AggregatorRegistry is what installs prom-client's IPC listener in a worker.
-  new client.AggregatorRegistry();
-  client.AggregatorRegistry.setRegistries([metrics.registry]);
-}
-
-export function clusterMetrics(): () => Promise<{ contentType: string; text: string }> {
-  const aggregator = new client.AggregatorRegistry();
-  return async () => ({ contentType: aggregator.contentType, text: await aggregator.clusterMetrics() });
+/** Metrics of several processes (a primary and its children), summed as prom-client aggregates clusters. */
+export async function aggregateMetrics(own: Metrics, others: client.MetricObjectWithValues<client.MetricValue<string>>[][]): Promise<{ contentType: string; text: string }> {
+  const all = [await own.registry.getMetricsAsJSON(), ...others];
+  const merged = client.AggregatorRegistry.aggregate(all as Parameters<typeof client.AggregatorRegistry.aggregate>[0]);
+  return { contentType: merged.contentType, text: await merged.metrics() };
 }

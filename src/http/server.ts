@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
+import type net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { SecureVersion } from 'node:tls';
 import type { Logger } from 'pino';
@@ -175,17 +176,12 @@ export interface TlsOptions {
 
 const TLS_VERSIONS: Record<TlsOptions['minimumtls'], SecureVersion> = { 'tls1.0': 'TLSv1', 'tls1.1': 'TLSv1.1', 'tls1.2': 'TLSv1.2', 'tls1.3': 'TLSv1.3' };
 
-export async function listen(
-  handler: (req: IncomingMessage, res: ServerResponse) => unknown,
-  host: string | undefined,
-  port: number,
-  tls?: TlsOptions,
-): Promise<RunningServer> {
+function createHttpServer(handler: (req: IncomingMessage, res: ServerResponse) => unknown, tls?: TlsOptions): http.Server {
   const options = { keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000 };
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     void handler(req, res);
   };
-  const server: http.Server = tls
+  return tls
     ? https.createServer(
         {
           ...options,
@@ -198,6 +194,35 @@ export async function listen(
         onRequest,
       )
     : http.createServer(options, onRequest);
+}
+
+/** Stops accepting, lets in-flight requests finish, cuts what is left after `drainMs`. */
+function drain(server: http.Server, stopAccepting: (done: () => void) => void, openConnections: () => number, drainMs: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(() => server.closeAllConnections(), drainMs);
+    timer.unref();
+    // Keep-alive connections become idle between requests: close each as soon as it is.
+    const idle = setInterval(() => server.closeIdleConnections(), 50);
+    const finish = () => {
+      clearTimeout(timer);
+      clearInterval(idle);
+      resolve();
+    };
+    server.closeIdleConnections();
+    stopAccepting(() => {
+      const wait = () => (openConnections() === 0 ? finish() : setTimeout(wait, 20));
+      wait();
+    });
+  });
+}
+
+export async function listen(
+  handler: (req: IncomingMessage, res: ServerResponse) => unknown,
+  host: string | undefined,
+  port: number,
+  tls?: TlsOptions,
+): Promise<RunningServer> {
+  const server = createHttpServer(handler, tls);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -206,23 +231,59 @@ export async function listen(
     });
   });
   const address = server.address() as AddressInfo;
+  let open = 0;
+  server.on('connection', (socket: net.Socket) => {
+    open++;
+    socket.once('close', () => open--);
+  });
   return {
     server,
     port: address.port,
+    close: (drainMs = 30_000) => drain(server, (done) => server.close(() => done()), () => open, drainMs),
+  };
+}
+
+/**
+ * An HTTP server that does not listen: connections accepted elsewhere (by
+ * the primary, passed over IPC) are handed to it with `accept`.
+ */
+export function serveHandedConnections(
+  handler: (req: IncomingMessage, res: ServerResponse) => unknown,
+  port: number,
+  tls?: TlsOptions,
+): RunningServer & { accept(socket: net.Socket): void; stopAccepting(): void } {
+  const server = createHttpServer(handler, tls);
+  // node:http starts tracking connections (for idle-connection closing and
+  // header timeouts) on 'listening'; this server never listens, so say it does.
+  server.emit('listening');
+  let open = 0;
+  let accepting = true;
+  return {
+    server,
+    port,
+    accept(socket) {
+      if (!accepting) {
+        socket.destroy();
+        return;
+      }
+      open++;
+      socket.once('close', () => open--);
+      server.emit('connection', socket);
+      // Sockets accepted with pauseOnConnect start paused.
+      socket.resume();
+    },
+    stopAccepting() {
+      accepting = false;
+    },
     close: (drainMs = 30_000) =>
-      new Promise<void>((resolve) => {
-        const timer = setTimeout(() => server.closeAllConnections(), drainMs);
-        timer.unref();
-        // As Go's Server.Shutdown: keep closing connections as they turn idle, or a
-        // keep-alive client whose request just finished holds the drain open until drainMs.
-        const idle = setInterval(() => server.closeIdleConnections(), 50);
-        idle.unref();
-        server.close(() => {
-          clearTimeout(timer);
-          clearInterval(idle);
-          resolve();
-        });
-        server.closeIdleConnections();
-      }),
+      drain(
+        server,
+        (done) => {
+          accepting = false;
+          done();
+        },
+        () => open,
+        drainMs,
+      ),
   };
 }

@@ -79,12 +79,16 @@ export async function spawnBerth(port: number, env: Record<string, string>, args
   child.stdout!.on('data', (d) => (out += String(d)));
   child.stderr!.on('data', (d) => (out += String(d)));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  // If the test process ends first (a crash, a timeout), take the server with it.
+  const reap = () => child.kill('SIGKILL');
+  process.once('exit', reap);
+  void exited.then(() => process.off('exit', reap));
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 20_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`berth exited with ${child.exitCode} before listening:\n${out}`);
     try {
-      const r = await fetch(`${url}/v2/`);
+      const r = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(2000) });
       if (r.status === 200 || r.status === 401) break;
     } catch {
       // not listening yet
