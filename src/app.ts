@@ -135,6 +135,7 @@ export async function startServer(config: Config, log?: Logger, opts: ServeOptio
   const auth = createAuthenticator(config, app.log);
   const health = createHealthChecks(app);
   const metrics = config.http.debug.prometheus.enabled ? createMetrics({ uploadsInProgress: () => app.meta.countUploads() }) : undefined;
+  if (metrics) app.gc.onCollected = (summary) => metrics.gcCollected(summary);
   const tls = config.http.tls.certificate && config.http.tls.key ? { ...config.http.tls, certificate: config.http.tls.certificate, key: config.http.tls.key } : undefined;
   // Notifications: a persisted queue only when an endpoint is enabled, so requests do no event work otherwise.
   const source = { addr: `${hostname()}:${parseAddr(config.http.addr).port}`, instanceID: newInstanceId() };

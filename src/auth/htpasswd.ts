@@ -7,7 +7,7 @@
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
-import { verify } from '@node-rs/bcrypt';
+import bcrypt from 'bcryptjs';
 
 const BCRYPT_RE = /^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$/;
 const STAT_INTERVAL_MS = 1000;
@@ -91,7 +91,7 @@ export class HtpasswdFile {
     const mac = createHmac('sha256', this.key).update(user).update('\0').update(password).update('\0').update(hash).digest();
     const known = this.verified.get(user);
     if (known && timingSafeEqual(known, mac)) return true;
-    const ok = await verify(password, hash);
+    const ok = await bcrypt.compare(password, hash);
     if (ok) {
       if (this.verified.size > 10_000) this.verified.clear();
       this.verified.set(user, mac);

@@ -49,6 +49,8 @@ const BATCH = 500;
 
 export class GarbageCollector {
   private running: Promise<CollectSummary> | null = null;
+  /** Told about every finished collection (metrics). */
+  onCollected?: (summary: CollectSummary) => void;
 
   constructor(
     private readonly meta: MetadataStore,
@@ -151,6 +153,7 @@ export class GarbageCollector {
     summary.durationMs = Date.now() - started;
     const sink = this.events?.();
     if (sink && events.length) await sink.emit(events).catch((err) => this.log?.error({ err }, 'could not queue garbage collection events'));
+    this.onCollected?.(summary);
     this.log?.info({ gc: summary }, opts.dryRun ? 'garbage collection (dry run) finished' : 'garbage collection finished');
     return summary;
   }

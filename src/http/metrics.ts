@@ -5,8 +5,19 @@
  */
 import client from 'prom-client';
 
+/** What a garbage collection reports (a subset of gc's CollectSummary). */
+export interface CollectionCounts {
+  dryRun: boolean;
+  blobsDeleted: number;
+  bytesReclaimed: number;
+  manifestsDeleted: number;
+  orphanFilesDeleted: number;
+  durationMs: number;
+}
+
 export interface Metrics {
   registry: client.Registry;
+  gcCollected(summary: CollectionCounts): void;
   /** This process's metrics as Prometheus text. */
   text(): Promise<{ contentType: string; text: string }>;
   observeRequest(route: string, method: string, status: number, seconds: number, bytesIn: number, bytesOut: number): void;
@@ -31,6 +42,11 @@ export function createMetrics(opts: { uploadsInProgress?: () => Promise<number> 
   });
   const bytesIn = new client.Counter({ name: 'berth_http_request_bytes_total', help: 'Request body bytes received, by route', labelNames: ['route'] as const, registers: [registry] });
   const bytesOut = new client.Counter({ name: 'berth_http_response_bytes_total', help: 'Response body bytes sent, by route', labelNames: ['route'] as const, registers: [registry] });
+  const gcRuns = new client.Counter({ name: 'berth_gc_runs_total', help: 'Garbage collections run, by dry_run', labelNames: ['dry_run'] as const, registers: [registry] });
+  const gcBlobs = new client.Counter({ name: 'berth_gc_blobs_deleted_total', help: 'Blobs removed by garbage collection (orphaned files included)', registers: [registry] });
+  const gcBytes = new client.Counter({ name: 'berth_gc_bytes_reclaimed_total', help: 'Bytes reclaimed by garbage collection', registers: [registry] });
+  const gcManifests = new client.Counter({ name: 'berth_gc_manifests_deleted_total', help: 'Untagged manifests removed by garbage collection', registers: [registry] });
+  const gcDuration = new client.Histogram({ name: 'berth_gc_duration_seconds', help: 'How long garbage collections take', buckets: [0.01, 0.1, 1, 10, 60, 600], registers: [registry] });
   const storageErrors = new client.Counter({ name: 'berth_storage_errors_total', help: 'Blob store operations that failed', labelNames: ['operation'] as const, registers: [registry] });
   if (opts.uploadsInProgress) {
     const count = opts.uploadsInProgress;
@@ -55,6 +71,14 @@ export function createMetrics(opts: { uploadsInProgress?: () => Promise<number> 
       latency.observe({ route, method }, seconds);
       if (inBytes) bytesIn.inc({ route }, inBytes);
       if (outBytes) bytesOut.inc({ route }, outBytes);
+    },
+    gcCollected(summary) {
+      gcRuns.inc({ dry_run: String(summary.dryRun) });
+      gcDuration.observe(summary.durationMs / 1000);
+      if (summary.dryRun) return;
+      gcBlobs.inc(summary.blobsDeleted + summary.orphanFilesDeleted);
+      gcBytes.inc(summary.bytesReclaimed);
+      gcManifests.inc(summary.manifestsDeleted);
     },
     storageError(operation) {
       storageErrors.inc({ operation });

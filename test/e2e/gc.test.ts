@@ -8,10 +8,10 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { CLI_ENTRY } from '../support/berth.js';
 import { buildImage as buildLayout, MEDIA_TYPES, pushImage as skopeoPush } from '../support/images.js';
-import { ensureTool, run } from '../support/tools.js';
+import { ensureTool, freePort, run } from '../support/tools.js';
 import {
   EMPTY_BYTES,
   MT,
@@ -249,5 +249,34 @@ describe('offline garbage-collect command', () => {
     } finally {
       await rm(root, { recursive: true, force: true });
     }
+  });
+});
+
+describe('collection metrics', () => {
+  let debugPort = 0;
+  // Registered before useBerth's hook, so the port is chosen before the server starts.
+  before(async () => {
+    debugPort = await freePort();
+  });
+  const b = useBerth({
+    ...GC_ENV,
+    get REGISTRY_HTTP_DEBUG_ADDR() {
+      return `127.0.0.1:${debugPort}`;
+    },
+    REGISTRY_HTTP_DEBUG_PROMETHEUS_ENABLED: 'true',
+  });
+
+  it('counts collections, deleted blobs and reclaimed bytes', async () => {
+    assert.ok(debugPort > 0);
+    const repo = uniqueRepo('metrics');
+    const img = await pushImage(b.url, repo, 'v1', { layers: 2 });
+    await fetch(`${b.url}/v2/${repo}/manifests/${img.digest}`, { method: 'DELETE' });
+    const summary = await collect(b.url);
+    assert.ok(summary.blobsDeleted >= 3);
+    const text = await (await fetch(`http://127.0.0.1:${debugPort}/metrics`)).text();
+    const value = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1]);
+    assert.equal(value('berth_gc_runs_total'), 1);
+    assert.equal(value('berth_gc_blobs_deleted_total'), summary.blobsDeleted);
+    assert.equal(value('berth_gc_bytes_reclaimed_total'), summary.bytesReclaimed);
   });
 });
