@@ -77,6 +77,9 @@ export interface MetadataOptions {
 
 type Db = Kysely<Database> | Transaction<Database>;
 
+/** What a ManifestRecord is read from. */
+const MANIFEST_COLUMNS = ['m.id', 'm.digest', 'm.media_type', 'm.size', 'm.artifact_type', 'm.subject_digest', 'm.annotations'] as const;
+
 const BUSY = Symbol('busy');
 /** A 'deleting' mark older than this belongs to a collector that died; it may be taken over. */
 const STALE_DELETE_MS = 60_000;
@@ -498,7 +501,7 @@ export class MetadataStore {
       this.db
         .selectFrom('manifests as m')
         .innerJoin('repositories as r', 'r.id', 'm.repository_id')
-        .select(['m.id', 'm.digest', 'm.media_type', 'm.size', 'm.artifact_type', 'm.subject_digest', 'm.annotations'])
+        .select(MANIFEST_COLUMNS)
         .where('r.name', '=', repo)
         .where('m.digest', '=', d),
     );
@@ -515,7 +518,7 @@ export class MetadataStore {
         .selectFrom('tags as t')
         .innerJoin('repositories as r', 'r.id', 't.repository_id')
         .innerJoin('manifests as m', 'm.id', 't.manifest_id')
-        .select(['m.id', 'm.digest', 'm.media_type', 'm.size', 'm.artifact_type', 'm.subject_digest', 'm.annotations'])
+        .select(MANIFEST_COLUMNS)
         .where('r.name', '=', repo)
         .where('t.name', '=', t),
     );
@@ -559,7 +562,7 @@ export class MetadataStore {
     let q = this.db
       .selectFrom('manifests as m')
       .innerJoin('repositories as r', 'r.id', 'm.repository_id')
-      .select(['m.id', 'm.digest', 'm.media_type', 'm.size', 'm.artifact_type', 'm.subject_digest', 'm.annotations'])
+      .select(MANIFEST_COLUMNS)
       .where('r.name', '=', repository)
       .where('m.subject_digest', '=', digest)
       .orderBy('m.created_at')
