@@ -31,15 +31,3 @@ export function sendError(res: ServerResponse, err: unknown, extraHeaders: Heade
   });
   res.end(res.req?.method === 'HEAD' ? undefined : body);
 }
-
-/** Reads a request body into memory, refusing more than `limit` bytes. */
-export async function readBody(req: AsyncIterable<Uint8Array>, limit: number, onTooLarge: () => Error): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += chunk.byteLength;
-    if (size > limit) throw onTooLarge();
-    parts.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-  }
-  return Buffer.concat(parts, size);
-}

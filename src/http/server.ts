@@ -251,7 +251,7 @@ export function serveHandedConnections(
   handler: (req: IncomingMessage, res: ServerResponse) => unknown,
   port: number,
   tls?: TlsOptions,
-): RunningServer & { accept(socket: net.Socket): void; stopAccepting(): void } {
+): RunningServer & { accept(socket: net.Socket): void } {
   const server = createHttpServer(handler, tls);
   // node:http starts tracking connections (for idle-connection closing and
   // header timeouts) on 'listening'; this server never listens, so say it does.
@@ -271,9 +271,6 @@ export function serveHandedConnections(
       server.emit('connection', socket);
       // Sockets accepted with pauseOnConnect start paused.
       socket.resume();
-    },
-    stopAccepting() {
-      accepting = false;
     },
     close: (drainMs = 30_000) =>
       drain(

@@ -72,15 +72,6 @@ export function parseDigest(value: string): ParsedDigest {
   return { algorithm, hex, digest: value };
 }
 
-export function isDigest(value: string): boolean {
-  try {
-    parseDigest(value);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** A manifest reference is a tag or a digest; anything containing ':' is judged as a digest. */
 export type ManifestReference = { kind: 'tag'; tag: string } | { kind: 'digest'; digest: string };
 

@@ -7,7 +7,7 @@
  * survives a crash and a half-written one is never visible.
  */
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, truncate } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import {
@@ -219,11 +219,6 @@ export class FilesystemBlobStore implements BlobStore {
         if (!isNotFound(err)) throw err;
       }
     }
-  }
-
-  /** Truncates an upload (test hook for crash simulation); not part of the interface. */
-  async truncateUpload(id: string, size: number): Promise<void> {
-    await truncate(this.uploadPath(id), size);
   }
 }
 

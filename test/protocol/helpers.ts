@@ -39,14 +39,8 @@ export const EMPTY_DESCRIPTOR = {
   size: 2,
 } as const;
 
-export interface Descriptor {
-  mediaType: string;
-  digest: string;
-  size: number;
-  artifactType?: string;
-  annotations?: Record<string, string>;
-  platform?: Record<string, unknown>;
-}
+export type { Descriptor } from '../../src/registry/manifests/index.js';
+import type { Descriptor } from '../../src/registry/manifests/index.js';
 
 // ---- server ------------------------------------------------------------------
 
