@@ -179,7 +179,8 @@ export function startBerth(mainJs, dataDir, { extraArgs = [], extraEnv = {} } = 
   mkdirSync(dataDir, { recursive: true });
   return launch('berth', (port) => ({
     cmd: process.execPath,
-    args: [...extraArgs, mainJs, 'serve'],
+    // The V8 flags bin/berth starts Berth with (its workers get them from serve.ts).
+    args: [...extraArgs, '--max-semi-space-size=2', mainJs, 'serve'],
     env: {
       // Only our REGISTRY_* overrides: none meant for anything else.
       ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('REGISTRY_'))),

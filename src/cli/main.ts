@@ -1,4 +1,5 @@
 /** `berth <command>`: serve (default), garbage-collect, du. */
+import './threadpool.js';
 import { ConfigError } from '../config/index.js';
 import { diskUsage, garbageCollect } from './gc.js';
 import { serve } from './serve.js';

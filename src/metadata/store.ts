@@ -750,8 +750,8 @@ export class MetadataStore {
     await this.db.updateTable('uploads').set({ updated_at: now() }).where('id', '=', id).execute();
   }
 
-  async deleteUpload(id: string): Promise<void> {
-    await this.db.deleteFrom('uploads').where('id', '=', id).execute();
+  async deleteUpload(id: string, db: Db = this.db): Promise<void> {
+    await db.deleteFrom('uploads').where('id', '=', id).execute();
   }
 
   /** Upload sessions untouched since `before` (ms), for purging. */

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { BlobNotFoundError, type BlobStore, type ByteRange } from '../storage/index.js';
+import { BlobNotFoundError, openReader, type BlobReader, type BlobStore, type ByteRange } from '../storage/index.js';
 import type { ManifestRecord, MetadataStore } from '../metadata/index.js';
 import { digestOf } from './digest.js';
 import { RegistryError } from './errors.js';
@@ -78,9 +78,9 @@ export class Registry {
     return { digest, size: linked.size };
   }
 
-  async openBlob(repository: string, digest: string, range?: ByteRange): Promise<Readable> {
+  async openBlob(repository: string, digest: string, range?: ByteRange): Promise<BlobReader> {
     try {
-      return await this.store.get(digest, range);
+      return await openReader(this.store, digest, range);
     } catch (err) {
       if (err instanceof BlobNotFoundError) throw blobUnknown(digest);
       throw err;
@@ -159,25 +159,35 @@ export class Registry {
     }
 
     // Bytes first, metadata second, both under the manifest blob's lock:
-    // metadata never points at missing content.
+    // metadata never points at missing content. The bytes are written and
+    // fsynced before the lock is taken; under it they are only linked into place.
+    const staged = (await this.store.exists(digest)) ? null : await this.stageBytes(body);
     const writeBytes = async () => {
-      if (!(await this.store.stat(digest))) await this.putBytes(repository, digest, body);
+      if (await this.store.exists(digest)) return;
+      const id = staged ?? (await this.stageBytes(body));
+      try {
+        await this.store.commitUpload(id, digest);
+      } finally {
+        if (id !== staged) await this.store.deleteUpload(id);
+      }
     };
-    const result = await this.meta.putManifest(
-      repository,
-      {
-        digest,
-        mediaType: parsed.mediaType,
-        size: body.byteLength,
-        artifactType: parsed.artifactType,
-        subjectDigest: parsed.subject?.digest ?? null,
-        annotations: parsed.annotations,
-        blobs: parsed.blobs,
-        manifests: parsed.manifests,
-      },
-      ref.kind === 'tag' ? [ref.tag, ...extraTags] : extraTags,
-      writeBytes,
-    );
+    const record = {
+      digest,
+      mediaType: parsed.mediaType,
+      size: body.byteLength,
+      artifactType: parsed.artifactType,
+      subjectDigest: parsed.subject?.digest ?? null,
+      annotations: parsed.annotations,
+      blobs: parsed.blobs,
+      manifests: parsed.manifests,
+    };
+    const tags = ref.kind === 'tag' ? [ref.tag, ...extraTags] : extraTags;
+    let result;
+    try {
+      result = await this.meta.putManifest(repository, record, tags, writeBytes);
+    } finally {
+      if (staged) await this.store.deleteUpload(staged);
+    }
     if (!result.ok) {
       const missing = [...result.missingBlobs, ...result.missingManifests];
       throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `manifest references ${missing.length === 1 ? 'a blob or manifest' : `${missing.length} blobs or manifests`} unknown to this repository: ${missing.slice(0, 5).join(', ')}`, {
@@ -188,18 +198,20 @@ export class Registry {
     return { digest, subject: parsed.subject };
   }
 
-  private async putBytes(repository: string, digest: string, body: Buffer): Promise<void> {
+  /** Writes bytes as an upload (fsynced), ready to be committed. */
+  private async stageBytes(body: Buffer): Promise<string> {
     const id = randomUUID();
     await this.store.createUpload(id);
     try {
-      await this.store.appendUpload(id, 0, (async function* () {
+      const chunks = (async function* () {
         yield body;
-      })());
-      await this.store.commitUpload(id, digest);
+      })();
+      await this.store.appendUpload(id, 0, chunks, { durable: true });
     } catch (err) {
       await this.store.deleteUpload(id).catch(() => {});
       throw err;
     }
+    return id;
   }
 
   /** DELETE by tag removes only the tag; by digest, the manifest and every tag on it. */

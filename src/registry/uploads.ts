@@ -66,11 +66,17 @@ export class Uploads {
 
   /** Appends a chunk (PATCH). A range that does not start at the current size is refused with 416. */
   async append(repository: string, id: string, body: AsyncIterable<Uint8Array>, range?: ChunkRange, length?: number): Promise<UploadState> {
-    return this.exclusive(id, () => this.appendLocked(repository, id, body, range, length));
+    return this.exclusive(id, async () => {
+      const state = await this.appendLocked(await this.status(repository, id), body, range, length, false);
+      // Marks the session active for upload purging; a final chunk (PUT) ends the session instead.
+      await this.meta.touchUpload(id);
+      return state;
+    });
   }
 
-  private async appendLocked(repository: string, id: string, body: AsyncIterable<Uint8Array>, range?: ChunkRange, length?: number): Promise<UploadState> {
-    const state = await this.status(repository, id);
+  /** `last`: the final chunk, written durably since the commit follows. */
+  private async appendLocked(state: UploadState, body: AsyncIterable<Uint8Array>, range: ChunkRange | undefined, length: number | undefined, last: boolean): Promise<UploadState> {
+    const { id } = state;
     if (range) {
       if (range.start !== state.size || range.end < range.start - 1) throw rangeError(state, `chunk starts at ${range.start} but the upload holds ${state.size} bytes`);
       if (length !== undefined && range.end - range.start + 1 !== length) {
@@ -85,7 +91,7 @@ export class Uploads {
     this.running.delete(id); // re-added only if the append completes
     let size: number;
     try {
-      size = await this.store.appendUpload(id, state.size, hashing(body, running?.hash ?? null, counter));
+      size = await this.store.appendUpload(id, state.size, hashing(body, running?.hash ?? null, counter), { durable: last });
     } catch (err) {
       if (err instanceof UploadNotFoundError) throw unknownUpload(id);
       throw err;
@@ -94,7 +100,6 @@ export class Uploads {
     if (length !== undefined && counter.bytes !== length) {
       throw new RegistryError('SIZE_INVALID', `received ${counter.bytes} bytes but Content-Length was ${length}`);
     }
-    await this.meta.touchUpload(id);
     return { ...state, size };
   }
 
@@ -106,7 +111,7 @@ export class Uploads {
     const { algorithm } = parseDigest(digest);
     return this.exclusive(id, async () => {
       let state = await this.status(repository, id);
-      if (body) state = await this.appendLocked(repository, id, body, range, length);
+      if (body) state = await this.appendLocked(state, body, range, length, true);
       const running = this.running.get(id);
       this.running.delete(id);
       let actual: string;
@@ -120,12 +125,23 @@ export class Uploads {
         await this.discard(id);
         throw new RegistryError('DIGEST_INVALID', `provided digest ${digest} did not match uploaded content (${actual})`, { digest, actual });
       }
-      // Commit and link under the blob's lock, so a collector never removes the bytes in between.
-      await this.meta.claimBlob(digest, state.size, async (trx) => {
+      // The bytes go into place (and to disk) first, outside the database's
+      // write lock, so concurrent pushes fsync in parallel. The claim then
+      // records and links the blob under its lock; if a garbage collection
+      // removed the bytes in between, they are put back from the upload,
+      // which stays until the claim has committed.
+      try {
         await this.store.commitUpload(id, digest);
+      } catch (err) {
+        if (err instanceof UploadNotFoundError) throw unknownUpload(id);
+        throw err;
+      }
+      await this.meta.claimBlob(digest, state.size, async (trx) => {
+        if (!(await this.store.exists(digest))) await this.store.commitUpload(id, digest);
         await this.meta.linkInTransaction(trx, repository, digest);
+        await this.meta.deleteUpload(id, trx);
       });
-      await this.meta.deleteUpload(id);
+      await this.store.deleteUpload(id);
       return { digest, size: state.size };
     });
   }

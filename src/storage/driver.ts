@@ -34,12 +34,25 @@ export interface BlobStore {
 
   /** The size of a committed blob, or null when absent. */
   stat(digest: string): Promise<BlobInfo | null>;
+  /**
+   * Whether a committed blob is present. Called inside the metadata write
+   * transaction that records a push, so it must be cheap: the filesystem
+   * driver answers with one synchronous stat, so the lock is never held
+   * across an event-loop turn.
+   */
+  exists(digest: string): Promise<boolean>;
   /** Streams a committed blob, or a range of it. Rejects with BlobNotFoundError. */
   get(digest: string, range?: ByteRange): Promise<Readable>;
   /** Removes a committed blob; true when something was removed. */
   delete(digest: string): Promise<boolean>;
   /** Every committed blob (order unspecified). */
   list(): AsyncIterable<BlobInfo>;
+  /**
+   * Opens a committed blob (or a range) for `BlobReader.pump`, which reuses
+   * its buffers instead of allocating one per chunk. Optional: `openReader`
+   * (below) falls back to `get`. Rejects with BlobNotFoundError.
+   */
+  open?(digest: string, range?: ByteRange): Promise<BlobReader>;
   /** A URL the client may be redirected to for the bytes, when the engine offers one. */
   redirectURL?(digest: string, method: 'GET' | 'HEAD'): Promise<string | null>;
 
@@ -50,14 +63,18 @@ export interface BlobStore {
   /**
    * Writes `chunks` at `offset`, which must equal the current size (bytes past
    * it, left by a crashed writer, are overwritten). Resolves to the new size.
+   * `durable`: the bytes are on disk when it resolves (for the last chunk of
+   * an upload, so the commit need not flush them again).
    */
-  appendUpload(id: string, offset: number, chunks: AsyncIterable<Uint8Array>): Promise<number>;
+  appendUpload(id: string, offset: number, chunks: AsyncIterable<Uint8Array>, opts?: { durable?: boolean }): Promise<number>;
   /** Streams what an upload holds (used to re-hash an upload resumed elsewhere). */
   readUpload(id: string): Promise<Readable>;
   /**
-   * Makes the upload's bytes visible as `digest`, atomically and durably, and
-   * removes the upload. The caller has verified the digest. Committing content
-   * that already exists succeeds and leaves one copy.
+   * Makes the upload's bytes visible as `digest`, atomically and durably. The
+   * upload itself stays until `deleteUpload`, so a commit can be repeated if
+   * a garbage collection removed the blob in between. The caller has verified
+   * the digest. Committing content that already exists succeeds and leaves
+   * one copy.
    */
   commitUpload(id: string, digest: string): Promise<void>;
   /** Removes an upload; removing an absent upload is not an error. */
@@ -65,6 +82,32 @@ export interface BlobStore {
   listUploads(): AsyncIterable<UploadInfo>;
 
   close?(): Promise<void>;
+}
+
+/** An opened blob: its bytes, handed out in order. */
+export interface BlobReader {
+  /**
+   * Calls `write` with each chunk in turn. A chunk's buffer may be refilled
+   * once the promise `write` returned resolves, so `write` must resolve only
+   * when it no longer needs the bytes. Closes the reader when done.
+   */
+  pump(write: (chunk: Uint8Array) => Promise<void>): Promise<void>;
+  /** Closes a reader whose bytes are not wanted after all. */
+  close(): Promise<void>;
+}
+
+/** A store's `open`, or a reader over its `get` stream where it has none. */
+export async function openReader(store: BlobStore, digest: string, range?: ByteRange): Promise<BlobReader> {
+  if (store.open) return store.open(digest, range);
+  const stream = await store.get(digest, range);
+  return {
+    async pump(write) {
+      for await (const chunk of stream) await write(chunk as Uint8Array);
+    },
+    async close() {
+      stream.destroy();
+    },
+  };
 }
 
 export class BlobNotFoundError extends Error {

@@ -31,6 +31,11 @@ export class InMemoryBlobStore implements BlobStore {
     return Readable.from([slice], { objectMode: false });
   }
 
+  async exists(digest: string): Promise<boolean> {
+    assertDigestKey(digest);
+    return this.blobs.has(digest);
+  }
+
   async delete(digest: string): Promise<boolean> {
     assertDigestKey(digest);
     this.written.delete(digest);
@@ -52,7 +57,7 @@ export class InMemoryBlobStore implements BlobStore {
     return this.uploads.get(id)?.data.byteLength ?? null;
   }
 
-  async appendUpload(id: string, offset: number, chunks: AsyncIterable<Uint8Array>): Promise<number> {
+  async appendUpload(id: string, offset: number, chunks: AsyncIterable<Uint8Array>, _opts?: { durable?: boolean }): Promise<number> {
     assertUploadId(id);
     const upload = this.uploads.get(id);
     if (!upload) throw new UploadNotFoundError(id);
@@ -77,7 +82,6 @@ export class InMemoryBlobStore implements BlobStore {
     if (!upload) throw new UploadNotFoundError(id);
     this.blobs.set(digest, upload.data);
     this.written.set(digest, new Date());
-    this.uploads.delete(id);
   }
 
   async deleteUpload(id: string): Promise<void> {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { describe, it, before, after } from 'node:test';
 import type { Readable } from 'node:stream';
-import { BlobNotFoundError, UploadNotFoundError, type BlobStore } from './driver.js';
+import { BlobNotFoundError, openReader, UploadNotFoundError, type BlobStore } from './driver.js';
 
 export interface DriverFixture {
   store: BlobStore;
@@ -37,6 +37,7 @@ async function put(store: BlobStore, data: Buffer): Promise<string> {
   await store.appendUpload(id, 0, chunksOf(data, 1000));
   const digest = sha256(data);
   await store.commitUpload(id, digest);
+  await store.deleteUpload(id);
   return digest;
 }
 
@@ -90,9 +91,56 @@ export function runDriverSuite(name: string, makeDriver: () => Promise<DriverFix
       size = await fx.store.appendUpload(id, size, chunksOf(data.subarray(30_000), 7000));
       assert.equal(size, 70_000);
       assert.deepEqual(await collect(await fx.store.readUpload(id)), data);
+      assert.equal(await fx.store.exists(sha256(data)), false);
       await fx.store.commitUpload(id, sha256(data));
-      assert.equal(await fx.store.uploadSize(id), null, 'a committed upload is gone');
+      assert.equal(await fx.store.exists(sha256(data)), true);
+      assert.equal(await fx.store.uploadSize(id), 70_000, 'the upload stays until it is deleted');
+      await fx.store.deleteUpload(id);
+      assert.equal(await fx.store.uploadSize(id), null);
+      assert.deepEqual(await collect(await fx.store.get(sha256(data))), data, 'deleting the upload leaves the blob');
+    });
+
+    it('appends megabytes in odd-sized chunks intact', async () => {
+      const data = randomBytes(5 * 1024 * 1024 + 12_345);
+      const id = uploadId();
+      await fx.store.createUpload(id);
+      // 4099-byte chunks: batches end mid-chunk-stream, and one batch holds hundreds of buffers.
+      assert.equal(await fx.store.appendUpload(id, 0, chunksOf(data.subarray(0, 3_000_000), 4099)), 3_000_000);
+      assert.equal(await fx.store.appendUpload(id, 3_000_000, chunksOf(data.subarray(3_000_000), 65_536)), data.byteLength);
+      await fx.store.commitUpload(id, sha256(data));
+      await fx.store.deleteUpload(id);
       assert.deepEqual(await collect(await fx.store.get(sha256(data))), data);
+    });
+
+    it('a failing body leaves the upload at a size the next append can continue from', async () => {
+      const id = uploadId();
+      await fx.store.createUpload(id);
+      async function* failing(): AsyncIterable<Uint8Array> {
+        yield Buffer.alloc(2 * 1024 * 1024, 1);
+        throw new Error('client went away');
+      }
+      await assert.rejects(fx.store.appendUpload(id, 0, failing()), /client went away/);
+      const size = (await fx.store.uploadSize(id))!;
+      assert.ok(size <= 2 * 1024 * 1024, `at most what was sent is kept (${size})`);
+      const tail = Buffer.from('tail');
+      assert.equal(await fx.store.appendUpload(id, size, chunksOf(tail, 2)), size + 4);
+      const whole = await collect(await fx.store.readUpload(id));
+      assert.deepEqual(whole.subarray(size), tail);
+      assert.ok(whole.subarray(0, size).every((b) => b === 1));
+      await fx.store.deleteUpload(id);
+    });
+
+    it('a commit can be repeated after the blob was deleted, until the upload is', async () => {
+      const data = randomBytes(1000);
+      const id = uploadId();
+      await fx.store.createUpload(id);
+      await fx.store.appendUpload(id, 0, chunksOf(data, 100));
+      await fx.store.commitUpload(id, sha256(data));
+      assert.equal(await fx.store.delete(sha256(data)), true);
+      assert.equal(await fx.store.exists(sha256(data)), false);
+      await fx.store.commitUpload(id, sha256(data));
+      assert.deepEqual(await collect(await fx.store.get(sha256(data))), data);
+      await fx.store.deleteUpload(id);
     });
 
     it('an append at an earlier offset replaces what lay beyond it', async () => {
@@ -113,10 +161,32 @@ export function runDriverSuite(name: string, makeDriver: () => Promise<DriverFix
         await fx.store.appendUpload(id, 0, chunksOf(data, 999));
       }
       await Promise.all(ids.map((id) => fx.store.commitUpload(id, sha256(data))));
+      await Promise.all(ids.map((id) => fx.store.deleteUpload(id)));
       assert.deepEqual(await collect(await fx.store.get(sha256(data))), data);
       const listed = [];
       for await (const b of fx.store.list()) if (b.digest === sha256(data)) listed.push(b);
       assert.equal(listed.length, 1);
+    });
+
+    it('pumps a blob, and a range of it, in order through reused buffers', async () => {
+      const data = randomBytes(3 * 1024 * 1024 + 777);
+      const digest = await put(fx.store, data);
+      const pumped = async (range?: { offset: number; length: number }) => {
+        const parts: Buffer[] = [];
+        const reader = await openReader(fx.store, digest, range);
+        // The copy is taken before resolving: after that the buffer may be refilled.
+        await reader.pump(async (chunk) => {
+          parts.push(Buffer.from(chunk));
+          await new Promise((r) => setTimeout(r, Math.random() * 3));
+        });
+        return Buffer.concat(parts);
+      };
+      assert.deepEqual(await pumped(), data);
+      assert.deepEqual(await pumped({ offset: 1_000_001, length: 2_100_000 }), data.subarray(1_000_001, 3_100_001));
+      const failing = await openReader(fx.store, digest);
+      await assert.rejects(failing.pump(async () => Promise.reject(new Error('client went away'))), /client went away/);
+      assert.deepEqual(await pumped(), data, 'a failed pump leaves the next one intact');
+      await assert.rejects(openReader(fx.store, sha256(randomBytes(8))), BlobNotFoundError);
     });
 
     it('deletes committed blobs', async () => {
@@ -148,6 +218,7 @@ export function runDriverSuite(name: string, makeDriver: () => Promise<DriverFix
       await fx.store.appendUpload(id, 0, chunksOf(data, 1));
       const digest = `sha512:${createHash('sha512').update(data).digest('hex')}`;
       await fx.store.commitUpload(id, digest);
+      await fx.store.deleteUpload(id);
       assert.deepEqual(await fx.store.stat(digest), { digest, size: 0 });
       assert.equal((await collect(await fx.store.get(digest))).byteLength, 0);
     });

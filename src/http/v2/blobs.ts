@@ -1,5 +1,5 @@
 /** GET, HEAD and DELETE /v2/<name>/blobs/<digest> (OCI dist-spec end-2, end-10). */
-import { pipeline } from 'node:stream/promises';
+import type { ServerResponse } from 'node:http';
 import { parseDigest } from '../../registry/index.js';
 import type { ByteRange } from '../../storage/index.js';
 import type { Ctx } from '../context.js';
@@ -30,13 +30,35 @@ export async function getBlob(ctx: Ctx, name: string, digest: string): Promise<v
     ctx.res.end();
     return;
   }
-  const stream = await ctx.registry.openBlob(name, digest, range ?? undefined);
+  const reader = await ctx.registry.openBlob(name, digest, range ?? undefined);
   if (range) {
     ctx.res.writeHead(206, { ...headers, 'Content-Length': range.length, 'Content-Range': `bytes ${range.offset}-${range.offset + range.length - 1}/${size}` });
   } else {
     ctx.res.writeHead(200, { ...headers, 'Content-Length': size });
   }
-  await pipeline(stream, ctx.res);
+  await reader.pump(socketWriter(ctx.res));
+  ctx.res.end();
+}
+
+/**
+ * A write that resolves once the socket has taken the bytes (so the caller
+ * may reuse the buffer), and rejects when the client has gone.
+ */
+function socketWriter(res: ServerResponse): (chunk: Uint8Array) => Promise<void> {
+  let closed: Promise<never> | undefined;
+  return (chunk) => {
+    if (res.destroyed) return Promise.reject(clientGone());
+    closed ??= new Promise<never>((_, reject) => res.once('close', () => reject(clientGone())));
+    closed.catch(() => {});
+    const written = new Promise<void>((resolve, reject) => {
+      res.write(chunk, (err) => (err ? reject(err) : resolve()));
+    });
+    return Promise.race([written, closed]);
+  };
+}
+
+function clientGone(): Error {
+  return Object.assign(new Error('aborted'), { code: 'ECONNRESET' });
 }
 
 export async function deleteBlob(ctx: Ctx, name: string, digest: string): Promise<void> {
