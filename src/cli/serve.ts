@@ -127,7 +127,7 @@ async function servePrimary(config: Config, log: Logger, args: string[], workers
   const server: Server = await startServer(config, log, { role: 'single', peerMetrics, handed: { port: boundPort } });
   const ready = new Set<number>();
   let turn = 0;
-  deal = (socket) => {
+  const dealRoundRobin = (socket: net.Socket) => {
     // Round-robin over this process (slot 0) and every ready worker.
     const slots = [0, ...ready];
     const slot = slots[turn++ % slots.length]!;
@@ -138,7 +138,6 @@ async function servePrimary(config: Config, log: Logger, args: string[], workers
       if (err && !socket.destroyed) server.accept!(socket);
     });
   };
-  for (const socket of early.splice(0)) deal(socket);
   const recentCrashes: number[] = [];
 
   const spawnWorker = (index: number): Promise<void> =>
@@ -193,6 +192,11 @@ async function servePrimary(config: Config, log: Logger, args: string[], workers
     for (const c of children.values()) c.kill('SIGKILL');
     throw err;
   }
+  // Connections are dealt only once every worker is up: a keep-alive
+  // connection stays where it first lands, so dealing them all to this
+  // process while the workers start would leave the workers idle.
+  deal = dealRoundRobin;
+  for (const socket of early.splice(0)) deal(socket);
   log.info({ ...summary, port: server.http.port, database: server.app.meta.dialect }, `berth listening on ${config.http.addr} with ${workers} processes`);
 
 }

@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
+import { sentHeader } from '../http/response.js';
 import type { EventAction, EventSink, EventTarget, RegistryEvent } from './types.js';
 
 /** What the edge knows about a finished request (the HTTP context satisfies it). */
@@ -57,11 +58,6 @@ export function mayProduceEvents(route: string, method: string, status: number):
   }
 }
 
-function header(res: ServerResponse, name: string): string | undefined {
-  const v = res.getHeader(name);
-  if (v === undefined) return undefined;
-  return Array.isArray(v) ? v[0] : String(v);
-}
 
 function mediaTypeOf(value: string | undefined): string | undefined {
   const t = value?.split(';')[0]?.trim().toLowerCase();
@@ -110,11 +106,11 @@ export async function requestEvents(route: string, r: FinishedRequest): Promise<
       // As distribution: a tag delete names the tag, a manifest delete the digest; nothing else.
       return [event('delete', isTag ? { repository: name, tag: arg } : { digest: arg, repository: name })];
     }
-    const digest = header(r.res, 'docker-content-digest');
+    const digest = sentHeader(r.res, 'docker-content-digest');
     if (!digest) return [];
     if (method === 'GET') {
-      const size = Number(header(r.res, 'content-length') ?? 0);
-      const target: EventTarget = { mediaType: mediaTypeOf(header(r.res, 'content-type')), digest, size, length: size, repository: name, url: manifestUrl(digest) };
+      const size = Number(sentHeader(r.res, 'content-length') ?? 0);
+      const target: EventTarget = { mediaType: mediaTypeOf(sentHeader(r.res, 'content-type')), digest, size, length: size, repository: name, url: manifestUrl(digest) };
       if (isTag) target.tag = arg;
       return [event('pull', target)];
     }
@@ -129,15 +125,15 @@ export async function requestEvents(route: string, r: FinishedRequest): Promise<
   if (route === 'blob') {
     if (method === 'DELETE') return [event('delete', { digest: arg, repository: name })];
     let size: number;
-    const range = header(r.res, 'content-range');
+    const range = sentHeader(r.res, 'content-range');
     if (status === 206 && range) size = Number(/\/(\d+)$/.exec(range)?.[1] ?? 0);
-    else if (status === 200) size = Number(header(r.res, 'content-length') ?? 0);
+    else if (status === 200) size = Number(sentHeader(r.res, 'content-length') ?? 0);
     else size = (await r.registry.statBlob(name, arg)).size;
     return [event('pull', { mediaType: BLOB_MEDIA_TYPE, digest: arg, size, length: size, repository: name, url: blobUrl(arg) })];
   }
 
   // upload PUT 201, or upload-start POST 201 (a mount, or a monolithic ?digest= upload)
-  const digest = header(r.res, 'docker-content-digest');
+  const digest = sentHeader(r.res, 'docker-content-digest');
   if (!digest) return [];
   const from = r.query.get('from');
   const mounted = route === 'upload-start' && r.query.get('mount') !== null && from !== null;

@@ -21,6 +21,7 @@ import type { Registry } from '../registry/index.js';
 import { isRegistryError, RegistryError } from '../registry/index.js';
 import type { Ctx } from './context.js';
 import { sendError } from './respond.js';
+import { RegistryResponse } from './response.js';
 import { UrlBuilder, type UrlOptions } from './urls.js';
 import { matchV2, type Match } from './v2/index.js';
 
@@ -53,7 +54,7 @@ export function createRequestHandler(services: EdgeServices, opts: HttpOptions) 
   const { registry, log, metrics, health } = services;
   const auth = services.auth ?? anonymous;
   const urlOptions: UrlOptions = { prefix: opts.prefix, host: opts.host, relative: opts.relativeUrls, tls: opts.tls };
-  const fixedHeaders = Object.entries(opts.headers);
+  const fixedHeaders = opts.headers;
 
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = process.hrtime.bigint();
@@ -64,9 +65,8 @@ export function createRequestHandler(services: EdgeServices, opts: HttpOptions) 
     const fullPath = q === -1 ? rawUrl : rawUrl.slice(0, q);
     const query = new URLSearchParams(q === -1 ? '' : rawUrl.slice(q + 1));
 
-    res.setHeader('Docker-Distribution-Api-Version', 'registry/2.0');
-    res.setHeader('X-Request-Id', id);
-    for (const [name, values] of fixedHeaders) res.setHeader(name, values);
+    (res as RegistryResponse).requestId = id;
+    (res as RegistryResponse).fixedHeaders = fixedHeaders;
 
     const ctx: Ctx = {
       req,
@@ -120,7 +120,7 @@ export function createRequestHandler(services: EdgeServices, opts: HttpOptions) 
     if (opts.accessLog || metrics) {
       const finish = () => {
         const ms = Number(process.hrtime.bigint() - started) / 1e6;
-        const bytesOut = res.getHeader('content-length') !== undefined ? Number(res.getHeader('content-length')) : 0;
+        const bytesOut = (res as RegistryResponse).contentLength;
         metrics?.observeRequest(route, req.method ?? '', res.statusCode, ms / 1000, ctx.bytesIn, req.method === 'HEAD' ? 0 : bytesOut);
         if (!opts.accessLog) return;
         log.info(
@@ -177,7 +177,7 @@ export interface TlsOptions {
 const TLS_VERSIONS: Record<TlsOptions['minimumtls'], SecureVersion> = { 'tls1.0': 'TLSv1', 'tls1.1': 'TLSv1.1', 'tls1.2': 'TLSv1.2', 'tls1.3': 'TLSv1.3' };
 
 function createHttpServer(handler: (req: IncomingMessage, res: ServerResponse) => unknown, tls?: TlsOptions): http.Server {
-  const options = { keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000 };
+  const options = { keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000, ServerResponse: RegistryResponse as typeof http.ServerResponse };
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     void handler(req, res);
   };

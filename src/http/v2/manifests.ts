@@ -3,12 +3,19 @@ import { MAX_MANIFEST_BYTES, MediaTypes, RegistryError } from '../../registry/in
 import type { Ctx } from '../context.js';
 import { sendEmpty } from '../respond.js';
 
+/** Parsed Accept headers: a client sends the same one with every request. */
+const acceptCache = new Map<string, Set<string>>();
+
 /** Media types a client accepts, from every Accept header, parameters dropped. */
 function accepted(ctx: Ctx): Set<string> {
-  const set = new Set<string>();
   // Node joins repeated Accept headers with ', ' (headersDistinct would build a new object each time).
   const raw = ctx.req.headers.accept ?? '';
+  let set = acceptCache.get(raw);
+  if (set) return set;
+  set = new Set<string>();
   for (const part of raw.split(',')) set.add(part.split(';')[0]!.trim().toLowerCase());
+  if (acceptCache.size >= 256) acceptCache.clear();
+  acceptCache.set(raw, set);
   return set;
 }
 
