@@ -58,7 +58,6 @@ export function mayProduceEvents(route: string, method: string, status: number):
   }
 }
 
-
 function mediaTypeOf(value: string | undefined): string | undefined {
   const t = value?.split(';')[0]?.trim().toLowerCase();
   return t ? t : undefined;

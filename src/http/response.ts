@@ -11,17 +11,12 @@ export class RegistryResponse extends http.ServerResponse {
   requestId = '';
   fixedHeaders: Record<string, string[]> = {};
 
-  /** The Content-Length sent, for logs and metrics (getHeader does not see headers given to writeHead). */
-  contentLength = 0;
-
   /** The headers writeHead sent. */
   private sent: Record<string, unknown> = {};
 
   override writeHead(statusCode: number, ...rest: unknown[]): this {
     const named = typeof rest[0] === 'string';
     const own = (named ? rest[1] : rest[0]) as Record<string, unknown> | undefined;
-    const length = own?.['Content-Length'];
-    if (length !== undefined) this.contentLength = Number(length);
     const headers = { 'Docker-Distribution-Api-Version': 'registry/2.0', 'X-Request-Id': this.requestId, ...this.fixedHeaders, ...own };
     this.sent = headers;
     const write = super.writeHead.bind(this) as (status: number, ...args: unknown[]) => this;

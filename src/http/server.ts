@@ -21,7 +21,7 @@ import type { Registry } from '../registry/index.js';
 import { isRegistryError, RegistryError } from '../registry/index.js';
 import type { Ctx } from './context.js';
 import { sendError } from './respond.js';
-import { RegistryResponse } from './response.js';
+import { RegistryResponse, sentHeader } from './response.js';
 import { UrlBuilder, type UrlOptions } from './urls.js';
 import { matchV2, type Match } from './v2/index.js';
 
@@ -120,7 +120,7 @@ export function createRequestHandler(services: EdgeServices, opts: HttpOptions) 
     if (opts.accessLog || metrics) {
       const finish = () => {
         const ms = Number(process.hrtime.bigint() - started) / 1e6;
-        const bytesOut = (res as RegistryResponse).contentLength;
+        const bytesOut = Number(sentHeader(res, 'content-length') ?? 0);
         metrics?.observeRequest(route, req.method ?? '', res.statusCode, ms / 1000, ctx.bytesIn, req.method === 'HEAD' ? 0 : bytesOut);
         if (!opts.accessLog) return;
         log.info(

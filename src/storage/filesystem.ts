@@ -204,7 +204,7 @@ export class FilesystemBlobStore implements BlobStore {
       if (isNotFound(err)) throw new BlobNotFoundError(digest);
       throw err;
     }
-    let start = range?.offset ?? 0;
+    const start = range?.offset ?? 0;
     let length = range?.length;
     if (length === undefined) {
       try {

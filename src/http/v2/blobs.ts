@@ -30,7 +30,8 @@ export async function getBlob(ctx: Ctx, name: string, digest: string): Promise<v
     ctx.res.end();
     return;
   }
-  const reader = await ctx.registry.openBlob(name, digest, range ?? undefined);
+  // The whole blob is a range too: its size is known, so the store need not look it up again.
+  const reader = await ctx.registry.openBlob(name, digest, range ?? { offset: 0, length: size });
   if (range) {
     ctx.res.writeHead(206, { ...headers, 'Content-Length': range.length, 'Content-Range': `bytes ${range.offset}-${range.offset + range.length - 1}/${size}` });
   } else {
@@ -48,8 +49,10 @@ function socketWriter(res: ServerResponse): (chunk: Uint8Array) => Promise<void>
   let closed: Promise<never> | undefined;
   return (chunk) => {
     if (res.destroyed) return Promise.reject(clientGone());
-    closed ??= new Promise<never>((_, reject) => res.once('close', () => reject(clientGone())));
-    closed.catch(() => {});
+    if (!closed) {
+      closed = new Promise<never>((_, reject) => res.once('close', () => reject(clientGone())));
+      closed.catch(() => {}); // a close after the last write is no error
+    }
     const written = new Promise<void>((resolve, reject) => {
       res.write(chunk, (err) => (err ? reject(err) : resolve()));
     });
