@@ -28,6 +28,11 @@ if [ ! -d node_modules/kysely ] || [ ! -f node_modules/better-sqlite3/build/Rele
   npm ci --no-audit --no-fund
 fi
 
+# The native addon (src/native/berth.c) is built by npm ci; rebuilt here when
+# its sources are newer (or it is missing after a pull).
+if [ ! -f build/Release/berth_native.node ] || [ -n "$(find src/native binding.gyp -newer build/Release/berth_native.node -print -quit)" ]; then
+  npm run --silent install
+fi
 rm -rf dist
 npx tsc -p tsconfig.json
 node scripts/run-tests.mjs "$@"

@@ -70,7 +70,7 @@ export interface Config {
     database: { url?: string };
     /** Online garbage collection: blobs unreferenced for `grace` are removed every `interval`. */
     gc: { enabled: boolean; grace: number; interval: number; deleteuntagged: boolean };
-    /** HTTP worker processes; 0 means one per core, 1 a single process. */
+    /** Threads serving HTTP, in one process; 0 means one per core, 1 a single thread. */
     workers: number;
   };
 }

@@ -1,0 +1,115 @@
+/**
+ * ServingThreads with real worker threads: connections dealt round-robin
+ * (the descriptor handed over, none leaked), a crashed worker replaced,
+ * metrics gathered, and a clean stop.
+ */
+import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { pino } from 'pino';
+import { ServingThreads } from './threads.js';
+
+type Answer = { index: number; threadId: number; body: string };
+
+function get(port: number, path = '/', agent: http.Agent | false = false): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port, path, agent }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => resolve(JSON.parse(text) as Answer));
+      })
+      .on('error', reject);
+  });
+}
+
+const openDescriptors = () => readdirSync('/proc/self/fd').length;
+
+/** A keep-alive agent whose one connection was dealt to a worker thread, and that worker's first answer. */
+async function connectionOnWorker(port: number): Promise<{ agent: http.Agent; answer: Answer }> {
+  for (;;) {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const answer = await get(port, '/', agent);
+    if (answer.index !== 0) return { agent, answer };
+    agent.destroy();
+  }
+}
+
+describe('ServingThreads', () => {
+  const here = http.createServer((_req, res) => res.end(JSON.stringify({ index: 0, threadId: 0, body: '' })));
+  let balancer: net.Server;
+  let threads: ServingThreads;
+  let port: number;
+  let crashLoop = false;
+
+  before(async () => {
+    threads = new ServingThreads({
+      count: 2,
+      entry: new URL('./threads.fixture.js', import.meta.url),
+      data: {},
+      serveHere: (socket) => {
+        here.emit('connection', socket);
+        socket.resume();
+      },
+      log: pino({ level: 'silent' }),
+      onCrashLoop: () => (crashLoop = true),
+    });
+    await threads.start();
+    balancer = net.createServer({ pauseOnConnect: true }, (socket) => threads.deal(socket));
+    await new Promise<void>((resolve) => balancer.listen(0, '127.0.0.1', resolve));
+    port = (balancer.address() as net.AddressInfo).port;
+  });
+  after(async () => {
+    balancer.close();
+    here.closeAllConnections();
+    await threads.stop();
+  });
+
+  it('deals connections in turn to the main thread and each worker', async () => {
+    const seen: number[] = [];
+    for (let i = 0; i < 30; i++) seen.push((await get(port)).index);
+    for (const index of [0, 1, 2]) assert.equal(seen.filter((s) => s === index).length, 10, `thread ${index} got ${seen.join(',')}`);
+  });
+
+  it('a dealt connection serves many requests and large responses', async () => {
+    const { agent, answer } = await connectionOnWorker(port);
+    const answers = [answer];
+    for (let i = 0; i < 3; i++) answers.push(await get(port, i === 1 ? '/big' : '/', agent));
+    agent.destroy();
+    assert.deepEqual(new Set(answers.map((a) => a.threadId)), new Set([answer.threadId]), 'one connection, one thread');
+    assert.equal(answers[2]!.body.length, 4 * 1024 * 1024);
+  });
+
+  it('leaks no descriptors: the main thread closes its copy of every dealt connection', async () => {
+    for (let i = 0; i < 6; i++) await get(port); // warm up: lazily opened descriptors
+    const before = openDescriptors();
+    for (let i = 0; i < 60; i++) await get(port);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.ok(openDescriptors() <= before + 2, `descriptors ${before} → ${openDescriptors()}`);
+  });
+
+  it('gathers every worker’s metrics', async () => {
+    const metrics = (await threads.metrics()).flat() as { index: number }[];
+    assert.deepEqual(metrics.map((m) => m.index).sort(), [1, 2]);
+  });
+
+  it('replaces a worker that dies, and keeps serving', async () => {
+    const { agent, answer: victim } = await connectionOnWorker(port);
+    await get(port, '/crash', agent).catch(() => {}); // the worker dies before it answers
+    agent.destroy();
+    let replaced = false;
+    for (let i = 0; i < 100 && !replaced; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      replaced = threads.readyWorkers().length === 2;
+      if (replaced) {
+        const answers = await Promise.all(Array.from({ length: 6 }, () => get(port)));
+        replaced = answers.some((a) => a.index === victim.index && a.threadId !== victim.threadId);
+      }
+    }
+    assert.ok(replaced, `worker ${victim.index} came back as a new thread`);
+    assert.equal(crashLoop, false);
+  });
+});

@@ -1,0 +1,174 @@
+/**
+ * Serving threads: the main thread accepts every connection and deals them
+ * round-robin between itself and worker threads, all in this one process.
+ *
+ * Each thread runs its own copy of the app (its own V8 heap and database
+ * connection); every shared state lives in the database. Threads rather than
+ * processes because each process maps its own ~45 MiB of the node binary.
+ * The kernel does not balance one listening socket shared by several threads
+ * (one thread takes most of a burst of connections), so the main thread
+ * deals them itself: it duplicates the accepted socket's descriptor, closes
+ * its own handle, and posts the copy to the worker, which adopts it.
+ */
+import { closeSync } from 'node:fs';
+import net from 'node:net';
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import { native } from '../native/index.js';
+
+/** Main thread → worker. */
+export type ToWorker = { type: 'connection'; fd: number } | { type: 'metrics'; id: number } | { type: 'stop' };
+/** Worker → main thread. */
+export type FromWorker = { type: 'ready' } | { type: 'metrics'; id: number; metrics: unknown[] };
+
+/** What every worker thread is started with. */
+export interface WorkerData {
+  index: number;
+  [key: string]: unknown;
+}
+
+export interface ServingThreadsOptions {
+  /** Worker threads besides the main thread. */
+  count: number;
+  /** The module each worker runs. */
+  entry: URL;
+  data: Record<string, unknown>;
+  /** The main thread's own share of the connections. */
+  serveHere(socket: net.Socket): void;
+  log: Logger;
+  /** Workers keep dying (more than 5 per worker in a minute). */
+  onCrashLoop(): void;
+}
+
+const METRICS_TIMEOUT_MS = 2000;
+
+export class ServingThreads {
+  private readonly workers = new Map<number, Worker>();
+  private readonly ready = new Set<number>();
+  private readonly pendingMetrics = new Map<number, (metrics: unknown[]) => void>();
+  private readonly recentCrashes: number[] = [];
+  private metricsRequest = 0;
+  private turn = 0;
+  private stopping = false;
+
+  constructor(private readonly opts: ServingThreadsOptions) {}
+
+  /** Starts every worker; resolves when all are ready, rejects if one exits before. */
+  async start(): Promise<void> {
+    await Promise.all(Array.from({ length: this.opts.count }, (_, i) => this.spawn(i + 1)));
+  }
+
+  /** Worker indexes (1…count) that are up and taking connections. */
+  readyWorkers(): number[] {
+    return [...this.ready];
+  }
+
+  /** Hands one accepted (paused, unread) connection to the next thread in turn. */
+  deal(socket: net.Socket): void {
+    const slots = [0, ...this.ready];
+    const slot = slots[this.turn++ % slots.length]!;
+    const worker = slot === 0 ? undefined : this.workers.get(slot);
+    const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    if (!worker || typeof fd !== 'number' || fd < 0) return this.opts.serveHere(socket);
+    let copy: number;
+    try {
+      copy = native().dupSocket(fd);
+    } catch (err) {
+      // Out of descriptors, say: serve it here rather than drop it.
+      this.opts.log.warn({ err }, 'could not hand a connection to a worker thread');
+      return this.opts.serveHere(socket);
+    }
+    // Closing this thread's descriptor leaves the connection open: the copy holds it.
+    socket.destroy();
+    worker.postMessage({ type: 'connection', fd: copy } satisfies ToWorker);
+  }
+
+  /** Every ready worker's metrics (an empty list for one that does not answer in time). */
+  metrics(): Promise<unknown[][]> {
+    return Promise.all(
+      [...this.ready].map(
+        (index) =>
+          new Promise<unknown[]>((resolve) => {
+            const id = ++this.metricsRequest;
+            const timer = setTimeout(() => {
+              this.pendingMetrics.delete(id);
+              resolve([]);
+            }, METRICS_TIMEOUT_MS);
+            this.pendingMetrics.set(id, (m) => {
+              clearTimeout(timer);
+              this.pendingMetrics.delete(id);
+              resolve(m);
+            });
+            this.workers.get(index)?.postMessage({ type: 'metrics', id } satisfies ToWorker);
+          }),
+      ),
+    );
+  }
+
+  /** Asks every worker to drain and stop; resolves when all have exited. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    const exits = [...this.workers.values()].map((w) => new Promise<void>((resolve) => w.once('exit', () => resolve())));
+    for (const w of this.workers.values()) w.postMessage({ type: 'stop' } satisfies ToWorker);
+    await Promise.all(exits);
+  }
+
+  /** Ends every worker at once (start-up failed). */
+  async terminate(): Promise<void> {
+    this.stopping = true;
+    await Promise.all([...this.workers.values()].map((w) => w.terminate()));
+  }
+
+  private spawn(index: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const worker = new Worker(this.opts.entry, { workerData: { ...this.opts.data, index } satisfies WorkerData });
+      this.workers.set(index, worker);
+      worker.on('message', (m: FromWorker) => {
+        if (m?.type === 'ready') {
+          this.ready.add(index);
+          resolve();
+        } else if (m?.type === 'metrics') {
+          this.pendingMetrics.get(m.id)?.(m.metrics ?? []);
+        }
+      });
+      // An uncaught exception ends the worker: 'error', then 'exit'.
+      worker.on('error', (err) => this.opts.log.error({ err, worker: index }, 'worker thread failed'));
+      worker.once('exit', (code) => {
+        this.workers.delete(index);
+        this.ready.delete(index);
+        if (this.stopping) return;
+        reject(new Error(`worker thread ${index} exited with code ${code} before it was ready`));
+        this.replace(index, code);
+      });
+    });
+  }
+
+  private replace(index: number, code: number): void {
+    this.opts.log.error({ exitedWorker: index, code }, 'worker thread exited; starting another');
+    const now = Date.now();
+    this.recentCrashes.push(now);
+    while (this.recentCrashes.length && this.recentCrashes[0]! < now - 60_000) this.recentCrashes.shift();
+    // A worker that cannot stay up is a configuration or environment problem: stop rather than spin.
+    if (this.recentCrashes.length > this.opts.count * 5) {
+      this.opts.onCrashLoop();
+      return;
+    }
+    setTimeout(() => {
+      if (!this.stopping) this.spawn(index).catch(() => {});
+    }, 200);
+  }
+}
+
+/** In a worker: the connection behind a descriptor the main thread dealt (undefined if it is unusable, and then closed). */
+export function adoptConnection(fd: number): net.Socket | undefined {
+  try {
+    return new net.Socket({ fd, readable: true, writable: true });
+  } catch {
+    try {
+      closeSync(fd);
+    } catch {
+      // already closed
+    }
+    return undefined;
+  }
+}
