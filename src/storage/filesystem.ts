@@ -4,8 +4,9 @@
  *   uploads/<id>                              uploads in progress
  * Appends are pipelined: chunks are gathered into 1 MiB `writev` calls, the
  * next batch is read from the client while the previous one is written, and
- * every 64 MiB the data written so far is flushed in the background, so the
- * fsync that ends an append has little left to do. A commit hard-links the
+ * every 64 MiB (counted across an upload's appends) the data written so far
+ * is flushed in the background, so the fsync that ends an upload has little
+ * left to do. A commit hard-links the
  * (fsynced) upload into place, atomic on one filesystem, and fsyncs the
  * target directory, so an acknowledged blob survives a crash and a
  * half-written one is never visible.
@@ -46,6 +47,22 @@ const WRITE_BATCH_BUFFERS = 256;
 const SYNC_EVERY_BYTES = 64 * 1024 * 1024;
 
 /**
+ * What the store knows of an upload's flushing to disk, kept across its
+ * appends: a client that sends many small PATCHes still has its bytes
+ * flushed every 64 MiB, not all at the commit.
+ */
+interface UploadSync {
+  /** Bytes written since the last flush started. */
+  unflushed: number;
+  /** A background flush in flight (never rejects: a failure is kept in `failed`). */
+  flushing: Promise<void> | null;
+  /** A background flush failed: the upload's bytes cannot be trusted to be on disk. */
+  failed: unknown;
+  /** Every byte was fsynced at the end of the last append. */
+  durable: boolean;
+}
+
+/**
  * Writes an append: one batch in flight while the next is gathered, so the
  * client is read while the disk is written. Memory stays at two batches.
  */
@@ -53,13 +70,13 @@ class UploadWriter {
   private batch: Uint8Array[] = [];
   private batchBytes = 0;
   private writing: Promise<void> = Promise.resolve();
-  private syncing: Promise<void> | null = null;
-  private unsynced = 0;
 
+  /** `sync`: null when fsync is off; `atEnd`: fsync once everything is written. */
   constructor(
     private readonly fh: FileHandle,
     public position: number,
-    private readonly sync: { background: boolean; atEnd: boolean },
+    private readonly sync: UploadSync | null,
+    private readonly atEnd: boolean,
   ) {}
 
   async add(chunk: Uint8Array): Promise<void> {
@@ -68,20 +85,21 @@ class UploadWriter {
     if (this.batchBytes >= WRITE_BATCH_BYTES || this.batch.length >= WRITE_BATCH_BUFFERS) await this.flush();
   }
 
-  /** Writes what is gathered and, with `sync.atEnd`, fsyncs: the position is then on disk. */
+  /** Writes what is gathered and, with `atEnd`, fsyncs: the position is then on disk. */
   async finish(): Promise<void> {
     await this.flush();
     await this.writing;
-    if (this.sync.atEnd) {
-      await this.syncing;
+    if (this.sync && this.atEnd) {
+      await this.sync.flushing;
+      if (this.sync.failed) throw this.sync.failed;
       await this.fh.datasync();
+      this.sync.durable = true;
     }
   }
 
-  /** Waits for anything in flight, ignoring its errors (before closing after a failure). */
+  /** Waits for the write in flight, ignoring its error (before closing after a failure). */
   async settle(): Promise<void> {
     await this.writing.catch(() => {});
-    await this.syncing?.catch(() => {});
   }
 
   private async flush(): Promise<void> {
@@ -98,15 +116,21 @@ class UploadWriter {
   }
 
   private written(bytes: number): void {
-    if (!this.sync.background) return;
-    this.unsynced += bytes;
-    if (this.unsynced < SYNC_EVERY_BYTES || this.syncing) return;
-    this.unsynced = 0;
-    const syncing = this.fh.datasync().then(() => {
-      if (this.syncing === syncing) this.syncing = null;
-    });
-    syncing.catch(() => {}); // observed by finish
-    this.syncing = syncing;
+    const sync = this.sync;
+    if (!sync) return;
+    sync.unflushed += bytes;
+    if (sync.unflushed < SYNC_EVERY_BYTES || sync.flushing) return;
+    sync.unflushed = 0;
+    const flushing: Promise<void> = this.fh.datasync().then(
+      () => {
+        if (sync.flushing === flushing) sync.flushing = null;
+      },
+      (err: unknown) => {
+        sync.failed = err;
+        if (sync.flushing === flushing) sync.flushing = null;
+      },
+    );
+    sync.flushing = flushing;
   }
 }
 
@@ -136,8 +160,8 @@ export class FilesystemBlobStore implements BlobStore {
   private readonly uploadsDir: string;
   private readonly fsync: boolean;
   private readonly madeDirs = new Set<string>();
-  /** Uploads whose every byte was fsynced at the end of their last append. */
-  private readonly synced = new Set<string>();
+  /** Flushing state of the uploads this store instance has appended to. */
+  private readonly syncs = new Map<string, UploadSync>();
 
   constructor(opts: FilesystemOptions) {
     this.blobsDir = path.join(opts.rootDirectory, 'blobs');
@@ -267,12 +291,13 @@ export class FilesystemBlobStore implements BlobStore {
       if (isNotFound(err)) throw new UploadNotFoundError(id);
       throw err;
     }
-    this.synced.delete(id);
     // A chunk in the middle of an upload need not reach the disk before it is
     // acknowledged: the commit flushes it, and after a crash the upload's
     // size on disk is what a client resumes from.
     const durable = this.fsync && opts.durable === true;
-    const writer = new UploadWriter(fh, offset, { background: this.fsync, atEnd: durable });
+    const sync = this.fsync ? this.syncState(id) : null;
+    if (sync) sync.durable = false;
+    const writer = new UploadWriter(fh, offset, sync, durable);
     try {
       // A crashed writer may have left bytes past `offset`; they are replaced.
       const { size } = await fh.stat();
@@ -283,15 +308,24 @@ export class FilesystemBlobStore implements BlobStore {
       await writer.settle();
       throw err;
     } finally {
-      await fh.close();
+      // A background flush may outlive the append (the client sends its next
+      // chunk meanwhile); the file is closed when the flush ends.
+      const flushing = sync?.flushing;
+      if (flushing) void flushing.then(() => fh.close()).catch(() => {});
+      else await fh.close();
     }
-    if (durable) this.rememberSynced(id);
     return writer.position;
   }
 
-  private rememberSynced(id: string): void {
-    if (this.synced.size >= 10_000) this.synced.clear();
-    this.synced.add(id);
+  private syncState(id: string): UploadSync {
+    let sync = this.syncs.get(id);
+    if (!sync) {
+      // Forgetting an abandoned upload's state costs only an fsync at its commit.
+      if (this.syncs.size >= 10_000) this.syncs.delete(this.syncs.keys().next().value!);
+      sync = { unflushed: 0, flushing: null, failed: undefined, durable: false };
+      this.syncs.set(id, sync);
+    }
+    return sync;
   }
 
   async readUpload(id: string): Promise<Readable> {
@@ -308,7 +342,9 @@ export class FilesystemBlobStore implements BlobStore {
   async commitUpload(id: string, digest: string): Promise<void> {
     const source = this.uploadPath(id);
     const target = this.blobPath(digest);
-    if (this.fsync && !this.synced.has(id)) {
+    const sync = this.syncs.get(id);
+    if (sync?.failed) throw sync.failed;
+    if (this.fsync && !sync?.durable) {
       let fh;
       try {
         fh = await open(source, 'r');
@@ -342,7 +378,7 @@ export class FilesystemBlobStore implements BlobStore {
   }
 
   async deleteUpload(id: string): Promise<void> {
-    this.synced.delete(id);
+    this.syncs.delete(id);
     try {
       await unlink(this.uploadPath(id));
     } catch (err) {
