@@ -6,9 +6,24 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+declare const sha256Brand: unique symbol;
+/** OpenSSL's running sha256 state, held by the addon. */
+export type Sha256State = { readonly [sha256Brand]: true };
+
 export interface Native {
   /** A new descriptor (close-on-exec) for the same open socket. */
   dupSocket(fd: number): number;
+  sha256Create(): Sha256State;
+  /** Feeds bytes on this thread. Throws while a writeHashed() on the state is in flight. */
+  sha256Update(state: Sha256State, bytes: Uint8Array): void;
+  /** Lowercase hex of what was fed so far; the state stays usable. */
+  sha256Digest(state: Sha256State): string;
+  /**
+   * On libuv's thread pool: feeds the buffers to `state` (unless null) and
+   * writes them all at `position` (short writes are continued). 1 to 1024
+   * buffers. Rejects with an Error carrying `code` (EIO, ENOSPC…).
+   */
+  writeHashed(fd: number, buffers: Uint8Array[], position: number, state: Sha256State | null): Promise<void>;
 }
 
 // dist/src/native/index.js → <repo>/build/Release

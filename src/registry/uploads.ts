@@ -3,16 +3,17 @@
  * in the metadata database and bytes in the blob store, so a session
  * survives a restart and can be continued by any replica.
  *
- * Hashing is done while the bytes stream in. node:crypto cannot serialise a
- * hash state, so the running hash is kept in this process only as long as
- * the chain of appends is unbroken; when it is not (restart, another worker,
- * sha512 requested), the upload is re-read once at commit time.
+ * Hashing is done while the bytes stream in: the store feeds the running
+ * sha256 as it writes (on the thread pool, for the filesystem). The running
+ * hash is kept in this thread only as long as the chain of appends is
+ * unbroken; when it is not (restart, another thread or replica, sha512
+ * requested), the upload is re-read once at commit time.
  */
-import { createHash, randomUUID, type Hash } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { BlobStore } from '../storage/index.js';
-import { UploadNotFoundError } from '../storage/index.js';
+import { UploadHash, UploadNotFoundError } from '../storage/index.js';
 import type { MetadataStore } from '../metadata/index.js';
-import { digestStream, hashing } from './digest.js';
+import { counting, digestStream } from './digest.js';
 import { RegistryError } from './errors.js';
 import { parseDigest } from './reference.js';
 
@@ -30,7 +31,7 @@ export interface ChunkRange {
 }
 
 interface RunningHash {
-  hash: Hash;
+  hash: UploadHash;
   offset: number;
 }
 
@@ -50,7 +51,7 @@ export class Uploads {
     const id = randomUUID();
     await this.store.createUpload(id);
     await this.meta.createUpload(id, repository);
-    this.remember(id, { hash: createHash('sha256'), offset: 0 });
+    this.remember(id, { hash: new UploadHash(), offset: 0 });
     return { id, repository, size: 0 };
   }
 
@@ -86,12 +87,12 @@ export class Uploads {
     let running = this.running.get(id);
     if (running && running.offset !== state.size) running = undefined;
     // A fresh (or reset) upload can start a running hash at any process.
-    if (!running && state.size === 0) running = { hash: createHash('sha256'), offset: 0 };
+    if (!running && state.size === 0) running = { hash: new UploadHash(), offset: 0 };
     const counter = { bytes: 0 };
     this.running.delete(id); // re-added only if the append completes
     let size: number;
     try {
-      size = await this.store.appendUpload(id, state.size, hashing(body, running?.hash ?? null, counter), { durable: last });
+      size = await this.store.appendUpload(id, state.size, counting(body, counter), { durable: last, hash: running?.hash });
     } catch (err) {
       if (err instanceof UploadNotFoundError) throw unknownUpload(id);
       throw err;
@@ -116,7 +117,7 @@ export class Uploads {
       this.running.delete(id);
       let actual: string;
       if (running && running.offset === state.size && algorithm === 'sha256') {
-        actual = `sha256:${running.hash.digest('hex')}`;
+        actual = running.hash.digest();
       } else {
         actual = (await digestStream(await this.store.readUpload(id), algorithm)).digest;
       }

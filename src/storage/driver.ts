@@ -9,6 +9,7 @@
  * have been received, which is what lets an upload resume after a crash.
  */
 import type { Readable } from 'node:stream';
+import { native, type Sha256State } from '../native/index.js';
 
 export interface BlobInfo {
   digest: string;
@@ -27,6 +28,29 @@ export interface UploadInfo {
 export interface ByteRange {
   offset: number;
   length: number;
+}
+
+/**
+ * A running sha256 of an upload, fed by the store with the bytes it
+ * appends. The filesystem store feeds it on the thread pool beside the
+ * write, so hashing does not hold up the thread that reads the client.
+ */
+export class UploadHash {
+  readonly state: Sha256State = native().sha256Create();
+
+  update(bytes: Uint8Array): void {
+    native().sha256Update(this.state, bytes);
+  }
+
+  /** `sha256:<hex>` of everything fed so far. */
+  digest(): string {
+    return `sha256:${native().sha256Digest(this.state)}`;
+  }
+}
+
+export interface AppendOptions {
+  durable?: boolean;
+  hash?: UploadHash;
 }
 
 export interface BlobStore {
@@ -64,9 +88,10 @@ export interface BlobStore {
    * Writes `chunks` at `offset`, which must equal the current size (bytes past
    * it, left by a crashed writer, are overwritten). Resolves to the new size.
    * `durable`: the bytes are on disk when it resolves (for the last chunk of
-   * an upload, so the commit need not flush them again).
+   * an upload, so the commit need not flush them again). `hash`: fed with
+   * the chunks in order (if the append fails, its state is undefined).
    */
-  appendUpload(id: string, offset: number, chunks: AsyncIterable<Uint8Array>, opts?: { durable?: boolean }): Promise<number>;
+  appendUpload(id: string, offset: number, chunks: AsyncIterable<Uint8Array>, opts?: AppendOptions): Promise<number>;
   /** Streams what an upload holds (used to re-hash an upload resumed elsewhere). */
   readUpload(id: string): Promise<Readable>;
   /**

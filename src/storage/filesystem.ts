@@ -15,15 +15,18 @@ import { createReadStream, statSync } from 'node:fs';
 import { link, mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import { native } from '../native/index.js';
 import {
   assertDigestKey,
   assertUploadId,
   BlobNotFoundError,
   UploadNotFoundError,
+  type AppendOptions,
   type BlobInfo,
   type BlobReader,
   type BlobStore,
   type ByteRange,
+  type UploadHash,
   type UploadInfo,
 } from './driver.js';
 
@@ -71,12 +74,13 @@ class UploadWriter {
   private batchBytes = 0;
   private writing: Promise<void> = Promise.resolve();
 
-  /** `sync`: null when fsync is off; `atEnd`: fsync once everything is written. */
+  /** `sync`: null when fsync is off; `atEnd`: fsync once everything is written; `hash`: fed beside each write. */
   constructor(
     private readonly fh: FileHandle,
     public position: number,
     private readonly sync: UploadSync | null,
     private readonly atEnd: boolean,
+    private readonly hash: UploadHash | null,
   ) {}
 
   async add(chunk: Uint8Array): Promise<void> {
@@ -111,7 +115,10 @@ class UploadWriter {
     this.batch = [];
     this.batchBytes = 0;
     this.position += bytes;
-    this.writing = writeFully(this.fh, batch, at).then(() => this.written(bytes));
+    // One batch in flight at a time, so the hash is fed in order.
+    this.writing = native()
+      .writeHashed(this.fh.fd, batch, at, this.hash?.state ?? null)
+      .then(() => this.written(bytes));
     this.writing.catch(() => {}); // observed by the next flush or finish
   }
 
@@ -131,26 +138,6 @@ class UploadWriter {
       },
     );
     sync.flushing = flushing;
-  }
-}
-
-async function writeFully(fh: FileHandle, buffers: Uint8Array[], position: number): Promise<void> {
-  let { bytesWritten } = await fh.writev(buffers, position);
-  // A short write (rare on regular files): write what is left one buffer at a time.
-  for (const buffer of buffers) {
-    if (bytesWritten >= buffer.byteLength) {
-      bytesWritten -= buffer.byteLength;
-      position += buffer.byteLength;
-      continue;
-    }
-    let done = bytesWritten;
-    position += bytesWritten;
-    bytesWritten = 0;
-    while (done < buffer.byteLength) {
-      const r = await fh.write(buffer, done, buffer.byteLength - done, position);
-      done += r.bytesWritten;
-      position += r.bytesWritten;
-    }
   }
 }
 
@@ -283,7 +270,7 @@ export class FilesystemBlobStore implements BlobStore {
     }
   }
 
-  async appendUpload(id: string, offset: number, chunks: AsyncIterable<Uint8Array>, opts: { durable?: boolean } = {}): Promise<number> {
+  async appendUpload(id: string, offset: number, chunks: AsyncIterable<Uint8Array>, opts: AppendOptions = {}): Promise<number> {
     let fh;
     try {
       fh = await open(this.uploadPath(id), 'r+');
@@ -297,7 +284,7 @@ export class FilesystemBlobStore implements BlobStore {
     const durable = this.fsync && opts.durable === true;
     const sync = this.fsync ? this.syncState(id) : null;
     if (sync) sync.durable = false;
-    const writer = new UploadWriter(fh, offset, sync, durable);
+    const writer = new UploadWriter(fh, offset, sync, durable, opts.hash ?? null);
     try {
       // A crashed writer may have left bytes past `offset`; they are replaced.
       const { size } = await fh.stat();

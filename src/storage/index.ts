@@ -1,4 +1,4 @@
-export type { BlobStore, BlobInfo, BlobReader, ByteRange, UploadInfo } from './driver.js';
-export { BlobNotFoundError, openReader, UploadNotFoundError } from './driver.js';
+export type { AppendOptions, BlobStore, BlobInfo, BlobReader, ByteRange, UploadInfo } from './driver.js';
+export { BlobNotFoundError, openReader, UploadHash, UploadNotFoundError } from './driver.js';
 export { FilesystemBlobStore } from './filesystem.js';
 export { InMemoryBlobStore } from './inmemory.js';

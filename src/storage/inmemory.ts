@@ -5,6 +5,7 @@ import {
   assertUploadId,
   BlobNotFoundError,
   UploadNotFoundError,
+  type AppendOptions,
   type BlobInfo,
   type BlobStore,
   type ByteRange,
@@ -57,12 +58,15 @@ export class InMemoryBlobStore implements BlobStore {
     return this.uploads.get(id)?.data.byteLength ?? null;
   }
 
-  async appendUpload(id: string, offset: number, chunks: AsyncIterable<Uint8Array>, _opts?: { durable?: boolean }): Promise<number> {
+  async appendUpload(id: string, offset: number, chunks: AsyncIterable<Uint8Array>, opts: AppendOptions = {}): Promise<number> {
     assertUploadId(id);
     const upload = this.uploads.get(id);
     if (!upload) throw new UploadNotFoundError(id);
     const parts: Buffer[] = [upload.data.subarray(0, offset)];
-    for await (const chunk of chunks) parts.push(Buffer.from(chunk));
+    for await (const chunk of chunks) {
+      opts.hash?.update(chunk);
+      parts.push(Buffer.from(chunk));
+    }
     upload.data = Buffer.concat(parts);
     upload.modified = new Date();
     return upload.data.byteLength;

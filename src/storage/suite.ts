@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { describe, it, before, after } from 'node:test';
 import type { Readable } from 'node:stream';
-import { BlobNotFoundError, openReader, UploadNotFoundError, type BlobStore } from './driver.js';
+import { BlobNotFoundError, openReader, UploadHash, UploadNotFoundError, type BlobStore } from './driver.js';
 
 export interface DriverFixture {
   store: BlobStore;
@@ -110,6 +110,19 @@ export function runDriverSuite(name: string, makeDriver: () => Promise<DriverFix
       await fx.store.commitUpload(id, sha256(data));
       await fx.store.deleteUpload(id);
       assert.deepEqual(await collect(await fx.store.get(sha256(data))), data);
+    });
+
+    it('feeds a running hash with exactly the bytes it appends, across appends', async () => {
+      const data = randomBytes(3 * 1024 * 1024 + 777);
+      const id = uploadId();
+      await fx.store.createUpload(id);
+      const hash = new UploadHash();
+      let size = await fx.store.appendUpload(id, 0, chunksOf(data.subarray(0, 1_500_001), 4099), { hash });
+      assert.equal(hash.digest(), sha256(data.subarray(0, 1_500_001)), 'the digest so far, and the hash stays usable');
+      size = await fx.store.appendUpload(id, size, chunksOf(data.subarray(size), 65_536), { hash, durable: true });
+      assert.equal(size, data.byteLength);
+      assert.equal(hash.digest(), sha256(data));
+      await fx.store.deleteUpload(id);
     });
 
     it('a failing body leaves the upload at a size the next append can continue from', async () => {
