@@ -18,7 +18,7 @@ import { Registry, GiB, MiB, bigBlob, pool, pushSmallImage, repeatedBody, sha256
 import { runNodeLoad, runWrk } from './lib/load.mjs';
 import { MemorySampler, NoiseMeter, machineBefore, treeCpuSeconds } from './lib/proc.mjs';
 import { median, summarise, table } from './lib/report.mjs';
-import { buildCommit, cleanupSync, ensureBerthBuilt, ensureDebianTool, startBerth, startReference, trackTempDir } from './lib/servers.mjs';
+import { buildCommit, cleanupSync, ensureBerthBuilt, ensureDebianTool, berthNodeFlags, startBerth, startReference, trackTempDir } from './lib/servers.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '..');
@@ -158,6 +158,8 @@ const profDir = path.join(here, 'results', 'profiles');
 if (opt['cpu-prof']) mkdirSync(profDir, { recursive: true });
 
 const berthSrv = await startBerth(mainJs, path.join(tmp, 'berth'), {
+  // <root>/dist/src/cli/main.js → <root>/bin/berth
+  nodeFlags: berthNodeFlags(path.resolve(mainJs, '../../../../bin/berth')),
   extraArgs: opt['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
   extraEnv: Object.fromEntries((opt['berth-env'] ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])),
 });

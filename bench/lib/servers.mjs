@@ -2,7 +2,7 @@
 // distribution 2.8.x) on 127.0.0.1 with fresh data directories, and
 // installs what is missing. Every child and temp dir is registered for cleanup.
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync, rmSync, readdirSync, statSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync, rmSync, readdirSync, statSync, symlinkSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import http from 'node:http';
@@ -89,15 +89,25 @@ function newestMtime(dir) {
  */
 export function buildCommit(repoRoot, rev, dir) {
   mkdirSync(dir, { recursive: true });
-  const tar = spawnSync('sh', ['-c', `git -C "$0" archive "$1" src test tsconfig.json package.json | tar -x -C "$2"`, repoRoot, rev, dir], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const native = spawnSync('git', ['-C', repoRoot, 'cat-file', '-e', `${rev}:binding.gyp`]).status === 0;
+  const paths = ['src', 'test', 'bin', 'tsconfig.json', 'package.json', ...(native ? ['binding.gyp'] : [])];
+  const tar = spawnSync('sh', ['-c', `git -C "$0" archive "$1" ${paths.join(' ')} | tar -x -C "$2"`, repoRoot, rev, dir], { stdio: ['ignore', 'inherit', 'inherit'] });
   if (tar.status !== 0) throw new Error(`git archive ${rev} failed`);
   symlinkSync(path.join(repoRoot, 'node_modules'), path.join(dir, 'node_modules'));
+  if (native) buildAddon(dir);
   process.stderr.write(`bench: building Berth at ${rev} (tsc)\n`);
   const tsc = path.join(repoRoot, 'node_modules/.bin/tsc');
   const r = spawnSync(tsc, ['-p', 'tsconfig.json'], { cwd: dir, stdio: ['ignore', 'inherit', 'inherit'] });
   const main = path.join(dir, 'dist/src/cli/main.js');
   if (r.status !== 0 || !existsSync(main)) throw new Error(`Berth at ${rev} does not compile`);
   return main;
+}
+
+/** Builds src/native into build/Release with node-gyp (package.json's install script). */
+function buildAddon(dir) {
+  process.stderr.write(`bench: building the native addon in ${dir}\n`);
+  const r = spawnSync('npm', ['run', '--silent', 'install'], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] });
+  if (r.status !== 0) throw new Error(`the native addon does not build in ${dir} (npm run install)`);
 }
 
 /** Installs npm dependencies and compiles when dist is missing or older than src (as bin/berth does). */
@@ -107,6 +117,7 @@ export function ensureBerthBuilt(repoRoot, { build = true } = {}) {
     log('npm ci (the SQLite driver compiles once, about two minutes)');
     execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'inherit'] });
   }
+  if (existsSync(path.join(repoRoot, 'binding.gyp')) && !existsSync(path.join(repoRoot, 'build/Release/berth_native.node'))) buildAddon(repoRoot);
   const main = path.join(repoRoot, 'dist/src/cli/main.js');
   if (build && (!existsSync(main) || newestMtime(path.join(repoRoot, 'src')) > statSync(main).mtimeMs)) {
     log('building Berth (tsc)');
@@ -175,12 +186,18 @@ async function launch(name, makeSpawn) {
   }
 }
 
-export function startBerth(mainJs, dataDir, { extraArgs = [], extraEnv = {} } = {}) {
+/** The V8 flags bin/berth starts node with, read from its `exec node …` line, so the bench runs Berth as users do. */
+export function berthNodeFlags(binBerth) {
+  const line = readFileSync(binBerth, 'utf8').match(/^exec node (.*?) "\$root/m);
+  if (!line) throw new Error(`${binBerth}: no "exec node <flags> \"$root…" line to take node's flags from`);
+  return line[1].split(/\s+/).filter((f) => f.startsWith('--max-') || f.startsWith('--min-'));
+}
+
+export function startBerth(mainJs, dataDir, { extraArgs = [], extraEnv = {}, nodeFlags = [] } = {}) {
   mkdirSync(dataDir, { recursive: true });
   return launch('berth', (port) => ({
     cmd: process.execPath,
-    // The V8 flags bin/berth starts Berth with (its workers get them from serve.ts).
-    args: [...extraArgs, '--max-semi-space-size=2', mainJs, 'serve'],
+    args: [...extraArgs, ...nodeFlags, mainJs, 'serve'],
     env: {
       // Only our REGISTRY_* overrides: none meant for anything else.
       ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('REGISTRY_'))),
