@@ -190,7 +190,7 @@ async function launch(name, makeSpawn) {
 export function berthNodeFlags(binBerth) {
   const line = readFileSync(binBerth, 'utf8').match(/^exec node (.*?) "\$root/m);
   if (!line) throw new Error(`${binBerth}: no "exec node <flags> \"$root…" line to take node's flags from`);
-  return line[1].split(/\s+/).filter((f) => f.startsWith('--max-') || f.startsWith('--min-'));
+  return line[1].split(/\s+/).filter((f) => f.startsWith('--') && f !== '--enable-source-maps');
 }
 
 export function startBerth(mainJs, dataDir, { extraArgs = [], extraEnv = {}, nodeFlags = [] } = {}) {
