@@ -9,7 +9,7 @@
 // ratios and the server CPU per operation, not the absolute times.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, writeFileSync, copyFileSync } from 'node:fs';
+import { closeSync, copyFileSync, fdatasyncSync, mkdirSync, mkdtempSync, openSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -187,6 +187,23 @@ function settle() {
   spawnSync('sync');
 }
 
+/**
+ * The disk's durable write speed in the data directory: `bytes` written in
+ * 1 MiB writes, then one fdatasync (what a durable push must at least do).
+ */
+function durableWriteMBps(file, block, bytes) {
+  const t0 = process.hrtime.bigint();
+  const fd = openSync(file, 'w');
+  try {
+    for (let at = 0; at < bytes; at += block.byteLength) writeSync(fd, block, 0, block.byteLength, at);
+    fdatasyncSync(fd);
+  } finally {
+    closeSync(fd);
+    unlinkSync(file);
+  }
+  return bytes / 1e6 / (Number(process.hrtime.bigint() - t0) / 1e9);
+}
+
 // peak RSS per phase group, max over measurements
 const phasePeak = { berth: {}, reference: {} };
 
@@ -299,6 +316,8 @@ for (let round = 1; round <= cfg.rounds; round++) {
       settle();
     });
     if (cfg.phases.has('push')) {
+      r.diskMBps = durableWriteMBps(path.join(tmp, 'disk-probe'), mono.block, cfg.blobBytes);
+      settle();
       await both(async (which, out) => {
         const m = await measure(which, 'push', (reg) => reg.pushChunked(repo, chunked, cfg.chunkBytes), 'chunked');
         out['push.chunked.mbps'] = cfg.blobBytes / 1e6 / m.seconds;
@@ -569,6 +588,15 @@ console.log(
 for (const w of warnings) console.log(`WARNING: ${w} — ratios are less reliable`);
 const smallErrors = rounds.flatMap((r) => order.flatMap((w) => Object.entries(r[w]).filter(([k, v]) => k.endsWith('.errors') && v > 0).map(([k, v]) => `${w} ${k}=${v}`)));
 if (smallErrors.length) console.log(`WARNING: failed requests under load: ${smallErrors.join(', ')}`);
+const disk = rounds.map((r) => r.diskMBps).filter((v) => v !== undefined);
+if (disk.length) {
+  const median = [...disk].sort((a, b) => a - b)[disk.length >> 1];
+  const refPush = summary.flatMap((s) => s.metrics).find((m) => m.key === 'push.mono.mbps')?.reference;
+  console.log(
+    `disk: ${disk.map((v) => v.toFixed(0)).join(', ')} MB/s (median ${median.toFixed(0)}) writing ${cfg.blobBytes / MiB} MiB with one fdatasync in the data directory: the ceiling for a durable push` +
+      (refPush ? `; 3× the reference's push would be ${(3 * refPush).toFixed(0)} MB/s (the reference does not fsync)` : ''),
+  );
+}
 const pagesNote = rounds[0]?.reference['list.tagsWalk.pages'];
 if (pagesNote !== undefined) {
   console.log(
