@@ -11,8 +11,9 @@
  * target directory, so an acknowledged blob survives a crash and a
  * half-written one is never visible.
  */
-import { createReadStream, statSync } from 'node:fs';
-import { link, mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { closeSync, createReadStream, fdatasync, fstatSync, fsync, ftruncateSync, linkSync, openSync, renameSync, statSync, unlinkSync } from 'node:fs';
+import { mkdir, open, readdir, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { native } from '../native/index.js';
@@ -41,6 +42,8 @@ function isNotFound(err: unknown): boolean {
 }
 
 const errorCode = (err: unknown) => (err as NodeJS.ErrnoException)?.code;
+const fsyncAsync = promisify(fsync);
+const fdatasyncAsync = promisify(fdatasync);
 
 /** Gathered before one write. */
 const WRITE_BATCH_BYTES = 1024 * 1024;
@@ -76,7 +79,7 @@ class UploadWriter {
 
   /** `sync`: null when fsync is off; `atEnd`: fsync once everything is written; `hash`: fed beside each write. */
   constructor(
-    private readonly fh: FileHandle,
+    private readonly fd: number,
     public position: number,
     private readonly sync: UploadSync | null,
     private readonly atEnd: boolean,
@@ -96,7 +99,7 @@ class UploadWriter {
     if (this.sync && this.atEnd) {
       await this.sync.flushing;
       if (this.sync.failed) throw this.sync.failed;
-      await this.fh.datasync();
+      await fdatasyncAsync(this.fd);
       this.sync.durable = true;
     }
   }
@@ -117,7 +120,7 @@ class UploadWriter {
     this.position += bytes;
     // One batch in flight at a time, so the hash is fed in order.
     this.writing = native()
-      .writeHashed(this.fh.fd, batch, at, this.hash?.state ?? null)
+      .writeHashed(this.fd, batch, at, this.hash?.state ?? null)
       .then(() => this.written(bytes));
     this.writing.catch(() => {}); // observed by the next flush or finish
   }
@@ -128,7 +131,7 @@ class UploadWriter {
     sync.unflushed += bytes;
     if (sync.unflushed < SYNC_EVERY_BYTES || sync.flushing) return;
     sync.unflushed = 0;
-    const flushing: Promise<void> = this.fh.datasync().then(
+    const flushing: Promise<void> = fdatasyncAsync(this.fd).then(
       () => {
         if (sync.flushing === flushing) sync.flushing = null;
       },
@@ -255,25 +258,25 @@ export class FilesystemBlobStore implements BlobStore {
     }
   }
 
+  // The upload path's small metadata calls (open, stat, close, link,
+  // unlink) are synchronous: a few microseconds each on a local filesystem,
+  // less than a round trip through the thread pool, where they would also
+  // queue behind other requests' fsyncs. Data writes and fsyncs stay off
+  // this thread.
+
   async createUpload(id: string): Promise<void> {
     await this.ensureDir(this.uploadsDir);
-    const fh = await open(this.uploadPath(id), 'wx');
-    await fh.close();
+    closeSync(openSync(this.uploadPath(id), 'wx'));
   }
 
   async uploadSize(id: string): Promise<number | null> {
-    try {
-      return (await stat(this.uploadPath(id))).size;
-    } catch (err) {
-      if (isNotFound(err)) return null;
-      throw err;
-    }
+    return statSync(this.uploadPath(id), { throwIfNoEntry: false })?.size ?? null;
   }
 
   async appendUpload(id: string, offset: number, chunks: AsyncIterable<Uint8Array>, opts: AppendOptions = {}): Promise<number> {
-    let fh;
+    let fd: number;
     try {
-      fh = await open(this.uploadPath(id), 'r+');
+      fd = openSync(this.uploadPath(id), 'r+');
     } catch (err) {
       if (isNotFound(err)) throw new UploadNotFoundError(id);
       throw err;
@@ -284,11 +287,10 @@ export class FilesystemBlobStore implements BlobStore {
     const durable = this.fsync && opts.durable === true;
     const sync = this.fsync ? this.syncState(id) : null;
     if (sync) sync.durable = false;
-    const writer = new UploadWriter(fh, offset, sync, durable, opts.hash ?? null);
+    const writer = new UploadWriter(fd, offset, sync, durable, opts.hash ?? null);
     try {
       // A crashed writer may have left bytes past `offset`; they are replaced.
-      const { size } = await fh.stat();
-      if (size > offset) await fh.truncate(offset);
+      if (fstatSync(fd).size > offset) ftruncateSync(fd, offset);
       for await (const chunk of chunks) await writer.add(chunk);
       await writer.finish();
     } catch (err) {
@@ -298,8 +300,8 @@ export class FilesystemBlobStore implements BlobStore {
       // A background flush may outlive the append (the client sends its next
       // chunk meanwhile); the file is closed when the flush ends.
       const flushing = sync?.flushing;
-      if (flushing) void flushing.then(() => fh.close()).catch(() => {});
-      else await fh.close();
+      if (flushing) void flushing.then(() => closeSync(fd)).catch(() => {});
+      else closeSync(fd);
     }
     return writer.position;
   }
@@ -332,30 +334,30 @@ export class FilesystemBlobStore implements BlobStore {
     const sync = this.syncs.get(id);
     if (sync?.failed) throw sync.failed;
     if (this.fsync && !sync?.durable) {
-      let fh;
+      let fd: number;
       try {
-        fh = await open(source, 'r');
+        fd = openSync(source, 'r');
       } catch (err) {
         if (isNotFound(err)) throw new UploadNotFoundError(id);
         throw err;
       }
       try {
-        await fh.sync();
+        await fsyncAsync(fd);
       } finally {
-        await fh.close();
+        closeSync(fd);
       }
     }
     const dir = path.dirname(target);
     await this.ensureDir(dir);
     try {
-      await place(source, target);
+      place(source, target);
     } catch (err) {
       if (!isNotFound(err)) throw err;
       // The directory may have been removed under us (e.g. by a collector); retry once.
       this.madeDirs.delete(dir);
       await this.ensureDir(dir);
       try {
-        await place(source, target);
+        place(source, target);
       } catch (err2) {
         if (isNotFound(err2)) throw new UploadNotFoundError(id);
         throw err2;
@@ -367,7 +369,7 @@ export class FilesystemBlobStore implements BlobStore {
   async deleteUpload(id: string): Promise<void> {
     this.syncs.delete(id);
     try {
-      await unlink(this.uploadPath(id));
+      unlinkSync(this.uploadPath(id));
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }
@@ -439,22 +441,22 @@ async function readdirOrEmpty(dir: string): Promise<string[]> {
  * Content already in place is the same bytes. Where hard links are not
  * supported, the upload is renamed instead.
  */
-async function place(source: string, target: string): Promise<void> {
+function place(source: string, target: string): void {
   try {
-    await link(source, target);
+    linkSync(source, target);
   } catch (err) {
     const code = errorCode(err);
     if (code === 'EEXIST') return;
-    if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'EXDEV') await rename(source, target);
+    if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'EXDEV') renameSync(source, target);
     else throw err;
   }
 }
 
 async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
+  const fd = openSync(dir, 'r');
   try {
-    await fh.sync();
+    await fsyncAsync(fd);
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
 }
