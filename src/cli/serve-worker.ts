@@ -16,7 +16,7 @@ const server = await startServer(config, log, { role: 'worker', handed: { port: 
 port.on('message', (m: ToWorker) => {
   switch (m.type) {
     case 'connection': {
-      const socket = adoptConnection(m.fd);
+      const socket = adoptConnection(m, port);
       if (socket) server.accept!(socket);
       return;
     }

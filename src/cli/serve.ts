@@ -23,12 +23,12 @@ export function workerCount(config: Config): number {
 
 let stopping = false;
 
-function shutdown(log: Logger, signal: string, close: () => Promise<void>): void {
+function shutdown(log: Logger, signal: string, close: () => Promise<void>, exitCode = 0): void {
   if (stopping) return;
   stopping = true;
   log.info({ signal }, 'shutting down: draining in-flight requests');
   close().then(
-    () => process.exit(0),
+    () => process.exit(exitCode),
     (err: unknown) => {
       log.error({ err }, 'error during shutdown');
       process.exit(1);
@@ -70,6 +70,11 @@ async function servePrimary(config: Config, log: Logger, args: string[], workers
   });
   const boundPort = (balancer.address() as net.AddressInfo).port;
   let threads: ServingThreads | undefined;
+  // Every thread stops accepting and drains its own in-flight requests (http.draintimeout).
+  const closeAll = async () => {
+    balancer.close();
+    await Promise.all([server.close(), threads?.stop()]);
+  };
   const peerMetrics = async () => ((await threads?.metrics()) ?? []) as Parameters<typeof aggregateMetrics>[1];
   const server: Server = await startServer(config, log, { role: 'single', peerMetrics, handed: { port: boundPort } });
   threads = new ServingThreads({
@@ -80,19 +85,14 @@ async function servePrimary(config: Config, log: Logger, args: string[], workers
     log,
     onCrashLoop: () => {
       log.fatal('worker threads keep crashing; giving up');
-      shutdown(log, 'crash-loop', () => server.close());
+      // A failure: a supervisor (systemd's Restart=on-failure, say) starts it again.
+      shutdown(log, 'crash-loop', closeAll, 1);
     },
   });
   const serving = threads;
 
   // Signals are handled from now on, even while workers are still starting.
-  onSignals((signal) =>
-    shutdown(log, signal, async () => {
-      // Every thread stops accepting and drains its own in-flight requests (http.draintimeout).
-      balancer.close();
-      await Promise.all([server.close(), serving.stop()]);
-    }),
-  );
+  onSignals((signal) => shutdown(log, signal, closeAll));
 
   try {
     await serving.start();

@@ -15,7 +15,7 @@ const server = http.createServer((req, res) => {
 });
 parentPort!.on('message', (m: ToWorker) => {
   if (m.type === 'connection') {
-    const socket = adoptConnection(m.fd);
+    const socket = adoptConnection(m, parentPort!);
     if (socket) server.emit('connection', socket);
   } else if (m.type === 'metrics') {
     parentPort!.postMessage({ type: 'metrics', id: m.id, metrics: [{ index }] } satisfies FromWorker);

@@ -16,10 +16,10 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { native } from '../native/index.js';
 
-/** Main thread → worker. */
-export type ToWorker = { type: 'connection'; fd: number } | { type: 'metrics'; id: number } | { type: 'stop' };
+/** Main thread → worker. `id` numbers the connections dealt to one worker. */
+export type ToWorker = { type: 'connection'; fd: number; id: number } | { type: 'metrics'; id: number } | { type: 'stop' };
 /** Worker → main thread. */
-export type FromWorker = { type: 'ready' } | { type: 'metrics'; id: number; metrics: unknown[] };
+export type FromWorker = { type: 'ready' } | { type: 'adopted'; id: number } | { type: 'metrics'; id: number; metrics: unknown[] };
 
 /** What every worker thread is started with. */
 export interface WorkerData {
@@ -45,6 +45,9 @@ const METRICS_TIMEOUT_MS = 2000;
 export class ServingThreads {
   private readonly workers = new Map<number, Worker>();
   private readonly ready = new Set<number>();
+  /** Per worker: descriptors posted but not yet adopted (connection id → fd). */
+  private readonly unadopted = new Map<number, Map<number, number>>();
+  private connections = 0;
   private readonly pendingMetrics = new Map<number, (metrics: unknown[]) => void>();
   private readonly recentCrashes: number[] = [];
   private metricsRequest = 0;
@@ -80,7 +83,9 @@ export class ServingThreads {
     }
     // Closing this thread's descriptor leaves the connection open: the copy holds it.
     socket.destroy();
-    worker.postMessage({ type: 'connection', fd: copy } satisfies ToWorker);
+    const id = ++this.connections;
+    this.unadopted.get(slot)?.set(id, copy);
+    worker.postMessage({ type: 'connection', fd: copy, id } satisfies ToWorker);
   }
 
   /** Every ready worker's metrics (an empty list for one that does not answer in time). */
@@ -121,21 +126,40 @@ export class ServingThreads {
 
   private spawn(index: number): Promise<void> {
     return new Promise((resolve, reject) => {
-      const worker = new Worker(this.opts.entry, { workerData: { ...this.opts.data, index } satisfies WorkerData });
+      let worker: Worker;
+      try {
+        worker = new Worker(this.opts.entry, { workerData: { ...this.opts.data, index } satisfies WorkerData });
+      } catch (err) {
+        this.opts.log.error({ err, worker: index }, 'could not start a worker thread');
+        reject(err as Error);
+        if (!this.stopping) this.replace(index, -1);
+        return;
+      }
+      const unadopted = new Map<number, number>();
       this.workers.set(index, worker);
+      this.unadopted.set(index, unadopted);
       worker.on('message', (m: FromWorker) => {
-        if (m?.type === 'ready') {
+        if (m?.type === 'adopted') {
+          unadopted.delete(m.id);
+        } else if (m?.type === 'ready') {
           this.ready.add(index);
           resolve();
         } else if (m?.type === 'metrics') {
           this.pendingMetrics.get(m.id)?.(m.metrics ?? []);
         }
       });
-      // An uncaught exception ends the worker: 'error', then 'exit'.
-      worker.on('error', (err) => this.opts.log.error({ err, worker: index }, 'worker thread failed'));
+      // An uncaught exception ends the worker: 'error', then 'exit'. No more connections go to it.
+      worker.on('error', (err) => {
+        this.ready.delete(index);
+        this.opts.log.error({ err, worker: index }, 'worker thread failed');
+      });
       worker.once('exit', (code) => {
         this.workers.delete(index);
         this.ready.delete(index);
+        // A worker's messages all arrive before its 'exit': a connection it never
+        // acknowledged never reached it, and its descriptor is still open here.
+        for (const fd of unadopted.values()) closeQuietly(fd);
+        if (this.unadopted.get(index) === unadopted) this.unadopted.delete(index);
         if (this.stopping) return;
         reject(new Error(`worker thread ${index} exited with code ${code} before it was ready`));
         this.replace(index, code);
@@ -159,16 +183,25 @@ export class ServingThreads {
   }
 }
 
-/** In a worker: the connection behind a descriptor the main thread dealt (undefined if it is unusable, and then closed). */
-export function adoptConnection(fd: number): net.Socket | undefined {
+function closeQuietly(fd: number): void {
   try {
-    return new net.Socket({ fd, readable: true, writable: true });
+    closeSync(fd);
   } catch {
-    try {
-      closeSync(fd);
-    } catch {
-      // already closed
-    }
-    return undefined;
+    // already closed
   }
+}
+
+/**
+ * In a worker: takes over a connection the main thread dealt, and tells it
+ * so. Undefined when the descriptor is unusable (it is then closed).
+ */
+export function adoptConnection(message: { fd: number; id: number }, port: { postMessage(m: FromWorker): void }): net.Socket | undefined {
+  let socket: net.Socket | undefined;
+  try {
+    socket = new net.Socket({ fd: message.fd, readable: true, writable: true });
+  } catch {
+    closeQuietly(message.fd);
+  }
+  port.postMessage({ type: 'adopted', id: message.id });
+  return socket;
 }

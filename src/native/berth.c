@@ -10,6 +10,9 @@
  * are written, on libuv's thread pool, instead of on the JavaScript thread
  * (node:crypto hashes synchronously). OpenSSL's SHA256 functions are the
  * ones node itself links and exports.
+ *
+ * tryLock(fd), unlock(fd): flock, so that two threads or processes never
+ * write one upload at once.
  */
 #define NAPI_VERSION 8
 #include <errno.h>
@@ -17,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/uio.h>
 #include <node_api.h>
 #include <uv.h>
@@ -41,7 +45,7 @@ static napi_value throw_errno(napi_env env, const char *syscall, int err) {
 static napi_value errno_error(napi_env env, const char *syscall, int err) {
   char message[128];
   snprintf(message, sizeof message, "%s: %s", syscall, strerror(err));
-  napi_value msg, error, code, number, call;
+  napi_value msg = NULL, error = NULL, code = NULL, number = NULL, call = NULL;
   const char *name = uv_err_name(-err); /* libuv's codes are negated errnos here */
   napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg);
   napi_create_error(env, NULL, msg, &error);
@@ -191,6 +195,11 @@ static void write_execute(napi_env env, void *data) {
       job->err = errno;
       return;
     }
+    if (n == 0) {
+      /* No progress (not a regular file?): fail rather than spin. */
+      job->err = EIO;
+      return;
+    }
     position += n;
     /* A short write: skip what was written and go on with the rest. */
     while (left > 0 && (size_t)n >= iov->iov_len) {
@@ -266,15 +275,71 @@ static napi_value write_hashed(napi_env env, napi_callback_info info) {
   job->iov = iov;
   job->count = count;
   job->hash = hash;
-  napi_value promise, name;
-  CHECK(napi_create_promise(env, &job->deferred, &promise));
-  CHECK(napi_create_reference(env, argv[1], 1, &job->buffers));
-  if (hash != NULL) CHECK(napi_create_reference(env, argv[3], 1, &job->hash_ref));
-  CHECK(napi_create_string_utf8(env, "berth.writeHashed", NAPI_AUTO_LENGTH, &name));
-  CHECK(napi_create_async_work(env, NULL, name, write_execute, write_complete, job, &job->work));
+  napi_value promise = NULL, name;
+  if (napi_create_promise(env, &job->deferred, &promise) != napi_ok) goto fail;
+  if (napi_create_reference(env, argv[1], 1, &job->buffers) != napi_ok) goto fail;
+  if (hash != NULL && napi_create_reference(env, argv[3], 1, &job->hash_ref) != napi_ok) goto fail;
+  if (napi_create_string_utf8(env, "berth.writeHashed", NAPI_AUTO_LENGTH, &name) != napi_ok) goto fail;
+  if (napi_create_async_work(env, NULL, name, write_execute, write_complete, job, &job->work) != napi_ok) goto fail;
+  if (napi_queue_async_work(env, job->work) != napi_ok) {
+    napi_delete_async_work(env, job->work);
+    goto fail;
+  }
+  /* Only the JavaScript thread reads or clears it (write_complete runs there). */
   if (hash != NULL) hash->busy = 1;
-  CHECK(napi_queue_async_work(env, job->work));
   return promise;
+
+fail:
+  if (job->deferred != NULL) {
+    napi_value error;
+    napi_value msg;
+    napi_create_string_utf8(env, "writeHashed: could not queue the write", NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, NULL, msg, &error);
+    napi_reject_deferred(env, job->deferred, error);
+  }
+  if (job->buffers != NULL) napi_delete_reference(env, job->buffers);
+  if (job->hash_ref != NULL) napi_delete_reference(env, job->hash_ref);
+  free(iov);
+  free(job);
+  napi_throw_error(env, NULL, "writeHashed: could not queue the write");
+  return NULL;
+}
+
+/* ---- advisory locks: tryLock(fd) → boolean, unlock(fd) ---- */
+
+static int fd_arg(napi_env env, napi_callback_info info, const char *usage) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t fd;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
+    napi_throw_type_error(env, NULL, usage);
+    return -1;
+  }
+  return fd;
+}
+
+/*
+ * An exclusive flock on the file, without waiting: false when another open
+ * file description (another thread's or process's open of the same file)
+ * holds it.
+ */
+static napi_value try_lock(napi_env env, napi_callback_info info) {
+  int fd = fd_arg(env, info, "tryLock(fd): fd must be a descriptor number");
+  if (fd < 0) return NULL;
+  int rc;
+  do rc = flock(fd, LOCK_EX | LOCK_NB);
+  while (rc < 0 && errno == EINTR);
+  if (rc < 0 && errno != EWOULDBLOCK) return throw_errno(env, "flock", errno);
+  napi_value result;
+  CHECK(napi_get_boolean(env, rc == 0, &result));
+  return result;
+}
+
+static napi_value unlock(napi_env env, napi_callback_info info) {
+  int fd = fd_arg(env, info, "unlock(fd): fd must be a descriptor number");
+  if (fd < 0) return NULL;
+  if (flock(fd, LOCK_UN) < 0) return throw_errno(env, "flock", errno);
+  return NULL;
 }
 
 NAPI_MODULE_INIT() {
@@ -287,6 +352,8 @@ NAPI_MODULE_INIT() {
       {"sha256Update", sha256_update},
       {"sha256Digest", sha256_digest},
       {"writeHashed", write_hashed},
+      {"tryLock", try_lock},
+      {"unlock", unlock},
   };
   for (size_t i = 0; i < sizeof functions / sizeof functions[0]; i++) {
     napi_value fn;

@@ -21,9 +21,13 @@ export interface Native {
   /**
    * On libuv's thread pool: feeds the buffers to `state` (unless null) and
    * writes them all at `position` (short writes are continued). 1 to 1024
-   * buffers. Rejects with an Error carrying `code` (EIO, ENOSPC…).
+   * buffers, which must not be transferred or changed until it settles.
+   * Rejects with an Error carrying `code` (EIO, ENOSPC…).
    */
   writeHashed(fd: number, buffers: Uint8Array[], position: number, state: Sha256State | null): Promise<void>;
+  /** An exclusive flock without waiting: false when another open of the file holds it. */
+  tryLock(fd: number): boolean;
+  unlock(fd: number): void;
 }
 
 // dist/src/native/index.js → <repo>/build/Release

@@ -180,10 +180,31 @@ export class Uploads {
     this.running.set(id, r);
   }
 
-  /** Serialises work on one upload within this process. */
+  /**
+   * Serialises work on one upload: queued within this thread, and held
+   * against other threads, processes and replicas by the store's lock, so
+   * the bytes hashed are the bytes committed.
+   */
   private async exclusive<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    if (!UPLOAD_ID_RE.test(id)) throw unknownUpload(id);
+    const locked = async (): Promise<T> => {
+      let release: (() => void) | null;
+      try {
+        release = await this.store.lockUpload(id);
+      } catch (err) {
+        if (err instanceof UploadNotFoundError) throw unknownUpload(id);
+        throw err;
+      }
+      // OCI dist-spec: chunks are sent one after another; a second request writing at once is refused.
+      if (!release) throw new RegistryError('BLOB_UPLOAD_INVALID', 'another request is writing to this upload; send the next chunk when it has finished', { uuid: id }, { status: 409 });
+      try {
+        return await fn();
+      } finally {
+        release();
+      }
+    };
     const previous = this.locks.get(id) ?? Promise.resolve();
-    const next = previous.catch(() => {}).then(fn);
+    const next = previous.catch(() => {}).then(locked);
     this.locks.set(id, next);
     try {
       return await next;

@@ -87,11 +87,20 @@ export interface BlobStore {
   /**
    * Writes `chunks` at `offset`, which must equal the current size (bytes past
    * it, left by a crashed writer, are overwritten). Resolves to the new size.
+   * Rejects with UploadNotFoundError once the upload has been committed: its
+   * bytes may already be a blob's.
    * `durable`: the bytes are on disk when it resolves (for the last chunk of
    * an upload, so the commit need not flush them again). `hash`: fed with
    * the chunks in order (if the append fails, its state is undefined).
    */
   appendUpload(id: string, offset: number, chunks: AsyncIterable<Uint8Array>, opts?: AppendOptions): Promise<number>;
+  /**
+   * Holds an upload against every other writer (another thread, process or
+   * replica) until the returned release is called; null when another holds
+   * it. Appends and the commit run under it, so the bytes that were hashed
+   * are the bytes that are committed. Rejects with UploadNotFoundError.
+   */
+  lockUpload(id: string): Promise<(() => void) | null>;
   /** Streams what an upload holds (used to re-hash an upload resumed elsewhere). */
   readUpload(id: string): Promise<Readable>;
   /**

@@ -45,6 +45,26 @@ const errorCode = (err: unknown) => (err as NodeJS.ErrnoException)?.code;
 const fsyncAsync = promisify(fsync);
 const fdatasyncAsync = promisify(fdatasync);
 
+/**
+ * An upload's failed fsync is kept, and the file is emptied: on Linux a
+ * later fsync of it, through any descriptor and from any thread, may not
+ * report the lost writeback again, but a digest check of the emptied file
+ * fails, so the bytes can never be committed.
+ */
+async function recordFailure(sync: UploadSync, fd: number, fsyncing: Promise<void>): Promise<void> {
+  try {
+    await fsyncing;
+  } catch (err) {
+    sync.failed ??= err;
+    try {
+      ftruncateSync(fd, 0);
+    } catch {
+      // the failure is still kept in sync.failed
+    }
+    throw err;
+  }
+}
+
 /** Gathered before one write. */
 const WRITE_BATCH_BYTES = 1024 * 1024;
 /** An iovec count comfortably below IOV_MAX, whatever the chunk sizes. */
@@ -62,10 +82,13 @@ interface UploadSync {
   unflushed: number;
   /** A background flush in flight (never rejects: a failure is kept in `failed`). */
   flushing: Promise<void> | null;
-  /** A background flush failed: the upload's bytes cannot be trusted to be on disk. */
+  /**
+   * A flush failed: the upload's bytes cannot be trusted to be on disk (and
+   * on Linux a later fsync through another descriptor may not say so).
+   */
   failed: unknown;
-  /** Every byte was fsynced at the end of the last append. */
-  durable: boolean;
+  /** The upload's size when every byte of it was last fsynced, if it was. */
+  durableSize: number | null;
 }
 
 /**
@@ -99,8 +122,8 @@ class UploadWriter {
     if (this.sync && this.atEnd) {
       await this.sync.flushing;
       if (this.sync.failed) throw this.sync.failed;
-      await fdatasyncAsync(this.fd);
-      this.sync.durable = true;
+      await recordFailure(this.sync, this.fd, fdatasyncAsync(this.fd));
+      this.sync.durableSize = this.position;
     }
   }
 
@@ -131,15 +154,11 @@ class UploadWriter {
     sync.unflushed += bytes;
     if (sync.unflushed < SYNC_EVERY_BYTES || sync.flushing) return;
     sync.unflushed = 0;
-    const flushing: Promise<void> = fdatasyncAsync(this.fd).then(
-      () => {
+    const flushing: Promise<void> = recordFailure(sync, this.fd, fdatasyncAsync(this.fd))
+      .catch(() => {}) // kept in sync.failed
+      .finally(() => {
         if (sync.flushing === flushing) sync.flushing = null;
-      },
-      (err: unknown) => {
-        sync.failed = err;
-        if (sync.flushing === flushing) sync.flushing = null;
-      },
-    );
+      });
     sync.flushing = flushing;
   }
 }
@@ -286,11 +305,13 @@ export class FilesystemBlobStore implements BlobStore {
     // size on disk is what a client resumes from.
     const durable = this.fsync && opts.durable === true;
     const sync = this.fsync ? this.syncState(id) : null;
-    if (sync) sync.durable = false;
     const writer = new UploadWriter(fd, offset, sync, durable, opts.hash ?? null);
     try {
+      const file = fstatSync(fd);
+      // Committed: the file is also a blob now (hard-linked), and must not change.
+      if (file.nlink > 1) throw new UploadNotFoundError(id);
       // A crashed writer may have left bytes past `offset`; they are replaced.
-      if (fstatSync(fd).size > offset) ftruncateSync(fd, offset);
+      if (file.size > offset) ftruncateSync(fd, offset);
       for await (const chunk of chunks) await writer.add(chunk);
       await writer.finish();
     } catch (err) {
@@ -306,12 +327,30 @@ export class FilesystemBlobStore implements BlobStore {
     return writer.position;
   }
 
+  async lockUpload(id: string): Promise<(() => void) | null> {
+    let fd: number;
+    try {
+      fd = openSync(this.uploadPath(id), 'r');
+    } catch (err) {
+      if (isNotFound(err)) throw new UploadNotFoundError(id);
+      throw err;
+    }
+    let locked = false;
+    try {
+      locked = native().tryLock(fd);
+    } finally {
+      if (!locked) closeSync(fd);
+    }
+    // Closing the descriptor releases the lock.
+    return locked ? () => closeSync(fd) : null;
+  }
+
   private syncState(id: string): UploadSync {
     let sync = this.syncs.get(id);
     if (!sync) {
       // Forgetting an abandoned upload's state costs only an fsync at its commit.
       if (this.syncs.size >= 10_000) this.syncs.delete(this.syncs.keys().next().value!);
-      sync = { unflushed: 0, flushing: null, failed: undefined, durable: false };
+      sync = { unflushed: 0, flushing: null, failed: undefined, durableSize: null };
       this.syncs.set(id, sync);
     }
     return sync;
@@ -332,17 +371,15 @@ export class FilesystemBlobStore implements BlobStore {
     const source = this.uploadPath(id);
     const target = this.blobPath(digest);
     const sync = this.syncs.get(id);
+    await sync?.flushing;
     if (sync?.failed) throw sync.failed;
-    if (this.fsync && !sync?.durable) {
-      let fd: number;
+    const size = statSync(source, { throwIfNoEntry: false })?.size;
+    if (size === undefined) throw new UploadNotFoundError(id);
+    // The fsync is skipped only when this thread's last append fsynced every byte there is.
+    if (this.fsync && sync?.durableSize !== size) {
+      const fd = openSync(source, 'r+');
       try {
-        fd = openSync(source, 'r');
-      } catch (err) {
-        if (isNotFound(err)) throw new UploadNotFoundError(id);
-        throw err;
-      }
-      try {
-        await fsyncAsync(fd);
+        await recordFailure(this.syncState(id), fd, fsyncAsync(fd));
       } finally {
         closeSync(fd);
       }

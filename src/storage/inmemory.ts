@@ -16,7 +16,7 @@ export class InMemoryBlobStore implements BlobStore {
   readonly kind = 'inmemory';
   private readonly blobs = new Map<string, Buffer>();
   private readonly written = new Map<string, Date>();
-  private readonly uploads = new Map<string, { data: Buffer; modified: Date }>();
+  private readonly uploads = new Map<string, { data: Buffer; modified: Date; committed?: boolean }>();
 
   async stat(digest: string): Promise<BlobInfo | null> {
     assertDigestKey(digest);
@@ -58,10 +58,20 @@ export class InMemoryBlobStore implements BlobStore {
     return this.uploads.get(id)?.data.byteLength ?? null;
   }
 
+  private readonly lockedUploads = new Set<string>();
+
+  async lockUpload(id: string): Promise<(() => void) | null> {
+    assertUploadId(id);
+    if (!this.uploads.has(id)) throw new UploadNotFoundError(id);
+    if (this.lockedUploads.has(id)) return null;
+    this.lockedUploads.add(id);
+    return () => this.lockedUploads.delete(id);
+  }
+
   async appendUpload(id: string, offset: number, chunks: AsyncIterable<Uint8Array>, opts: AppendOptions = {}): Promise<number> {
     assertUploadId(id);
     const upload = this.uploads.get(id);
-    if (!upload) throw new UploadNotFoundError(id);
+    if (!upload || upload.committed) throw new UploadNotFoundError(id);
     const parts: Buffer[] = [upload.data.subarray(0, offset)];
     for await (const chunk of chunks) {
       opts.hash?.update(chunk);
@@ -86,6 +96,7 @@ export class InMemoryBlobStore implements BlobStore {
     if (!upload) throw new UploadNotFoundError(id);
     this.blobs.set(digest, upload.data);
     this.written.set(digest, new Date());
+    upload.committed = true;
   }
 
   async deleteUpload(id: string): Promise<void> {

@@ -156,6 +156,33 @@ export function runDriverSuite(name: string, makeDriver: () => Promise<DriverFix
       await fx.store.deleteUpload(id);
     });
 
+    it('refuses appends to a committed upload, whose bytes are a blob now', async () => {
+      const data = randomBytes(5000);
+      const id = uploadId();
+      await fx.store.createUpload(id);
+      await fx.store.appendUpload(id, 0, chunksOf(data, 1000));
+      await fx.store.commitUpload(id, sha256(data));
+      await assert.rejects(fx.store.appendUpload(id, 5000, chunksOf(Buffer.from('junk'), 4)), UploadNotFoundError);
+      await assert.rejects(fx.store.appendUpload(id, 0, chunksOf(Buffer.from('junk'), 4)), UploadNotFoundError);
+      assert.deepEqual(await collect(await fx.store.get(sha256(data))), data, 'the blob is unchanged');
+      await fx.store.deleteUpload(id);
+      assert.deepEqual(await collect(await fx.store.get(sha256(data))), data);
+    });
+
+    it('locks an upload against a second holder until released', async () => {
+      const id = uploadId();
+      await fx.store.createUpload(id);
+      const release = await fx.store.lockUpload(id);
+      assert.ok(release, 'the first lock is granted');
+      assert.equal(await fx.store.lockUpload(id), null, 'a second is refused while the first is held');
+      release();
+      const again = await fx.store.lockUpload(id);
+      assert.ok(again, 'granted again once released');
+      again();
+      await fx.store.deleteUpload(id);
+      await assert.rejects(fx.store.lockUpload(id), UploadNotFoundError);
+    });
+
     it('an append at an earlier offset replaces what lay beyond it', async () => {
       const id = uploadId();
       await fx.store.createUpload(id);

@@ -93,6 +93,39 @@ describe('several serving threads', () => {
     assert.equal(sha256(pulled.body), sha256(data));
   });
 
+  it('lets only one of two simultaneous chunks for one upload in, whatever thread each reaches', async () => {
+    const start = await request(`${berth.url}/v2/race/blob/blobs/uploads/`, 'POST');
+    assert.equal(start.status, 202);
+    const location = start.headers.location!;
+    const one = randomBytes(8 * 1024 * 1024);
+    const two = randomBytes(8 * 1024 * 1024);
+    // Fresh connections are dealt in turn, so the two PATCHes reach both threads.
+    const results = await Promise.all(
+      [one, two].map((body) => request(location, 'PATCH', body, { 'Content-Range': `0-${body.byteLength - 1}` })),
+    );
+    const statuses = results.map((r) => r.status).sort();
+    assert.equal(statuses[0], 202, `one chunk is taken: ${statuses.join(', ')}`);
+    // The other is refused: 409 while the first holds the upload, 416 if it arrives after.
+    assert.ok(statuses[1] === 409 || statuses[1] === 416, `the other is refused: ${statuses.join(', ')}`);
+    const won = results[0]!.status === 202 ? one : two;
+    const lost = won === one ? two : one;
+    const wrong = await request(`${results.find((r) => r.status === 202)!.headers.location}?digest=${sha256(lost)}`, 'PUT');
+    assert.equal(wrong.status, 400, 'the refused chunk is not in the upload');
+  });
+
+  it('commits exactly the chunk that was taken', async () => {
+    const start = await request(`${berth.url}/v2/race/blob2/blobs/uploads/`, 'POST');
+    const location = start.headers.location!;
+    const one = randomBytes(8 * 1024 * 1024);
+    const two = randomBytes(8 * 1024 * 1024);
+    const results = await Promise.all([one, two].map((body) => request(location, 'PATCH', body, { 'Content-Range': `0-${body.byteLength - 1}` })));
+    const taken = results[0]!.status === 202 ? one : two;
+    const done = await request(`${location}?digest=${sha256(taken)}`, 'PUT');
+    assert.equal(done.status, 201, done.body.toString());
+    const pulled = await request(`${berth.url}/v2/race/blob2/blobs/${sha256(taken)}`, 'GET');
+    assert.equal(sha256(pulled.body), sha256(taken));
+  });
+
   it('aggregates the workers’ metrics in the main thread', async () => {
     const metrics = await request(`http://127.0.0.1:${debugPort}/metrics`, 'GET');
     assert.equal(metrics.status, 200);
