@@ -7,7 +7,7 @@
 // measured alternately (Berth, reference, Berth, reference…) for every
 // measurement of every round. The machine is shared and noisy: trust the
 // ratios and the server CPU per operation, not the absolute times.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, copyFileSync, fdatasyncSync, mkdirSync, mkdtempSync, openSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import os from 'node:os';
@@ -37,6 +37,7 @@ const { values: opt } = parseArgs({
     page: { type: 'string' },
     only: { type: 'string' },
     loadgen: { type: 'string' },
+    'pull-client': { type: 'string' },
     'cpu-prof': { type: 'boolean', default: false },
     'no-build': { type: 'boolean', default: false },
     commit: { type: 'string' },
@@ -61,6 +62,7 @@ if (opt.help) {
   --page N            page size n for _catalog and tags/list (default 1000)
   --only LIST         phases to run, comma-separated: push,pull,small,blobs,list
   --loadgen node|wrk  small-request load generator: node:net (default) or wrk for the GETs (installed when missing)
+  --pull-client curl|node  what downloads the pulled blob: curl (default, installed when missing) or node:http
   --commit REV        benchmark Berth as committed at REV (built in a temp dir), not the work tree
   --berth-env K=V     extra environment for Berth, e.g. REGISTRY_BERTH_WORKERS=1 (repeatable)
   --no-build          measure dist/ as it is (default: npx tsc first when src/ is newer)
@@ -152,6 +154,20 @@ const referenceBin = ensureDebianTool('docker-registry', 'docker-registry', { re
 // HEAD response's Content-Length announces), so HEADs always use node.
 const wrkBin = opt.loadgen === 'wrk' ? ensureDebianTool('wrk', 'wrk', { required: true }) : undefined;
 const loadgen = wrkBin ? 'wrk for GET, node:net for HEAD' : 'node:net';
+// Pulls are downloaded by curl by default: one node:http client tops out near
+// 1 GB/s on this kind of machine, below both servers, so it measured itself.
+const curlBin = (opt['pull-client'] ?? 'curl') === 'curl' ? ensureDebianTool('curl', 'curl', { required: true }) : undefined;
+const pullClient = curlBin ? 'curl' : 'node:http';
+
+/** Downloads a blob and discards it; resolves to the number of bytes. */
+function pullBlob(reg, repo, digest) {
+  if (!curlBin) return reg.pullBlob(repo, digest);
+  return new Promise((resolve, reject) => {
+    execFile(curlBin, ['-sS', '--fail', '-o', '/dev/null', '-w', '%{size_download}', reg.url(`/v2/${repo}/blobs/${digest}`).href], (err, stdout) =>
+      err ? reject(new Error(`curl GET blob ${repo}: ${err.message}`)) : resolve(Number(stdout)),
+    );
+  });
+}
 const wrkThreads = Math.max(1, Math.floor(os.cpus().length / 2));
 
 const profDir = path.join(here, 'results', 'profiles');
@@ -329,7 +345,7 @@ for (let round = 1; round <= cfg.rounds; round++) {
     if (cfg.phases.has('pull')) {
       await both(async (which, out) => {
         const m = await measure(which, 'pull', async (reg) => {
-          const bytes = await reg.pullBlob(repo, mono.digest);
+          const bytes = await pullBlob(reg, repo, mono.digest);
           if (bytes !== cfg.blobBytes) throw new Error(`${which}: pulled ${bytes} bytes, expected ${cfg.blobBytes}`);
         }, 'one stream');
         out['pull.single.mbps'] = cfg.blobBytes / 1e6 / m.seconds;
@@ -337,7 +353,7 @@ for (let round = 1; round <= cfg.rounds; round++) {
       });
       await both(async (which, out) => {
         const m = await measure(which, 'pull', async (reg) => {
-          const sizes = await Promise.all(Array.from({ length: cfg.pullStreams }, () => reg.pullBlob(repo, mono.digest)));
+          const sizes = await Promise.all(Array.from({ length: cfg.pullStreams }, () => pullBlob(reg, repo, mono.digest)));
           if (sizes.some((s) => s !== cfg.blobBytes)) throw new Error(`${which}: a parallel pull came back short`);
         }, 'parallel streams');
         out['pull.parallel.mbps'] = (cfg.pullStreams * cfg.blobBytes) / 1e6 / m.seconds;
@@ -487,7 +503,7 @@ if (cfg.phases.has('push') || cfg.phases.has('pull')) {
 }
 if (cfg.phases.has('pull')) {
   sections.push({
-    section: '2. pull it',
+    section: `2. pull it (${pullClient})`,
     metrics: [
       M('pull.single.mbps', 'one stream', 'MB/s', 'higher'),
       M('pull.single.cpuPerGiB', 'one stream: server CPU', 'CPU-s/GiB', 'lower'),
@@ -612,7 +628,7 @@ const result = {
   reference: { version: referenceVersion },
   machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memMiB: Math.round(os.totalmem() / MiB), before, during },
   warnings,
-  config: { ...cfg, phases: [...cfg.phases], loadgen, wrkThreads: wrkBin ? wrkThreads : undefined },
+  config: { ...cfg, phases: [...cfg.phases], loadgen, pullClient, wrkThreads: wrkBin ? wrkThreads : undefined },
   summary,
   rounds,
   seed: seedResults,
