@@ -2,6 +2,7 @@
  * The composition root: turns a Config into stores, the registry domain and
  * an HTTP server. The CLI and the tests both start Berth through here.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
@@ -12,7 +13,7 @@ export { createLogger } from './logging.js';
 import { HtpasswdAuthenticator, HtpasswdFile, type Authenticator } from './auth/index.js';
 import { parseAddr, type Config } from './config/index.js';
 import { newInstanceId, noEvents, NotificationQueue, type EventSink } from './events/index.js';
-import { GarbageCollector, scheduleCollection, schedulePurging } from './gc/index.js';
+import { countUploads, GarbageCollector, scheduleCollection, schedulePurging } from './gc/index.js';
 import { createApiRoutes } from './http/api/index.js';
 import { fileCheck, HealthChecks, httpCheck, tcpCheck } from './health/index.js';
 import { createDebugHandler } from './http/debug.js';
@@ -45,9 +46,15 @@ export async function createApp(config: Config, log: Logger = createLogger(confi
     sqlitePath = path.join(root, 'berth.db');
   }
   const meta = await MetadataStore.open({ url: config.berth.database.url, sqlitePath });
+  // http.secret signs upload ids, as it signs distribution's upload state;
+  // without it, a random key kept in the database is shared by every replica.
+  const uploadSecret = config.http.secret
+    ? Buffer.from(config.http.secret, 'utf8')
+    : Buffer.from(await meta.setting('upload_secret', () => randomBytes(32).toString('hex')), 'hex');
   const registry = new Registry(meta, store, {
     deleteEnabled: config.storage.delete.enabled,
     readOnly: config.storage.maintenance.readonly.enabled,
+    uploadSecret,
   });
   const gc = new GarbageCollector(meta, store, log, () => registry.events);
   return {
@@ -134,7 +141,7 @@ export async function startServer(config: Config, log?: Logger, opts: ServeOptio
   const app = await createApp(config, log);
   const auth = createAuthenticator(config, app.log);
   const health = createHealthChecks(app);
-  const metrics = config.http.debug.prometheus.enabled ? createMetrics({ uploadsInProgress: () => app.meta.countUploads() }) : undefined;
+  const metrics = config.http.debug.prometheus.enabled ? createMetrics({ uploadsInProgress: () => countUploads(app.store) }) : undefined;
   if (metrics) app.gc.onCollected = (summary) => metrics.gcCollected(summary);
   const tls = config.http.tls.certificate && config.http.tls.key ? { ...config.http.tls, certificate: config.http.tls.certificate, key: config.http.tls.key } : undefined;
   // Notifications: a persisted queue only when an endpoint is enabled, so requests do no event work otherwise.
@@ -216,7 +223,7 @@ function startScheduledJobs(app: App): () => void {
   const writable = !config.storage.maintenance.readonly.enabled;
   const purging = config.storage.maintenance.uploadpurging;
   const stopPurging =
-    purging.enabled && writable ? schedulePurging(app.meta, app.store, { ageMs: purging.age, intervalMs: purging.interval, dryRun: purging.dryrun }, app.log) : () => {};
+    purging.enabled && writable ? schedulePurging(app.store, { ageMs: purging.age, intervalMs: purging.interval, dryRun: purging.dryrun }, app.log) : () => {};
   const gc = config.berth.gc;
   const stopCollecting =
     gc.enabled && config.storage.delete.enabled && writable && gc.interval > 0

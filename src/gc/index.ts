@@ -1,4 +1,4 @@
-export { purgeUploads, schedulePurging } from './purge.js';
+export { countUploads, purgeUploads, schedulePurging } from './purge.js';
 export type { PurgeResult } from './purge.js';
 export { GarbageCollector, scheduleCollection } from './collector.js';
 export type { CollectOptions, CollectSummary } from './collector.js';

@@ -54,11 +54,10 @@ export interface TagsTable {
   updated_at: number;
 }
 
-export interface UploadsTable {
-  id: string;
-  repository_id: number;
-  created_at: number;
-  updated_at: number;
+/** Values the registry keeps for itself (the key that signs upload ids). */
+export interface SettingsTable {
+  name: string;
+  value: string;
 }
 
 /** One row per event still to be delivered to one endpoint, in id order. */
@@ -88,7 +87,7 @@ export interface Database {
   manifests: ManifestsTable;
   manifest_references: ManifestReferencesTable;
   tags: TagsTable;
-  uploads: UploadsTable;
+  settings: SettingsTable;
   notification_queue: NotificationQueueTable;
   notification_endpoints: NotificationEndpointsTable;
 }

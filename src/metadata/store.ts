@@ -695,7 +695,6 @@ export class MetadataStore {
       await trx.deleteFrom('manifest_references').where('repository_id', '=', repositoryId).execute();
       await trx.deleteFrom('manifests').where('repository_id', '=', repositoryId).execute();
       await trx.deleteFrom('repository_blobs').where('repository_id', '=', repositoryId).execute();
-      await trx.deleteFrom('uploads').where('repository_id', '=', repositoryId).execute();
       await trx.deleteFrom('repositories').where('id', '=', repositoryId).execute();
       return {
         manifests: manifests.map((m) => ({ digest: m.digest, mediaType: m.media_type, size: Number(m.size) })),
@@ -731,37 +730,13 @@ export class MetadataStore {
     };
   }
 
-  // ---- upload sessions -------------------------------------------------------
+  // ---- settings --------------------------------------------------------------
 
-  async createUpload(id: string, repository: string): Promise<void> {
-    const repositoryId = await this.ensureRepository(repository);
-    const t = now();
-    await this.db.insertInto('uploads').values({ id, repository_id: repositoryId, created_at: t, updated_at: t }).execute();
-  }
-
-  async upload(id: string): Promise<{ repository: string; createdAt: number; updatedAt: number } | null> {
-    const [row] = await this.hot('upload', [id], (i) =>
-      this.db.selectFrom('uploads as u').innerJoin('repositories as r', 'r.id', 'u.repository_id').select(['r.name', 'u.created_at', 'u.updated_at']).where('u.id', '=', i),
-    );
-    return row ? { repository: row.name, createdAt: Number(row.created_at), updatedAt: Number(row.updated_at) } : null;
-  }
-
-  async touchUpload(id: string): Promise<void> {
-    await this.db.updateTable('uploads').set({ updated_at: now() }).where('id', '=', id).execute();
-  }
-
-  async deleteUpload(id: string, db: Db = this.db): Promise<void> {
-    await db.deleteFrom('uploads').where('id', '=', id).execute();
-  }
-
-  /** Upload sessions untouched since `before` (ms), for purging. */
-  async staleUploads(before: number): Promise<string[]> {
-    return (await this.db.selectFrom('uploads').select('id').where('updated_at', '<', before).execute()).map((r) => r.id);
-  }
-
-  async countUploads(): Promise<number> {
-    const row = await this.db.selectFrom('uploads').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
-    return Number(row.n);
+  /** The value of setting `name`, set to `initial()` by whichever thread or replica asks first. */
+  async setting(name: string, initial: () => string): Promise<string> {
+    await this.db.insertInto('settings').values({ name, value: initial() }).onConflict((oc) => oc.column('name').doNothing()).execute();
+    const row = await this.db.selectFrom('settings').select('value').where('name', '=', name).executeTakeFirstOrThrow();
+    return row.value;
   }
 
   /** Runs a trivial query; used by health checks. */

@@ -135,17 +135,10 @@ export function runMetadataSuite(name: string, open: () => Promise<{ store: Meta
       assert.deepEqual(await store.referrers('ref/a', d('nothing')), []);
     });
 
-    it('keeps upload sessions', async () => {
-      const id = randomUUID();
-      await store.createUpload(id, 'up/a');
-      const u = await store.upload(id);
-      assert.equal(u?.repository, 'up/a');
-      assert.ok(u!.createdAt > 0);
-      await store.touchUpload(id);
-      assert.deepEqual(await store.staleUploads(0), []);
-      assert.ok((await store.staleUploads(Date.now() + 1000)).includes(id));
-      await store.deleteUpload(id);
-      assert.equal(await store.upload(id), null);
+    it('keeps settings: the first value set stays', async () => {
+      const name = `setting-${randomUUID()}`;
+      assert.equal(await store.setting(name, () => 'first'), 'first');
+      assert.equal(await store.setting(name, () => 'second'), 'first', 'a later initial value does not replace it');
     });
 
     it('serialises concurrent tag updates without losing the repository', async () => {

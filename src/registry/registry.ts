@@ -22,6 +22,8 @@ export interface RegistryOptions {
   readOnly?: boolean;
   /** Bytes of manifest content cached in memory. */
   manifestCacheBytes?: number;
+  /** The key that signs upload ids: the same for every thread and replica. */
+  uploadSecret: Uint8Array;
 }
 
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
@@ -55,7 +57,7 @@ export class Registry {
     readonly store: BlobStore,
     readonly options: RegistryOptions,
   ) {
-    this.uploads = new Uploads(meta, store);
+    this.uploads = new Uploads(meta, store, options.uploadSecret);
     this.manifestCache = new ByteLimitedCache(options.manifestCacheBytes ?? 64 * 1024 * 1024);
   }
 

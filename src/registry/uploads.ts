@@ -1,7 +1,10 @@
 /**
- * Blob upload sessions (OCI dist-spec "Pushing blobs"). Session records live
- * in the metadata database and bytes in the blob store, so a session
- * survives a restart and can be continued by any replica.
+ * Blob upload sessions (OCI dist-spec "Pushing blobs"). A session is its
+ * upload in the blob store, and its id is signed: 16 random bytes and an
+ * HMAC binding them to the repository (as distribution signs its `_state`).
+ * So a session survives a restart, can be continued by any thread or
+ * replica, belongs to the repository it was started in, and costs the
+ * database nothing until the blob is claimed.
  *
  * Hashing is done while the bytes stream in: the store feeds the running
  * sha256 as it writes (on the thread pool, for the filesystem). The running
@@ -9,7 +12,7 @@
  * unbroken; when it is not (restart, another thread or replica, sha512
  * requested), the upload is re-read once at commit time.
  */
-import { randomUUID } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { BlobStore } from '../storage/index.js';
 import { UploadHash, UploadNotFoundError } from '../storage/index.js';
 import type { MetadataStore } from '../metadata/index.js';
@@ -36,30 +39,44 @@ interface RunningHash {
 }
 
 const MAX_RUNNING_HASHES = 10_000;
-const UPLOAD_ID_RE = /^[A-Za-z0-9_-]{8,128}$/;
+/** base64url of 16 random bytes (22 characters), then of the first 16 bytes of their HMAC (22). */
+const UPLOAD_ID_RE = /^[A-Za-z0-9_-]{44}$/;
 
 export class Uploads {
   private readonly running = new Map<string, RunningHash>();
   private readonly locks = new Map<string, Promise<unknown>>();
 
+  /** `secret`: the key that signs upload ids, the same for every thread and replica. */
   constructor(
     private readonly meta: MetadataStore,
     private readonly store: BlobStore,
+    private readonly secret: Uint8Array,
   ) {}
 
   async start(repository: string): Promise<UploadState> {
-    const id = randomUUID();
+    const nonce = randomBytes(16);
+    const id = nonce.toString('base64url') + this.sign(repository, nonce);
     await this.store.createUpload(id);
-    await this.meta.createUpload(id, repository);
     this.remember(id, { hash: new UploadHash(), offset: 0 });
     return { id, repository, size: 0 };
   }
 
+  private sign(repository: string, nonce: Uint8Array): string {
+    return createHmac('sha256', this.secret).update(repository).update('\0').update(nonce).digest().subarray(0, 16).toString('base64url');
+  }
+
+  /** Whether `id` was started in `repository` (by any thread or replica sharing the key). */
+  private owns(repository: string, id: string): boolean {
+    if (!UPLOAD_ID_RE.test(id)) return false;
+    const nonce = Buffer.from(id.slice(0, 22), 'base64url');
+    const expected = Buffer.from(this.sign(repository, nonce));
+    const given = Buffer.from(id.slice(22));
+    return nonce.byteLength === 16 && expected.byteLength === given.byteLength && timingSafeEqual(expected, given);
+  }
+
   async status(repository: string, id: string): Promise<UploadState> {
-    if (!UPLOAD_ID_RE.test(id)) throw unknownUpload(id);
-    const session = await this.meta.upload(id);
     // An upload belongs to the repository it was started in.
-    if (!session || session.repository !== repository) throw unknownUpload(id);
+    if (!this.owns(repository, id)) throw unknownUpload(id);
     const size = await this.store.uploadSize(id);
     if (size === null) throw unknownUpload(id);
     return { id, repository, size };
@@ -67,12 +84,8 @@ export class Uploads {
 
   /** Appends a chunk (PATCH). A range that does not start at the current size is refused with 416. */
   async append(repository: string, id: string, body: AsyncIterable<Uint8Array>, range?: ChunkRange, length?: number): Promise<UploadState> {
-    return this.exclusive(id, async () => {
-      const state = await this.appendLocked(await this.status(repository, id), body, range, length, false);
-      // Marks the session active for upload purging; a final chunk (PUT) ends the session instead.
-      await this.meta.touchUpload(id);
-      return state;
-    });
+    // The append moves the upload's modification time: upload purging sees it active.
+    return this.exclusive(id, async () => this.appendLocked(await this.status(repository, id), body, range, length, false));
   }
 
   /** `last`: the final chunk, written durably since the commit follows. */
@@ -140,7 +153,6 @@ export class Uploads {
       await this.meta.claimBlob(digest, state.size, async (trx) => {
         if (!(await this.store.exists(digest))) await this.store.commitUpload(id, digest);
         await this.meta.linkInTransaction(trx, repository, digest);
-        await this.meta.deleteUpload(id, trx);
       });
       await this.store.deleteUpload(id);
       return { digest, size: state.size };
@@ -169,7 +181,6 @@ export class Uploads {
   private async discard(id: string): Promise<void> {
     this.running.delete(id);
     await this.store.deleteUpload(id);
-    await this.meta.deleteUpload(id);
   }
 
   private remember(id: string, r: RunningHash): void {

@@ -668,36 +668,32 @@ describe('storage.maintenance.uploadpurging', () => {
     }
   });
 
-  it('purgeUploads: stale sessions and old orphan files go, fresh ones stay, dryRun counts without removing', async () => {
+  it('purgeUploads: uploads untouched for longer than the age go, fresher ones stay, dryRun counts without removing', async () => {
     const root = await mkdtemp(path.join(work, 'purge-unit-'));
     const { config } = parseConfig('', { REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: root });
     const app = await createApp(config);
     try {
-      const state = await app.registry.uploads.start('unit/app');
-      const oldOrphan = randomUUID();
-      const freshOrphan = randomUUID();
-      await writeFile(path.join(root, 'uploads', oldOrphan), 'left by a crash');
-      await writeFile(path.join(root, 'uploads', freshOrphan), 'being created right now');
+      const fresh = await app.registry.uploads.start('unit/app');
+      const old = await app.registry.uploads.start('unit/app');
+      const leftover = randomUUID(); // a file no session was ever issued for (an older version's, say)
+      await writeFile(path.join(root, 'uploads', leftover), 'left by a crash');
       const anHourAgo = new Date(Date.now() - 3_600_000);
-      await utimes(path.join(root, 'uploads', oldOrphan), anHourAgo, anHourAgo);
+      await utimes(path.join(root, 'uploads', old.id), anHourAgo, anHourAgo);
+      await utimes(path.join(root, 'uploads', leftover), anHourAgo, anHourAgo);
 
-      // age 1 minute: the session is fresh; only the hour-old orphan qualifies.
-      assert.deepEqual(await purgeUploads(app.meta, app.store, 60_000, true), { sessions: 0, orphanFiles: 1, dryRun: true });
-      await access(path.join(root, 'uploads', oldOrphan));
-      assert.deepEqual(await purgeUploads(app.meta, app.store, 60_000, false), { sessions: 0, orphanFiles: 1, dryRun: false });
-      await assert.rejects(access(path.join(root, 'uploads', oldOrphan)), /ENOENT/);
-      await access(path.join(root, 'uploads', freshOrphan));
-      assert.ok(await app.meta.upload(state.id));
+      // age 1 minute: only the hour-old files qualify.
+      assert.deepEqual(await purgeUploads(app.store, 60_000, true), { uploads: 2, dryRun: true });
+      await access(path.join(root, 'uploads', old.id));
+      assert.deepEqual(await purgeUploads(app.store, 60_000, false), { uploads: 2, dryRun: false });
+      await assert.rejects(access(path.join(root, 'uploads', old.id)), /ENOENT/);
+      await assert.rejects(access(path.join(root, 'uploads', leftover)), /ENOENT/);
+      await assert.rejects(app.registry.uploads.status('unit/app', old.id), /blob upload unknown/);
+      assert.equal((await app.registry.uploads.status('unit/app', fresh.id)).size, 0, 'the fresh upload stays');
 
       await sleep(30);
-      // age 10 ms: the session is stale now, and so is the fresh orphan.
-      assert.deepEqual(await purgeUploads(app.meta, app.store, 10, true), { sessions: 1, orphanFiles: 1, dryRun: true });
-      assert.ok(await app.meta.upload(state.id), 'dry run keeps the session');
-      await access(path.join(root, 'uploads', state.id));
-      assert.deepEqual(await purgeUploads(app.meta, app.store, 10, false), { sessions: 1, orphanFiles: 1, dryRun: false });
-      assert.equal(await app.meta.upload(state.id), null);
-      await assert.rejects(access(path.join(root, 'uploads', state.id)), /ENOENT/);
-      await assert.rejects(access(path.join(root, 'uploads', freshOrphan)), /ENOENT/);
+      // age 10 ms: the fresh upload is stale now.
+      assert.deepEqual(await purgeUploads(app.store, 10, false), { uploads: 1, dryRun: false });
+      await assert.rejects(access(path.join(root, 'uploads', fresh.id)), /ENOENT/);
     } finally {
       await app.close();
     }

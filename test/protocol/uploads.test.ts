@@ -296,6 +296,21 @@ describe('chunked upload (end-5)', parallel, () => {
     await expectStatus(status, 204);
     assert.equal(status.headers.get('range'), '0-0');
   });
+
+  test('an upload id that was not issued (one character changed, or made up) → 404 BLOB_UPLOAD_UNKNOWN', async () => {
+    const repo = uniqueRepo();
+    const location = await startUpload(b.url, repo);
+    const url = new URL(location);
+    const id = url.pathname.split('/').pop()!;
+    const last = id.at(-1) === 'A' ? 'B' : 'A';
+    for (const forged of [id.slice(0, -1) + last, 'A'.repeat(id.length), `${id.slice(0, 22)}${'A'.repeat(22)}`]) {
+      const other = new URL(location);
+      other.pathname = url.pathname.replace(id, forged);
+      await expectError(await fetch(other), 404, 'BLOB_UPLOAD_UNKNOWN');
+      await expectError(await patch(other.href, randomData(10), '0-9'), 404, 'BLOB_UPLOAD_UNKNOWN');
+    }
+    await expectStatus(await fetch(location), 204);
+  });
 });
 
 describe('completing and failing uploads (end-6)', parallel, () => {
