@@ -2,7 +2,6 @@
  * The composition root: turns a Config into stores, the registry domain and
  * an HTTP server. The CLI and the tests both start Berth through here.
  */
-import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
@@ -46,15 +45,9 @@ export async function createApp(config: Config, log: Logger = createLogger(confi
     sqlitePath = path.join(root, 'berth.db');
   }
   const meta = await MetadataStore.open({ url: config.berth.database.url, sqlitePath });
-  // http.secret signs upload ids, as it signs distribution's upload state;
-  // without it, a random key kept in the database is shared by every replica.
-  const uploadSecret = config.http.secret
-    ? Buffer.from(config.http.secret, 'utf8')
-    : Buffer.from(await meta.setting('upload_secret', () => randomBytes(32).toString('hex')), 'hex');
   const registry = new Registry(meta, store, {
     deleteEnabled: config.storage.delete.enabled,
     readOnly: config.storage.maintenance.readonly.enabled,
-    uploadSecret,
   });
   const gc = new GarbageCollector(meta, store, log, () => registry.events);
   return {
@@ -141,7 +134,7 @@ export async function startServer(config: Config, log?: Logger, opts: ServeOptio
   const app = await createApp(config, log);
   const auth = createAuthenticator(config, app.log);
   const health = createHealthChecks(app);
-  const metrics = config.http.debug.prometheus.enabled ? createMetrics({ uploadsInProgress: () => countUploads(app.store) }) : undefined;
+  const metrics = config.http.debug.prometheus.enabled ? createMetrics({ uploadsInProgress: role === 'worker' ? undefined : () => countUploads(app.store) }) : undefined;
   if (metrics) app.gc.onCollected = (summary) => metrics.gcCollected(summary);
   const tls = config.http.tls.certificate && config.http.tls.key ? { ...config.http.tls, certificate: config.http.tls.certificate, key: config.http.tls.key } : undefined;
   // Notifications: a persisted queue only when an endpoint is enabled, so requests do no event work otherwise.

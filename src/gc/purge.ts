@@ -17,8 +17,19 @@ export async function purgeUploads(store: BlobStore, ageMs: number, dryRun: bool
   let uploads = 0;
   for await (const upload of store.listUploads()) {
     if (upload.modified.getTime() >= cutoff) continue;
-    uploads++;
-    if (!dryRun) await store.deleteUpload(upload.id);
+    if (dryRun) {
+      uploads++;
+      continue;
+    }
+    // One being written to right now holds its lock: it is not abandoned.
+    const release = await store.lockUpload(upload.id).catch(() => null);
+    if (!release) continue;
+    try {
+      await store.deleteUpload(upload.id);
+      uploads++;
+    } finally {
+      release();
+    }
   }
   const result = { uploads, dryRun };
   if (uploads) log?.info(result, dryRun ? 'upload purge (dry run): would remove abandoned uploads' : 'upload purge: removed abandoned uploads');

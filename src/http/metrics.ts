@@ -52,9 +52,9 @@ export function createMetrics(opts: { uploadsInProgress?: () => Promise<number> 
     const count = opts.uploadsInProgress;
     new client.Gauge({
       name: 'berth_uploads_in_progress',
-      help: 'Blob upload sessions started and not yet completed or cancelled',
+      help: 'Blob uploads started and not yet completed, cancelled or purged',
       registers: [registry],
-      // Every worker reads the same database count: a cluster reports it once, not summed.
+      // Counted by the main thread only (the files in the blob store), not summed over threads.
       aggregator: 'max',
       async collect() {
         this.set(await count());

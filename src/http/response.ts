@@ -11,8 +11,28 @@ export class RegistryResponse extends http.ServerResponse {
   requestId = '';
   fixedHeaders: Record<string, string[]> = {};
 
+  /**
+   * Runs before the response ends, and the end waits for it: notification
+   * events are recorded before the client can send its next request, so a
+   * client's operations are queued in the order it made them, whatever
+   * thread serves each.
+   */
+  beforeEnd: (() => Promise<void>) | undefined;
+
   /** The headers writeHead sent. */
   private sent: Record<string, unknown> = {};
+
+  override end(...args: unknown[]): this {
+    const hook = this.beforeEnd;
+    const end = super.end as (...a: unknown[]) => this;
+    if (!hook) return end.apply(this, args);
+    this.beforeEnd = undefined;
+    hook().then(
+      () => end.apply(this, args),
+      () => end.apply(this, args),
+    );
+    return this;
+  }
 
   override writeHead(statusCode: number, ...rest: unknown[]): this {
     const named = typeof rest[0] === 'string';

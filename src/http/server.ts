@@ -84,6 +84,12 @@ export function createRequestHandler(services: EdgeServices, opts: HttpOptions) 
     let error: unknown;
     let identity: Identity = {};
     let aborted = false;
+    let eventsRecorded = false;
+    const recordEvents = async () => {
+      eventsRecorded = true;
+      if (services.events) await emitRequestEvents(services.events, route, ctx, log);
+    };
+    if (services.events) (res as RegistryResponse).beforeEnd = recordEvents;
     try {
       if (fullPath === '/livez' || fullPath === '/readyz') {
         route = fullPath.slice(1);
@@ -144,8 +150,10 @@ export function createRequestHandler(services: EdgeServices, opts: HttpOptions) 
       if (res.writableFinished || res.destroyed) finish();
       else res.once('close', finish);
     }
-    // A client that hangs up after a success was sent (skopeo does, having read a whole blob) still pulled or pushed.
-    if (services.events && (error === undefined || (res.headersSent && isClientAbort(error, req)))) await emitRequestEvents(services.events, route, ctx, log);
+    // Events are recorded as the response ends (RegistryResponse.beforeEnd). A
+    // client that hangs up after a success was sent (skopeo does, having read
+    // a whole blob) ends none, yet still pulled or pushed.
+    if (services.events && !eventsRecorded && (error === undefined || (res.headersSent && isClientAbort(error, req)))) await recordEvents();
   };
 }
 

@@ -114,19 +114,6 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
-    '0003_upload_ids': {
-      // Upload sessions are no longer rows: an upload's id is signed with a
-      // key kept here, and the upload file in the blob store is the session.
-      // eslint-disable-next-line @typescript-eslint/no-explicit-any
-      async up(db: Kysely<any>) {
-        await db.schema
-          .createTable('settings')
-          .addColumn('name', 'text', (c) => c.primaryKey())
-          .addColumn('value', 'text', (c) => c.notNull())
-          .execute();
-        await db.schema.dropTable('uploads').execute();
-      },
-    },
   };
 }
 

@@ -54,11 +54,7 @@ export interface TagsTable {
   updated_at: number;
 }
 
-/** Values the registry keeps for itself (the key that signs upload ids). */
-export interface SettingsTable {
-  name: string;
-  value: string;
-}
+
 
 /** One row per event still to be delivered to one endpoint, in id order. */
 export interface NotificationQueueTable {
@@ -87,7 +83,6 @@ export interface Database {
   manifests: ManifestsTable;
   manifest_references: ManifestReferencesTable;
   tags: TagsTable;
-  settings: SettingsTable;
   notification_queue: NotificationQueueTable;
   notification_endpoints: NotificationEndpointsTable;
 }

@@ -1,6 +1,6 @@
 /**
  * The metadata database: repositories, blob links, manifests and their
- * references, tags and upload sessions. One async API, two engines (SQLite
+ * references, tags, and the notification queue. One async API, two engines (SQLite
  * embedded, PostgreSQL at scale), SQL written once through Kysely.
  */
 import {
@@ -676,7 +676,7 @@ export class MetadataStore {
   }
 
   /**
-   * Deletes a repository with every tag, manifest, link and upload session.
+   * Deletes a repository with every tag, manifest and link.
    * Returns what was deleted (for events), or null when it did not exist.
    */
   async deleteRepository(name: string): Promise<{ manifests: { digest: string; mediaType: string; size: number }[]; tags: { tag: string; digest: string }[] } | null> {
@@ -728,15 +728,6 @@ export class MetadataStore {
       reclaimableBlobs: Number(reclaimable.rows[0]?.blobs ?? 0),
       repositories: perRepo.rows.map((r) => ({ name: r.name, bytes: Number(r.bytes), blobs: Number(r.blobs) })),
     };
-  }
-
-  // ---- settings --------------------------------------------------------------
-
-  /** The value of setting `name`, set to `initial()` by whichever thread or replica asks first. */
-  async setting(name: string, initial: () => string): Promise<string> {
-    await this.db.insertInto('settings').values({ name, value: initial() }).onConflict((oc) => oc.column('name').doNothing()).execute();
-    const row = await this.db.selectFrom('settings').select('value').where('name', '=', name).executeTakeFirstOrThrow();
-    return row.value;
   }
 
   /** Runs a trivial query; used by health checks. */

@@ -135,12 +135,6 @@ export function runMetadataSuite(name: string, open: () => Promise<{ store: Meta
       assert.deepEqual(await store.referrers('ref/a', d('nothing')), []);
     });
 
-    it('keeps settings: the first value set stays', async () => {
-      const name = `setting-${randomUUID()}`;
-      assert.equal(await store.setting(name, () => 'first'), 'first');
-      assert.equal(await store.setting(name, () => 'second'), 'first', 'a later initial value does not replace it');
-    });
-
     it('serialises concurrent tag updates without losing the repository', async () => {
       const ms = Array.from({ length: 10 }, (_, i) => manifest(`race-${i}`));
       await Promise.all(ms.map((m) => store.putManifest('race/a', m, ['latest'])));

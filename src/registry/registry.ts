@@ -22,8 +22,6 @@ export interface RegistryOptions {
   readOnly?: boolean;
   /** Bytes of manifest content cached in memory. */
   manifestCacheBytes?: number;
-  /** The key that signs upload ids: the same for every thread and replica. */
-  uploadSecret: Uint8Array;
 }
 
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
@@ -57,7 +55,7 @@ export class Registry {
     readonly store: BlobStore,
     readonly options: RegistryOptions,
   ) {
-    this.uploads = new Uploads(meta, store, options.uploadSecret);
+    this.uploads = new Uploads(meta, store);
     this.manifestCache = new ByteLimitedCache(options.manifestCacheBytes ?? 64 * 1024 * 1024);
   }
 
@@ -250,6 +248,8 @@ export class Registry {
       })),
     ];
     if (events.length) await this.events.emit(events);
+    // Its uploads in progress go too (their ids name the repository: one pass over the uploads).
+    await this.uploads.cancelAll(repository);
     return { manifests: deleted.manifests.length, tags: deleted.tags.length };
   }
 

@@ -1,10 +1,11 @@
 /**
  * Blob upload sessions (OCI dist-spec "Pushing blobs"). A session is its
- * upload in the blob store, and its id is signed: 16 random bytes and an
- * HMAC binding them to the repository (as distribution signs its `_state`).
- * So a session survives a restart, can be continued by any thread or
- * replica, belongs to the repository it was started in, and costs the
- * database nothing until the blob is claimed.
+ * upload in the blob store, named by an id that binds it to its repository:
+ * 16 random bytes and a hash of them with the repository's name. So a
+ * session survives a restart, can be continued by any thread or replica,
+ * belongs to the repository it was started in, and costs the database
+ * nothing until the blob is claimed. (No key is needed: the server picks
+ * every id, and an id names a file only for the repository its hash names.)
  *
  * Hashing is done while the bytes stream in: the store feeds the running
  * sha256 as it writes (on the thread pool, for the filesystem). The running
@@ -12,7 +13,7 @@
  * unbroken; when it is not (restart, another thread or replica, sha512
  * requested), the upload is re-read once at commit time.
  */
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { BlobStore } from '../storage/index.js';
 import { UploadHash, UploadNotFoundError } from '../storage/index.js';
 import type { MetadataStore } from '../metadata/index.js';
@@ -39,39 +40,31 @@ interface RunningHash {
 }
 
 const MAX_RUNNING_HASHES = 10_000;
-/** base64url of 16 random bytes (22 characters), then of the first 16 bytes of their HMAC (22). */
+/** base64url of 16 random bytes (22 characters), then of the first 16 bytes of their hash with the repository (22). */
 const UPLOAD_ID_RE = /^[A-Za-z0-9_-]{44}$/;
 
 export class Uploads {
   private readonly running = new Map<string, RunningHash>();
   private readonly locks = new Map<string, Promise<unknown>>();
 
-  /** `secret`: the key that signs upload ids, the same for every thread and replica. */
   constructor(
     private readonly meta: MetadataStore,
     private readonly store: BlobStore,
-    private readonly secret: Uint8Array,
   ) {}
 
   async start(repository: string): Promise<UploadState> {
     const nonce = randomBytes(16);
-    const id = nonce.toString('base64url') + this.sign(repository, nonce);
+    const id = nonce.toString('base64url') + tag(repository, nonce);
     await this.store.createUpload(id);
     this.remember(id, { hash: new UploadHash(), offset: 0 });
     return { id, repository, size: 0 };
   }
 
-  private sign(repository: string, nonce: Uint8Array): string {
-    return createHmac('sha256', this.secret).update(repository).update('\0').update(nonce).digest().subarray(0, 16).toString('base64url');
-  }
-
-  /** Whether `id` was started in `repository` (by any thread or replica sharing the key). */
+  /** Whether `id` is an id `start` gave out for `repository`. */
   private owns(repository: string, id: string): boolean {
     if (!UPLOAD_ID_RE.test(id)) return false;
     const nonce = Buffer.from(id.slice(0, 22), 'base64url');
-    const expected = Buffer.from(this.sign(repository, nonce));
-    const given = Buffer.from(id.slice(22));
-    return nonce.byteLength === 16 && expected.byteLength === given.byteLength && timingSafeEqual(expected, given);
+    return nonce.byteLength === 16 && id.slice(22) === tag(repository, nonce);
   }
 
   async status(repository: string, id: string): Promise<UploadState> {
@@ -166,6 +159,24 @@ export class Uploads {
     });
   }
 
+  /**
+   * Cancels the uploads started in `repository` (when it is deleted), best
+   * effort: one being written to right now is left to finish or be purged.
+   */
+  async cancelAll(repository: string): Promise<number> {
+    let cancelled = 0;
+    for await (const upload of this.store.listUploads()) {
+      if (!this.owns(repository, upload.id)) continue;
+      try {
+        await this.exclusive(upload.id, () => this.discard(upload.id));
+        cancelled++;
+      } catch {
+        // busy, or gone meanwhile
+      }
+    }
+    return cancelled;
+  }
+
   /** A whole blob in one request (POST ?digest= or PUT after POST). */
   async putWhole(repository: string, digest: string, body: AsyncIterable<Uint8Array>, length?: number): Promise<{ digest: string; size: number }> {
     parseDigest(digest);
@@ -223,6 +234,11 @@ export class Uploads {
       if (this.locks.get(id) === next) this.locks.delete(id);
     }
   }
+}
+
+/** The part of an upload id that binds its random bytes to the repository. */
+function tag(repository: string, nonce: Uint8Array): string {
+  return createHash('sha256').update('berth upload\0').update(repository).update('\0').update(nonce).digest().subarray(0, 16).toString('base64url');
 }
 
 function unknownUpload(id: string): RegistryError {

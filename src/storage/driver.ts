@@ -173,6 +173,10 @@ export function assertDigestKey(digest: string): void {
   if (!DIGEST_KEY_RE.test(digest)) throw new Error(`blob store: refusing malformed digest ${JSON.stringify(digest.slice(0, 200))}`);
 }
 
+export function isUploadId(id: string): boolean {
+  return UPLOAD_ID_RE.test(id);
+}
+
 export function assertUploadId(id: string): void {
   if (!UPLOAD_ID_RE.test(id)) throw new Error(`blob store: refusing malformed upload id ${JSON.stringify(id.slice(0, 200))}`);
 }

@@ -20,6 +20,7 @@ import { native } from '../native/index.js';
 import {
   assertDigestKey,
   assertUploadId,
+  isUploadId,
   BlobNotFoundError,
   UploadNotFoundError,
   type AppendOptions,
@@ -414,6 +415,8 @@ export class FilesystemBlobStore implements BlobStore {
 
   async *listUploads(): AsyncIterable<UploadInfo> {
     for (const id of await readdirOrEmpty(this.uploadsDir)) {
+      // Not an upload of ours (an NFS .nfsXXXX file, say): left alone.
+      if (!isUploadId(id)) continue;
       try {
         const s = await stat(path.join(this.uploadsDir, id));
         yield { id, size: s.size, modified: s.mtime };

@@ -96,6 +96,11 @@ describe('repository delete', () => {
     const keepConfig = await pushBlob(b.url, 'keep/other', Buffer.from('{"keep":true}'), MT.ociConfig);
     await pushManifest(b.url, 'keep/other', 'latest', { schemaVersion: 2, mediaType: MT.ociManifest, config: keepConfig, layers: [shared] }, MT.ociManifest);
 
+    // An upload in progress in each repository.
+    const startUpload = async (repo: string) => (await fetch(`${b.url}/v2/${repo}/blobs/uploads/`, { method: 'POST' })).headers.get('location')!;
+    const doomedUpload = await startUpload('doomed/repo');
+    const keptUpload = await startUpload('keep/other');
+
     const before = (await (await fetch(`${b.url}/berth/v1/repositories/doomed/repo`)).json()) as { sizeBytes: number; tags: number };
     assert.equal(before.tags, 1);
     assert.ok(before.sizeBytes >= shared.size + own.size + config.size + doomed.body.byteLength);
@@ -108,6 +113,8 @@ describe('repository delete', () => {
     assert.equal((await fetch(`${b.url}/v2/doomed/repo/tags/list`)).status, 404);
     assert.equal((await getManifest(b.url, 'doomed/repo', 'latest')).status, 404);
     assert.equal((await fetch(`${b.url}/berth/v1/repositories/doomed/repo`, { method: 'DELETE' })).status, 404);
+    assert.equal((await fetch(doomedUpload)).status, 404, 'the deleted repository’s upload is cancelled');
+    assert.equal((await fetch(keptUpload)).status, 204, 'another repository’s upload stays');
 
     await collect(b.url);
     assert.ok(!existsSync(blobFile(b.root, own.digest)), 'unshared layer collected');

@@ -602,7 +602,7 @@ describe('Prometheus metrics (http.debug.prometheus)', () => {
 // ---- 7. Upload purging ---------------------------------------------------------------
 
 describe('storage.maintenance.uploadpurging', () => {
-  it('removes an abandoned upload (session and file) but not a completed blob or an active upload; dryrun keeps it', async () => {
+  it('removes an abandoned upload but not a completed blob or an active upload; dryrun keeps it', async () => {
     const purging = (dryrun: boolean) => ({ storage: { maintenance: { uploadpurging: { enabled: true, age: '1s', interval: '1s', dryrun } } } });
     const [live, dry] = await Promise.all([
       writeConfig('purge', purging(false)).then((f) => startBerth({}, f)),
