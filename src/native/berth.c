@@ -16,6 +16,7 @@
  */
 #define NAPI_VERSION 8
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,14 +59,31 @@ static napi_value errno_error(napi_env env, const char *syscall, int err) {
   return error;
 }
 
-static napi_value dup_socket(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
+/* Fetches the first `n` arguments into argv, or throws a TypeError showing `usage`. */
+static bool get_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv, const char *usage) {
+  size_t argc = n;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < n) {
+    napi_throw_type_error(env, NULL, usage);
+    return false;
+  }
+  return true;
+}
+
+/* The one argument, a descriptor number; -1 (with a TypeError thrown) otherwise. */
+static int fd_arg(napi_env env, napi_callback_info info, const char *usage) {
   napi_value argv[1];
   int32_t fd;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
-    napi_throw_type_error(env, NULL, "dupSocket(fd): fd must be a descriptor number");
-    return NULL;
+  if (!get_args(env, info, 1, argv, usage)) return -1;
+  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
+    napi_throw_type_error(env, NULL, usage);
+    return -1;
   }
+  return fd;
+}
+
+static napi_value dup_socket(napi_env env, napi_callback_info info) {
+  int fd = fd_arg(env, info, "dupSocket(fd): fd must be a descriptor number");
+  if (fd < 0) return NULL;
   int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (copy < 0) return throw_errno(env, "dup", errno);
   napi_value result;
@@ -117,13 +135,8 @@ static napi_value sha256_create(napi_env env, napi_callback_info info) {
 
 /* sha256Update(state, bytes): on this thread, for bytes that are not written by writeHashed. */
 static napi_value sha256_update(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 2) {
-    napi_throw_type_error(env, NULL, "sha256Update(state, bytes)");
-    return NULL;
-  }
+  if (!get_args(env, info, 2, argv, "sha256Update(state, bytes)")) return NULL;
   Sha256 *h = sha256_arg(env, argv[0]);
   if (h == NULL) return NULL;
   void *data;
@@ -139,13 +152,8 @@ static napi_value sha256_update(napi_env env, napi_callback_info info) {
 
 /* sha256Digest(state): the lowercase hex digest of what was fed so far; the state stays usable. */
 static napi_value sha256_digest(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1) {
-    napi_throw_type_error(env, NULL, "sha256Digest(state)");
-    return NULL;
-  }
+  if (!get_args(env, info, 1, argv, "sha256Digest(state)")) return NULL;
   Sha256 *h = sha256_arg(env, argv[0]);
   if (h == NULL) return NULL;
   SHA256_CTX copy = h->ctx;
@@ -306,17 +314,6 @@ fail:
 }
 
 /* ---- advisory locks: tryLock(fd) → boolean, unlock(fd) ---- */
-
-static int fd_arg(napi_env env, napi_callback_info info, const char *usage) {
-  size_t argc = 1;
-  napi_value argv[1];
-  int32_t fd;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
-    napi_throw_type_error(env, NULL, usage);
-    return -1;
-  }
-  return fd;
-}
 
 /*
  * An exclusive flock on the file, without waiting: false when another open

@@ -293,14 +293,18 @@ export class FilesystemBlobStore implements BlobStore {
     return statSync(this.uploadPath(id), { throwIfNoEntry: false })?.size ?? null;
   }
 
-  async appendUpload(id: string, offset: number, chunks: AsyncIterable<Uint8Array>, opts: AppendOptions = {}): Promise<number> {
-    let fd: number;
+  /** Opens an upload's file; UploadNotFoundError when there is none. */
+  private openUpload(id: string, flags: 'r' | 'r+'): number {
     try {
-      fd = openSync(this.uploadPath(id), 'r+');
+      return openSync(this.uploadPath(id), flags);
     } catch (err) {
       if (isNotFound(err)) throw new UploadNotFoundError(id);
       throw err;
     }
+  }
+
+  async appendUpload(id: string, offset: number, chunks: AsyncIterable<Uint8Array>, opts: AppendOptions = {}): Promise<number> {
+    const fd = this.openUpload(id, 'r+');
     // A chunk in the middle of an upload need not reach the disk before it is
     // acknowledged: the commit flushes it, and after a crash the upload's
     // size on disk is what a client resumes from.
@@ -329,13 +333,7 @@ export class FilesystemBlobStore implements BlobStore {
   }
 
   async lockUpload(id: string): Promise<(() => void) | null> {
-    let fd: number;
-    try {
-      fd = openSync(this.uploadPath(id), 'r');
-    } catch (err) {
-      if (isNotFound(err)) throw new UploadNotFoundError(id);
-      throw err;
-    }
+    const fd = this.openUpload(id, 'r');
     let locked = false;
     try {
       locked = native().tryLock(fd);
