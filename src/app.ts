@@ -99,7 +99,7 @@ function createHealthChecks(app: App): HealthChecks {
 export interface Server {
   app: App;
   http: RunningServer;
-  /** Hands a connection accepted elsewhere to this process's HTTP server (when started with `handed`). */
+  /** Hands a connection accepted elsewhere to this thread's HTTP server (when started with `handed`). */
   accept?: (socket: net.Socket) => void;
   debug?: RunningServer;
   metrics?: Metrics;
@@ -114,17 +114,17 @@ export interface Server {
 export interface ServeOptions {
   /**
    * `single`: the API, the debug server and the scheduled jobs (a lone
-   * process, or the primary of several). `worker`: the API only, accepting on
-   * the primary's listening socket.
+   * thread, or the main thread of several). `worker`: the API only, on the
+   * connections the main thread deals to it.
    */
   role?: 'single' | 'worker';
   /**
-   * Do not listen: connections are accepted by the primary and handed in
-   * through `Server.accept` (in the primary too, for its own share). The
-   * port is the one the primary listens on.
+   * Do not listen: connections are accepted by the main thread and handed
+   * in through `Server.accept` (in the main thread too, for its own share).
+   * The port is the one the main thread listens on.
    */
   handed?: { port: number };
-  /** The other processes' metrics, for the primary's /metrics. */
+  /** The worker threads' metrics, for the main thread's /metrics. */
   peerMetrics?: () => Promise<Parameters<typeof aggregateMetrics>[1]>;
 }
 

@@ -18,7 +18,7 @@ export interface CollectionCounts {
 export interface Metrics {
   registry: client.Registry;
   gcCollected(summary: CollectionCounts): void;
-  /** This process's metrics as Prometheus text. */
+  /** This thread's metrics as Prometheus text. */
   text(): Promise<{ contentType: string; text: string }>;
   observeRequest(route: string, method: string, status: number, seconds: number, bytesIn: number, bytesOut: number): void;
   storageError(operation: string): void;
@@ -86,7 +86,7 @@ export function createMetrics(opts: { uploadsInProgress?: () => Promise<number> 
   };
 }
 
-/** Metrics of several processes (a primary and its children), summed as prom-client aggregates clusters. */
+/** Metrics of several serving threads (the main thread and its workers), summed as prom-client aggregates clusters. */
 export async function aggregateMetrics(own: Metrics, others: client.MetricObjectWithValues<client.MetricValue<string>>[][]): Promise<{ contentType: string; text: string }> {
   const all = [await own.registry.getMetricsAsJSON(), ...others];
   const merged = client.AggregatorRegistry.aggregate(all as Parameters<typeof client.AggregatorRegistry.aggregate>[0]);

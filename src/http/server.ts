@@ -253,7 +253,7 @@ export async function listen(
 
 /**
  * An HTTP server that does not listen: connections accepted elsewhere (by
- * the primary, passed over IPC) are handed to it with `accept`.
+ * the main thread, see cli/threads.ts) are handed to it with `accept`.
  */
 export function serveHandedConnections(
   handler: (req: IncomingMessage, res: ServerResponse) => unknown,
