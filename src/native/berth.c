@@ -133,11 +133,15 @@ static napi_value sha256_create(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* The first `n` arguments, the first being a sha256 state; NULL (with an exception thrown) otherwise. */
+static Sha256 *state_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv, const char *usage) {
+  return get_args(env, info, n, argv, usage) ? sha256_arg(env, argv[0]) : NULL;
+}
+
 /* sha256Update(state, bytes): on this thread, for bytes that are not written by writeHashed. */
 static napi_value sha256_update(napi_env env, napi_callback_info info) {
   napi_value argv[2];
-  if (!get_args(env, info, 2, argv, "sha256Update(state, bytes)")) return NULL;
-  Sha256 *h = sha256_arg(env, argv[0]);
+  Sha256 *h = state_args(env, info, 2, argv, "sha256Update(state, bytes)");
   if (h == NULL) return NULL;
   void *data;
   size_t length;
@@ -153,8 +157,7 @@ static napi_value sha256_update(napi_env env, napi_callback_info info) {
 /* sha256Digest(state): the lowercase hex digest of what was fed so far; the state stays usable. */
 static napi_value sha256_digest(napi_env env, napi_callback_info info) {
   napi_value argv[1];
-  if (!get_args(env, info, 1, argv, "sha256Digest(state)")) return NULL;
-  Sha256 *h = sha256_arg(env, argv[0]);
+  Sha256 *h = state_args(env, info, 1, argv, "sha256Digest(state)");
   if (h == NULL) return NULL;
   SHA256_CTX copy = h->ctx;
   unsigned char md[SHA256_DIGEST_LENGTH];
