@@ -69,15 +69,7 @@ async function servePrimary(config: Config, log: Logger, args: string[], workers
     balancer.listen(port, host, () => resolve());
   });
   const boundPort = (balancer.address() as net.AddressInfo).port;
-  let threads: ServingThreads | undefined;
-  // Every thread stops accepting and drains its own in-flight requests (http.draintimeout).
-  const closeAll = async () => {
-    balancer.close();
-    await Promise.all([server.close(), threads?.stop()]);
-  };
-  const peerMetrics = async () => ((await threads?.metrics()) ?? []) as Parameters<typeof aggregateMetrics>[1];
-  const server: Server = await startServer(config, log, { role: 'single', peerMetrics, handed: { port: boundPort } });
-  threads = new ServingThreads({
+  const threads = new ServingThreads({
     count: workers - 1,
     entry: new URL('./serve-worker.js', import.meta.url),
     data: { configPath: args[0], port: boundPort },
@@ -89,22 +81,28 @@ async function servePrimary(config: Config, log: Logger, args: string[], workers
       shutdown(log, 'crash-loop', closeAll, 1);
     },
   });
-  const serving = threads;
+  // Every thread stops accepting and drains its own in-flight requests (http.draintimeout).
+  const closeAll = async () => {
+    balancer.close();
+    await Promise.all([server.close(), threads.stop()]);
+  };
+  const peerMetrics = async () => (await threads.metrics()) as Parameters<typeof aggregateMetrics>[1];
+  const server: Server = await startServer(config, log, { role: 'single', peerMetrics, handed: { port: boundPort } });
 
   // Signals are handled from now on, even while workers are still starting.
   onSignals((signal) => shutdown(log, signal, closeAll));
 
   try {
-    await serving.start();
+    await threads.start();
   } catch (err) {
     if (stopping) return;
-    await serving.terminate();
+    await threads.terminate();
     throw err;
   }
   // Connections are dealt only once every worker is up: a keep-alive
   // connection stays where it first lands, so dealing them all to the main
   // thread while the workers start would leave the workers idle.
-  deal = (socket) => serving.deal(socket);
+  deal = (socket) => threads.deal(socket);
   for (const socket of early.splice(0)) deal(socket);
   log.info({ ...summary, port: server.http.port, database: server.app.meta.dialect }, `berth listening on ${config.http.addr} with ${workers} threads`);
 }

@@ -42,11 +42,15 @@ export interface ServingThreadsOptions {
 
 const METRICS_TIMEOUT_MS = 2000;
 
+/** A running worker, and the descriptors posted to it that it has not adopted yet (connection id → fd). */
+interface Slot {
+  worker: Worker;
+  unadopted: Map<number, number>;
+}
+
 export class ServingThreads {
-  private readonly workers = new Map<number, Worker>();
+  private readonly workers = new Map<number, Slot>();
   private readonly ready = new Set<number>();
-  /** Per worker: descriptors posted but not yet adopted (connection id → fd). */
-  private readonly unadopted = new Map<number, Map<number, number>>();
   private connections = 0;
   private readonly pendingMetrics = new Map<number, (metrics: unknown[]) => void>();
   private readonly recentCrashes: number[] = [];
@@ -84,8 +88,8 @@ export class ServingThreads {
     // Closing this thread's descriptor leaves the connection open: the copy holds it.
     socket.destroy();
     const id = ++this.connections;
-    this.unadopted.get(slot)?.set(id, copy);
-    worker.postMessage({ type: 'connection', fd: copy, id } satisfies ToWorker);
+    worker.unadopted.set(id, copy);
+    worker.worker.postMessage({ type: 'connection', fd: copy, id } satisfies ToWorker);
   }
 
   /** Every ready worker's metrics (an empty list for one that does not answer in time). */
@@ -104,7 +108,7 @@ export class ServingThreads {
               this.pendingMetrics.delete(id);
               resolve(m);
             });
-            this.workers.get(index)?.postMessage({ type: 'metrics', id } satisfies ToWorker);
+            this.workers.get(index)?.worker.postMessage({ type: 'metrics', id } satisfies ToWorker);
           }),
       ),
     );
@@ -113,15 +117,15 @@ export class ServingThreads {
   /** Asks every worker to drain and stop; resolves when all have exited. */
   async stop(): Promise<void> {
     this.stopping = true;
-    const exits = [...this.workers.values()].map((w) => new Promise<void>((resolve) => w.once('exit', () => resolve())));
-    for (const w of this.workers.values()) w.postMessage({ type: 'stop' } satisfies ToWorker);
+    const exits = [...this.workers.values()].map(({ worker }) => new Promise<void>((resolve) => worker.once('exit', () => resolve())));
+    for (const { worker } of this.workers.values()) worker.postMessage({ type: 'stop' } satisfies ToWorker);
     await Promise.all(exits);
   }
 
   /** Ends every worker at once (start-up failed). */
   async terminate(): Promise<void> {
     this.stopping = true;
-    await Promise.all([...this.workers.values()].map((w) => w.terminate()));
+    await Promise.all([...this.workers.values()].map(({ worker }) => worker.terminate()));
   }
 
   private spawn(index: number): Promise<void> {
@@ -136,8 +140,7 @@ export class ServingThreads {
         return;
       }
       const unadopted = new Map<number, number>();
-      this.workers.set(index, worker);
-      this.unadopted.set(index, unadopted);
+      this.workers.set(index, { worker, unadopted });
       worker.on('message', (m: FromWorker) => {
         if (m?.type === 'adopted') {
           unadopted.delete(m.id);
@@ -159,7 +162,6 @@ export class ServingThreads {
         // A worker's messages all arrive before its 'exit': a connection it never
         // acknowledged never reached it, and its descriptor is still open here.
         for (const fd of unadopted.values()) closeQuietly(fd);
-        if (this.unadopted.get(index) === unadopted) this.unadopted.delete(index);
         if (this.stopping) return;
         reject(new Error(`worker thread ${index} exited with code ${code} before it was ready`));
         this.replace(index, code);

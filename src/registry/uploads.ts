@@ -96,13 +96,7 @@ export class Uploads {
     if (!running && state.size === 0) running = { hash: new UploadHash(), offset: 0 };
     const counter = { bytes: 0 };
     this.running.delete(id); // re-added only if the append completes
-    let size: number;
-    try {
-      size = await this.store.appendUpload(id, state.size, counting(body, counter), { durable: last, hash: running?.hash });
-    } catch (err) {
-      if (err instanceof UploadNotFoundError) throw unknownUpload(id);
-      throw err;
-    }
+    const size = await this.store.appendUpload(id, state.size, counting(body, counter), { durable: last, hash: running?.hash });
     if (running) this.remember(id, { hash: running.hash, offset: size });
     if (length !== undefined && counter.bytes !== length) {
       throw new RegistryError('SIZE_INVALID', `received ${counter.bytes} bytes but Content-Length was ${length}`);
@@ -137,12 +131,7 @@ export class Uploads {
       // records and links the blob under its lock; if a garbage collection
       // removed the bytes in between, they are put back from the upload,
       // which stays until the claim has committed.
-      try {
-        await this.store.commitUpload(id, digest);
-      } catch (err) {
-        if (err instanceof UploadNotFoundError) throw unknownUpload(id);
-        throw err;
-      }
+      await this.store.commitUpload(id, digest);
       await this.meta.claimBlob(digest, state.size, async (trx) => {
         if (!(await this.store.exists(digest))) await this.store.commitUpload(id, digest);
         await this.meta.linkInTransaction(trx, repository, digest);
@@ -210,13 +199,7 @@ export class Uploads {
   private async exclusive<T>(id: string, fn: () => Promise<T>): Promise<T> {
     if (!UPLOAD_ID_RE.test(id)) throw unknownUpload(id);
     const locked = async (): Promise<T> => {
-      let release: (() => void) | null;
-      try {
-        release = await this.store.lockUpload(id);
-      } catch (err) {
-        if (err instanceof UploadNotFoundError) throw unknownUpload(id);
-        throw err;
-      }
+      const release = await this.store.lockUpload(id);
       // OCI dist-spec: chunks are sent one after another; a second request writing at once is refused.
       if (!release) throw new RegistryError('BLOB_UPLOAD_INVALID', 'another request is writing to this upload; send the next chunk when it has finished', { uuid: id }, { status: 409 });
       try {
@@ -230,6 +213,10 @@ export class Uploads {
     this.locks.set(id, next);
     try {
       return await next;
+    } catch (err) {
+      // The store lost the upload (cancelled, purged, committed) somewhere in fn: one answer for all.
+      if (err instanceof UploadNotFoundError) throw unknownUpload(id);
+      throw err;
     } finally {
       if (this.locks.get(id) === next) this.locks.delete(id);
     }

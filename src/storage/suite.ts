@@ -143,12 +143,18 @@ export function runDriverSuite(name: string, makeDriver: () => Promise<DriverFix
       await fx.store.deleteUpload(id);
     });
 
-    it('a commit can be repeated after the blob was deleted, until the upload is', async () => {
-      const data = randomBytes(1000);
+    /** An upload of `data`, committed (and kept). */
+    async function committedUpload(data: Buffer, chunk: number): Promise<string> {
       const id = uploadId();
       await fx.store.createUpload(id);
-      await fx.store.appendUpload(id, 0, chunksOf(data, 100));
+      await fx.store.appendUpload(id, 0, chunksOf(data, chunk));
       await fx.store.commitUpload(id, sha256(data));
+      return id;
+    }
+
+    it('a commit can be repeated after the blob was deleted, until the upload is', async () => {
+      const data = randomBytes(1000);
+      const id = await committedUpload(data, 100);
       assert.equal(await fx.store.delete(sha256(data)), true);
       assert.equal(await fx.store.exists(sha256(data)), false);
       await fx.store.commitUpload(id, sha256(data));
@@ -158,10 +164,7 @@ export function runDriverSuite(name: string, makeDriver: () => Promise<DriverFix
 
     it('refuses appends to a committed upload, whose bytes are a blob now', async () => {
       const data = randomBytes(5000);
-      const id = uploadId();
-      await fx.store.createUpload(id);
-      await fx.store.appendUpload(id, 0, chunksOf(data, 1000));
-      await fx.store.commitUpload(id, sha256(data));
+      const id = await committedUpload(data, 1000);
       await assert.rejects(fx.store.appendUpload(id, 5000, chunksOf(Buffer.from('junk'), 4)), UploadNotFoundError);
       await assert.rejects(fx.store.appendUpload(id, 0, chunksOf(Buffer.from('junk'), 4)), UploadNotFoundError);
       assert.deepEqual(await collect(await fx.store.get(sha256(data))), data, 'the blob is unchanged');
