@@ -295,7 +295,7 @@ export class MetadataStore {
    * process can make stale before this one writes.
    */
   private async lockWrites(trx: Db): Promise<void> {
-    if (this.dialect === 'sqlite') await sql`UPDATE blobs SET size = size WHERE 0`.execute(trx);
+    if (this.dialect === 'sqlite') await this.hot('lockWrites', [], () => ({ compile: () => sql`UPDATE blobs SET size = size WHERE 0`.compile(this.db) }), trx);
   }
 
   /** Every transaction that writes goes through here, so the write lock is always taken first. */
@@ -317,16 +317,18 @@ export class MetadataStore {
     const started = Date.now();
     for (let attempt = 0; ; attempt++) {
       const result = await this.writeTransaction(async (trx) => {
-        let q = trx.selectFrom('blobs').select(['state', 'deleting_at']).where('digest', '=', digest);
-        if (this.dialect === 'postgres') q = q.forUpdate();
-        const row = await q.executeTakeFirst();
+        const [row] = await this.hot('blobState', [digest], (d) => {
+          const q = this.db.selectFrom('blobs').select(['state', 'deleting_at']).where('digest', '=', d);
+          return this.dialect === 'postgres' ? q.forUpdate() : q;
+        }, trx);
         const t = now();
         if (row?.state === 'deleting' && Number(row.deleting_at) > t - STALE_DELETE_MS) return BUSY;
-        await trx
-          .insertInto('blobs')
-          .values({ digest, size, created_at: t, last_used_at: t, state: 'live', deleting_at: null })
-          .onConflict((oc) => oc.column('digest').doUpdateSet({ last_used_at: t, state: 'live', deleting_at: null }))
-          .execute();
+        await this.hot('recordBlob', [digest, size, t], (d, s, at) =>
+          this.db
+            .insertInto('blobs')
+            .values({ digest: d, size: s as unknown as number, created_at: at as unknown as number, last_used_at: at as unknown as number, state: 'live', deleting_at: null })
+            .onConflict((oc) => oc.column('digest').doUpdateSet({ last_used_at: at as unknown as number, state: 'live', deleting_at: null })),
+        trx);
         return { value: await body(trx) };
       });
       if (result !== BUSY) return result.value;
@@ -339,11 +341,12 @@ export class MetadataStore {
   async linkInTransaction(trx: Transaction<Database>, repository: string, digest: string): Promise<void> {
     const repositoryId = await this.ensureRepository(repository, trx);
     const t = now();
-    await trx
-      .insertInto('repository_blobs')
-      .values({ repository_id: repositoryId, digest, created_at: t })
-      .onConflict((oc) => oc.columns(['repository_id', 'digest']).doUpdateSet({ created_at: t }))
-      .execute();
+    await this.hot('linkBlob', [repositoryId, digest, t], (id, d, at) =>
+      this.db
+        .insertInto('repository_blobs')
+        .values({ repository_id: id as unknown as number, digest: d, created_at: at as unknown as number })
+        .onConflict((oc) => oc.columns(['repository_id', 'digest']).doUpdateSet({ created_at: at as unknown as number })),
+    trx);
   }
 
   /** Records a blob whose bytes are already committed and links it into a repository. */
