@@ -187,6 +187,8 @@ export class MetadataStore {
       this.hotQueries.set(key, entry);
     }
     const { compiled, positions } = entry;
+    // The write counter's plugin saw this query once, when it was compiled; each run that may write counts.
+    if (this.changes && compiled.query.kind !== 'SelectQueryNode') this.changes.writes.count++;
     const parameters = compiled.parameters.map((p, i) => (positions[i]! >= 0 ? args[positions[i]!] : p));
     return (await db.executeQuery<R>({ ...compiled, parameters } as CompiledQuery<R>)).rows;
   }

@@ -48,6 +48,20 @@ export function runMetadataSuite(name: string, open: () => Promise<{ store: Meta
       assert.equal(await store.repositoryId('never/created'), null);
     });
 
+    it("a cached read sees this connection's own writes at once", async () => {
+      // Reads are cached until the database changes; the claim's statements are compiled once, and must still count as writes.
+      const blob = d('cached-1');
+      // Both repositories exist already: creating one is a write of its own.
+      await store.linkBlob('cache/a', d('cached-0'), 1);
+      await store.linkBlob('cache/b', d('cached-0'), 1);
+      assert.equal(await store.linkedBlob('cache/a', blob), null);
+      await store.linkBlob('cache/a', blob, 7);
+      assert.deepEqual(await store.linkedBlob('cache/a', blob), { size: 7 });
+      assert.equal(await store.linkedBlob('cache/b', blob), null);
+      assert.deepEqual(await store.mountBlob('cache/b', 'cache/a', blob), { size: 7 });
+      assert.deepEqual(await store.linkedBlob('cache/b', blob), { size: 7 });
+    });
+
     it('links blobs per repository', async () => {
       const blob = d('blob-1');
       await store.linkBlob('links/a', blob, 42);
