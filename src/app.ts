@@ -19,7 +19,7 @@ import { createDebugHandler } from './http/debug.js';
 import { aggregateMetrics, createMetrics, type Metrics } from './http/metrics.js';
 import type net from 'node:net';
 import { createRequestHandler, listen, serveHandedConnections, type RunningServer } from './http/server.js';
-import { MetadataStore } from './metadata/index.js';
+import { MetadataStore, type WriteGate } from './metadata/index.js';
 import { Registry } from './registry/index.js';
 import { FilesystemBlobStore, InMemoryBlobStore, type BlobStore } from './storage/index.js';
 
@@ -33,7 +33,7 @@ export interface App {
   close(): Promise<void>;
 }
 
-export async function createApp(config: Config, log: Logger = createLogger(config)): Promise<App> {
+export async function createApp(config: Config, log: Logger = createLogger(config), writeGate?: WriteGate): Promise<App> {
   let store: BlobStore;
   let sqlitePath = ':memory:';
   if (config.storage.driver === 'inmemory') {
@@ -44,7 +44,7 @@ export async function createApp(config: Config, log: Logger = createLogger(confi
     store = new FilesystemBlobStore({ rootDirectory: root });
     sqlitePath = path.join(root, 'berth.db');
   }
-  const meta = await MetadataStore.open({ url: config.berth.database.url, sqlitePath });
+  const meta = await MetadataStore.open({ url: config.berth.database.url, sqlitePath, writeGate });
   const registry = new Registry(meta, store, {
     deleteEnabled: config.storage.delete.enabled,
     readOnly: config.storage.maintenance.readonly.enabled,
@@ -126,12 +126,14 @@ export interface ServeOptions {
   handed?: { port: number };
   /** The worker threads' metrics, for the main thread's /metrics. */
   peerMetrics?: () => Promise<Parameters<typeof aggregateMetrics>[1]>;
+  /** Shared by the serving threads of one process: one writer at a time. */
+  writeGate?: WriteGate;
 }
 
 /** Starts Berth in this process. */
 export async function startServer(config: Config, log?: Logger, opts: ServeOptions = {}): Promise<Server> {
   const role = opts.role ?? 'single';
-  const app = await createApp(config, log);
+  const app = await createApp(config, log, opts.writeGate);
   const auth = createAuthenticator(config, app.log);
   const health = createHealthChecks(app);
   const metrics = config.http.debug.prometheus.enabled ? createMetrics({ uploadsInProgress: role === 'worker' ? undefined : () => countUploads(app.store) }) : undefined;
@@ -140,7 +142,7 @@ export async function startServer(config: Config, log?: Logger, opts: ServeOptio
   // Notifications: a persisted queue only when an endpoint is enabled, so requests do no event work otherwise.
   const source = { addr: `${hostname()}:${parseAddr(config.http.addr).port}`, instanceID: newInstanceId() };
   const notifications = config.notifications.endpoints.some((e) => !e.disabled)
-    ? new NotificationQueue({ db: app.meta.db, endpoints: config.notifications.endpoints, source, log: app.log })
+    ? new NotificationQueue({ db: app.meta.db, writing: (fn) => app.meta.writing(fn), endpoints: config.notifications.endpoints, source, log: app.log })
     : undefined;
   // Repository deletes and collections report through the same queue.
   if (notifications) app.registry.events = notifications;

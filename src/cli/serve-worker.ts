@@ -5,13 +5,14 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { createLogger, startServer } from '../app.js';
 import { loadConfig } from '../config/index.js';
+import { WriteGate } from '../metadata/index.js';
 import { adoptConnection, type FromWorker, type ToWorker, type WorkerData } from './threads.js';
 
-const data = workerData as WorkerData & { configPath?: string; port: number };
+const data = workerData as WorkerData & { configPath?: string; port: number; writeGate: SharedArrayBuffer };
 const port = parentPort!;
 const { config } = await loadConfig(data.configPath);
 const log = createLogger(config).child({ worker: data.index });
-const server = await startServer(config, log, { role: 'worker', handed: { port: data.port } });
+const server = await startServer(config, log, { role: 'worker', handed: { port: data.port }, writeGate: new WriteGate(data.writeGate, data.index + 1) });
 
 port.on('message', (m: ToWorker) => {
   switch (m.type) {

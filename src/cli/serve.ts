@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import { createLogger, startServer, type Server } from '../app.js';
 import { loadConfig, parseAddr, type Config } from '../config/index.js';
 import type { aggregateMetrics } from '../http/metrics.js';
+import { WriteGate } from '../metadata/index.js';
 import { ServingThreads } from './threads.js';
 
 export function workerCount(config: Config): number {
@@ -69,12 +70,15 @@ async function servePrimary(config: Config, log: Logger, args: string[], workers
     balancer.listen(port, host, () => resolve());
   });
   const boundPort = (balancer.address() as net.AddressInfo).port;
+  // Thread i is the gate's owner i + 1; the main thread is thread 0.
+  const writeGate = WriteGate.shared();
   const threads = new ServingThreads({
     count: workers - 1,
     entry: new URL('./serve-worker.js', import.meta.url),
-    data: { configPath: args[0], port: boundPort },
+    data: { configPath: args[0], port: boundPort, writeGate },
     serveHere: (socket) => server.accept!(socket),
     log,
+    onExit: (index) => WriteGate.releaseIfHeldBy(writeGate, index + 1),
     onCrashLoop: () => {
       log.fatal('worker threads keep crashing; giving up');
       // A failure: a supervisor (systemd's Restart=on-failure, say) starts it again.
@@ -87,7 +91,7 @@ async function servePrimary(config: Config, log: Logger, args: string[], workers
     await Promise.all([server.close(), threads.stop()]);
   };
   const peerMetrics = async () => (await threads.metrics()) as Parameters<typeof aggregateMetrics>[1];
-  const server: Server = await startServer(config, log, { role: 'single', peerMetrics, handed: { port: boundPort } });
+  const server: Server = await startServer(config, log, { role: 'single', peerMetrics, handed: { port: boundPort }, writeGate: new WriteGate(writeGate, 1) });
 
   // Signals are handled from now on, even while workers are still starting.
   onSignals((signal) => shutdown(log, signal, closeAll));

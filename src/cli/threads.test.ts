@@ -44,6 +44,7 @@ describe('ServingThreads', () => {
   let threads: ServingThreads;
   let port: number;
   let crashLoop = false;
+  const exited: number[] = [];
 
   before(async () => {
     threads = new ServingThreads({
@@ -56,6 +57,7 @@ describe('ServingThreads', () => {
       },
       log: pino({ level: 'silent' }),
       onCrashLoop: () => (crashLoop = true),
+      onExit: (index) => exited.push(index),
     });
     await threads.start();
     balancer = net.createServer({ pauseOnConnect: true }, (socket) => threads.deal(socket));
@@ -110,6 +112,8 @@ describe('ServingThreads', () => {
       }
     }
     assert.ok(replaced, `worker ${victim.index} came back as a new thread`);
+    // What the dead thread held (the database write gate, in serve.ts) is released for it.
+    assert.deepEqual(exited, [victim.index]);
     assert.equal(crashLoop, false);
   });
 });

@@ -38,6 +38,8 @@ export interface ServingThreadsOptions {
   log: Logger;
   /** Workers keep dying (more than 5 per worker in a minute). */
   onCrashLoop(): void;
+  /** Worker `index` has ended, however it ended. */
+  onExit?(index: number): void;
 }
 
 const METRICS_TIMEOUT_MS = 2000;
@@ -162,6 +164,7 @@ export class ServingThreads {
         // A worker's messages all arrive before its 'exit': a connection it never
         // acknowledged never reached it, and its descriptor is still open here.
         for (const fd of unadopted.values()) closeQuietly(fd);
+        this.opts.onExit?.(index);
         if (this.stopping) return;
         reject(new Error(`worker thread ${index} exited with code ${code} before it was ready`));
         this.replace(index, code);

@@ -40,6 +40,8 @@ export interface NotificationQueueOptions {
   maxBatch?: number;
   /** Lease owner id; defaults to the source's instanceID. */
   owner?: string;
+  /** Runs a write as this process's one writer at a time (MetadataStore.writing). */
+  writing?: <T>(fn: () => Promise<T>) => Promise<T>;
 }
 
 export interface EndpointStatus {
@@ -59,6 +61,7 @@ const INSERT_CHUNK = 1000;
 
 export class NotificationQueue implements EventSink {
   private readonly db: Kysely<Database>;
+  private readonly writing: <T>(fn: () => Promise<T>) => Promise<T>;
   private readonly source: { addr: string; instanceID: string };
   private readonly log: Logger;
   private readonly filters: { name: string; mediaTypes: Set<string>; actions: Set<string> }[];
@@ -68,6 +71,7 @@ export class NotificationQueue implements EventSink {
 
   constructor(opts: NotificationQueueOptions) {
     this.db = opts.db;
+    this.writing = opts.writing ?? ((fn) => fn());
     this.source = opts.source;
     this.log = opts.log;
     const enabled = opts.endpoints.filter((e) => !e.disabled);
@@ -126,11 +130,13 @@ export class NotificationQueue implements EventSink {
     }
     if (rows.length === 0) return;
     // One statement is atomic by itself; only a very large emit needs a transaction.
-    if (rows.length <= INSERT_CHUNK) await this.db.insertInto('notification_queue').values(rows).execute();
-    else
-      await this.db.transaction().execute(async (trx) => {
-        for (let i = 0; i < rows.length; i += INSERT_CHUNK) await trx.insertInto('notification_queue').values(rows.slice(i, i + INSERT_CHUNK)).execute();
-      });
+    await this.writing(async () => {
+      if (rows.length <= INSERT_CHUNK) await this.db.insertInto('notification_queue').values(rows).execute();
+      else
+        await this.db.transaction().execute(async (trx) => {
+          for (let i = 0; i < rows.length; i += INSERT_CHUNK) await trx.insertInto('notification_queue').values(rows.slice(i, i + INSERT_CHUNK)).execute();
+        });
+    });
     if (this.closed) return;
     for (const r of rows) this.workers.get(r.endpoint)?.wake();
   }

@@ -1,2 +1,3 @@
 export { MetadataStore } from './store.js';
+export { WriteGate } from './gate.js';
 export type { CollectableManifest, StorageUsage, ManifestRecord, NewManifest, PutManifestResult, Page, MetadataOptions } from './store.js';

@@ -20,6 +20,7 @@ import {
   type UnknownRow,
 } from 'kysely';
 import type { Database } from './schema.js';
+import type { WriteGate } from './gate.js';
 import { migrationProvider, type Dialect } from './migrations.js';
 
 export interface ManifestRecord {
@@ -73,6 +74,8 @@ export interface MetadataOptions {
   /** `postgres://…` selects PostgreSQL; otherwise `sqlitePath` (or `:memory:`) is used. */
   url?: string;
   sqlitePath?: string;
+  /** SQLite: taken before every write, shared with this process's other serving threads. */
+  writeGate?: WriteGate;
 }
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -153,6 +156,7 @@ export class MetadataStore {
     readonly dialect: Dialect,
     /** SQLite's data_version (changes when another connection commits) and our own write count. */
     private readonly changes?: { dataVersion: () => number; writes: WriteCounter },
+    private readonly gate?: WriteGate,
   ) {}
 
   /**
@@ -240,6 +244,7 @@ export class MetadataStore {
         new Kysely<Database>({ dialect: new SqliteDialect({ database: cached as unknown as typeof database }), plugins: [writes] }),
         'sqlite',
         { dataVersion: currentDataVersion, writes },
+        opts.writeGate,
       );
     }
     await store.migrate();
@@ -302,10 +307,26 @@ export class MetadataStore {
 
   /** Every transaction that writes goes through here, so the write lock is always taken first. */
   writeTransaction<T>(fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
-    return this.db.transaction().execute(async (trx) => {
-      await this.lockWrites(trx);
-      return fn(trx);
-    });
+    return this.writing(() =>
+      this.db.transaction().execute(async (trx) => {
+        await this.lockWrites(trx);
+        return fn(trx);
+      }),
+    );
+  }
+
+  /**
+   * Runs `fn`, which writes, as the one writer among this process's threads
+   * that share a write gate (see gate.ts). Without a gate it just runs.
+   */
+  async writing<T>(fn: () => Promise<T>): Promise<T> {
+    if (!this.gate) return fn();
+    const release = await this.gate.acquire();
+    try {
+      return await fn();
+    } finally {
+      release();
+    }
   }
 
   /**
