@@ -180,13 +180,21 @@ export async function pushBlobs({ base, repo, blobs, digests, connections }) {
     new Promise((resolve, reject) => {
       const sock = net.connect({ host: u.hostname, port: Number(u.port) });
       sock.setNoDelay(true);
-      let answer = null;
+      let answer = null; // the request in flight: its promise's resolve and reject
       const roundTrip = (request) =>
-        new Promise((res) => {
-          answer = res;
+        new Promise((res, rej) => {
+          answer = { res, rej };
           sock.write(request);
         });
-      sock.on('data', responseReader(false, (status, head) => answer({ status, head })));
+      sock.on(
+        'data',
+        responseReader(false, (status, head) => {
+          const a = answer;
+          answer = null;
+          a?.res({ status, head });
+        }),
+      );
+      sock.on('close', () => answer?.rej(new Error(`pushing to ${repo}: the server closed the connection mid-request`)));
       sock.on('error', reject);
       sock.on('connect', async () => {
         try {

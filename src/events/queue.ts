@@ -91,6 +91,7 @@ export class NotificationQueue implements EventSink {
       leaseMs: opts.leaseMs ?? 10_000,
       maxBatch: opts.maxBatch ?? 100,
       owner: opts.owner ?? opts.source.instanceID,
+      writing: this.writing,
     };
     for (const e of enabled) this.workers.set(e.name, new EndpointWorker(this.db, e, settings, this.log.child({ endpoint: e.name })));
   }
@@ -185,6 +186,7 @@ interface WorkerSettings {
   leaseMs: number;
   maxBatch: number;
   owner: string;
+  writing: <T>(fn: () => Promise<T>) => Promise<T>;
 }
 
 class EndpointWorker {
@@ -215,11 +217,13 @@ class EndpointWorker {
   }
 
   async ensureRow(): Promise<void> {
-    await this.db
-      .insertInto('notification_endpoints')
-      .values({ endpoint: this.name, failures: 0, next_attempt_at: 0, last_error: null, lease_owner: null, lease_until: 0 })
-      .onConflict((oc) => oc.column('endpoint').doNothing())
-      .execute();
+    await this.settings.writing(() =>
+      this.db
+        .insertInto('notification_endpoints')
+        .values({ endpoint: this.name, failures: 0, next_attempt_at: 0, last_error: null, lease_owner: null, lease_until: 0 })
+        .onConflict((oc) => oc.column('endpoint').doNothing())
+        .execute(),
+    );
   }
 
   start(): void {
@@ -305,10 +309,12 @@ class EndpointWorker {
     const error = await this.post(batch.body);
     if (error === null) {
       // Single statements, no transaction: a crash between them at worst redelivers or keeps a stale failure count.
-      for (let i = 0; i < batch.ids.length; i += 500) await this.db.deleteFrom('notification_queue').where('id', 'in', batch.ids.slice(i, i + 500)).execute();
-      if (Number(state.failures) > 0) {
-        await this.db.updateTable('notification_endpoints').set({ failures: 0, last_error: null, next_attempt_at: 0 }).where('endpoint', '=', this.name).execute();
-      }
+      await this.settings.writing(async () => {
+        for (let i = 0; i < batch.ids.length; i += 500) await this.db.deleteFrom('notification_queue').where('id', 'in', batch.ids.slice(i, i + 500)).execute();
+        if (Number(state.failures) > 0) {
+          await this.db.updateTable('notification_endpoints').set({ failures: 0, last_error: null, next_attempt_at: 0 }).where('endpoint', '=', this.name).execute();
+        }
+      });
       this.batch = undefined;
       if (Number(state.failures) >= this.config.threshold) this.log.info({ failures: Number(state.failures) }, `notification endpoint ${this.name} recovered`);
       else this.log.debug({ events: batch.ids.length }, 'notifications delivered');
@@ -318,11 +324,13 @@ class EndpointWorker {
     const now = Date.now();
     // go-events Breaker: immediate retries below the threshold, then one attempt per backoff.
     const next = failures >= this.config.threshold ? now + this.config.backoff : now;
-    await this.db
-      .updateTable('notification_endpoints')
-      .set({ failures, last_error: error.slice(0, 1000), next_attempt_at: next })
-      .where('endpoint', '=', this.name)
-      .execute();
+    await this.settings.writing(() =>
+      this.db
+        .updateTable('notification_endpoints')
+        .set({ failures, last_error: error.slice(0, 1000), next_attempt_at: next })
+        .where('endpoint', '=', this.name)
+        .execute(),
+    );
     if (failures === this.config.threshold || (failures > this.config.threshold && now - this.lastWarnAt >= 60_000)) {
       this.lastWarnAt = now;
       this.log.warn({ failures, error, pending: batch.ids.length, url: this.config.url }, `notification endpoint ${this.name} is failing (${failures} consecutive errors), backing off ${this.config.backoff}ms between attempts; events are kept`);
@@ -355,12 +363,14 @@ class EndpointWorker {
     const { owner, leaseMs } = this.settings;
     // One conditional UPDATE: atomic in SQLite (writes are serialised) and in
     // PostgreSQL (a concurrent updater re-checks the WHERE on the new row version).
-    const r = await this.db
-      .updateTable('notification_endpoints')
-      .set({ lease_owner: owner, lease_until: now + leaseMs })
-      .where('endpoint', '=', this.name)
-      .where((eb) => eb.or([eb('lease_owner', 'is', null), eb('lease_owner', '=', owner), eb('lease_until', '<', now)]))
-      .executeTakeFirst();
+    const r = await this.settings.writing(() =>
+      this.db
+        .updateTable('notification_endpoints')
+        .set({ lease_owner: owner, lease_until: now + leaseMs })
+        .where('endpoint', '=', this.name)
+        .where((eb) => eb.or([eb('lease_owner', 'is', null), eb('lease_owner', '=', owner), eb('lease_until', '<', now)]))
+        .executeTakeFirst(),
+    );
     if (Number(r.numUpdatedRows) !== 1) return false;
     this.holding = true;
     // Another process may have delivered part of what this one last read.
@@ -374,12 +384,14 @@ class EndpointWorker {
   private async renew(): Promise<void> {
     if (!this.holding) return;
     try {
-      const r = await this.db
-        .updateTable('notification_endpoints')
-        .set({ lease_until: Date.now() + this.settings.leaseMs })
-        .where('endpoint', '=', this.name)
-        .where('lease_owner', '=', this.settings.owner)
-        .executeTakeFirst();
+      const r = await this.settings.writing(() =>
+        this.db
+          .updateTable('notification_endpoints')
+          .set({ lease_until: Date.now() + this.settings.leaseMs })
+          .where('endpoint', '=', this.name)
+          .where('lease_owner', '=', this.settings.owner)
+          .executeTakeFirst(),
+      );
       if (Number(r.numUpdatedRows) !== 1 && this.holding) {
         this.log.warn('notification lease lost to another process');
         this.lost();
@@ -399,12 +411,14 @@ class EndpointWorker {
   private async release(): Promise<void> {
     if (!this.holding) return;
     this.lost();
-    await this.db
-      .updateTable('notification_endpoints')
-      .set({ lease_owner: null, lease_until: 0 })
-      .where('endpoint', '=', this.name)
-      .where('lease_owner', '=', this.settings.owner)
-      .execute();
+    await this.settings.writing(() =>
+      this.db
+        .updateTable('notification_endpoints')
+        .set({ lease_owner: null, lease_until: 0 })
+        .where('endpoint', '=', this.name)
+        .where('lease_owner', '=', this.settings.owner)
+        .execute(),
+    );
   }
 }
 

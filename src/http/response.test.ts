@@ -73,6 +73,17 @@ describe('RegistryResponse', () => {
     assert.deepEqual(bodies, paths.map((p) => `you asked for ${p}`));
   });
 
+  it('cuts off only the response whose end fails, not the rest of its batch', async () => {
+    handler = (req, res) => {
+      res.writeHead(200, { 'Content-Length': 2 });
+      // A number is not a body: node throws, now in the batch rather than in the handler.
+      res.end(req.url === '/bad' ? (42 as unknown as string) : 'ok');
+    };
+    const [bad, good] = await Promise.allSettled([fetch(`${base}/bad`).then((r) => r.text()), fetch(`${base}/good`).then((r) => r.text())]);
+    assert.equal(bad.status, 'rejected');
+    assert.deepEqual(good, { status: 'fulfilled', value: 'ok' });
+  });
+
   it('survives a client that hangs up before its batch is written', async () => {
     let ending: Promise<void> | undefined;
     handler = (_req, res) => {

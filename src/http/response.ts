@@ -84,5 +84,13 @@ function endSoon(res: RegistryResponse, args: unknown[]): void {
 function endBatch(): void {
   const ending = batch;
   batch = [];
-  for (const { res, args } of ending) res.endNow(args);
+  for (const { res, args } of ending) {
+    try {
+      res.endNow(args);
+    } catch {
+      // Node refused the end (a body of a wrong type, say): a bug, but this
+      // client alone is cut off; the batch's other responses still go out.
+      res.destroy();
+    }
+  }
 }

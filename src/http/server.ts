@@ -132,7 +132,10 @@ export function createRequestHandler(services: EdgeServices, opts: HttpOptions) 
       if (isClientAbort(err, req)) {
         aborted = true;
         res.destroy();
-      } else sendError(res, err);
+      } else {
+        if (isRegistryError(err)) await drainBody(req);
+        sendError(res, err);
+      }
     }
     if (opts.accessLog || metrics) {
       const finish = () => {
@@ -166,6 +169,41 @@ export function createRequestHandler(services: EdgeServices, opts: HttpOptions) 
     // a whole blob) ends none, yet still pulled or pushed.
     if (services.events && !eventsRecorded && (error === undefined || (res.headersSent && isClientAbort(error, req)))) await recordEvents();
   };
+}
+
+/** The most of a refused request's body that is read and dropped before the answer, and for how long. */
+const DRAIN_LIMIT = 64 * 1024 * 1024;
+const DRAIN_TIMEOUT_MS = 10_000;
+
+/**
+ * Reads and drops what is left of a refused request's body before its error
+ * is sent (a chunk refused with 409 or 416, say, before any of it was read).
+ * Node closes a `Connection: close` connection once the response is sent;
+ * a client still sending then gets a reset instead of the answer.
+ */
+function drainBody(req: IncomingMessage): Promise<void> {
+  if (req.complete || req.destroyed || Number(req.headers['content-length'] ?? 0) > DRAIN_LIMIT) return Promise.resolve();
+  return new Promise((resolve) => {
+    let seen = 0;
+    const done = () => {
+      clearTimeout(timer);
+      req.off('data', onData);
+      req.off('end', done);
+      req.off('close', done);
+      req.off('error', done);
+      resolve();
+    };
+    const onData = (chunk: Buffer) => {
+      seen += chunk.byteLength;
+      if (seen > DRAIN_LIMIT) done();
+    };
+    const timer = setTimeout(done, DRAIN_TIMEOUT_MS);
+    req.on('data', onData);
+    req.once('end', done);
+    req.once('close', done);
+    req.once('error', done);
+    req.resume();
+  });
 }
 
 function probe(res: ServerResponse, ok: boolean, health?: HealthChecks): void {

@@ -85,6 +85,15 @@ describe('WriteGate', () => {
     (await here.acquire())();
   });
 
+  it('gives up, as SQLite would, when the gate stays held too long', async () => {
+    const shared = WriteGate.shared();
+    const release = await new WriteGate(shared, 2).acquire();
+    const started = Date.now();
+    await assert.rejects(new WriteGate(shared, 1, 150).acquire(), /held by thread 1 for over 150 ms/);
+    assert.ok(Date.now() - started < 1000, 'gave up at its deadline, not at the next recheck');
+    release();
+  });
+
   it('refuses an owner number that could not be told from a free gate', () => {
     assert.throws(() => new WriteGate(WriteGate.shared(), 0), /positive integer/);
   });

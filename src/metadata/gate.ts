@@ -28,11 +28,14 @@ export class WriteGate {
 
   /**
    * `shared`: from `WriteGate.shared()`, the same buffer in every thread;
-   * `owner`: this thread's number, unique among them and not 0.
+   * `owner`: this thread's number, unique among them and not 0;
+   * `giveUpMs`: as SQLite's busy_timeout, a write that waits longer fails
+   * rather than hangs.
    */
   constructor(
     readonly shared: SharedArrayBuffer,
     private readonly owner: number,
+    private readonly giveUpMs = 10_000,
   ) {
     if (!Number.isInteger(owner) || owner <= 0) throw new Error(`write gate owner must be a positive integer, not ${owner}`);
     this.word = new Int32Array(shared, 0, 1);
@@ -44,10 +47,12 @@ export class WriteGate {
 
   /** Waits for the gate without blocking this thread; resolves with its release. */
   async acquire(): Promise<() => void> {
+    const deadline = Date.now() + this.giveUpMs;
     for (;;) {
       const holder = Atomics.compareExchange(this.word, 0, 0, this.owner);
       if (holder === 0) return () => this.release();
-      const wait = waitAsync(this.word, 0, holder, RECHECK_MS);
+      if (Date.now() > deadline) throw new Error(`the database write gate has been held by thread ${holder - 1} for over ${this.giveUpMs} ms`);
+      const wait = waitAsync(this.word, 0, holder, Math.min(RECHECK_MS, Math.max(1, deadline - Date.now() + 1)));
       if (!wait.async) continue;
       // A pending waitAsync does not keep the event loop alive; this timer does.
       const alive = setTimeout(() => {}, RECHECK_MS);
@@ -57,12 +62,13 @@ export class WriteGate {
   }
 
   private release(): void {
-    if (Atomics.compareExchange(this.word, 0, this.owner, 0) === this.owner) Atomics.notify(this.word, 0, 1);
+    // Every waiter is woken (there are a few at most): one whose thread is busy must not keep the others asleep.
+    if (Atomics.compareExchange(this.word, 0, this.owner, 0) === this.owner) Atomics.notify(this.word, 0);
   }
 
   /** Frees the gate if thread `owner` holds it (it has died). */
   static releaseIfHeldBy(shared: SharedArrayBuffer, owner: number): void {
     const word = new Int32Array(shared, 0, 1);
-    if (Atomics.compareExchange(word, 0, owner, 0) === owner) Atomics.notify(word, 0, 1);
+    if (Atomics.compareExchange(word, 0, owner, 0) === owner) Atomics.notify(word, 0);
   }
 }

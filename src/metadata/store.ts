@@ -274,7 +274,9 @@ export class MetadataStore {
   async ensureRepository(name: string, db: Db = this.db): Promise<number> {
     const existing = await this.repositoryId(name, db);
     if (existing !== null) return existing;
-    await db.insertInto('repositories').values({ name, created_at: now() }).onConflict((oc) => oc.column('name').doNothing()).execute();
+    const insert = () => db.insertInto('repositories').values({ name, created_at: now() }).onConflict((oc) => oc.column('name').doNothing()).execute();
+    // Inside a transaction the gate is held already (and is not re-entrant).
+    await (db === this.db ? this.writing(insert) : insert());
     const id = await this.repositoryId(name, db);
     if (id === null) throw new Error(`repository ${name} vanished while being created`);
     return id;
@@ -317,7 +319,10 @@ export class MetadataStore {
 
   /**
    * Runs `fn`, which writes, as the one writer among this process's threads
-   * that share a write gate (see gate.ts). Without a gate it just runs.
+   * that share a write gate (see gate.ts). Without a gate it just runs. The
+   * gate is not re-entrant: `fn` must not call `writing` or
+   * `writeTransaction` again (nor could it: it would also wait for this
+   * thread's one connection, which a transaction holds).
    */
   async writing<T>(fn: () => Promise<T>): Promise<T> {
     if (!this.gate) return fn();
@@ -420,7 +425,7 @@ export class MetadataStore {
   async unlinkBlob(repository: string, digest: string): Promise<boolean> {
     const repositoryId = await this.repositoryId(repository);
     if (repositoryId === null) return false;
-    const r = await this.db.deleteFrom('repository_blobs').where('repository_id', '=', repositoryId).where('digest', '=', digest).executeTakeFirst();
+    const r = await this.writing(() => this.db.deleteFrom('repository_blobs').where('repository_id', '=', repositoryId).where('digest', '=', digest).executeTakeFirst());
     return Number(r.numDeletedRows) > 0;
   }
 
@@ -568,7 +573,7 @@ export class MetadataStore {
   async deleteTag(repository: string, tag: string): Promise<boolean> {
     const repositoryId = await this.repositoryId(repository);
     if (repositoryId === null) return false;
-    const r = await this.db.deleteFrom('tags').where('repository_id', '=', repositoryId).where('name', '=', tag).executeTakeFirst();
+    const r = await this.writing(() => this.db.deleteFrom('tags').where('repository_id', '=', repositoryId).where('name', '=', tag).executeTakeFirst());
     return Number(r.numDeletedRows) > 0;
   }
 
@@ -657,16 +662,18 @@ export class MetadataStore {
 
   /** Second phase: forgets a blob whose bytes are gone, unless a push revived it meanwhile. */
   async forgetBlob(digest: string): Promise<void> {
-    await this.db.deleteFrom('blobs').where('digest', '=', digest).where('state', '=', 'deleting').execute();
+    await this.writing(() => this.db.deleteFrom('blobs').where('digest', '=', digest).where('state', '=', 'deleting').execute());
   }
 
   /** Removes links older than `cutoff` that no manifest of their repository references. */
   async pruneStaleLinks(cutoff: number): Promise<number> {
-    const r = await sql`
+    const r = await this.writing(
+      () => sql`
       DELETE FROM repository_blobs
       WHERE created_at < ${cutoff}
         AND NOT EXISTS (SELECT 1 FROM manifest_references x
-                        WHERE x.repository_id = repository_blobs.repository_id AND x.digest = repository_blobs.digest AND x.kind = 'blob')`.execute(this.db);
+                        WHERE x.repository_id = repository_blobs.repository_id AND x.digest = repository_blobs.digest AND x.kind = 'blob')`.execute(this.db),
+    );
     return Number(r.numAffectedRows ?? 0);
   }
 

@@ -4,6 +4,7 @@
  * the Location the previous response gave, as a client must.
  */
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { describe, test } from 'node:test';
 import { expectError, expectStatus, getBlob, pushBlob, randomData, resolve, sha256, startUpload, uniqueRepo, unknownDigest, useBerth, withDigest } from './helpers.js';
 
@@ -247,6 +248,24 @@ describe('chunked upload (end-5)', parallel, () => {
     assert.equal(res.status, 416);
     assert.ok(res.headers.get('location'));
     await res.arrayBuffer();
+  });
+
+  test('a refused chunk is answered once its body is in, so a client still sending is not reset', async () => {
+    // The 416 is known before the body is read. Node closes a `Connection: close` connection once
+    // it has answered; answering while the client still sends would reset it before it read the 416.
+    const location = new URL(await startUpload(b.url, uniqueRepo()));
+    const half = randomData(1024 * 1024);
+    const sock = net.connect(Number(location.port), location.hostname);
+    let answer = '';
+    sock.on('data', (d) => (answer += d.toString('latin1')));
+    const closed = new Promise((done) => sock.on('close', done));
+    sock.write(`PATCH ${location.pathname}${location.search} HTTP/1.1\r\nHost: ${location.host}\r\nConnection: close\r\nContent-Type: application/octet-stream\r\nContent-Range: 1-${2 * half.byteLength}\r\nContent-Length: ${2 * half.byteLength}\r\n\r\n`);
+    sock.write(half);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(answer, '', 'no answer while the body is still coming');
+    sock.write(half);
+    await closed;
+    assert.match(answer, /^HTTP\/1\.1 416 /);
   });
 
   test('a malformed Content-Range → 416', async () => {
