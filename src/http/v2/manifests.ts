@@ -76,44 +76,41 @@ export async function putManifest(ctx: Ctx, name: string, reference: string): Pr
   sendEmpty(ctx.res, 201, headers);
 }
 
-/** How much of an oversized body is read and thrown away so the client sees its 413. */
-const DISCARD_LIMIT = 64 * 1024 * 1024;
-
 /**
  * Reads a manifest body of at most MAX_MANIFEST_BYTES. An oversized body is
- * refused at once, but the rest of it is still read and discarded (up to
- * DISCARD_LIMIT): closing the socket under a client that is still sending
- * would reset the connection before the client could read the 413.
+ * refused at once; the edge reads and drops the rest of it before the 413
+ * goes out (see drainBody in http/server.ts).
  */
 function readManifestBody(ctx: Ctx, tooLarge: () => RegistryError): Promise<Buffer> {
   const req = ctx.req;
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];
     let size = 0;
-    let refused = false;
+    const stop = () => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+    };
     const onData = (chunk: Buffer) => {
       size += chunk.byteLength;
-      if (refused) {
-        if (size > MAX_MANIFEST_BYTES + DISCARD_LIMIT) req.destroy();
-        return;
-      }
       if (size > MAX_MANIFEST_BYTES) {
-        refused = true;
-        parts.length = 0;
+        stop();
         reject(tooLarge());
         return;
       }
       parts.push(chunk);
     };
+    const onEnd = () => {
+      stop();
+      resolve(Buffer.concat(parts, size));
+    };
+    const onError = (err: Error) => {
+      stop();
+      reject(err);
+    };
     req.on('data', onData);
-    req.once('end', () => {
-      req.off('data', onData);
-      if (!refused) resolve(Buffer.concat(parts, size));
-    });
-    req.once('error', (err) => {
-      req.off('data', onData);
-      if (!refused) reject(err);
-    });
+    req.once('end', onEnd);
+    req.once('error', onError);
   });
 }
 
