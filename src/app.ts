@@ -19,7 +19,7 @@ import { createDebugHandler } from './http/debug.js';
 import { aggregateMetrics, createMetrics, type Metrics } from './http/metrics.js';
 import type net from 'node:net';
 import { createRequestHandler, listen, serveHandedConnections, type RunningServer } from './http/server.js';
-import { MetadataStore, type WriteGate } from './metadata/index.js';
+import { MetadataStore, SAFETY_NET_PAGES, WalCheckpointer, type WriteGate } from './metadata/index.js';
 import { Registry } from './registry/index.js';
 import { FilesystemBlobStore, InMemoryBlobStore, type BlobStore } from './storage/index.js';
 
@@ -33,7 +33,19 @@ export interface App {
   close(): Promise<void>;
 }
 
-export async function createApp(config: Config, log: Logger = createLogger(config), writeGate?: WriteGate): Promise<App> {
+export interface AppOptions {
+  /** Shared by the serving threads of one process: one writer at a time. */
+  writeGate?: WriteGate;
+  /**
+   * SQLite's WAL checkpoints: `here` runs them on a thread of this app's own
+   * (a serving process's main thread), `elsewhere` leaves them to the thread
+   * that does (the other serving threads). Unset, SQLite runs them inline,
+   * in whichever connection commits (the CLI's short-lived commands).
+   */
+  checkpoints?: 'here' | 'elsewhere';
+}
+
+export async function createApp(config: Config, log: Logger = createLogger(config), opts: AppOptions = {}): Promise<App> {
   let store: BlobStore;
   let sqlitePath = ':memory:';
   if (config.storage.driver === 'inmemory') {
@@ -44,7 +56,17 @@ export async function createApp(config: Config, log: Logger = createLogger(confi
     store = new FilesystemBlobStore({ rootDirectory: root });
     sqlitePath = path.join(root, 'berth.db');
   }
-  const meta = await MetadataStore.open({ url: config.berth.database.url, sqlitePath, writeGate });
+  const background = opts.checkpoints !== undefined && sqlitePath !== ':memory:' && !config.berth.database.url;
+  const meta = await MetadataStore.open({
+    url: config.berth.database.url,
+    sqlitePath,
+    writeGate: opts.writeGate,
+    walAutocheckpoint: background ? SAFETY_NET_PAGES : undefined,
+  });
+  const checkpointer =
+    background && opts.checkpoints === 'here'
+      ? WalCheckpointer.start(sqlitePath, { onError: (err) => log.error({ err }, 'WAL checkpoint thread failed; commits checkpoint the log themselves from now on') })
+      : undefined;
   const registry = new Registry(meta, store, {
     deleteEnabled: config.storage.delete.enabled,
     readOnly: config.storage.maintenance.readonly.enabled,
@@ -58,6 +80,7 @@ export async function createApp(config: Config, log: Logger = createLogger(confi
     store,
     log,
     async close() {
+      await checkpointer?.stop();
       await meta.close();
       await store.close?.();
     },
@@ -133,7 +156,7 @@ export interface ServeOptions {
 /** Starts Berth in this process. */
 export async function startServer(config: Config, log?: Logger, opts: ServeOptions = {}): Promise<Server> {
   const role = opts.role ?? 'single';
-  const app = await createApp(config, log, opts.writeGate);
+  const app = await createApp(config, log, { writeGate: opts.writeGate, checkpoints: role === 'worker' ? 'elsewhere' : 'here' });
   const auth = createAuthenticator(config, app.log);
   const health = createHealthChecks(app);
   const metrics = config.http.debug.prometheus.enabled ? createMetrics({ uploadsInProgress: role === 'worker' ? undefined : () => countUploads(app.store) }) : undefined;

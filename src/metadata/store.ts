@@ -76,6 +76,12 @@ export interface MetadataOptions {
   sqlitePath?: string;
   /** SQLite: taken before every write, shared with this process's other serving threads. */
   writeGate?: WriteGate;
+  /**
+   * SQLite: the log size (pages) at which a commit runs a checkpoint itself
+   * (SQLite's default is 1000). Raised while a WalCheckpointer keeps the log
+   * short from its own thread.
+   */
+  walAutocheckpoint?: number;
 }
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -212,6 +218,7 @@ export class MetadataStore {
       database.pragma('synchronous = NORMAL');
       database.pragma('busy_timeout = 10000');
       database.pragma('foreign_keys = ON');
+      if (opts.walAutocheckpoint !== undefined) database.pragma(`wal_autocheckpoint = ${Math.max(0, Math.floor(opts.walAutocheckpoint))}`);
       // Kysely prepares every query afresh; preparing is most of a small query's cost, so statements are cached by SQL text.
       const statements = new Map<string, ReturnType<typeof database.prepare>>();
       const cached = {

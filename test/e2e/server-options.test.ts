@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
-import { access, mkdtemp, readFile, rm, unlink, utimes, writeFile } from 'node:fs/promises';
+import { access, mkdtemp, readFile, rm, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
@@ -17,9 +17,11 @@ import path from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import bcrypt from 'bcryptjs';
+import { sql } from 'kysely';
 import YAML from 'yaml';
 import { createApp } from '../../src/app.js';
 import { parseConfig } from '../../src/config/index.js';
+import { SAFETY_NET_PAGES } from '../../src/metadata/index.js';
 import { purgeUploads } from '../../src/gc/purge.js';
 import { spawnBerth, startBerth, type TestBerth } from '../support/berth.js';
 import { buildImage, pseudoRandomBytes, type BuiltImage } from '../support/images.js';
@@ -799,6 +801,31 @@ describe('graceful shutdown (SIGTERM)', () => {
     } finally {
       agent.destroy();
       await berth.stop('SIGKILL');
+    }
+  });
+});
+
+describe('SQLite WAL checkpoints', () => {
+  const autocheckpoint = async (app: Awaited<ReturnType<typeof createApp>>) =>
+    (await sql<{ wal_autocheckpoint: number }>`PRAGMA wal_autocheckpoint`.execute(app.meta.db)).rows[0]?.wal_autocheckpoint;
+
+  it('a server checkpoints on a thread of its own; its threads commit without checkpointing until the safety net', async () => {
+    const root = await mkdtemp(path.join(work, 'checkpoints-'));
+    const { config } = parseConfig('', { REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: root });
+    const here = await createApp(config, undefined, { checkpoints: 'here' });
+    const elsewhere = await createApp(config, undefined, { checkpoints: 'elsewhere' });
+    const cli = await createApp(config);
+    try {
+      assert.equal(await autocheckpoint(here), SAFETY_NET_PAGES);
+      assert.equal(await autocheckpoint(elsewhere), SAFETY_NET_PAGES);
+      assert.equal(await autocheckpoint(cli), 1000, "a short-lived command keeps SQLite's own checkpoints");
+      const db = path.join(root, 'berth.db');
+      const before = (await stat(db)).size;
+      // Far fewer pages than the safety net: only the checkpoint thread can move them into the database file.
+      for (let i = 0; i < 1500; i++) await elsewhere.meta.ensureRepository(`checkpoints/repository-${i}`);
+      await eventually('the checkpoint thread to copy the log into the database file', async () => (await stat(db)).size > before + 16 * 4096, 10_000, 20);
+    } finally {
+      await Promise.all([here.close(), elsewhere.close(), cli.close()]);
     }
   });
 });

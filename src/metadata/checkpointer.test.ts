@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { statSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { sql } from 'kysely';
+import { WalCheckpointer } from './checkpointer.js';
+import { MetadataStore } from './store.js';
+
+async function until(what: string, ok: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+describe('WAL checkpointer', () => {
+  it('copies the log into the database file from its own thread, while the writer never checkpoints', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'berth-checkpoint-'));
+    const file = path.join(dir, 'berth.db');
+    // Automatic checkpoints off: only the checkpointer can move pages into the database file.
+    const store = await MetadataStore.open({ sqlitePath: file, walAutocheckpoint: 0 });
+    const checkpointer = WalCheckpointer.start(file, { intervalMs: 10 });
+    try {
+      const setting = await sql<{ wal_autocheckpoint: number }>`PRAGMA wal_autocheckpoint`.execute(store.db);
+      assert.equal(setting.rows[0]?.wal_autocheckpoint, 0);
+      // Let it copy the migrations' pages first, then measure from there.
+      await until('the first checkpoint', () => checkpointer.stats.checkpoints > 0);
+      await sleep(50);
+      const before = statSync(file).size;
+      const checkpointsBefore = checkpointer.stats.checkpoints;
+      for (let i = 0; i < 2000; i++) await store.linkBlob(`checkpoint/repo-${i % 50}`, `sha256:${i.toString(16).padStart(64, '0')}`, i);
+      await until('the new pages in the database file', () => statSync(file).size > before + 100 * 4096 && checkpointer.stats.checkpoints > checkpointsBefore);
+      await until('the whole log copied', () => checkpointer.stats.checkpointed === checkpointer.stats.log);
+      assert.ok(checkpointer.stats.log > 100, `frames in the log: ${checkpointer.stats.log}`);
+      // What was copied is the data: a new connection that reads the database sees it all.
+      const other = await MetadataStore.open({ sqlitePath: file });
+      try {
+        assert.deepEqual(await other.linkedBlob('checkpoint/repo-7', `sha256:${(1957).toString(16).padStart(64, '0')}`), { size: 1957 });
+      } finally {
+        await other.close();
+      }
+    } finally {
+      await checkpointer.stop();
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('stops: its thread ends and checkpoints no more', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'berth-checkpoint-'));
+    const file = path.join(dir, 'berth.db');
+    const store = await MetadataStore.open({ sqlitePath: file, walAutocheckpoint: 0 });
+    const checkpointer = WalCheckpointer.start(file, { intervalMs: 10 });
+    try {
+      await until('the first checkpoint', () => checkpointer.stats.checkpoints > 0);
+      await checkpointer.stop();
+      const stopped = { ...checkpointer.stats };
+      const size = statSync(file).size;
+      for (let i = 0; i < 500; i++) await store.ensureRepository(`stopped/repo-${i}`);
+      await sleep(100);
+      assert.deepEqual(checkpointer.stats, stopped);
+      assert.equal(statSync(file).size, size, 'nothing copied into the database file after stop');
+      await checkpointer.stop(); // a second stop is harmless
+    } finally {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reports a database it cannot open instead of crashing the process', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'berth-checkpoint-'));
+    try {
+      let failure: Error | undefined;
+      const checkpointer = WalCheckpointer.start(path.join(dir, 'missing', 'berth.db'), { onError: (err) => (failure = err) });
+      await until('the error', () => failure !== undefined);
+      assert.match(failure!.message, /unable to open|does not exist|directory/i);
+      await checkpointer.stop();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
