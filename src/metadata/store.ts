@@ -131,6 +131,17 @@ function toRecord(row: {
   };
 }
 
+/** SQLite: what claimLinkNow needs of the connection under Kysely. */
+interface SqliteHandle {
+  /** A prepared statement, cached by its text (shared with Kysely's queries). */
+  prepare(text: string): { reader: boolean; all(parameters: readonly unknown[]): unknown[]; run(parameters: readonly unknown[]): unknown };
+  /** Runs `fn` in a BEGIN IMMEDIATE transaction: committed when it returns, rolled back when it throws. */
+  immediate<T>(fn: () => T): T;
+}
+
+/** Thrown inside claimLinkNow's transaction to roll it back: the blob's bytes are not in place. */
+const ABSENT = Symbol('absent');
+
 interface CompiledHot {
   compiled: CompiledQuery;
   /** For each compiled parameter, the argument it takes, or -1 for a constant of the query. */
@@ -163,6 +174,8 @@ export class MetadataStore {
     /** SQLite's data_version (changes when another connection commits) and our own write count. */
     private readonly changes?: { dataVersion: () => number; writes: WriteCounter },
     private readonly gate?: WriteGate,
+    /** SQLite: the connection under Kysely, for the transactions run synchronously (claimLinkNow). */
+    private readonly sqlite?: SqliteHandle,
   ) {}
 
   /**
@@ -189,6 +202,11 @@ export class MetadataStore {
    * and compiling while the SQL is still written once for both engines.
    */
   private async hot<R>(key: string, args: unknown[], build: (...markers: string[]) => Compilable<R>, db: Db = this.db): Promise<R[]> {
+    return (await db.executeQuery<R>(this.compiledHot(key, args, build))).rows;
+  }
+
+  /** The query `hot` and `runNow` run: compiled on first use, with `args` swapped into its parameters. */
+  private compiledHot<R>(key: string, args: unknown[], build: (...markers: string[]) => Compilable<R>): CompiledQuery<R> {
     let entry = this.hotQueries.get(key);
     if (!entry) {
       const markers = args.map((_, i) => `\u0000berth-parameter-${i}`);
@@ -200,7 +218,16 @@ export class MetadataStore {
     // The write counter's plugin saw this query once, when it was compiled; each run that may write counts.
     if (this.changes && compiled.query.kind !== 'SelectQueryNode') this.changes.writes.count++;
     const parameters = compiled.parameters.map((p, i) => (positions[i]! >= 0 ? args[positions[i]!] : p));
-    return (await db.executeQuery<R>({ ...compiled, parameters } as CompiledQuery<R>)).rows;
+    return { ...compiled, parameters } as CompiledQuery<R>;
+  }
+
+  /** SQLite only: a hot query run synchronously on the connection, as Kysely's SQLite driver would run it. */
+  private runNow<R>(sqlite: SqliteHandle, key: string, args: unknown[], build: (...markers: string[]) => Compilable<R>): R[] {
+    const { sql: text, parameters } = this.compiledHot(key, args, build);
+    const statement = sqlite.prepare(text);
+    if (statement.reader) return statement.all(parameters) as R[];
+    statement.run(parameters);
+    return [];
   }
 
   static async open(opts: MetadataOptions): Promise<MetadataStore> {
@@ -252,6 +279,7 @@ export class MetadataStore {
         'sqlite',
         { dataVersion: currentDataVersion, writes },
         opts.writeGate,
+        { prepare: cached.prepare, immediate: (fn) => database.transaction(fn).immediate() },
       );
     }
     await store.migrate();
@@ -274,14 +302,14 @@ export class MetadataStore {
   // ---- repositories --------------------------------------------------------
 
   async repositoryId(name: string, db: Db = this.db): Promise<number | null> {
-    const [row] = await this.hot('repositoryId', [name], (n) => this.db.selectFrom('repositories').select('id').where('name', '=', n), db);
+    const [row] = await this.hot('repositoryId', [name], (n) => this.repositoryIdQuery(n), db);
     return row ? Number(row.id) : null;
   }
 
   async ensureRepository(name: string, db: Db = this.db): Promise<number> {
     const existing = await this.repositoryId(name, db);
     if (existing !== null) return existing;
-    const insert = () => db.insertInto('repositories').values({ name, created_at: now() }).onConflict((oc) => oc.column('name').doNothing()).execute();
+    const insert = () => this.hot('insertRepository', [name, now()], (n, at) => this.insertRepositoryQuery(n, at), db);
     // Inside a transaction the gate is held already (and is not re-entrant).
     await (db === this.db ? this.writing(insert) : insert());
     const id = await this.repositoryId(name, db);
@@ -349,39 +377,98 @@ export class MetadataStore {
    * are never committed just before a collector removes them.
    */
   async claimBlob<T>(digest: string, size: number, body: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
-    const started = Date.now();
-    for (let attempt = 0; ; attempt++) {
-      const result = await this.writeTransaction(async (trx) => {
-        const [row] = await this.hot('blobState', [digest], (d) => {
-          const q = this.db.selectFrom('blobs').select(['state', 'deleting_at']).where('digest', '=', d);
-          return this.dialect === 'postgres' ? q.forUpdate() : q;
-        }, trx);
+    return this.whileDeleting(digest, () =>
+      this.writeTransaction(async (trx) => {
+        const [row] = await this.hot('blobState', [digest], (d) => this.blobStateQuery(d), trx);
         const t = now();
         if (row?.state === 'deleting' && Number(row.deleting_at) > t - STALE_DELETE_MS) return BUSY;
-        await this.hot('recordBlob', [digest, size, t], (d, s, at) =>
-          this.db
-            .insertInto('blobs')
-            .values({ digest: d, size: s as unknown as number, created_at: at as unknown as number, last_used_at: at as unknown as number, state: 'live', deleting_at: null })
-            .onConflict((oc) => oc.column('digest').doUpdateSet({ last_used_at: at as unknown as number, state: 'live', deleting_at: null })),
-        trx);
+        await this.hot('recordBlob', [digest, size, t], (d, s, at) => this.recordBlobQuery(d, s, at), trx);
         return { value: await body(trx) };
-      });
+      }),
+    );
+  }
+
+  /**
+   * claimBlob, with a body that links the blob into `repository`, run on
+   * SQLite as one synchronous transaction: a small push's claim is most of
+   * its database time, and Kysely's chain of promises most of the claim's
+   * (about 170 µs of CPU through Kysely, 100 µs this way). `present` is
+   * asked under the lock, as claimBlob's body asks the blob store. Returns
+   * true when linked; false when `present()` said no, with nothing written,
+   * for the caller to put the bytes back and claim the general way; null
+   * when there is no such path (PostgreSQL).
+   */
+  async claimLinkNow(repository: string, digest: string, size: number, present: () => boolean): Promise<boolean | null> {
+    const sqlite = this.sqlite;
+    if (!sqlite) return null;
+    return this.whileDeleting(digest, () =>
+      this.writing(async () => {
+        try {
+          return sqlite.immediate(() => {
+            const [row] = this.runNow(sqlite, 'blobState', [digest], (d) => this.blobStateQuery(d));
+            const t = now();
+            if (row?.state === 'deleting' && Number(row.deleting_at) > t - STALE_DELETE_MS) return BUSY;
+            this.runNow(sqlite, 'recordBlob', [digest, size, t], (d, s, at) => this.recordBlobQuery(d, s, at));
+            if (!present()) throw ABSENT;
+            let [repo] = this.runNow(sqlite, 'repositoryId', [repository], (n) => this.repositoryIdQuery(n));
+            if (!repo) {
+              this.runNow(sqlite, 'insertRepository', [repository, t], (n, at) => this.insertRepositoryQuery(n, at));
+              [repo] = this.runNow(sqlite, 'repositoryId', [repository], (n) => this.repositoryIdQuery(n));
+            }
+            this.runNow(sqlite, 'linkBlob', [Number(repo!.id), digest, t], (id, d, at) => this.linkBlobQuery(id, d, at));
+            return { value: true };
+          });
+        } catch (err) {
+          if (err === ABSENT) return { value: false };
+          throw err;
+        }
+      }),
+    );
+  }
+
+  /** Runs `attempt` until it does not find the blob being deleted by a garbage collection, waiting longer each time. */
+  private async whileDeleting<T>(digest: string, attempt: () => Promise<{ value: T } | typeof BUSY>): Promise<T> {
+    const started = Date.now();
+    for (let n = 0; ; n++) {
+      const result = await attempt();
       if (result !== BUSY) return result.value;
       if (Date.now() - started > 30_000) throw new Error(`blob ${digest} stayed locked by a garbage collection for 30s`);
-      await new Promise((r) => setTimeout(r, Math.min(500, 10 * 2 ** attempt)));
+      await new Promise((r) => setTimeout(r, Math.min(500, 10 * 2 ** n)));
     }
+  }
+
+  private blobStateQuery(digest: string) {
+    const q = this.db.selectFrom('blobs').select(['state', 'deleting_at']).where('digest', '=', digest);
+    return this.dialect === 'postgres' ? q.forUpdate() : q;
+  }
+
+  private recordBlobQuery(digest: string, size: string, at: string) {
+    const t = at as unknown as number;
+    return this.db
+      .insertInto('blobs')
+      .values({ digest, size: size as unknown as number, created_at: t, last_used_at: t, state: 'live', deleting_at: null })
+      .onConflict((oc) => oc.column('digest').doUpdateSet({ last_used_at: t, state: 'live', deleting_at: null }));
+  }
+
+  private repositoryIdQuery(name: string) {
+    return this.db.selectFrom('repositories').select('id').where('name', '=', name);
+  }
+
+  private insertRepositoryQuery(name: string, at: string) {
+    return this.db.insertInto('repositories').values({ name, created_at: at as unknown as number }).onConflict((oc) => oc.column('name').doNothing());
+  }
+
+  private linkBlobQuery(repositoryId: string, digest: string, at: string) {
+    return this.db
+      .insertInto('repository_blobs')
+      .values({ repository_id: repositoryId as unknown as number, digest, created_at: at as unknown as number })
+      .onConflict((oc) => oc.columns(['repository_id', 'digest']).doUpdateSet({ created_at: at as unknown as number }));
   }
 
   /** Links a blob into a repository inside a claimBlob transaction. */
   async linkInTransaction(trx: Transaction<Database>, repository: string, digest: string): Promise<void> {
     const repositoryId = await this.ensureRepository(repository, trx);
-    const t = now();
-    await this.hot('linkBlob', [repositoryId, digest, t], (id, d, at) =>
-      this.db
-        .insertInto('repository_blobs')
-        .values({ repository_id: id as unknown as number, digest: d, created_at: at as unknown as number })
-        .onConflict((oc) => oc.columns(['repository_id', 'digest']).doUpdateSet({ created_at: at as unknown as number })),
-    trx);
+    await this.hot('linkBlob', [repositoryId, digest, now()], (id, d, at) => this.linkBlobQuery(id, d, at), trx);
   }
 
   /** Records a blob whose bytes are already committed and links it into a repository. */

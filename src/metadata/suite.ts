@@ -75,6 +75,43 @@ export function runMetadataSuite(name: string, open: () => Promise<{ store: Meta
       assert.deepEqual(await store.knownBlob(blob), { size: 42 }, 'the blob itself stays known');
     });
 
+    it('claims and links a pushed blob in one synchronous transaction on SQLite (claimLinkNow)', async () => {
+      const blob = d('now-1');
+      if (store.dialect !== 'sqlite') {
+        assert.equal(await store.claimLinkNow('now/a', blob, 3, () => true), null, 'no such path: the caller claims the general way');
+        return;
+      }
+      assert.equal(await store.linkedBlob('now/a', blob), null); // cached now: the claim must make it stale
+      // The bytes are not in place: nothing is written, not even the repository.
+      assert.equal(await store.claimLinkNow('now/a', blob, 3, () => false), false);
+      assert.equal(await store.knownBlob(blob), null);
+      assert.equal(await store.repositoryId('now/a'), null);
+      assert.equal(await store.linkedBlob('now/a', blob), null);
+      // In place: recorded, the repository created, linked, and seen at once by the same connection's cached reads.
+      assert.equal(await store.claimLinkNow('now/a', blob, 3, () => true), true);
+      assert.deepEqual(await store.linkedBlob('now/a', blob), { size: 3 });
+      assert.deepEqual(await store.knownBlob(blob), { size: 3 });
+      assert.equal(await store.claimLinkNow('now/a', blob, 3, () => true), true, 'again: idempotent');
+      // Many at once, into new and existing repositories.
+      const many = Array.from({ length: 40 }, (_, i) => ({ repo: `now/r${i % 5}`, blob: d(`now-many-${i}`) }));
+      assert.deepEqual(await Promise.all(many.map((m, i) => store.claimLinkNow(m.repo, m.blob, i, () => true))), many.map(() => true));
+      for (const [i, m] of many.entries()) assert.deepEqual(await store.linkedBlob(m.repo, m.blob), { size: i });
+    });
+
+    it('claimLinkNow waits while a garbage collection is deleting the blob, then claims it', async () => {
+      const blob = d('now-collected');
+      if (store.dialect !== 'sqlite') return;
+      await store.linkBlob('now/gc', blob, 9);
+      assert.deepEqual(await store.markBlobDeleting(blob, Date.now() + 60_000), { repositories: ['now/gc'], size: 9 });
+      let settled = false;
+      const claim = store.claimLinkNow('now/gc', blob, 9, () => true).finally(() => (settled = true));
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(settled, false, 'waits while the blob is being deleted');
+      await store.forgetBlob(blob);
+      assert.equal(await claim, true);
+      assert.deepEqual(await store.linkedBlob('now/gc', blob), { size: 9 });
+    });
+
     it('refuses a manifest whose blobs or children are missing, and stores nothing', async () => {
       const layer = d('layer-missing');
       const r = await store.putManifest('refs/a', manifest('m-missing', { blobs: [layer], manifests: [d('child-missing')] }), ['t']);

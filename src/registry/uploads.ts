@@ -132,10 +132,15 @@ export class Uploads {
       // removed the bytes in between, they are put back from the upload,
       // which stays until the claim has committed.
       await this.store.commitUpload(id, digest);
-      await this.meta.claimBlob(digest, state.size, async (trx) => {
-        if (!(await this.store.exists(digest))) await this.store.commitUpload(id, digest);
-        await this.meta.linkInTransaction(trx, repository, digest);
-      });
+      const store = this.store;
+      const linked = store.existsNow ? await this.meta.claimLinkNow(repository, digest, state.size, () => store.existsNow!(digest)) : null;
+      if (linked !== true) {
+        // No synchronous path (PostgreSQL, a remote store), or the bytes were gone.
+        await this.meta.claimBlob(digest, state.size, async (trx) => {
+          if (!(await store.exists(digest))) await store.commitUpload(id, digest);
+          await this.meta.linkInTransaction(trx, repository, digest);
+        });
+      }
       await this.store.deleteUpload(id);
       return { digest, size: state.size };
     });

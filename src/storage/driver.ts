@@ -65,6 +65,13 @@ export interface BlobStore {
    * across an event-loop turn.
    */
   exists(digest: string): Promise<boolean>;
+  /**
+   * `exists`, answered at once on this thread (a local stat). A driver that
+   * has it lets a push's claim run as one synchronous transaction (see
+   * MetadataStore.claimLinkNow); one whose check is a network call leaves
+   * it out.
+   */
+  existsNow?(digest: string): boolean;
   /** Streams a committed blob, or a range of it. Rejects with BlobNotFoundError. */
   get(digest: string, range?: ByteRange): Promise<Readable>;
   /** Removes a committed blob; true when something was removed. */

@@ -226,6 +226,10 @@ export class FilesystemBlobStore implements BlobStore {
   }
 
   async exists(digest: string): Promise<boolean> {
+    return this.existsNow(digest);
+  }
+
+  existsNow(digest: string): boolean {
     // Synchronous on purpose: see BlobStore.exists.
     return statSync(this.blobPath(digest), { throwIfNoEntry: false }) !== undefined;
   }

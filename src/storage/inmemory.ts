@@ -33,6 +33,10 @@ export class InMemoryBlobStore implements BlobStore {
   }
 
   async exists(digest: string): Promise<boolean> {
+    return this.existsNow(digest);
+  }
+
+  existsNow(digest: string): boolean {
     assertDigestKey(digest);
     return this.blobs.has(digest);
   }
