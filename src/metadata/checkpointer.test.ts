@@ -17,14 +17,28 @@ async function until(what: string, ok: () => boolean, ms = 10_000): Promise<void
   }
 }
 
+/**
+ * A fresh database whose connection never checkpoints by itself (only the
+ * checkpointer can move pages into the database file), with a checkpointer
+ * on it; `test` runs, then everything is closed and removed.
+ */
+async function withCheckpointer(test: (file: string, store: MetadataStore, checkpointer: WalCheckpointer) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'berth-checkpoint-'));
+  const file = path.join(dir, 'berth.db');
+  const store = await MetadataStore.open({ sqlitePath: file, walAutocheckpoint: 0 });
+  const checkpointer = WalCheckpointer.start(file, { intervalMs: 10 });
+  try {
+    await test(file, store, checkpointer);
+  } finally {
+    await checkpointer.stop();
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 describe('WAL checkpointer', () => {
-  it('copies the log into the database file from its own thread, while the writer never checkpoints', async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), 'berth-checkpoint-'));
-    const file = path.join(dir, 'berth.db');
-    // Automatic checkpoints off: only the checkpointer can move pages into the database file.
-    const store = await MetadataStore.open({ sqlitePath: file, walAutocheckpoint: 0 });
-    const checkpointer = WalCheckpointer.start(file, { intervalMs: 10 });
-    try {
+  it('copies the log into the database file from its own thread, while the writer never checkpoints', () =>
+    withCheckpointer(async (file, store, checkpointer) => {
       const setting = await sql<{ wal_autocheckpoint: number }>`PRAGMA wal_autocheckpoint`.execute(store.db);
       assert.equal(setting.rows[0]?.wal_autocheckpoint, 0);
       // Let it copy the migrations' pages first, then measure from there.
@@ -43,19 +57,10 @@ describe('WAL checkpointer', () => {
       } finally {
         await other.close();
       }
-    } finally {
-      await checkpointer.stop();
-      await store.close();
-      await rm(dir, { recursive: true, force: true });
-    }
-  });
+    }));
 
-  it('stops: its thread ends and checkpoints no more', async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), 'berth-checkpoint-'));
-    const file = path.join(dir, 'berth.db');
-    const store = await MetadataStore.open({ sqlitePath: file, walAutocheckpoint: 0 });
-    const checkpointer = WalCheckpointer.start(file, { intervalMs: 10 });
-    try {
+  it('stops: its thread ends and checkpoints no more', () =>
+    withCheckpointer(async (file, store, checkpointer) => {
       await until('the first checkpoint', () => checkpointer.stats.checkpoints > 0);
       await checkpointer.stop();
       const stopped = { ...checkpointer.stats };
@@ -65,11 +70,7 @@ describe('WAL checkpointer', () => {
       assert.deepEqual(checkpointer.stats, stopped);
       assert.equal(statSync(file).size, size, 'nothing copied into the database file after stop');
       await checkpointer.stop(); // a second stop is harmless
-    } finally {
-      await store.close();
-      await rm(dir, { recursive: true, force: true });
-    }
-  });
+    }));
 
   it('reports a database it cannot open instead of crashing the process', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'berth-checkpoint-'));
