@@ -9,7 +9,9 @@
  * sha256*() and writeHashed(): a running sha256 that is fed where the bytes
  * are written, on libuv's thread pool, instead of on the JavaScript thread
  * (node:crypto hashes synchronously). OpenSSL's SHA256 functions are the
- * ones node itself links and exports.
+ * ones node itself links and exports. With `sync`, the same job then
+ * fdatasyncs the file: an upload's last write and its flush to disk cost
+ * one trip through the thread pool, not two.
  *
  * tryLock(fd), unlock(fd): flock, so that two threads or processes never
  * write one upload at once.
@@ -23,6 +25,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/uio.h>
+#include <unistd.h>
 #include <node_api.h>
 #include <uv.h>
 #include <openssl/sha.h>
@@ -185,7 +188,11 @@ typedef struct {
   int64_t position;
   struct iovec *iov;
   uint32_t count;
+  /* fdatasync once everything is written. */
+  bool sync;
   int err;
+  /* The call that failed, when err is set. */
+  const char *failed;
 } WriteJob;
 
 #define MAX_IOV 1024
@@ -204,11 +211,13 @@ static void write_execute(napi_env env, void *data) {
     if (n < 0) {
       if (errno == EINTR) continue;
       job->err = errno;
+      job->failed = "pwritev";
       return;
     }
     if (n == 0) {
       /* No progress (not a regular file?): fail rather than spin. */
       job->err = EIO;
+      job->failed = "pwritev";
       return;
     }
     position += n;
@@ -223,18 +232,30 @@ static void write_execute(napi_env env, void *data) {
       iov->iov_len -= (size_t)n;
     }
   }
+  if (job->sync) {
+    int rc;
+    do rc = fdatasync(job->fd);
+    while (rc < 0 && errno == EINTR);
+    if (rc < 0) {
+      job->err = errno;
+      job->failed = "fdatasync";
+    }
+  }
 }
 
 static void write_complete(napi_env env, napi_status status, void *data) {
   WriteJob *job = data;
   if (job->hash != NULL) job->hash->busy = 0;
-  if (status != napi_ok && job->err == 0) job->err = ECANCELED;
+  if (status != napi_ok && job->err == 0) {
+    job->err = ECANCELED;
+    job->failed = "pwritev";
+  }
   if (job->err == 0) {
     napi_value undefined;
     napi_get_undefined(env, &undefined);
     napi_resolve_deferred(env, job->deferred, undefined);
   } else {
-    napi_reject_deferred(env, job->deferred, errno_error(env, "pwritev", job->err));
+    napi_reject_deferred(env, job->deferred, errno_error(env, job->failed, job->err));
   }
   napi_delete_reference(env, job->buffers);
   if (job->hash_ref != NULL) napi_delete_reference(env, job->hash_ref);
@@ -244,8 +265,8 @@ static void write_complete(napi_env env, napi_status status, void *data) {
 }
 
 static napi_value write_hashed(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
+  size_t argc = 5;
+  napi_value argv[5];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t fd;
   int64_t position;
@@ -253,8 +274,17 @@ static napi_value write_hashed(napi_env env, napi_callback_info info) {
   uint32_t count = 0;
   if (argc < 4 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 || napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array ||
       napi_get_array_length(env, argv[1], &count) != napi_ok || count == 0 || count > MAX_IOV || napi_get_value_int64(env, argv[2], &position) != napi_ok || position < 0) {
-    napi_throw_type_error(env, NULL, "writeHashed(fd, buffers (1 to 1024 Uint8Arrays), position, state|null)");
+    napi_throw_type_error(env, NULL, "writeHashed(fd, buffers (1 to 1024 Uint8Arrays), position, state|null, sync?)");
     return NULL;
+  }
+  bool sync = false;
+  if (argc >= 5) {
+    napi_valuetype sync_type;
+    CHECK(napi_typeof(env, argv[4], &sync_type));
+    if (sync_type != napi_undefined && napi_get_value_bool(env, argv[4], &sync) != napi_ok) {
+      napi_throw_type_error(env, NULL, "writeHashed: sync must be a boolean");
+      return NULL;
+    }
   }
   Sha256 *hash = NULL;
   napi_valuetype state_type;
@@ -285,6 +315,7 @@ static napi_value write_hashed(napi_env env, napi_callback_info info) {
   job->position = position;
   job->iov = iov;
   job->count = count;
+  job->sync = sync;
   job->hash = hash;
   napi_value promise = NULL, name;
   if (napi_create_promise(env, &job->deferred, &promise) != napi_ok) goto fail;

@@ -20,11 +20,13 @@ export interface Native {
   sha256Digest(state: Sha256State): string;
   /**
    * On libuv's thread pool: feeds the buffers to `state` (unless null) and
-   * writes them all at `position` (short writes are continued). 1 to 1024
-   * buffers, which must not be transferred or changed until it settles.
-   * Rejects with an Error carrying `code` (EIO, ENOSPC…).
+   * writes them all at `position` (short writes are continued), then, with
+   * `sync`, fdatasyncs the file. 1 to 1024 buffers, which must not be
+   * transferred or changed until it settles. Rejects with an Error carrying
+   * `code` (EIO, ENOSPC…) and `syscall`: 'pwritev', or 'fdatasync' when the
+   * bytes were written but the flush failed.
    */
-  writeHashed(fd: number, buffers: Uint8Array[], position: number, state: Sha256State | null): Promise<void>;
+  writeHashed(fd: number, buffers: Uint8Array[], position: number, state: Sha256State | null, sync?: boolean): Promise<void>;
   /** An exclusive flock without waiting: false when another open of the file holds it. */
   tryLock(fd: number): boolean;
   unlock(fd: number): void;

@@ -43,6 +43,7 @@ function isNotFound(err: unknown): boolean {
 }
 
 const errorCode = (err: unknown) => (err as NodeJS.ErrnoException)?.code;
+const errorSyscall = (err: unknown) => (err as NodeJS.ErrnoException)?.syscall;
 const fsyncAsync = promisify(fsync);
 const fdatasyncAsync = promisify(fdatasync);
 
@@ -116,15 +117,19 @@ class UploadWriter {
     if (this.batchBytes >= WRITE_BATCH_BYTES || this.batch.length >= WRITE_BATCH_BUFFERS) await this.flush();
   }
 
-  /** Writes what is gathered and, with `atEnd`, fsyncs: the position is then on disk. */
+  /**
+   * Writes what is gathered and, with `atEnd`, fsyncs: the position is then
+   * on disk. The last batch is written and flushed in one thread-pool job.
+   */
   async finish(): Promise<void> {
-    await this.flush();
+    const sync = this.atEnd ? this.sync : null;
+    const flushed = await this.flush(sync !== null);
     await this.writing;
-    if (this.sync && this.atEnd) {
-      await this.sync.flushing;
-      if (this.sync.failed) throw this.sync.failed;
-      await recordFailure(this.sync, this.fd, fdatasyncAsync(this.fd));
-      this.sync.durableSize = this.position;
+    if (sync) {
+      await sync.flushing;
+      if (sync.failed) throw sync.failed;
+      if (!flushed) await recordFailure(sync, this.fd, fdatasyncAsync(this.fd));
+      sync.durableSize = this.position;
     }
   }
 
@@ -133,9 +138,14 @@ class UploadWriter {
     await this.writing.catch(() => {});
   }
 
-  private async flush(): Promise<void> {
+  /**
+   * Writes the gathered batch, if any; with `durably`, the same job then
+   * fdatasyncs the file (the caller awaits `writing`). Returns whether it
+   * did: false when there was nothing to write.
+   */
+  private async flush(durably = false): Promise<boolean> {
     await this.writing; // a failed write surfaces here
-    if (this.batchBytes === 0) return;
+    if (this.batchBytes === 0) return false;
     const batch = this.batch;
     const bytes = this.batchBytes;
     const at = this.position;
@@ -143,10 +153,21 @@ class UploadWriter {
     this.batchBytes = 0;
     this.position += bytes;
     // One batch in flight at a time, so the hash is fed in order.
-    this.writing = native()
-      .writeHashed(this.fd, batch, at, this.hash?.state ?? null)
-      .then(() => this.written(bytes));
+    const written = native().writeHashed(this.fd, batch, at, this.hash?.state ?? null, durably);
+    const sync = this.sync;
+    if (durably && sync) {
+      // A failed flush is kept and empties the upload, as every failed fsync of it is.
+      this.writing = written.then(
+        () => {
+          sync.unflushed = 0;
+        },
+        (err: unknown) => (errorSyscall(err) === 'fdatasync' ? recordFailure(sync, this.fd, Promise.reject(err)) : Promise.reject(err)),
+      );
+    } else {
+      this.writing = written.then(() => this.written(bytes));
+    }
     this.writing.catch(() => {}); // observed by the next flush or finish
+    return true;
   }
 
   private written(bytes: number): void {
