@@ -65,7 +65,12 @@ export async function createApp(config: Config, log: Logger = createLogger(confi
   });
   const checkpointer =
     background && opts.checkpoints === 'here'
-      ? WalCheckpointer.start(sqlitePath, { onError: (err) => log.error({ err }, 'WAL checkpoint thread failed; commits checkpoint the log themselves from now on') })
+      ? WalCheckpointer.start(sqlitePath, {
+          onError: (err, fatal) =>
+            fatal
+              ? log.error({ err }, 'WAL checkpoint thread ended; commits checkpoint the log themselves from now on')
+              : log.warn({ err }, 'WAL checkpoint failed; trying again later'),
+        })
       : undefined;
   const registry = new Registry(meta, store, {
     deleteEnabled: config.storage.delete.enabled,

@@ -4,31 +4,54 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import Sqlite from 'better-sqlite3';
-import type { CheckpointReport } from './checkpointer.js';
+import type { CheckpointReport, CheckpointError } from './checkpointer.js';
 
 const { path, intervalMs } = workerData as { path: string; intervalMs: number };
 const port = parentPort!;
-const db = new Sqlite(path, { fileMustExist: true });
-// It only checkpoints; it must never run an automatic one of its own or wait on a lock.
-db.pragma('wal_autocheckpoint = 0');
-const checkpoint = db.prepare('PRAGMA wal_checkpoint(PASSIVE)');
+/** How long to wait after a failed checkpoint before the next try. */
+const AFTER_FAILURE_MS = Math.max(intervalMs * 20, 1000);
+
+function report(err: unknown, fatal: boolean): void {
+  const e = err as { message?: unknown; code?: unknown };
+  port.postMessage({ type: 'error', message: String(e?.message ?? err), code: typeof e?.code === 'string' ? e.code : undefined, fatal } satisfies CheckpointError);
+}
+
+let db: Sqlite.Database;
+let checkpoint: Sqlite.Statement;
+try {
+  db = new Sqlite(path, { fileMustExist: true });
+  // It only checkpoints; it must never run an automatic one of its own or wait on a lock.
+  db.pragma('wal_autocheckpoint = 0');
+  checkpoint = db.prepare('PRAGMA wal_checkpoint(PASSIVE)');
+} catch (err) {
+  // Without a connection there is nothing to do: the serving connections' safety net takes over.
+  report(err, true);
+  port.close();
+  process.exit(1);
+}
 
 let delay = intervalMs;
 let last = '';
 let timer: NodeJS.Timeout | undefined;
 
 function run(): void {
-  const { log, checkpointed } = checkpoint.get() as { busy: number; log: number; checkpointed: number };
-  // log = -1: the database is not in WAL mode (yet); log = 0: the log was just restarted.
-  const now = `${log} ${checkpointed}`;
-  if (log > 0 && now !== last) {
-    port.postMessage({ type: 'checkpointed', log, checkpointed } satisfies CheckpointReport);
-    delay = intervalMs;
-  } else {
-    // Idle: look less often, up to 20 times the interval.
-    delay = Math.min(delay * 2, intervalMs * 20);
+  try {
+    const { log, checkpointed } = checkpoint.get() as { busy: number; log: number; checkpointed: number };
+    // log = -1: the database is not in WAL mode (yet); log = 0: the log was just restarted.
+    const now = `${log} ${checkpointed}`;
+    if (log > 0 && now !== last) {
+      port.postMessage({ type: 'checkpointed', log, checkpointed } satisfies CheckpointReport);
+      delay = intervalMs;
+    } else {
+      // Idle: look less often, up to 20 times the interval.
+      delay = Math.min(delay * 2, intervalMs * 20);
+    }
+    last = now;
+  } catch (err) {
+    // An I/O error, say: reported, and tried again later; a checkpoint that failed changed nothing.
+    report(err, false);
+    delay = AFTER_FAILURE_MS;
   }
-  last = now;
   timer = setTimeout(run, delay);
 }
 

@@ -75,10 +75,19 @@ describe('WAL checkpointer', () => {
   it('reports a database it cannot open instead of crashing the process', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'berth-checkpoint-'));
     try {
-      let failure: Error | undefined;
-      const checkpointer = WalCheckpointer.start(path.join(dir, 'missing', 'berth.db'), { onError: (err) => (failure = err) });
+      let failure: (Error & { code?: string }) | undefined;
+      let ended: boolean | undefined;
+      const file = path.join(dir, 'missing', 'berth.db');
+      const checkpointer = WalCheckpointer.start(file, {
+        onError: (err, fatal) => {
+          failure = err;
+          ended = fatal;
+        },
+      });
       await until('the error', () => failure !== undefined);
-      assert.match(failure!.message, /unable to open|does not exist|directory/i);
+      assert.ok(failure instanceof Error);
+      assert.match(failure.message, new RegExp(`WAL checkpoint of ${file}: .*(unable to open|does not exist|directory)`, 'i'));
+      assert.equal(ended, true);
       await checkpointer.stop();
     } finally {
       await rm(dir, { recursive: true, force: true });

@@ -36,11 +36,23 @@ export interface CheckpointReport {
   checkpointed: number;
 }
 
+/** From the checkpoint worker when something failed; `fatal` when it could not open the database and has ended. */
+export interface CheckpointError {
+  type: 'error';
+  message: string;
+  code?: string;
+  fatal: boolean;
+}
+
 export interface CheckpointerOptions {
   /** How often the log is looked at while it is growing (default 50 ms); idle, up to 20 times less often. */
   intervalMs?: number;
-  /** The thread failed (could not open the database, say); automatic checkpoints go on as the safety net. */
-  onError?: (err: Error) => void;
+  /**
+   * A checkpoint failed (it is tried again later), or, `fatal`, the thread
+   * could not open the database and has ended; the serving connections'
+   * automatic checkpoints then keep the log bounded.
+   */
+  onError?: (err: Error & { code?: string }, fatal: boolean) => void;
 }
 
 export class WalCheckpointer {
@@ -59,13 +71,17 @@ export class WalCheckpointer {
       resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 2 },
     });
     const checkpointer = new WalCheckpointer(worker);
-    worker.on('message', (m: CheckpointReport) => {
-      if (m.type !== 'checkpointed') return;
+    worker.on('message', (m: CheckpointReport | CheckpointError) => {
+      if (m.type === 'error') {
+        opts.onError?.(Object.assign(new Error(`WAL checkpoint of ${databasePath}: ${m.message}`), { code: m.code }), m.fatal);
+        return;
+      }
       checkpointer.stats.checkpoints++;
       checkpointer.stats.log = m.log;
       checkpointer.stats.checkpointed = m.checkpointed;
     });
-    worker.on('error', (err) => opts.onError?.(err));
+    // Anything else that ends the thread (a bug, running out of its small heap).
+    worker.on('error', (err: unknown) => opts.onError?.(err instanceof Error ? err : new Error(`WAL checkpoint thread: ${String(err)}`), true));
     // It never keeps the process alive by itself.
     worker.unref();
     return checkpointer;

@@ -4,7 +4,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { MetadataStore } from './store.js';
-import { runMetadataSuite } from './suite.js';
+import { WriteGate } from './gate.js';
+import { claimLinkNowBesideOpenTransaction, runMetadataSuite } from './suite.js';
 
 runMetadataSuite('sqlite', async () => {
   const dir = await mkdtemp(path.join(tmpdir(), 'berth-sqlite-'));
@@ -46,6 +47,19 @@ describe('sqlite read cache', () => {
     } finally {
       await a.close();
       await b.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('sqlite with a write gate', () => {
+  it('claimLinkNow waits for a transaction held open across an await, and is not rolled back with it', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'berth-sqlite-gate-'));
+    const store = await MetadataStore.open({ sqlitePath: path.join(dir, 'berth.db'), writeGate: new WriteGate(WriteGate.shared(), 1) });
+    try {
+      await claimLinkNowBesideOpenTransaction(store, 'gated');
+    } finally {
+      await store.close();
       await rm(dir, { recursive: true, force: true });
     }
   });

@@ -137,6 +137,8 @@ interface SqliteHandle {
   prepare(text: string): { reader: boolean; all(parameters: readonly unknown[]): unknown[]; run(parameters: readonly unknown[]): unknown };
   /** Runs `fn` in a BEGIN IMMEDIATE transaction: committed when it returns, rolled back when it throws. */
   immediate<T>(fn: () => T): T;
+  /** Whether a transaction is open on the connection (better-sqlite3 would nest a savepoint in it). */
+  inTransaction(): boolean;
 }
 
 /** Thrown inside claimLinkNow's transaction to roll it back: the blob's bytes are not in place. */
@@ -279,7 +281,7 @@ export class MetadataStore {
         'sqlite',
         { dataVersion: currentDataVersion, writes },
         opts.writeGate,
-        { prepare: cached.prepare, immediate: (fn) => database.transaction(fn).immediate() },
+        { prepare: cached.prepare, immediate: (fn) => database.transaction(fn).immediate(), inTransaction: () => database.inTransaction },
       );
     }
     await store.migrate();
@@ -401,29 +403,36 @@ export class MetadataStore {
   async claimLinkNow(repository: string, digest: string, size: number, present: () => boolean): Promise<boolean | null> {
     const sqlite = this.sqlite;
     if (!sqlite) return null;
-    return this.whileDeleting(digest, () =>
-      this.writing(async () => {
-        try {
-          return sqlite.immediate(() => {
-            const [row] = this.runNow(sqlite, 'blobState', [digest], (d) => this.blobStateQuery(d));
-            const t = now();
-            if (row?.state === 'deleting' && Number(row.deleting_at) > t - STALE_DELETE_MS) return BUSY;
-            this.runNow(sqlite, 'recordBlob', [digest, size, t], (d, s, at) => this.recordBlobQuery(d, s, at));
-            if (!present()) throw ABSENT;
-            let [repo] = this.runNow(sqlite, 'repositoryId', [repository], (n) => this.repositoryIdQuery(n));
-            if (!repo) {
-              this.runNow(sqlite, 'insertRepository', [repository, t], (n, at) => this.insertRepositoryQuery(n, at));
-              [repo] = this.runNow(sqlite, 'repositoryId', [repository], (n) => this.repositoryIdQuery(n));
-            }
-            this.runNow(sqlite, 'linkBlob', [Number(repo!.id), digest, t], (id, d, at) => this.linkBlobQuery(id, d, at));
-            return { value: true };
-          });
-        } catch (err) {
-          if (err === ABSENT) return { value: false };
-          throw err;
-        }
-      }),
-    );
+    // A Kysely transaction may be open on this connection across an await
+    // (a manifest's, say), and a transaction begun beside it would nest in
+    // it as a savepoint, to be rolled back with it. Under a write gate none
+    // can be: every transaction is begun under the gate, which is exclusive
+    // within a thread too. Without one (a lone serving thread), Kysely's
+    // connection is taken first, as its transactions take it.
+    const run = async () => {
+      if (sqlite.inTransaction()) throw new Error('claimLinkNow: a transaction is open on the connection');
+      try {
+        return sqlite.immediate(() => {
+          const [row] = this.runNow(sqlite, 'blobState', [digest], (d) => this.blobStateQuery(d));
+          const t = now();
+          if (row?.state === 'deleting' && Number(row.deleting_at) > t - STALE_DELETE_MS) return BUSY;
+          this.runNow(sqlite, 'recordBlob', [digest, size, t], (d, s, at) => this.recordBlobQuery(d, s, at));
+          if (!present()) throw ABSENT;
+          let [repo] = this.runNow(sqlite, 'repositoryId', [repository], (n) => this.repositoryIdQuery(n));
+          if (!repo) {
+            this.runNow(sqlite, 'insertRepository', [repository, t], (n, at) => this.insertRepositoryQuery(n, at));
+            [repo] = this.runNow(sqlite, 'repositoryId', [repository], (n) => this.repositoryIdQuery(n));
+          }
+          this.runNow(sqlite, 'linkBlob', [Number(repo!.id), digest, t], (id, d, at) => this.linkBlobQuery(id, d, at));
+          return { value: true };
+        });
+      } catch (err) {
+        if (err === ABSENT) return { value: false };
+        throw err;
+      }
+    };
+    const claim = this.gate ? run : () => this.db.connection().execute(run);
+    return this.whileDeleting(digest, () => this.writing(claim));
   }
 
   /** Runs `attempt` until it does not find the blob being deleted by a garbage collection, waiting longer each time. */

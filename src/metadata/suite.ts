@@ -23,6 +23,32 @@ function manifest(name: string, extra: Partial<NewManifest> = {}): NewManifest {
   };
 }
 
+/**
+ * Another request's transaction is open across an await (as a manifest's is
+ * while its bytes are written) and then fails; a claimLinkNow started
+ * meanwhile must commit on its own, not inside it.
+ */
+export async function claimLinkNowBesideOpenTransaction(store: MetadataStore, name: string): Promise<void> {
+  const blob = d(`now-beside-${name}`);
+  const other = d(`now-outer-${name}`);
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  let entered!: () => void;
+  const inside = new Promise<void>((r) => (entered = r));
+  const outer = store.claimBlob(other, 1, async () => {
+    entered();
+    await held;
+    throw new Error('the other request fails');
+  });
+  await inside;
+  const beside = store.claimLinkNow(`now/beside-${name}`, blob, 4, () => true);
+  release();
+  await assert.rejects(outer, /the other request fails/);
+  assert.equal(await beside, true);
+  assert.deepEqual(await store.linkedBlob(`now/beside-${name}`, blob), { size: 4 }, 'committed on its own');
+  assert.equal(await store.knownBlob(other), null, 'the failed transaction left nothing');
+}
+
 export function runMetadataSuite(name: string, open: () => Promise<{ store: MetadataStore; cleanup(): Promise<void> }>): void {
   describe(`metadata store: ${name}`, () => {
     let store: MetadataStore;
@@ -96,6 +122,11 @@ export function runMetadataSuite(name: string, open: () => Promise<{ store: Meta
       const many = Array.from({ length: 40 }, (_, i) => ({ repo: `now/r${i % 5}`, blob: d(`now-many-${i}`) }));
       assert.deepEqual(await Promise.all(many.map((m, i) => store.claimLinkNow(m.repo, m.blob, i, () => true))), many.map(() => true));
       for (const [i, m] of many.entries()) assert.deepEqual(await store.linkedBlob(m.repo, m.blob), { size: i });
+    });
+
+    it('claimLinkNow waits for a transaction held open across an await on its connection, and is not rolled back with it', async () => {
+      // This store has no write gate, as a lone serving thread has none (sqlite.test.ts runs it with one).
+      if (store.dialect === 'sqlite') await claimLinkNowBesideOpenTransaction(store, 'ungated');
     });
 
     it('claimLinkNow waits while a garbage collection is deleting the blob, then claims it', async () => {
