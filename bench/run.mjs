@@ -318,15 +318,20 @@ if (cfg.phases.has('small')) {
 // Node process runs its first few thousand pushes largely in unoptimized
 // code while V8 compiles the upload path on each serving thread, so this
 // pass shows a cold server and the rounds a warm one.
-if (cfg.phases.has('blobs') && cfg.smallBlobFirstPass > 0) {
-  const blobs = Array.from({ length: cfg.smallBlobFirstPass }, () => randomBytes(4096));
+/** `count` distinct 4 KiB blobs, and a pusher of a slice of them (16 at a time) into a repository of a server. */
+function smallBlobs(count) {
+  const blobs = Array.from({ length: count }, () => randomBytes(4096));
   const digests = blobs.map(sha256);
+  return (which, repo, from = 0, to = count) =>
+    pushBlobs({ base: targets[which].srv.base, repo, blobs: blobs.slice(from, to), digests: digests.slice(from, to), connections: cfg.smallBlobConcurrency });
+}
+
+if (cfg.phases.has('blobs') && cfg.smallBlobFirstPass > 0) {
+  const push = smallBlobs(cfg.smallBlobFirstPass);
   for (const which of order) {
-    const m = await measure(which, 'blobs', () =>
-      pushBlobs({ base: targets[which].srv.base, repo: 'bench/small-blobs-first', blobs, digests, connections: cfg.smallBlobConcurrency }),
-    'first pass of small blobs');
-    seedResults[which]['blobs.firstPass.perSec'] = blobs.length / m.seconds;
-    seedResults[which]['blobs.firstPass.cpuMs'] = (1000 * m.cpu) / blobs.length;
+    const m = await measure(which, 'blobs', () => push(which, 'bench/small-blobs-first'), 'first pass of small blobs');
+    seedResults[which]['blobs.firstPass.perSec'] = cfg.smallBlobFirstPass / m.seconds;
+    seedResults[which]['blobs.firstPass.cpuMs'] = (1000 * m.cpu) / cfg.smallBlobFirstPass;
     settle();
   }
 }
@@ -415,13 +420,10 @@ for (let round = 1; round <= cfg.rounds; round++) {
   }
 
   if (cfg.phases.has('blobs')) {
-    const blobs = Array.from({ length: cfg.smallBlobs + cfg.smallBlobWarmup }, () => randomBytes(4096));
-    const digests = blobs.map(sha256);
-    const push = (which, repo, from, to) =>
-      pushBlobs({ base: targets[which].srv.base, repo, blobs: blobs.slice(from, to), digests: digests.slice(from, to), connections: cfg.smallBlobConcurrency });
+    const push = smallBlobs(cfg.smallBlobs + cfg.smallBlobWarmup);
     await both(async (which, out) => {
       step = `${which}: warm-up small blobs`;
-      await push(which, `bench/small-blobs-warm-r${round}`, cfg.smallBlobs, blobs.length); // JIT warm, not counted
+      await push(which, `bench/small-blobs-warm-r${round}`, cfg.smallBlobs); // JIT warm, not counted
       const m = await measure(which, 'blobs', () => push(which, `bench/small-blobs-r${round}`, 0, cfg.smallBlobs), 'small blobs');
       out['blobs.perSec'] = cfg.smallBlobs / m.seconds;
       out['blobs.cpuMs'] = (1000 * m.cpu) / cfg.smallBlobs;

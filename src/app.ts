@@ -56,15 +56,15 @@ export async function createApp(config: Config, log: Logger = createLogger(confi
     store = new FilesystemBlobStore({ rootDirectory: root });
     sqlitePath = path.join(root, 'berth.db');
   }
-  const background = opts.checkpoints !== undefined && sqlitePath !== ':memory:' && !config.berth.database.url;
   const meta = await MetadataStore.open({
     url: config.berth.database.url,
     sqlitePath,
     writeGate: opts.writeGate,
-    walAutocheckpoint: background ? SAFETY_NET_PAGES : undefined,
+    // Only SQLite has a log to checkpoint; PostgreSQL ignores it.
+    walAutocheckpoint: opts.checkpoints ? SAFETY_NET_PAGES : undefined,
   });
   const checkpointer =
-    background && opts.checkpoints === 'here'
+    opts.checkpoints === 'here' && meta.dialect === 'sqlite' && sqlitePath !== ':memory:'
       ? WalCheckpointer.start(sqlitePath, {
           onError: (err, fatal) =>
             fatal

@@ -95,6 +95,11 @@ const STALE_DELETE_MS = 60_000;
 
 const now = () => Date.now();
 
+/** A blob row marked 'deleting' by a collector that is still at work (not one that died). */
+function beingDeleted(row: { state: string; deleting_at: number | null } | undefined, t: number): boolean {
+  return row?.state === 'deleting' && Number(row.deleting_at) > t - STALE_DELETE_MS;
+}
+
 /** SQL: manifest `m` may be collected by the delete-untagged policy. */
 function untaggedCondition(cutoff: number) {
   return sql`m.created_at < ${cutoff}
@@ -383,7 +388,7 @@ export class MetadataStore {
       this.writeTransaction(async (trx) => {
         const [row] = await this.hot('blobState', [digest], (d) => this.blobStateQuery(d), trx);
         const t = now();
-        if (row?.state === 'deleting' && Number(row.deleting_at) > t - STALE_DELETE_MS) return BUSY;
+        if (beingDeleted(row, t)) return BUSY;
         await this.hot('recordBlob', [digest, size, t], (d, s, at) => this.recordBlobQuery(d, s, at), trx);
         return { value: await body(trx) };
       }),
@@ -415,7 +420,7 @@ export class MetadataStore {
         return sqlite.immediate(() => {
           const [row] = this.runNow(sqlite, 'blobState', [digest], (d) => this.blobStateQuery(d));
           const t = now();
-          if (row?.state === 'deleting' && Number(row.deleting_at) > t - STALE_DELETE_MS) return BUSY;
+          if (beingDeleted(row, t)) return BUSY;
           this.runNow(sqlite, 'recordBlob', [digest, size, t], (d, s, at) => this.recordBlobQuery(d, s, at));
           if (!present()) throw ABSENT;
           let [repo] = this.runNow(sqlite, 'repositoryId', [repository], (n) => this.repositoryIdQuery(n));

@@ -57,14 +57,19 @@ async function recordFailure(sync: UploadSync, fd: number, fsyncing: Promise<voi
   try {
     await fsyncing;
   } catch (err) {
-    sync.failed ??= err;
-    try {
-      ftruncateSync(fd, 0);
-    } catch {
-      // the failure is still kept in sync.failed
-    }
-    throw err;
+    keepFailure(sync, fd, err);
   }
+}
+
+/** Keeps a failed flush of the upload open as `fd` and empties the file (see recordFailure); rethrows it. */
+function keepFailure(sync: UploadSync, fd: number, err: unknown): never {
+  sync.failed ??= err;
+  try {
+    ftruncateSync(fd, 0);
+  } catch {
+    // the failure is still kept in sync.failed
+  }
+  throw err;
 }
 
 /** Gathered before one write. */
@@ -161,7 +166,10 @@ class UploadWriter {
         () => {
           sync.unflushed = 0;
         },
-        (err: unknown) => (errorSyscall(err) === 'fdatasync' ? recordFailure(sync, this.fd, Promise.reject(err)) : Promise.reject(err)),
+        (err: unknown) => {
+          if (errorSyscall(err) === 'fdatasync') keepFailure(sync, this.fd, err);
+          throw err;
+        },
       );
     } else {
       this.writing = written.then(() => this.written(bytes));
