@@ -213,7 +213,7 @@ export async function startServer(config: Config, log?: Logger, opts: ServeOptio
   let stopJobs = () => {};
   if (role !== 'worker') {
     if (config.http.debug.addr) {
-      const d = parseAddr(config.http.debug.addr);
+      const d = parseAddr(config.http.debug.addr, 'http.debug.addr');
       const peers = opts.peerMetrics;
       const source = metrics ? (peers ? async () => aggregateMetrics(metrics, await peers()) : () => metrics.text()) : undefined;
       debug = await listen(createDebugHandler(health, source, config.http.debug.prometheus.path), d.host, d.port);

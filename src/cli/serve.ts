@@ -14,6 +14,7 @@ import { createLogger, startServer, type Server } from '../app.js';
 import { loadConfig, parseAddr, type Config } from '../config/index.js';
 import type { aggregateMetrics } from '../http/metrics.js';
 import { WriteGate } from '../metadata/index.js';
+import { bindAddress } from '../http/server.js';
 import { ServingThreads } from './threads.js';
 
 export function workerCount(config: Config): number {
@@ -67,7 +68,7 @@ async function servePrimary(config: Config, log: Logger, args: string[], workers
   balancer.on('connection', (socket) => deal(socket));
   await new Promise<void>((resolve, reject) => {
     balancer.once('error', reject);
-    balancer.listen(port, host, () => resolve());
+    void bindAddress(host).then((bind) => balancer.listen(port, bind, () => resolve()), reject);
   });
   const boundPort = (balancer.address() as net.AddressInfo).port;
   // Thread i is the gate's owner i + 1; the main thread is thread 0.

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { ConfigError, parseConfig } from './config.js';
+import { ConfigError, parseAddr, parseConfig } from './config.js';
 import { parseDuration } from './schema.js';
 
 const CLASSIC = `
@@ -138,5 +138,37 @@ describe('config', () => {
     assert.equal(parseDuration('0', 'k'), 0);
     assert.throws(() => parseDuration('10', 'k'), /k:/);
     assert.throws(() => parseDuration('10 s', 'k'), /k:/);
+  });
+});
+
+describe('listen addresses (http.addr, http.debug.addr)', () => {
+  // What Go's net.Listen (distribution) makes of each, plus a bare port.
+  const cases: [string, string | undefined, number][] = [
+    [':5000', undefined, 5000],
+    ['5000', undefined, 5000],
+    ['16312', undefined, 16312],
+    ['0.0.0.0:5000', '0.0.0.0', 5000],
+    ['[::]:5000', '::', 5000],
+    ['[::1]:5001', '::1', 5001],
+    ['[]:5000', undefined, 5000],
+    ['localhost:5000', 'localhost', 5000],
+    ['127.0.0.1:5000', '127.0.0.1', 5000],
+    ['registry.example.com:443', 'registry.example.com', 443],
+    [' :0 ', undefined, 0],
+  ];
+  for (const [addr, host, port] of cases) {
+    it(`reads ${JSON.stringify(addr)}`, () => assert.deepEqual(parseAddr(addr), { host, port }));
+  }
+
+  const bad = [':', '', 'localhost', ':http', ':65536', '::1:5000', '[::1]', '[::1]5000', '[nothost]:5000', 'a b:5000', '127.0.0.1:', '1:2:3'];
+  for (const addr of bad) {
+    it(`refuses ${JSON.stringify(addr)}, naming the key`, () => {
+      assert.throws(() => parseAddr(addr, 'http.debug.addr'), (err: unknown) => err instanceof ConfigError && err.message.startsWith('http.debug.addr: '));
+    });
+  }
+
+  it('fails at start-up on a bad http.addr or http.debug.addr', () => {
+    assert.throws(() => parseConfig('http:\n  addr: "5000:"\n'), /^ConfigError: http\.addr: /);
+    assert.throws(() => parseConfig('', { REGISTRY_HTTP_DEBUG_ADDR: 'localhost' }), /http\.debug\.addr: missing port/);
   });
 });

@@ -5,6 +5,7 @@
  * then validated against the schema below. Durations are milliseconds.
  */
 import { readFile } from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import YAML from 'yaml';
 import { applyEnvOverrides, type Tree } from './env.js';
@@ -244,7 +245,8 @@ function finish(v: Record<string, unknown>, raw: Tree): Config {
   const fs = c.storage.filesystem as { rootdirectory?: string };
   c.storage.filesystem = { rootdirectory: path.resolve(fs.rootdirectory ?? './data') };
 
-  parseAddr(c.http.addr);
+  parseAddr(c.http.addr, 'http.addr');
+  if (c.http.debug.addr !== undefined) parseAddr(c.http.debug.addr, 'http.debug.addr');
   let prefix = c.http.prefix;
   if (!prefix.startsWith('/')) prefix = `/${prefix}`;
   if (!prefix.endsWith('/')) prefix = `${prefix}/`;
@@ -289,12 +291,38 @@ function finish(v: Record<string, unknown>, raw: Tree): Config {
   return c;
 }
 
-/** `host:port`, `:port` or a bare port → host and port for listen(). */
-export function parseAddr(addr: string): { host?: string; port: number } {
-  const m = /^(?:\[?([^\]]*?)\]?)?:?(\d+)$/.exec(addr.trim());
-  if (!m) throw new ConfigError(`http.addr: expected host:port or :port, got ${JSON.stringify(addr)}`);
-  const port = Number(m[2]);
-  if (port > 65535) throw new ConfigError(`http.addr: port ${port} is out of range`);
-  return { host: m[1] ? m[1] : undefined, port };
+/**
+ * A listen address as distribution reads it (Go's net.Listen): `host:port`,
+ * `:port` (every interface, IPv4 and IPv6), `[ipv6]:port`, and, beyond Go, a
+ * bare port. `host` is undefined for every interface. `key` names the
+ * configuration key in errors.
+ */
+export function parseAddr(addr: string, key = 'http.addr'): { host?: string; port: number } {
+  const text = addr.trim();
+  const fail = (why: string): never => {
+    throw new ConfigError(`${key}: ${why}; expected host:port, :port or [ipv6]:port (for example :5000 or 127.0.0.1:5000), got ${JSON.stringify(addr)}`);
+  };
+  let host: string;
+  let portText: string;
+  if (/^\d+$/.test(text)) {
+    host = '';
+    portText = text;
+  } else if (text.startsWith('[')) {
+    const m = /^\[([^\]]*)\]:([^:]*)$/.exec(text);
+    if (!m) return fail('an IPv6 address in brackets must be followed by :port');
+    host = m[1]!;
+    portText = m[2]!;
+    if (host !== '' && !net.isIPv6(host.replace(/%.*$/, ''))) return fail(`${JSON.stringify(host)} is not an IPv6 address`);
+  } else {
+    const colon = text.lastIndexOf(':');
+    if (colon < 0) return fail('missing port');
+    host = text.slice(0, colon);
+    portText = text.slice(colon + 1);
+    if (host.includes(':')) return fail('too many colons (put an IPv6 address in brackets)');
+    if (host !== '' && !/^[A-Za-z0-9.-]+$/.test(host)) return fail(`${JSON.stringify(host)} is not a host name or address`);
+  }
+  if (!/^\d{1,5}$/.test(portText)) return fail(portText === '' ? 'missing port' : `${JSON.stringify(portText)} is not a port number`);
+  const port = Number(portText);
+  if (port > 65535) return fail(`port ${port} is out of range`);
+  return { host: host === '' ? undefined : host, port };
 }
-

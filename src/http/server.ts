@@ -9,7 +9,8 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
-import type net from 'node:net';
+import { lookup } from 'node:dns/promises';
+import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { SecureVersion } from 'node:tls';
 import type { Logger } from 'pino';
@@ -273,6 +274,18 @@ function drain(server: http.Server, stopAccepting: (done: () => void) => void, o
   });
 }
 
+/**
+ * The address to bind for a configured host. A name binds its first IPv4
+ * address (else its first address), as Go's net.Listen does for
+ * distribution: `localhost:5000` is 127.0.0.1 whatever order /etc/hosts
+ * lists. No host means every interface, IPv4 and IPv6.
+ */
+export async function bindAddress(host: string | undefined): Promise<string | undefined> {
+  if (host === undefined || net.isIP(host.replace(/%.*$/, ''))) return host;
+  const found = await lookup(host, { all: true });
+  return (found.find((a) => a.family === 4) ?? found[0])?.address ?? host;
+}
+
 export async function listen(
   handler: (req: IncomingMessage, res: ServerResponse) => unknown,
   host: string | undefined,
@@ -280,9 +293,10 @@ export async function listen(
   tls?: TlsOptions,
 ): Promise<RunningServer> {
   const server = createHttpServer(handler, tls);
+  const bind = await bindAddress(host);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => {
+    server.listen(port, bind, () => {
       server.off('error', reject);
       resolve();
     });
