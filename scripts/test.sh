@@ -23,16 +23,8 @@ if [ ${#need[@]} -gt 0 ]; then
   flock /tmp/berth-test-apt.lock apt-get install -y -qq -o DPkg::Lock::Timeout=600 "${need[@]}" >/dev/null
 fi
 
-if [ ! -d node_modules/kysely ] || [ ! -f node_modules/better-sqlite3/build/Release/better_sqlite3.node ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "test: npm ci (the SQLite driver compiles once, about two minutes)" >&2
-  npm ci --no-audit --no-fund
-fi
-
-# The native addon (src/native/berth.c) is built by npm ci; rebuilt here when
-# its sources are newer (or it is missing after a pull).
-if [ ! -f build/Release/berth_native.node ] || [ -n "$(find src/native binding.gyp -newer build/Release/berth_native.node -print -quit)" ]; then
-  npm run --silent install
-fi
+# npm dependencies, the native addon and the build: the same step bin/berth
+# runs (scripts/install.sh). The tests run on a build made from scratch.
 rm -rf dist
-npx tsc -p tsconfig.json
+scripts/install.sh
 node scripts/run-tests.mjs "$@"

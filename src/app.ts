@@ -20,6 +20,7 @@ import { aggregateMetrics, createMetrics, type Metrics } from './http/metrics.js
 import type net from 'node:net';
 import { createRequestHandler, listen, serveHandedConnections, type RunningServer } from './http/server.js';
 import { MetadataStore, SAFETY_NET_PAGES, WalCheckpointer, type WriteGate } from './metadata/index.js';
+import { requireNativeParts } from './native/index.js';
 import { Registry } from './registry/index.js';
 import { FilesystemBlobStore, InMemoryBlobStore, type BlobStore } from './storage/index.js';
 
@@ -46,6 +47,7 @@ export interface AppOptions {
 }
 
 export async function createApp(config: Config, log: Logger = createLogger(config), opts: AppOptions = {}): Promise<App> {
+  await requireNativeParts({ sqlite: config.berth.database.url === undefined });
   let store: BlobStore;
   let sqlitePath = ':memory:';
   if (config.storage.driver === 'inmemory') {

@@ -42,8 +42,31 @@ export function native(): Native {
     try {
       loaded = createRequire(import.meta.url)(addon) as Native;
     } catch (err) {
-      throw new Error(`Berth's native addon is missing or broken (${(err as Error).message}); run \`npm install\` (or \`npm run install\`) to build it`);
+      throw new Error(
+        `Berth's native addon (build/Release/berth_native.node) is missing or broken: ${(err as Error).message}. ` +
+          'Run bin/berth again or `scripts/install.sh` to build it; building needs make, g++, python3 and Node.js headers (README, "Prerequisites").',
+      );
     }
   }
   return loaded;
+}
+
+/**
+ * Loads every compiled part a server needs before it starts, so that a
+ * missing build stops it with one clear message instead of answering 500s:
+ * this addon, and the SQLite driver's (better-sqlite3 loads its binary only
+ * when a database is first opened).
+ */
+export async function requireNativeParts(opts: { sqlite: boolean }): Promise<void> {
+  native();
+  if (!opts.sqlite) return;
+  try {
+    const Sqlite = (await import('better-sqlite3')).default;
+    new Sqlite(':memory:').close();
+  } catch (err) {
+    throw new Error(
+      `the SQLite driver (better-sqlite3) is missing or not built for this Node.js: ${(err as Error).message.split('\n')[0]}. ` +
+        'Run bin/berth again or `scripts/install.sh` to build it; building needs make, g++, python3 and Node.js headers (README, "Prerequisites").',
+    );
+  }
 }
