@@ -1,0 +1,184 @@
+/**
+ * The user's literal path: `bin/berth serve` exactly as the README says (no
+ * configuration, no REGISTRY_* variable, a fresh directory, port 5000), the
+ * README's own first push and pull run twice, and distribution's stock
+ * config.yml unchanged. Every other test starts Berth on an explicit
+ * 127.0.0.1 address, which is how the default `:5000` went unnoticed.
+ *
+ * Both servers listen on port 5000, so this file runs them one after the
+ * other; no other test may use that port.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { REPO_ROOT } from '../support/berth.js';
+import { buildImage, pullImage, pushImage } from '../support/images.js';
+import { ensureTool, run } from '../support/tools.js';
+
+const PORT = 5000;
+const BIN = path.join(REPO_ROOT, 'bin/berth');
+
+/** The environment a user's shell has: ours, without any REGISTRY_* variable. */
+function userEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('REGISTRY_')));
+}
+
+async function portIsFree(host: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port: PORT });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('error', () => resolve(true));
+  });
+}
+
+async function ipv6Loopback(): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(0, '::1', () => srv.close(() => resolve(true)));
+  });
+}
+
+interface Started {
+  child: ChildProcess;
+  output(): string;
+  stop(): Promise<number | null>;
+}
+
+/** Runs bin/berth with `args` in `cwd`, as a user would type it, and waits until :5000 answers. */
+async function startAsUser(cwd: string, args: string[]): Promise<Started> {
+  assert.ok(await portIsFree('127.0.0.1'), `port ${PORT} is taken by another process: this test needs it, as the README's first command does`);
+  const child = spawn(BIN, args, { cwd, env: userEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += String(d)));
+  child.stderr!.on('data', (d) => (out += String(d)));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const reap = () => child.kill('SIGKILL');
+  process.once('exit', reap);
+  const deadline = Date.now() + 300_000; // the first run may install and build
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`bin/berth ${args.join(' ')} exited with ${child.exitCode}:\n${out}`);
+    try {
+      const r = await fetch(`http://127.0.0.1:${PORT}/v2/`, { signal: AbortSignal.timeout(2000) });
+      if (r.status === 200) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`bin/berth ${args.join(' ')} did not answer on :${PORT}:\n${out}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    child,
+    output: () => out,
+    async stop() {
+      child.kill('SIGTERM');
+      const code = await exited;
+      process.off('exit', reap);
+      return code;
+    },
+  };
+}
+
+/** The README's shell block that builds, pushes and pulls the first image. */
+async function readmeFirstPush(): Promise<string> {
+  const readme = await readFile(path.join(REPO_ROOT, 'README.md'), 'utf8');
+  const blocks = [...readme.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!);
+  const block = blocks.find((b) => b.includes('umoci init') && b.includes('skopeo copy'));
+  assert.ok(block, 'README.md has a sh block with the first push and pull');
+  return block;
+}
+
+describe('the README, followed literally', () => {
+  const dirs: string[] = [];
+  const fresh = async (name: string) => {
+    const dir = await mkdtemp(path.join(tmpdir(), `berth-${name}-`));
+    dirs.push(dir);
+    return dir;
+  };
+  after(async () => {
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+  });
+
+  it('`bin/berth serve` in a fresh directory listens on :5000 and takes the README first push and pull, twice', async () => {
+    await Promise.all([ensureTool('skopeo'), ensureTool('umoci'), ensureTool('curl')]);
+    const home = await fresh('home');
+    const berth = await startAsUser(home, ['serve']);
+    try {
+      // Every interface, IPv4 and IPv6, as distribution's ":5000" does.
+      if (await ipv6Loopback()) {
+        const v6 = await fetch(`http://[::1]:${PORT}/v2/`);
+        assert.equal(v6.status, 200, 'the default address listens on IPv6 too');
+      }
+      const script = await readmeFirstPush();
+      for (const round of [1, 2]) {
+        // From a different directory each time: the block must not depend on where it runs.
+        const cwd = await fresh(`readme-${round}`);
+        const r = await run('bash', ['-euo', 'pipefail', '-c', script], { cwd, timeoutMs: 180_000 });
+        assert.match(r.stdout, /"repositories":\["hello"\]/, `round ${round}: the catalog lists hello`);
+        assert.match(r.stdout, /"Digest":\s*"sha256:[0-9a-f]{64}"/, `round ${round}: skopeo inspect shows the image`);
+      }
+      // The data went where the README says: ./data of the directory it was started in.
+      assert.ok(existsSync(path.join(home, 'data', 'berth.db')), 'the SQLite database is under ./data');
+      const start = berth.output().split('\n').find((l) => l.includes('berth listening'));
+      assert.ok(start, `a start-up line:\n${berth.output()}`);
+      assert.match(start, /":5000"/);
+    } finally {
+      assert.equal(await berth.stop(), 0, `a clean exit on SIGTERM:\n${berth.output()}`);
+    }
+  });
+
+  it("starts with distribution's stock config.yml unchanged and serves skopeo", async () => {
+    // distribution's cmd/registry/config-example.yml, as registry:2 ships it.
+    const stock = `version: 0.1
+log:
+  fields:
+    service: registry
+storage:
+  cache:
+    blobdescriptor: inmemory
+  filesystem:
+    rootdirectory: /var/lib/registry
+http:
+  addr: :5000
+  headers:
+    X-Content-Type-Options: [nosniff]
+health:
+  storagedriver:
+    enabled: true
+    interval: 10s
+    threshold: 3
+`;
+    const root = '/var/lib/registry';
+    const existed = existsSync(root);
+    const work = await fresh('stock');
+    await writeFile(path.join(work, 'config.yml'), stock);
+    const berth = await startAsUser(work, ['serve', 'config.yml']);
+    try {
+      const base = await fetch(`http://127.0.0.1:${PORT}/v2/`);
+      assert.equal(base.headers.get('x-content-type-options'), 'nosniff', 'the configured headers are sent');
+      const repo = `stock-${process.pid}`;
+      const image = await buildImage(path.join(work, 'layout'), { tag: 'v1', seed: 'stock-config', layers: 2 });
+      const pushed = await pushImage(image, `127.0.0.1:${PORT}/${repo}:v1`);
+      assert.equal(pushed, image.manifestDigest);
+      const pulled = await pullImage(`127.0.0.1:${PORT}/${repo}:v1`, path.join(work, 'pulled'), 'v1');
+      assert.equal(pulled, image.manifestDigest);
+      assert.ok(existsSync(path.join(root, 'berth.db')), `the metadata database is under the configured ${root}`);
+      const health = await fetch(`http://127.0.0.1:${PORT}/v2/`);
+      assert.equal(health.status, 200, 'the storage health check passes');
+    } finally {
+      assert.equal(await berth.stop(), 0, `a clean exit on SIGTERM:\n${berth.output()}`);
+      if (!existed) await rm(root, { recursive: true, force: true });
+    }
+  });
+});
