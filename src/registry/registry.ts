@@ -10,7 +10,7 @@ import type { ManifestRecord, MetadataStore } from '../metadata/index.js';
 import { digestOf } from './digest.js';
 import { RegistryError } from './errors.js';
 import { parseManifest, MediaTypes, type Descriptor } from './manifests/index.js';
-import { assertName, assertTag, parseDigest, parseReference, type DigestAlgorithm } from './reference.js';
+import { assertName, assertTag, parseDigest, parseReference, type DigestAlgorithm, type ManifestReference } from './reference.js';
 import { Uploads } from './uploads.js';
 import { ByteLimitedCache } from './cache.js';
 import { noEvents, type EventSink, type RegistryEvent } from '../events/index.js';
@@ -114,9 +114,22 @@ export class Registry {
 
   // ---- manifests --------------------------------------------------------------
 
+  /**
+   * A reference that is neither a valid tag nor a valid digest names no
+   * manifest, so a read of it is 404 MANIFEST_UNKNOWN, not 400 (the OCI
+   * conformance suite pulls `.INVALID_MANIFEST_NAME` and
+   * `sha256:baddigeststring` and expects 404). Writes and deletes still
+   * refuse such a reference with TAG_INVALID or DIGEST_INVALID.
+   */
   async getManifest(repository: string, reference: string): Promise<StoredManifest> {
     assertName(repository);
-    const ref = parseReference(reference);
+    let ref: ManifestReference;
+    try {
+      ref = parseReference(reference);
+    } catch (err) {
+      if (err instanceof RegistryError) throw manifestUnknown(reference.slice(0, 200));
+      throw err;
+    }
     const record = ref.kind === 'tag' ? await this.meta.manifestByTag(repository, ref.tag) : await this.meta.manifestByDigest(repository, ref.digest);
     if (!record) throw manifestUnknown(reference);
     return { digest: record.digest, mediaType: record.mediaType, size: record.size, body: await this.manifestBody(record) };
