@@ -95,6 +95,7 @@ function chunkRange(ctx: Ctx): ChunkRange | undefined {
   const header = ctx.req.headers['content-range'];
   if (header === undefined) return undefined;
   const m = /^(?:bytes[ =])?(\d+)-(\d+)(?:\/(?:\d+|\*))?$/.exec(header.trim());
-  if (!m) throw new RegistryError('RANGE_INVALID', `malformed Content-Range ${JSON.stringify(header.slice(0, 100))}: expected <start>-<end>`, undefined, { status: 416 });
+  // OCI dist-spec error table: BLOB_UPLOAD_INVALID; the spec's 416 for a chunk's range (end-5, end-6).
+  if (!m) throw new RegistryError('BLOB_UPLOAD_INVALID', `malformed Content-Range ${JSON.stringify(header.slice(0, 100))}: expected <start>-<end>`, undefined, { status: 416 });
   return { start: Number(m[1]), end: Number(m[2]) };
 }
