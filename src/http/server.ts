@@ -72,7 +72,7 @@ export function createRequestHandler(services: EdgeServices, opts: HttpOptions) 
     const started = process.hrtime.bigint();
     const incomingId = req.headers['x-request-id'];
     const id = typeof incomingId === 'string' && REQUEST_ID_RE.test(incomingId) ? incomingId : newRequestId();
-    const rawUrl = req.url ?? '/';
+    const rawUrl = originForm(req);
     const q = rawUrl.indexOf('?');
     const fullPath = q === -1 ? rawUrl : rawUrl.slice(0, q);
     const query = q === -1 ? NO_QUERY : new URLSearchParams(rawUrl.slice(q + 1));
@@ -170,6 +170,28 @@ export function createRequestHandler(services: EdgeServices, opts: HttpOptions) 
     // a whole blob) ends none, yet still pulled or pushed.
     if (services.events && !eventsRecorded && (error === undefined || (res.headersSent && isClientAbort(error, req)))) await recordEvents();
   };
+}
+
+/** `http://authority` at the start of an absolute-form request target; the scheme is case-insensitive. */
+const ABSOLUTE_FORM_RE = /^https?:\/\/([^/?#]*)/i;
+
+/**
+ * The request target as origin-form (path and query). An absolute-form
+ * target (`GET http://host/v2/… HTTP/1.1`, RFC 9112 §3.2.2), which a
+ * server must accept, is served as its path and query; its authority
+ * replaces the Host header, which the RFC says to ignore then, so the
+ * URLs the registry hands out name the host the client asked. The path is
+ * kept byte for byte (no URL parser: it would resolve `..` and re-encode).
+ */
+function originForm(req: IncomingMessage): string {
+  const target = req.url ?? '/';
+  if (target.startsWith('/')) return target;
+  const m = ABSOLUTE_FORM_RE.exec(target);
+  if (!m) return target;
+  const authority = m[1]!.replace(/^[^@]*@/, '');
+  if (authority !== '') req.headers.host = authority;
+  const rest = target.slice(m[0].length);
+  return rest.startsWith('/') ? rest : `/${rest}`;
 }
 
 /** The most of a refused request's body that is read and dropped before the answer, and for how long. */

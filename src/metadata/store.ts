@@ -511,6 +511,22 @@ export class MetadataStore {
     });
   }
 
+  /** Repositories a live blob is linked in, by name (the candidates of an automatic mount). */
+  async repositoriesWithBlob(digest: string, page: Page): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('repository_blobs as rb')
+      .innerJoin('repositories as r', 'r.id', 'rb.repository_id')
+      .innerJoin('blobs as b', 'b.digest', 'rb.digest')
+      .select('r.name')
+      .where('rb.digest', '=', digest)
+      .where('b.state', '=', 'live')
+      .where('r.name', '>', page.after ?? '')
+      .orderBy('r.name')
+      .limit(page.limit)
+      .execute();
+    return rows.map((r) => r.name);
+  }
+
   /** The size of a blob linked in a repository, or null. */
   async linkedBlob(repository: string, digest: string): Promise<{ size: number } | null> {
     return this.cachedRead(`linkedBlob ${repository} ${digest}`, () => this.loadLinkedBlob(repository, digest));

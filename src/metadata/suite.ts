@@ -88,6 +88,18 @@ export function runMetadataSuite(name: string, open: () => Promise<{ store: Meta
       assert.deepEqual(await store.linkedBlob('cache/b', blob), { size: 7 });
     });
 
+    it('lists the repositories a blob is linked in, by name, a page at a time', async () => {
+      const blob = d('holders-1');
+      for (const r of ['holders/c', 'holders/a', 'holders/b']) await store.linkBlob(r, blob, 3);
+      await store.linkBlob('holders/other', d('holders-2'), 3);
+      assert.deepEqual(await store.repositoriesWithBlob(blob, { limit: 10 }), ['holders/a', 'holders/b', 'holders/c']);
+      assert.deepEqual(await store.repositoriesWithBlob(blob, { limit: 2 }), ['holders/a', 'holders/b']);
+      assert.deepEqual(await store.repositoriesWithBlob(blob, { after: 'holders/b', limit: 2 }), ['holders/c']);
+      await store.unlinkBlob('holders/b', blob);
+      assert.deepEqual(await store.repositoriesWithBlob(blob, { limit: 10 }), ['holders/a', 'holders/c']);
+      assert.deepEqual(await store.repositoriesWithBlob(d('holders-none'), { limit: 10 }), []);
+    });
+
     it('links blobs per repository', async () => {
       const blob = d('blob-1');
       await store.linkBlob('links/a', blob, 42);

@@ -10,7 +10,7 @@ import type { ManifestRecord, MetadataStore } from '../metadata/index.js';
 import { digestOf } from './digest.js';
 import { RegistryError } from './errors.js';
 import { parseManifest, MediaTypes, type Descriptor } from './manifests/index.js';
-import { assertName, assertTag, parseDigest, parseReference, type DigestAlgorithm } from './reference.js';
+import { assertName, assertTag, parseDigest, parseReference, type DigestAlgorithm, type ManifestReference } from './reference.js';
 import { Uploads } from './uploads.js';
 import { ByteLimitedCache } from './cache.js';
 import { noEvents, type EventSink, type RegistryEvent } from '../events/index.js';
@@ -25,6 +25,20 @@ export interface RegistryOptions {
 }
 
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Whether the caller may read (pull from) a repository. Lookups across
+ * repositories (the automatic mount) take one, so that one caller never
+ * learns what a repository it may not read holds.
+ */
+export type RepositoryFilter = (repository: string) => boolean | Promise<boolean>;
+
+/** Every repository: the filter of a registry without private repositories. */
+export const everyRepository: RepositoryFilter = () => true;
+
+/** How many holders of a blob an automatic mount asks the filter about, and how many it reads at once. */
+const MAX_MOUNT_CANDIDATES = 1000;
+const MOUNT_CANDIDATE_PAGE = 100;
 
 export interface StoredManifest {
   digest: string;
@@ -108,15 +122,70 @@ export class Registry {
     parseDigest(digest);
     assertName(from);
     if (!(await this.store.stat(digest))) return null;
+    return this.mountFrom(repository, digest, from);
+  }
+
+  /**
+   * Automatic cross-repository mount (OCI dist-spec "Mounting a blob from
+   * another repository": `mount` without `from`, which a registry MAY
+   * honour): links `digest` into `repository` from any repository that
+   * holds it and that `mayRead` accepts. Returns null when there is none,
+   * and the caller starts an ordinary upload.
+   *
+   * `mayRead` is the access seam: the edge passes the repositories the
+   * caller may pull from (every one, while the registry has no private
+   * repositories). Each candidate goes through it before anything is
+   * linked, so a blob that only unreadable repositories hold gets the same
+   * answer (null, then a 202) as a blob that exists nowhere. Candidates are
+   * read a page at a time and at most MAX_MOUNT_CANDIDATES are asked about.
+   * Each mount is the `from` mount's, which re-checks the source link
+   * inside the blob's claim (safe against a concurrent delete or GC).
+   */
+  async mountBlobFromAnywhere(repository: string, digest: string, mayRead: RepositoryFilter): Promise<BlobHandle | null> {
+    this.assertWritable();
+    assertName(repository);
+    parseDigest(digest);
+    if (!(await this.store.stat(digest))) return null;
+    let after: string | undefined;
+    for (let asked = 0; asked < MAX_MOUNT_CANDIDATES; ) {
+      const limit = Math.min(MOUNT_CANDIDATE_PAGE, MAX_MOUNT_CANDIDATES - asked);
+      const holders = await this.meta.repositoriesWithBlob(digest, { after, limit });
+      for (const from of holders) {
+        if (!(await mayRead(from))) continue;
+        // Null when the link went away since the page was read: try the next holder.
+        const mounted = await this.mountFrom(repository, digest, from);
+        if (mounted) return mounted;
+      }
+      if (holders.length < limit) return null;
+      asked += holders.length;
+      after = holders[holders.length - 1];
+    }
+    return null;
+  }
+
+  private async mountFrom(repository: string, digest: string, from: string): Promise<BlobHandle | null> {
     const mounted = await this.meta.mountBlob(repository, from, digest);
     return mounted ? { digest, size: mounted.size } : null;
   }
 
   // ---- manifests --------------------------------------------------------------
 
+  /**
+   * A reference that is neither a valid tag nor a valid digest names no
+   * manifest, so a read of it is 404 MANIFEST_UNKNOWN, not 400 (the OCI
+   * conformance suite pulls `.INVALID_MANIFEST_NAME` and
+   * `sha256:baddigeststring` and expects 404). Writes and deletes still
+   * refuse such a reference with TAG_INVALID or DIGEST_INVALID.
+   */
   async getManifest(repository: string, reference: string): Promise<StoredManifest> {
     assertName(repository);
-    const ref = parseReference(reference);
+    let ref: ManifestReference;
+    try {
+      ref = parseReference(reference);
+    } catch (err) {
+      if (err instanceof RegistryError) throw manifestUnknown(reference.slice(0, 200));
+      throw err;
+    }
     const record = ref.kind === 'tag' ? await this.meta.manifestByTag(repository, ref.tag) : await this.meta.manifestByDigest(repository, ref.digest);
     if (!record) throw manifestUnknown(reference);
     return { digest: record.digest, mediaType: record.mediaType, size: record.size, body: await this.manifestBody(record) };

@@ -238,8 +238,9 @@ function unknownUpload(id: string): RegistryError {
 }
 
 function rangeError(state: UploadState, message: string): RegistryError {
-  // OCI dist-spec: an out-of-order chunk gets 416 with the current Range.
-  return new RegistryError('RANGE_INVALID', message, { uploaded: state.size }, {
+  // OCI dist-spec: an out-of-order chunk gets 416 with the current Range; the
+  // code is the spec table's BLOB_UPLOAD_INVALID (distribution's RANGE_INVALID is not in it).
+  return new RegistryError('BLOB_UPLOAD_INVALID', message, { uploaded: state.size }, {
     status: 416,
     headers: { Range: `0-${Math.max(0, state.size - 1)}`, 'Docker-Upload-UUID': state.id },
   });

@@ -4,9 +4,10 @@
  */
 import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { expectClientError, expectError, pushBlob, pushImage, rawErrorCodes, rawRequest, sha256, startUpload, uniqueRepo, useBerth, MT } from './helpers.js';
+import { expectClientError, expectError, expectStatus, pushBlob, pushImage, rawErrorCodes, rawRequest, sha256, startUpload, uniqueRepo, useBerth, MT } from './helpers.js';
 
 /** The tests use repositories of their own, so they run side by side. */
 const parallel = { concurrency: true };
@@ -240,6 +241,71 @@ describe('client mistakes never cause a 5xx', parallel, () => {
   test('an unknown manifest Content-Type is MANIFEST_INVALID', async () => {
     const res = await fetch(`${b.url}/v2/${uniqueRepo()}/manifests/latest`, { method: 'PUT', headers: { 'Content-Type': 'application/x-garbage' }, body: '{"schemaVersion":2}' });
     await expectError(res, 400, 'MANIFEST_INVALID');
+  });
+});
+
+/** One request written byte for byte on a socket (fetch only sends origin-form targets); the answer's status, headers and body. */
+async function socketRequest(head: string): Promise<{ status: number; headers: Map<string, string>; body: string }> {
+  const u = new URL(b.url);
+  const sock = net.connect(Number(u.port), u.hostname);
+  let raw = '';
+  sock.on('data', (d: Buffer) => (raw += d.toString('latin1')));
+  const closed = new Promise<void>((done, fail) => {
+    sock.on('close', () => done());
+    sock.on('error', fail);
+  });
+  sock.write(`${head}Connection: close\r\n\r\n`);
+  await closed;
+  const split = raw.indexOf('\r\n\r\n');
+  assert.ok(split > 0, `a whole response head: ${JSON.stringify(raw.slice(0, 200))}`);
+  const [statusLine, ...lines] = raw.slice(0, split).split('\r\n');
+  const m = /^HTTP\/1\.1 (\d{3}) /.exec(statusLine ?? '');
+  assert.ok(m, `a status line: ${statusLine}`);
+  const headers = new Map(lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+  return { status: Number(m[1]), headers, body: raw.slice(split + 4) };
+}
+
+describe('absolute-form request targets (RFC 9112 §3.2.2)', parallel, () => {
+  test('GET http://host/v2/ is served as /v2/', async () => {
+    const host = new URL(b.url).host;
+    const res = await socketRequest(`GET http://${host}/v2/ HTTP/1.1\r\nHost: ${host}\r\n`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('docker-distribution-api-version'), 'registry/2.0');
+    assert.equal(res.body, '{}');
+  });
+
+  test('a blob GET and HEAD by absolute URL answer as by path, the scheme in any case', async () => {
+    const repo = uniqueRepo();
+    const blob = await pushBlob(b.url, repo, 'absolute');
+    const host = new URL(b.url).host;
+    const get = await socketRequest(`GET http://${host}/v2/${repo}/blobs/${blob.digest} HTTP/1.1\r\nHost: ${host}\r\n`);
+    assert.equal(get.status, 200);
+    assert.equal(get.headers.get('docker-content-digest'), blob.digest);
+    assert.equal(get.body, 'absolute');
+    const head = await socketRequest(`HEAD HTTP://${host}/v2/${repo}/blobs/${blob.digest} HTTP/1.1\r\nHost: ${host}\r\n`);
+    assert.equal(head.status, 200);
+    assert.equal(head.headers.get('content-length'), '8');
+  });
+
+  test('the query is taken from the target, and the URLs handed out name its authority, not Host', async () => {
+    const from = uniqueRepo('from');
+    const to = uniqueRepo('to');
+    const blob = await pushBlob(b.url, from, 'mount me');
+    // RFC 9112 §3.2.2: with an absolute-form target the Host header is ignored.
+    const res = await socketRequest(`POST http://registry.example:8443/v2/${to}/blobs/uploads/?mount=${blob.digest}&from=${from} HTTP/1.1\r\nHost: elsewhere.invalid\r\nContent-Length: 0\r\n`);
+    assert.equal(res.status, 201);
+    assert.equal(res.headers.get('location'), `http://registry.example:8443/v2/${to}/blobs/${blob.digest}`);
+    assert.equal(res.headers.get('docker-content-digest'), blob.digest);
+    assert.equal((await expectStatus(await fetch(`${b.url}/v2/${to}/blobs/${blob.digest}`), 200)).toString(), 'mount me');
+  });
+
+  test('errors by absolute URL are the same envelope', async () => {
+    const host = new URL(b.url).host;
+    const res = await socketRequest(`GET http://${host}/v2/${uniqueRepo()}/manifests/latest HTTP/1.1\r\nHost: ${host}\r\n`);
+    assert.equal(res.status, 404);
+    assert.equal((JSON.parse(res.body) as { errors: { code: string }[] }).errors[0]!.code, 'MANIFEST_UNKNOWN');
+    const root = await socketRequest(`GET http://${host} HTTP/1.1\r\nHost: ${host}\r\n`);
+    assert.equal(root.status, 404);
   });
 });
 

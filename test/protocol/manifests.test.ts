@@ -406,8 +406,38 @@ describe('tags in the reference', parallel, () => {
     await expectError(res, 404, 'MANIFEST_UNKNOWN');
   });
 
-  test('GET with a malformed digest reference → 400 DIGEST_INVALID', async () => {
-    await expectError(await getManifest(b.url, uniqueRepo(), 'sha256:zzz'), 400, 'DIGEST_INVALID');
+  // The OCI conformance suite's "nonexistent manifest" specs pull `.INVALID_MANIFEST_NAME`
+  // (v1.1) and `sha256:baddigeststring` (its rewrite): a reference that is not
+  // a valid tag or digest names no manifest, so reads are 404, never 400.
+  const invalidReferences: [string, string][] = [
+    ['the suite\'s invalid tag', '.INVALID_MANIFEST_NAME'],
+    ['the suite\'s invalid digest', 'sha256:baddigeststring'],
+    ['a leading dash', '-bad'],
+    ['129 characters', `a${'b'.repeat(128)}`],
+    ['non-hex digest', 'sha256:zzz'],
+    ['upper-case hex', `sha256:${'A'.repeat(64)}`],
+    ['unsupported algorithm', `md5:${'a'.repeat(32)}`],
+  ];
+  for (const [why, ref] of invalidReferences) {
+    test(`GET and HEAD of an invalid reference (${why}) → 404 MANIFEST_UNKNOWN`, async () => {
+      const repo = uniqueRepo();
+      await pushImage(b.url, repo, 'exists');
+      await expectError(await getManifest(b.url, repo, ref), 404, 'MANIFEST_UNKNOWN');
+      const head = await getManifest(b.url, repo, ref, ACCEPT_ALL, 'HEAD');
+      assert.equal(head.status, 404);
+      assert.equal((await head.arrayBuffer()).byteLength, 0);
+      // In a repository that does not exist too.
+      await expectError(await getManifest(b.url, uniqueRepo('nowhere'), ref), 404, 'MANIFEST_UNKNOWN');
+    });
+  }
+
+  test('PUT and DELETE of an invalid reference keep TAG_INVALID and DIGEST_INVALID', async () => {
+    const repo = uniqueRepo();
+    const { manifest } = await buildImage(b.url, repo);
+    await expectError(await putManifest(b.url, repo, '.INVALID_MANIFEST_NAME', manifest, MT.ociManifest), 400, 'TAG_INVALID');
+    await expectError(await putManifest(b.url, repo, 'sha256:baddigeststring', manifest, MT.ociManifest), 400, 'DIGEST_INVALID');
+    await expectError(await fetch(`${b.url}/v2/${repo}/manifests/.INVALID_MANIFEST_NAME`, { method: 'DELETE' }), 400, 'TAG_INVALID');
+    await expectError(await fetch(`${b.url}/v2/${repo}/manifests/sha256:baddigeststring`, { method: 'DELETE' }), 400, 'DIGEST_INVALID');
   });
 
   test('PUT /manifests/<digest>?tag=a&tag=b tags both', async () => {

@@ -86,6 +86,20 @@ describe('GET /v2/<name>/referrers/<digest>', parallel, () => {
     assert.deepEqual(none.index.manifests, []);
   });
 
+  test('?artifactType= with an unencoded + still matches a +json media type', async () => {
+    // Form decoding turns a bare `+` into a space; a media type never holds one.
+    const repo = uniqueRepo();
+    const img = await pushImage(b.url, repo, 'v1');
+    const sbom = await pushArtifact(b.url, repo, { artifactType: 'application/vnd.example.sbom+json', subject: img.descriptor });
+    await pushArtifact(b.url, repo, { artifactType: 'application/vnd.example.sig+json', subject: img.descriptor });
+    for (const query of ['?artifactType=application/vnd.example.sbom+json', `?artifactType=${encodeURIComponent('application/vnd.example.sbom+json')}`]) {
+      const { res, index } = await referrers(repo, img.digest, query);
+      assert.equal(res.headers.get('oci-filters-applied'), 'artifactType');
+      assert.deepEqual(index.manifests.map((m) => m.digest), [sbom.digest], query);
+      assert.equal(index.manifests[0]!.artifactType, 'application/vnd.example.sbom+json');
+    }
+  });
+
   test('referrers may be pushed before their subject exists', async () => {
     const repo = uniqueRepo();
     const subject = { mediaType: MT.ociManifest, digest: unknownDigest(), size: 100 };

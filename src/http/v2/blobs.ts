@@ -23,6 +23,7 @@ export async function getBlob(ctx: Ctx, name: string, digest: string): Promise<v
   };
   const range = parseRange(ctx.req.headers.range, size);
   if (range === 'unsatisfiable') {
+    // RFC 9110 §15.5.17. The spec's error table has no code for a read; RANGE_INVALID is distribution's 416 code.
     throw new RegistryError('RANGE_INVALID', `requested range is not satisfiable for a blob of ${size} bytes`, { size }, { status: 416, headers: { 'Content-Range': `bytes */${size}` } });
   }
   if (head) {
@@ -72,7 +73,10 @@ export async function deleteBlob(ctx: Ctx, name: string, digest: string): Promis
 
 /**
  * A single `bytes=` range (RFC 9110 §14.1.2). Multiple ranges are served
- * whole, as the RFC allows; a malformed header is ignored.
+ * whole, as the RFC allows; a malformed header is ignored. A range whose
+ * last byte comes before its first is invalid (§14.1.1) and answered 416,
+ * as distribution (Go's ServeContent) does and the OCI conformance suite
+ * expects of `bytes=500-0`.
  */
 export function parseRange(header: string | undefined, size: number): ByteRange | 'unsatisfiable' | null {
   if (!header) return null;
@@ -88,7 +92,7 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
   } else {
     start = Number(m[1]);
     end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
-    if (m[2] !== '' && Number(m[2]) < start) return null;
+    if (m[2] !== '' && Number(m[2]) < start) return 'unsatisfiable';
   }
   if (start >= size || size === 0) return 'unsatisfiable';
   return { offset: start, length: end - start + 1 };

@@ -22,7 +22,10 @@ export async function catalog(ctx: Ctx): Promise<void> {
 }
 
 export async function referrers(ctx: Ctx, name: string, digest: string): Promise<void> {
-  const artifactType = ctx.query.get('artifactType') ?? undefined;
+  // Form decoding reads a bare `+` as a space. A media type never holds a
+  // space, so a space here is a `+` the client did not percent-encode
+  // (`application/vnd.example+json`).
+  const artifactType = ctx.query.get('artifactType')?.replaceAll(' ', '+');
   const { index, filtered } = await ctx.registry.referrers(name, digest, artifactType);
   const headers: Record<string, string> = { 'Content-Type': 'application/vnd.oci.image.index.v1+json' };
   if (filtered) headers['OCI-Filters-Applied'] = 'artifactType';

@@ -3,7 +3,7 @@
  * POST starts (or mounts, or completes with ?digest=), PATCH appends a chunk,
  * PUT ?digest= completes, GET reports progress, DELETE cancels.
  */
-import { RegistryError, parseDigest, type UploadState } from '../../registry/index.js';
+import { RegistryError, everyRepository, parseDigest, type RepositoryFilter, type UploadState } from '../../registry/index.js';
 import type { ChunkRange } from '../../registry/index.js';
 import type { Ctx } from '../context.js';
 import { sendEmpty } from '../respond.js';
@@ -30,12 +30,11 @@ export async function startUpload(ctx: Ctx, name: string): Promise<void> {
 
   if (mount !== null) {
     parseDigest(mount);
-    if (from) {
-      const mounted = await ctx.registry.mountBlob(name, mount, from);
-      if (mounted) {
-        blobCreated(ctx, name, mount);
-        return;
-      }
+    // Without `from`, the blob is looked for in every repository the caller may read.
+    const mounted = from ? await ctx.registry.mountBlob(name, mount, from) : await ctx.registry.mountBlobFromAnywhere(name, mount, readableRepositories(ctx));
+    if (mounted) {
+      blobCreated(ctx, name, mount);
+      return;
     }
     // Not mountable: fall through to an ordinary upload (202), as the spec says.
   } else if (digest !== null) {
@@ -47,6 +46,16 @@ export async function startUpload(ctx: Ctx, name: string): Promise<void> {
   }
   const state = await ctx.registry.uploads.start(name);
   sendEmpty(ctx.res, 202, uploadHeaders(ctx, name, state));
+}
+
+/**
+ * The repositories the caller may read blobs from, for the automatic mount.
+ * Every one today: Berth has no private repositories yet. When it has, this
+ * is where the access decision for `ctx.identity` plugs in, so that a mount
+ * never links (nor reveals) a blob only unreadable repositories hold.
+ */
+function readableRepositories(_ctx: Ctx): RepositoryFilter {
+  return everyRepository;
 }
 
 export async function uploadStatus(ctx: Ctx, name: string, id: string): Promise<void> {
@@ -95,6 +104,7 @@ function chunkRange(ctx: Ctx): ChunkRange | undefined {
   const header = ctx.req.headers['content-range'];
   if (header === undefined) return undefined;
   const m = /^(?:bytes[ =])?(\d+)-(\d+)(?:\/(?:\d+|\*))?$/.exec(header.trim());
-  if (!m) throw new RegistryError('RANGE_INVALID', `malformed Content-Range ${JSON.stringify(header.slice(0, 100))}: expected <start>-<end>`, undefined, { status: 416 });
+  // OCI dist-spec error table: BLOB_UPLOAD_INVALID; the spec's 416 for a chunk's range (end-5, end-6).
+  if (!m) throw new RegistryError('BLOB_UPLOAD_INVALID', `malformed Content-Range ${JSON.stringify(header.slice(0, 100))}: expected <start>-<end>`, undefined, { status: 416 });
   return { start: Number(m[1]), end: Number(m[2]) };
 }
