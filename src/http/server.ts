@@ -14,13 +14,14 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { SecureVersion } from 'node:tls';
 import type { Logger } from 'pino';
-import { anonymous, type Authenticator, type Identity } from '../auth/index.js';
+import { anonymous, type AuthFailure, type Authenticator, type Identity } from '../auth/index.js';
 import { emitRequestEvents, type EventSink } from '../events/index.js';
 import type { HealthChecks } from '../health/index.js';
 import type { Metrics } from './metrics.js';
 import type { Registry } from '../registry/index.js';
 import { isRegistryError, RegistryError } from '../registry/index.js';
 import type { Ctx } from './context.js';
+import { redactQuery } from './redact.js';
 import { sendError } from './respond.js';
 import { RegistryResponse, sentHeader } from './response.js';
 import { UrlBuilder, type UrlOptions } from './urls.js';
@@ -95,6 +96,9 @@ export function createRequestHandler(services: EdgeServices, opts: HttpOptions) 
     let route = 'unknown';
     let error: unknown;
     let identity: Identity = {};
+    // Why authentication failed, and for whom: logged, never told to the client.
+    let authError: AuthFailure | undefined;
+    let authUser: string | undefined;
     let aborted = false;
     let eventsRecorded = false;
     const recordEvents = async () => {
@@ -120,6 +124,8 @@ export function createRequestHandler(services: EdgeServices, opts: HttpOptions) 
       }
       const result = await auth.authenticate(req.headers);
       if (!result.ok) {
+        authError = result.reason;
+        authUser = result.user;
         throw new RegistryError('UNAUTHORIZED', 'authentication required', null, { headers: { 'WWW-Authenticate': result.challenge } });
       }
       identity = result.identity;
@@ -149,6 +155,7 @@ export function createRequestHandler(services: EdgeServices, opts: HttpOptions) 
             reqId: id,
             method: req.method,
             path: fullPath,
+            query: q === -1 ? undefined : redactQuery(rawUrl.slice(q + 1)),
             route,
             status: res.statusCode,
             ms: Math.round(ms * 1000) / 1000,
@@ -156,6 +163,8 @@ export function createRequestHandler(services: EdgeServices, opts: HttpOptions) 
             bytesOut,
             remote: req.socket?.remoteAddress,
             user: identity.name,
+            authError,
+            authUser,
             ua: req.headers['user-agent'],
             error: isRegistryError(error) ? error.code : aborted ? 'CLIENT_CLOSED' : error ? 'INTERNAL' : undefined,
           },
