@@ -100,6 +100,8 @@ export function createRequestHandler(services: EdgeServices, opts: HttpOptions) 
     let authError: AuthFailure | undefined;
     let authUser: string | undefined;
     let aborted = false;
+    // Counted in the route's in-flight gauge until the response is done.
+    let entered = false;
     let eventsRecorded = false;
     const recordEvents = async () => {
       eventsRecorded = true;
@@ -119,6 +121,10 @@ export function createRequestHandler(services: EdgeServices, opts: HttpOptions) 
       const match = matchV2(req.method ?? 'GET', ctx.path) ?? services.api?.(req.method ?? 'GET', ctx.path) ?? null;
       if (!match) throw new RegistryError('UNSUPPORTED', `no such API endpoint: ${fullPath.slice(0, 200)}`, undefined, { status: 404 });
       route = match.route;
+      if (metrics) {
+        metrics.enter(route);
+        entered = true;
+      }
       if (health && !health.healthy()) {
         throw new RegistryError('UNAVAILABLE', 'the registry is unhealthy', health.status(), { status: 503 });
       }
@@ -148,7 +154,7 @@ export function createRequestHandler(services: EdgeServices, opts: HttpOptions) 
       const finish = () => {
         const ms = Number(process.hrtime.bigint() - started) / 1e6;
         const bytesOut = Number(sentHeader(res, 'content-length') ?? 0);
-        metrics?.observeRequest(route, req.method ?? '', res.statusCode, ms / 1000, ctx.bytesIn, req.method === 'HEAD' ? 0 : bytesOut);
+        metrics?.observeRequest(route, req.method ?? '', res.statusCode, ms / 1000, ctx.bytesIn, req.method === 'HEAD' ? 0 : bytesOut, entered);
         if (!opts.accessLog) return;
         log.info(
           {

@@ -593,6 +593,47 @@ describe('Prometheus metrics (http.debug.prometheus)', () => {
     assert.equal(m.value('berth_http_requests_total', { route: 'upload', method: 'PUT', status: '201' }), 1);
     assert.equal(m.value('berth_http_response_bytes_total', { route: 'blob' }), 100);
     assert.equal(m.value('berth_uploads_in_progress'), 0, 'no upload open after completing');
+
+    // The same requests under distribution's names, handler labels and lower-case methods.
+    assert.equal(m.value('registry_http_requests_total', { handler: 'base', code: '200', method: 'get' }), 2);
+    assert.equal(m.value('registry_http_requests_total', { handler: 'manifest', code: '404', method: 'get' }), 1);
+    assert.equal(m.value('registry_http_requests_total', { handler: 'blob_upload', code: '202', method: 'post' }), 1);
+    assert.equal(m.value('registry_http_requests_total', { handler: 'blob_upload_chunk', code: '202', method: 'patch' }), 1);
+    assert.equal(m.value('registry_http_requests_total', { handler: 'blob_upload_chunk', code: '201', method: 'put' }), 1);
+    assert.equal(m.value('registry_http_requests_total', { handler: 'blob', code: '200', method: 'get' }), 1);
+    assert.equal(m.value('registry_http_request_duration_seconds_count', { handler: 'base', method: 'get' }), 2);
+    assert.equal(m.value('registry_http_request_duration_seconds_bucket', { handler: 'base', method: 'get', le: '+Inf' }), 2);
+    assert.equal(m.value('registry_http_request_size_bytes_sum', { handler: 'blob_upload_chunk' }), 100, 'the PATCH body');
+    assert.equal(m.value('registry_http_request_size_bytes_count', { handler: 'blob_upload_chunk' }), 2);
+    assert.equal(m.value('registry_http_response_size_bytes_sum', { handler: 'blob' }), 100);
+    // The scrape goes to the debug server: no API request is in flight.
+    for (const handler of ['base', 'manifest', 'tags', 'catalog', 'blob', 'blob_upload', 'blob_upload_chunk']) {
+      assert.equal(m.value('registry_http_in_flight_requests', { handler }), 0, handler);
+    }
+  });
+
+  it('registry_http_in_flight_requests counts a request while it runs', async () => {
+    const location = await startUpload(b.url, 'metrics/inflight');
+    // A PATCH whose body has not all arrived is in flight until it does.
+    const url = new URL(location);
+    const socket = net.connect(Number(url.port), url.hostname);
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    socket.write(`PATCH ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nContent-Type: application/octet-stream\r\nContent-Length: 10\r\n\r\nhello`);
+    try {
+      await eventually('the PATCH in flight', async () => (await scrape()).value('registry_http_in_flight_requests', { handler: 'blob_upload_chunk' }) === 1);
+      const answer = new Promise<string>((resolve) => {
+        let text = '';
+        socket.on('data', (d) => {
+          text += String(d);
+          if (text.includes('\r\n\r\n')) resolve(text);
+        });
+      });
+      socket.write('world');
+      assert.match(await answer, /^HTTP\/1\.1 202 /);
+      await eventually('the PATCH done', async () => (await scrape()).value('registry_http_in_flight_requests', { handler: 'blob_upload_chunk' }) === 0);
+    } finally {
+      socket.destroy();
+    }
   });
 
   it('is served only on the debug server at the configured path', async () => {
