@@ -101,5 +101,10 @@ describe('metrics', () => {
     assert.equal(p.value('registry_http_request_duration_seconds_bucket', { handler: 'blob', method: 'get', le: '0.025' }), 3);
     assert.equal(p.value('berth_http_response_bytes_total', { route: 'blob' }), 450);
     assert.equal(p.value('registry_http_in_flight_requests', { handler: 'catalog' }), 1);
+    // Process-wide figures are the same in every thread: taken once, not summed.
+    const own = parse((await main.text()).text);
+    assert.ok(own.value('berth_process_max_fds')! > 0);
+    assert.equal(p.value('berth_process_max_fds'), own.value('berth_process_max_fds'), 'the limit of the process, not twice it');
+    assert.ok(p.value('berth_nodejs_heap_size_used_bytes')! > own.value('berth_nodejs_heap_size_used_bytes')!, 'each thread’s own heap is summed');
   });
 });

@@ -313,7 +313,9 @@ export function createMetrics(opts: { uploadsInProgress?: () => Promise<number> 
 
 /** Metrics of several serving threads (the main thread and its workers), summed as prom-client aggregates clusters. */
 export async function aggregateMetrics(own: Metrics, others: client.MetricObjectWithValues<client.MetricValue<string>>[][]): Promise<{ contentType: string; text: string }> {
-  const all = [await own.registry.getMetricsAsJSON(), ...others];
+  // process_* figures (CPU, resident memory, file descriptors) are the whole
+  // process's in every thread: the main thread's alone, not their sum.
+  const all = [await own.registry.getMetricsAsJSON(), ...others.map((metrics) => metrics.filter((m) => !m.name.startsWith('berth_process_')))];
   const merged = client.AggregatorRegistry.aggregate(all as Parameters<typeof client.AggregatorRegistry.aggregate>[0]);
   return { contentType: merged.contentType, text: await merged.metrics() };
 }
