@@ -28,6 +28,23 @@ it('writes JSON lines with configured fields by default', async () => {
   assert.equal(entry.msg, 'hello');
   assert.equal(entry.reqId, 'r1');
   assert.equal(entry.environment, 'test');
+  assert.equal(entry.level, 'info', 'levels are names, not pino numbers');
+});
+
+it('names every level as logrus does (warn is "warning"), children included', async () => {
+  const { config } = parseConfig('log:\n  level: debug\n');
+  const { stream, lines } = capture();
+  const log = createLogger(config, stream);
+  log.debug('d');
+  log.info('i');
+  log.warn('w');
+  log.child({ worker: 1 }).error('e');
+  log.fatal('f');
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(
+    lines.map((l) => (JSON.parse(l) as { level: unknown }).level),
+    ['debug', 'info', 'warning', 'error', 'fatal'],
+  );
 });
 
 it('writes logrus-style text with log.formatter: text, and honours the level', async () => {

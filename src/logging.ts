@@ -7,7 +7,12 @@ import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import type { Config } from './config/index.js';
 
-const LEVELS: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warning', 50: 'error', 60: 'fatal' };
+/**
+ * Levels by name, as logrus writes them (distribution's logger): `warn` is
+ * `warning`. Log pipelines match on these names; pino's numbers mean
+ * nothing to them.
+ */
+const LEVEL_NAMES: Record<string, string> = { trace: 'trace', debug: 'debug', info: 'info', warn: 'warning', error: 'error', fatal: 'fatal' };
 
 function quote(v: unknown): string {
   const s = typeof v === 'string' ? v : JSON.stringify(v);
@@ -23,7 +28,7 @@ export function toText(line: string): string {
     return line;
   }
   const { time, level, msg, ...rest } = entry;
-  const parts = [`time=${quote(time)}`, `level=${LEVELS[Number(level)] ?? String(level)}`, `msg=${quote(msg ?? '')}`];
+  const parts = [`time=${quote(time)}`, `level=${String(level)}`, `msg=${quote(msg ?? '')}`];
   for (const [k, v] of Object.entries(rest)) if (v !== undefined) parts.push(`${k}=${quote(v)}`);
   return parts.join(' ');
 }
@@ -45,7 +50,13 @@ function textDestination(out: NodeJS.WritableStream): Writable {
 }
 
 export function createLogger(config: Config, destination?: NodeJS.WritableStream): Logger {
-  const opts = { level: config.log.level, base: { service: 'berth', ...config.log.fields }, timestamp: pino.stdTimeFunctions.isoTime };
+  const opts: pino.LoggerOptions = {
+    level: config.log.level,
+    base: { service: 'berth', ...config.log.fields },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    // pino renders this once per level, not per line.
+    formatters: { level: (label) => ({ level: LEVEL_NAMES[label] ?? label }) },
+  };
   const out = destination ?? process.stdout;
   const dest = config.log.formatter === 'text' ? textDestination(out) : destination;
   return dest ? pino(opts, dest as pino.DestinationStream) : pino(opts);

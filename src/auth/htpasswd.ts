@@ -85,17 +85,22 @@ export class HtpasswdFile {
   }
 
   async check(user: string, password: string): Promise<boolean> {
+    return (await this.verify(user, password)) === 'ok';
+  }
+
+  /** `check`, telling an unknown user from a wrong password (for the log only: clients get the same answer). */
+  async verify(user: string, password: string): Promise<'ok' | 'unknown user' | 'wrong password'> {
     this.refresh();
     const hash = this.users.get(user);
-    if (!hash) return false;
+    if (!hash) return 'unknown user';
     const mac = createHmac('sha256', this.key).update(user).update('\0').update(password).update('\0').update(hash).digest();
     const known = this.verified.get(user);
-    if (known && timingSafeEqual(known, mac)) return true;
+    if (known && timingSafeEqual(known, mac)) return 'ok';
     const ok = await bcrypt.compare(password, hash);
     if (ok) {
       if (this.verified.size > 10_000) this.verified.clear();
       this.verified.set(user, mac);
     }
-    return ok;
+    return ok ? 'ok' : 'wrong password';
   }
 }

@@ -13,7 +13,10 @@ export interface Identity {
   name?: string;
 }
 
-export type AuthResult = { ok: true; identity: Identity } | { ok: false; challenge: string; reason: string };
+/** Why a request was refused: for the access log only, never for the client (who must not learn which names exist). */
+export type AuthFailure = 'no credentials' | 'malformed credentials' | 'unknown user' | 'wrong password';
+
+export type AuthResult = { ok: true; identity: Identity } | { ok: false; challenge: string; reason: AuthFailure; user?: string };
 
 export interface Authenticator {
   readonly kind: string;
@@ -51,7 +54,8 @@ export class HtpasswdAuthenticator implements Authenticator {
   async authenticate(headers: IncomingHttpHeaders): Promise<AuthResult> {
     const creds = parseBasic(headers.authorization);
     if (!creds) return { ok: false, challenge: this.challenge, reason: headers.authorization ? 'malformed credentials' : 'no credentials' };
-    if (!(await this.file.check(creds.user, creds.password))) return { ok: false, challenge: this.challenge, reason: 'invalid username or password' };
+    const outcome = await this.file.verify(creds.user, creds.password);
+    if (outcome !== 'ok') return { ok: false, challenge: this.challenge, reason: outcome, user: creds.user };
     return { ok: true, identity: { name: creds.user } };
   }
 }

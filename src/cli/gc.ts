@@ -7,6 +7,7 @@
  */
 import { createApp, createLogger } from '../app.js';
 import { loadConfig, parseDuration } from '../config/index.js';
+import { UsageError } from './usage.js';
 
 export function humanBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -45,7 +46,7 @@ export async function garbageCollect(args: string[]): Promise<number> {
     else if (a === '--delete-untagged' || a === '-m') deleteUntagged = true;
     else if (a === '--grace') grace = parseDuration(args[++i] ?? '', '--grace');
     else if (a.startsWith('--grace=')) grace = parseDuration(a.slice('--grace='.length), '--grace');
-    else if (a.startsWith('-')) throw new Error(`garbage-collect: unknown option ${a}`);
+    else if (a.startsWith('-')) throw new UsageError('garbage-collect', `unknown option ${a}`);
     else file = a;
   }
   const { config } = await loadConfig(file);
@@ -69,7 +70,11 @@ export async function garbageCollect(args: string[]): Promise<number> {
 
 export async function diskUsage(args: string[]): Promise<number> {
   const json = args.includes('--json');
-  const file = args.find((a) => !a.startsWith('-'));
+  const unknown = args.find((a) => a.startsWith('-') && a !== '--json');
+  if (unknown) throw new UsageError('du', `unknown option ${unknown}`);
+  const files = args.filter((a) => !a.startsWith('-'));
+  if (files.length > 1) throw new UsageError('du', `expected at most one configuration file, got ${files.join(' ')}`);
+  const file = files[0];
   const { config } = await loadConfig(file);
   const app = await createApp(config, createLogger({ ...config, log: { ...config.log, level: 'warn' } }));
   try {

@@ -1,45 +1,79 @@
-/** `berth <command>`: serve (default), garbage-collect, du. */
+/** `berth <command>`: serve (default), garbage-collect, du, version, help. */
 import './threadpool.js';
+import { readFileSync } from 'node:fs';
 import { ConfigError } from '../config/index.js';
 import { diskUsage, garbageCollect } from './gc.js';
 import { serve } from './serve.js';
+import { COMMAND_USAGE, USAGE, UsageError, type CommandName } from './usage.js';
 
-const USAGE = `usage:
-  berth serve [config.yml]
-      Starts the registry. With no file (and no REGISTRY_CONFIGURATION_PATH) it
-      listens on :5000 and keeps data under ./data. REGISTRY_* variables override
-      configuration keys (e.g. REGISTRY_HTTP_ADDR=127.0.0.1:5001).
-  berth garbage-collect [--dry-run|-d] [--delete-untagged|-m] [--grace 1h] [config.yml]
-      Removes blobs no manifest references (mark and sweep), with a summary.
-  berth du [--json] [config.yml]
-      Storage used per repository, in total, and reclaimable.`;
+const ALIASES: Record<string, CommandName> = { serve: 'serve', 'garbage-collect': 'garbage-collect', gc: 'garbage-collect', du: 'du' };
+
+/** `berth 0.1.0 (node v20.…)`, from package.json. */
+function version(): string {
+  let v = 'unknown';
+  try {
+    // dist/src/cli/main.js → the repository's package.json.
+    v = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? v;
+  } catch {
+    // a copy without its package.json still runs
+  }
+  return `berth ${v} (node ${process.version})`;
+}
+
+/** serve takes one configuration file and no options. */
+function serveArgs(args: string[]): string[] {
+  const option = args.find((a) => a.startsWith('-') && a !== '-');
+  if (option) throw new UsageError('serve', `unknown option ${option}`);
+  if (args.length > 1) throw new UsageError('serve', `expected at most one configuration file, got ${args.length} arguments`);
+  return args;
+}
 
 async function main(argv: string[]): Promise<void> {
-  const [command = 'serve', ...rest] = argv;
-  switch (command) {
-    case 'serve':
-      return serve(rest);
-    case 'garbage-collect':
-    case 'gc':
-      process.exitCode = await garbageCollect(rest);
+  const [first = 'serve', ...rest] = argv;
+  // distribution's `registry <config.yml>` serves too.
+  const command = first.endsWith('.yml') || first.endsWith('.yaml') ? 'serve' : ALIASES[first];
+  const args = command === 'serve' && first !== 'serve' ? argv : rest;
+  if (command) {
+    if (args.includes('--help') || args.includes('-h')) {
+      console.log(COMMAND_USAGE[command]);
       return;
-    case 'du':
-      process.exitCode = await diskUsage(rest);
-      return;
+    }
+    switch (command) {
+      case 'serve':
+        return serve(serveArgs(args));
+      case 'garbage-collect':
+        process.exitCode = await garbageCollect(args);
+        return;
+      case 'du':
+        process.exitCode = await diskUsage(args);
+        return;
+    }
+  }
+  switch (first) {
     case 'help':
     case '--help':
-    case '-h':
-      console.log(USAGE);
+    case '-h': {
+      const topic = rest[0] === undefined ? undefined : ALIASES[rest[0]];
+      if (rest[0] !== undefined && !topic) throw new UsageError(undefined, `unknown command "${rest[0]}"`);
+      console.log(topic ? COMMAND_USAGE[topic] : USAGE);
+      return;
+    }
+    case 'version':
+    case '--version':
+    // registry's root command takes -v as well.
+    case '-v':
+      console.log(version());
       return;
     default:
-      // distribution accepts `registry <config.yml>` too.
-      if (command.endsWith('.yml') || command.endsWith('.yaml')) return serve([command, ...rest]);
-      console.error(`berth: unknown command "${command}"\n\n${USAGE}`);
-      process.exit(2);
+      throw new UsageError(undefined, first.startsWith('-') ? `unknown option ${first}` : `unknown command "${first}"`);
   }
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
+  if (err instanceof UsageError) {
+    console.error(`berth${err.command ? ` ${err.command}` : ''}: ${err.message}\n\n${err.command ? COMMAND_USAGE[err.command] : USAGE}`);
+    process.exit(2);
+  }
   if (err instanceof ConfigError) console.error(`berth: configuration error: ${err.message}`);
   else console.error(`berth: ${(err as Error)?.message ?? String(err)}`);
   process.exit(1);

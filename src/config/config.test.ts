@@ -62,6 +62,17 @@ describe('config', () => {
     assert.equal(config.storage.delete.enabled, true, 'the later, longer variable still applies');
   });
 
+  it('reports the variables it applied, by name, in the order applied (not the ignored ones, nor other variables)', () => {
+    const { applied } = parseConfig(CLASSIC, {
+      REGISTRY_STORAGE_DELETE_ENABLED: 'true',
+      REGISTRY_HTTP_SECRET: 'not-to-be-shown',
+      REGISTRY_VERSION: '0.2',
+      REGISTRY_CONFIGURATION_PATH: '/etc/registry.yml',
+      HOME: '/root',
+    });
+    assert.deepEqual(applied, ['REGISTRY_HTTP_SECRET', 'REGISTRY_STORAGE_DELETE_ENABLED']);
+  });
+
   it('matches keys case-insensitively and parses values as YAML', () => {
     const { config } = parseConfig('HTTP:\n  Addr: ":1"\n', {
       REGISTRY_HTTP_ADDR: '127.0.0.1:5001',

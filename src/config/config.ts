@@ -185,6 +185,8 @@ export interface LoadedConfig {
   config: Config;
   warnings: string[];
   source: string | null;
+  /** The REGISTRY_* variables that were applied, by name (their values may be secrets). */
+  applied: string[];
 }
 
 /** Loads configuration: `file` (or REGISTRY_CONFIGURATION_PATH), env overrides, defaults, validation. */
@@ -202,7 +204,7 @@ export async function loadConfig(file: string | undefined, env: NodeJS.ProcessEn
 }
 
 /** Parses YAML text plus env overrides into a validated Config. */
-export function parseConfig(text: string, env: NodeJS.ProcessEnv = {}, where = 'configuration'): { config: Config; warnings: string[] } {
+export function parseConfig(text: string, env: NodeJS.ProcessEnv = {}, where = 'configuration'): { config: Config; warnings: string[]; applied: string[] } {
   let tree: Tree = {};
   let parsed: unknown;
   try {
@@ -229,7 +231,7 @@ export function parseConfig(text: string, env: NodeJS.ProcessEnv = {}, where = '
     if (err instanceof SchemaError) throw new ConfigError(err.message);
     throw err;
   }
-  return { config: finish(v, tree), warnings };
+  return { config: finish(v, tree), warnings, applied: overrides.applied };
 }
 
 function finish(v: Record<string, unknown>, raw: Tree): Config {

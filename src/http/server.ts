@@ -14,13 +14,14 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { SecureVersion } from 'node:tls';
 import type { Logger } from 'pino';
-import { anonymous, type Authenticator, type Identity } from '../auth/index.js';
+import { anonymous, type AuthFailure, type Authenticator, type Identity } from '../auth/index.js';
 import { emitRequestEvents, type EventSink } from '../events/index.js';
 import type { HealthChecks } from '../health/index.js';
 import type { Metrics } from './metrics.js';
 import type { Registry } from '../registry/index.js';
 import { isRegistryError, RegistryError } from '../registry/index.js';
 import type { Ctx } from './context.js';
+import { redactQuery } from './redact.js';
 import { sendError } from './respond.js';
 import { RegistryResponse, sentHeader } from './response.js';
 import { UrlBuilder, type UrlOptions } from './urls.js';
@@ -95,7 +96,12 @@ export function createRequestHandler(services: EdgeServices, opts: HttpOptions) 
     let route = 'unknown';
     let error: unknown;
     let identity: Identity = {};
+    // Why authentication failed, and for whom: logged, never told to the client.
+    let authError: AuthFailure | undefined;
+    let authUser: string | undefined;
     let aborted = false;
+    // Counted in the route's in-flight gauge until the response is done.
+    let entered = false;
     let eventsRecorded = false;
     const recordEvents = async () => {
       eventsRecorded = true;
@@ -115,11 +121,17 @@ export function createRequestHandler(services: EdgeServices, opts: HttpOptions) 
       const match = matchV2(req.method ?? 'GET', ctx.path) ?? services.api?.(req.method ?? 'GET', ctx.path) ?? null;
       if (!match) throw new RegistryError('UNSUPPORTED', `no such API endpoint: ${fullPath.slice(0, 200)}`, undefined, { status: 404 });
       route = match.route;
+      if (metrics) {
+        metrics.enter(route);
+        entered = true;
+      }
       if (health && !health.healthy()) {
         throw new RegistryError('UNAVAILABLE', 'the registry is unhealthy', health.status(), { status: 503 });
       }
       const result = await auth.authenticate(req.headers);
       if (!result.ok) {
+        authError = result.reason;
+        authUser = result.user;
         throw new RegistryError('UNAUTHORIZED', 'authentication required', null, { headers: { 'WWW-Authenticate': result.challenge } });
       }
       identity = result.identity;
@@ -142,13 +154,14 @@ export function createRequestHandler(services: EdgeServices, opts: HttpOptions) 
       const finish = () => {
         const ms = Number(process.hrtime.bigint() - started) / 1e6;
         const bytesOut = Number(sentHeader(res, 'content-length') ?? 0);
-        metrics?.observeRequest(route, req.method ?? '', res.statusCode, ms / 1000, ctx.bytesIn, req.method === 'HEAD' ? 0 : bytesOut);
+        metrics?.observeRequest(route, req.method ?? '', res.statusCode, ms / 1000, ctx.bytesIn, req.method === 'HEAD' ? 0 : bytesOut, entered);
         if (!opts.accessLog) return;
         log.info(
           {
             reqId: id,
             method: req.method,
             path: fullPath,
+            query: q === -1 ? undefined : redactQuery(rawUrl.slice(q + 1)),
             route,
             status: res.statusCode,
             ms: Math.round(ms * 1000) / 1000,
@@ -156,6 +169,8 @@ export function createRequestHandler(services: EdgeServices, opts: HttpOptions) 
             bytesOut,
             remote: req.socket?.remoteAddress,
             user: identity.name,
+            authError,
+            authUser,
             ua: req.headers['user-agent'],
             error: isRegistryError(error) ? error.code : aborted ? 'CLIENT_CLOSED' : error ? 'INTERNAL' : undefined,
           },

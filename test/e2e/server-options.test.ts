@@ -593,11 +593,149 @@ describe('Prometheus metrics (http.debug.prometheus)', () => {
     assert.equal(m.value('berth_http_requests_total', { route: 'upload', method: 'PUT', status: '201' }), 1);
     assert.equal(m.value('berth_http_response_bytes_total', { route: 'blob' }), 100);
     assert.equal(m.value('berth_uploads_in_progress'), 0, 'no upload open after completing');
+
+    // The same requests under distribution's names, handler labels and lower-case methods.
+    assert.equal(m.value('registry_http_requests_total', { handler: 'base', code: '200', method: 'get' }), 2);
+    assert.equal(m.value('registry_http_requests_total', { handler: 'manifest', code: '404', method: 'get' }), 1);
+    assert.equal(m.value('registry_http_requests_total', { handler: 'blob_upload', code: '202', method: 'post' }), 1);
+    assert.equal(m.value('registry_http_requests_total', { handler: 'blob_upload_chunk', code: '202', method: 'patch' }), 1);
+    assert.equal(m.value('registry_http_requests_total', { handler: 'blob_upload_chunk', code: '201', method: 'put' }), 1);
+    assert.equal(m.value('registry_http_requests_total', { handler: 'blob', code: '200', method: 'get' }), 1);
+    assert.equal(m.value('registry_http_request_duration_seconds_count', { handler: 'base', method: 'get' }), 2);
+    assert.equal(m.value('registry_http_request_duration_seconds_bucket', { handler: 'base', method: 'get', le: '+Inf' }), 2);
+    assert.equal(m.value('registry_http_request_size_bytes_sum', { handler: 'blob_upload_chunk' }), 100, 'the PATCH body');
+    assert.equal(m.value('registry_http_request_size_bytes_count', { handler: 'blob_upload_chunk' }), 2);
+    assert.equal(m.value('registry_http_response_size_bytes_sum', { handler: 'blob' }), 100);
+    // The scrape goes to the debug server: no API request is in flight.
+    for (const handler of ['base', 'manifest', 'tags', 'catalog', 'blob', 'blob_upload', 'blob_upload_chunk']) {
+      assert.equal(m.value('registry_http_in_flight_requests', { handler }), 0, handler);
+    }
+  });
+
+  it('registry_http_in_flight_requests counts a request while it runs', async () => {
+    const location = await startUpload(b.url, 'metrics/inflight');
+    // A PATCH whose body has not all arrived is in flight until it does.
+    const url = new URL(location);
+    const socket = net.connect(Number(url.port), url.hostname);
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    socket.write(`PATCH ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nContent-Type: application/octet-stream\r\nContent-Length: 10\r\n\r\nhello`);
+    try {
+      await eventually('the PATCH in flight', async () => (await scrape()).value('registry_http_in_flight_requests', { handler: 'blob_upload_chunk' }) === 1);
+      const answer = new Promise<string>((resolve) => {
+        let text = '';
+        socket.on('data', (d) => {
+          text += String(d);
+          if (text.includes('\r\n\r\n')) resolve(text);
+        });
+      });
+      socket.write('world');
+      assert.match(await answer, /^HTTP\/1\.1 202 /);
+      await eventually('the PATCH done', async () => (await scrape()).value('registry_http_in_flight_requests', { handler: 'blob_upload_chunk' }) === 0);
+    } finally {
+      socket.destroy();
+    }
   });
 
   it('is served only on the debug server at the configured path', async () => {
     assert.equal((await request(`${b.url}/custom-metrics`)).status, 404);
     assert.equal((await request(metricsUrl.replace('/custom-metrics', '/metrics'))).status, 404);
+  });
+});
+
+// ---- 6b. Logs ---------------------------------------------------------------------
+
+describe('logs', () => {
+  it('the access log line: level by name, the query with secrets redacted, and why a 401 was refused while the answers stay identical', async () => {
+    const htpasswd = path.join(work, 'logs.htpasswd');
+    await writeFile(htpasswd, `alice:${await bcrypt.hash('s3cret-pw', 4)}\n`);
+    const config = await writeConfig('logs', { auth: { htpasswd: { realm: 'logs-test', path: htpasswd } } });
+    const b = await startBerth({}, config);
+    try {
+      const basic = (userPass: string) => ({ Authorization: `Basic ${Buffer.from(userPass).toString('base64')}` });
+      const refusals: [string, Record<string, string>, string, string | undefined][] = [
+        ['no credentials', {}, 'no credentials', undefined],
+        ['a bearer token to a Basic realm', { Authorization: 'Bearer tok-in-header-9' }, 'malformed credentials', undefined],
+        ['unknown user', basic('bob:bobs-pw-1'), 'unknown user', 'bob'],
+        ['wrong password', basic('alice:wrong-pw-2'), 'wrong password', 'alice'],
+      ];
+      const answers: unknown[] = [];
+      const ids: string[] = [];
+      for (const [what, headers] of refusals) {
+        const r = await request(`${b.url}/v2/_catalog?n=5`, { headers });
+        assert.equal(r.status, 401, what);
+        ids.push(String(r.headers['x-request-id']));
+        const { date: _date, 'x-request-id': _id, ...rest } = r.headers;
+        answers.push({ status: r.status, headers: rest, body: r.body.toString() });
+      }
+      for (let i = 1; i < answers.length; i++) assert.deepEqual(answers[i], answers[0], `${refusals[i]![0]}: the client is told exactly what it is told without credentials`);
+
+      const ok = await request(`${b.url}/v2/_catalog?n=5&token=tok-value-1&_state=state-value-1&X-Amz-Signature=sig-value-1`, { headers: basic('alice:s3cret-pw') });
+      assert.equal(ok.status, 200);
+
+      const lines = await eventually('the access log lines', async () => {
+        const parsed = b.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'request');
+        return parsed.length >= 5 ? parsed : undefined;
+      });
+      const byId = (id: string) => lines.find((l) => l.reqId === id) ?? assert.fail(`no access log line for ${id}`);
+      refusals.forEach(([what, , authError, authUser], i) => {
+        const line = byId(ids[i]!);
+        assert.equal(line.status, 401, what);
+        assert.equal(line.authError, authError, what);
+        assert.equal(line.authUser, authUser, what);
+        assert.equal(line.user, undefined, `${what}: nobody was authenticated`);
+        assert.equal(line.query, 'n=5', what);
+      });
+      const good = byId(String(ok.headers['x-request-id']));
+      assert.equal(good.level, 'info', 'the level is a name, as logrus writes it');
+      assert.equal(good.user, 'alice');
+      assert.equal(good.authError, undefined);
+      assert.equal(good.path, '/v2/_catalog');
+      assert.equal(good.query, 'n=5&token=REDACTED&_state=REDACTED&X-Amz-Signature=REDACTED');
+
+      const all = b.logs.join('\n');
+      for (const secret of ['s3cret-pw', 'wrong-pw-2', 'bobs-pw-1', 'tok-in-header-9', 'tok-value-1', 'state-value-1', 'sig-value-1', Buffer.from('alice:s3cret-pw').toString('base64'), 'Basic ']) {
+        assert.ok(!all.includes(secret), `the logs never hold ${JSON.stringify(secret)}`);
+      }
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('the start-up line names the configuration file (or defaults) and the REGISTRY_* variables applied, never their values', async () => {
+    const root = await mkdtemp(path.join(work, 'startup-'));
+    const config = await writeConfig('startup', { storage: { filesystem: { rootdirectory: root } } });
+    const env = { REGISTRY_BERTH_WORKERS: '1', REGISTRY_HTTP_SECRET: 'http-secret-value-7', REGISTRY_LOG_FIELDS_ENVIRONMENT: 'startup-test' };
+    const started = (berth: { output(): string }) =>
+      eventually('the start-up line', async () => {
+        const line = berth
+          .output()
+          .split('\n')
+          .find((l) => l.includes('berth listening'));
+        return line ? (JSON.parse(line) as Record<string, unknown>) : undefined;
+      });
+
+    const withFile = await spawnBerth(await freePort(), env, ['serve', config]);
+    try {
+      const line = await started(withFile);
+      assert.equal(line.level, 'info');
+      assert.equal(line.config, config);
+      assert.ok(Array.isArray(line.env), JSON.stringify(line));
+      for (const name of ['REGISTRY_BERTH_WORKERS', 'REGISTRY_HTTP_ADDR', 'REGISTRY_HTTP_SECRET', 'REGISTRY_LOG_FIELDS_ENVIRONMENT']) {
+        assert.ok((line.env as string[]).includes(name), `${name} in ${JSON.stringify(line.env)}`);
+      }
+      assert.ok(!withFile.output().includes('http-secret-value-7'), 'no variable value is logged');
+    } finally {
+      await withFile.stop();
+    }
+
+    const withoutFile = await spawnBerth(await freePort(), { ...env, REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: root });
+    try {
+      const line = await started(withoutFile);
+      assert.equal(line.config, 'defaults');
+      assert.ok((line.env as string[]).includes('REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY'));
+    } finally {
+      await withoutFile.stop();
+    }
   });
 });
 
