@@ -135,10 +135,12 @@ export async function requestEvents(route: string, r: FinishedRequest): Promise<
   const digest = sentHeader(r.res, 'docker-content-digest');
   if (!digest) return [];
   const from = r.query.get('from');
-  const mounted = route === 'upload-start' && r.query.get('mount') !== null && from !== null;
+  // A mount with `from`, or an automatic one (`mount` alone: the registry
+  // found the blob itself, so there is no source repository to name).
+  const mounted = route === 'upload-start' && r.query.get('mount') !== null;
   const size = (await r.registry.statBlob(name, digest)).size;
   const target: EventTarget = { mediaType: BLOB_MEDIA_TYPE, digest, size, length: size, repository: name };
-  if (mounted) target.fromRepository = from;
+  if (mounted && from) target.fromRepository = from;
   target.url = blobUrl(digest);
   return [event(mounted ? 'mount' : 'push', target)];
 }

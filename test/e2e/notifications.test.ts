@@ -192,6 +192,12 @@ describe('notifications (real server process)', () => {
     assert.equal(mount.target.repository, 'notify/other');
     assert.equal(mount.target.fromRepository, 'notify/app');
     assert.equal(mount.target.url, `${b.url}/v2/notify/other/blobs/${layer}`);
+    // An automatic mount (no `from`) is a mount too, without a source to name.
+    const auto = await fetch(`${b.url}/v2/notify/third/blobs/uploads/?mount=${layer}`, { method: 'POST' });
+    assert.equal(auto.status, 201);
+    await until('automatic mount event', () => find(endpoint.accepted(), 'mount', layer).length === 2);
+    const automatic = find(endpoint.accepted(), 'mount', layer).find((e) => e.target.repository === 'notify/third')!;
+    assert.equal(automatic.target.fromRepository, undefined);
 
     // Deletes: a tag, a manifest, a blob; the target names only what was deleted.
     assert.equal((await fetch(`${b.url}/v2/notify/app/manifests/v1`, { method: 'DELETE' })).status, 202);
