@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { spawnBerth, type BerthProcess } from '../support/berth.js';
+import { stockConfig } from '../support/distribution.js';
 import { buildImage, MEDIA_TYPES, type BuiltImage } from '../support/images.js';
 import { ensureTool, freePort, run } from '../support/tools.js';
 
@@ -28,30 +29,8 @@ describe('drop-in for registry:2 (config.yml, env, htpasswd)', () => {
     htpasswdFile = path.join(work, 'htpasswd');
     await writeFile(htpasswdFile, (await run(htpasswd, ['-Bbn', 'alice', 'correct horse'])).stdout);
     const configFile = path.join(work, 'config.yml');
-    await writeFile(
-      configFile,
-      `version: 0.1
-log:
-  fields:
-    service: registry
-storage:
-  cache:
-    blobdescriptor: inmemory
-  filesystem:
-    rootdirectory: ${path.join(work, 'data')}
-  delete:
-    enabled: true
-http:
-  addr: :5000
-  headers:
-    X-Content-Type-Options: [nosniff]
-health:
-  storagedriver:
-    enabled: true
-    interval: 10s
-    threshold: 3
-`,
-    );
+    // Unchanged but for where the data goes; deletes are turned on by REGISTRY_* below.
+    await writeFile(configFile, stockConfig(path.join(work, 'data')));
     image = await buildImage(path.join(work, 'layout'), { tag: 'v1', seed: 'dropin', layers: 2 });
     berth = await spawnBerth(await freePort(), {
       REGISTRY_AUTH: 'htpasswd',

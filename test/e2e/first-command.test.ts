@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { REPO_ROOT } from '../support/berth.js';
+import { stockConfig } from '../support/distribution.js';
 import { buildImage, pullImage, pushImage } from '../support/images.js';
 import { ensureTool, run } from '../support/tools.js';
 
@@ -139,30 +140,10 @@ describe('the README, followed literally', () => {
   });
 
   it("starts with distribution's stock config.yml unchanged and serves skopeo", async () => {
-    // distribution's cmd/registry/config-example.yml, as registry:2 ships it.
-    const stock = `version: 0.1
-log:
-  fields:
-    service: registry
-storage:
-  cache:
-    blobdescriptor: inmemory
-  filesystem:
-    rootdirectory: /var/lib/registry
-http:
-  addr: :5000
-  headers:
-    X-Content-Type-Options: [nosniff]
-health:
-  storagedriver:
-    enabled: true
-    interval: 10s
-    threshold: 3
-`;
     const root = '/var/lib/registry';
     const existed = existsSync(root);
     const work = await fresh('stock');
-    await writeFile(path.join(work, 'config.yml'), stock);
+    await writeFile(path.join(work, 'config.yml'), stockConfig());
     const berth = await startAsUser(work, ['serve', 'config.yml']);
     try {
       const base = await fetch(`http://127.0.0.1:${PORT}/v2/`);
