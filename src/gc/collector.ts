@@ -19,6 +19,7 @@ import type { EventSink, RegistryEvent } from '../events/index.js';
 import type { MetadataStore } from '../metadata/index.js';
 import type { BlobStore } from '../storage/index.js';
 import { randomUUID } from 'node:crypto';
+import { every } from './schedule.js';
 
 export interface CollectOptions {
   /** Blobs and manifests younger than this are kept (ms). */
@@ -171,9 +172,7 @@ function deleteEvent(repository: string, target: { digest: string; mediaType: st
 
 /** Runs a collection every `intervalMs`; returns a stop function. */
 export function scheduleCollection(gc: GarbageCollector, intervalMs: number, opts: Omit<CollectOptions, 'dryRun' | 'progress'>, log?: Logger): () => void {
-  const timer = setInterval(() => {
+  return every(intervalMs, () => {
     gc.collect({ ...opts, dryRun: false }).catch((err) => log?.error({ err }, 'garbage collection failed'));
-  }, Math.max(1000, intervalMs));
-  timer.unref();
-  return () => clearInterval(timer);
+  });
 }
