@@ -8,8 +8,9 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { before, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { CLI_ENTRY } from '../support/berth.js';
+import { startPostgres, type PostgresServer } from '../support/postgres.js';
 import { buildImage as buildLayout, MEDIA_TYPES, pushImage as skopeoPush } from '../support/images.js';
 import { CommandError, ensureTool, freePort, run } from '../support/tools.js';
 import {
@@ -343,8 +344,30 @@ describe('POST /berth/v1/gc query parameters', () => {
 
 describe('dry run with delete-untagged reports what the real run frees', () => {
   const b = useBerth(GC_ENV);
+  it('over several passes: an untagged index frees its children, deleted images free their blobs, shared blobs stay', () => dryRunMatchesRealRun(b));
+});
 
-  it('over several passes: an untagged index frees its children, deleted images free their blobs, shared blobs stay', async () => {
+describe('dry run with delete-untagged reports what the real run frees, on PostgreSQL', () => {
+  let pg: PostgresServer | undefined;
+  // Registered before useBerth's hook, so the database is up before the server starts.
+  before(async () => {
+    pg = await startPostgres();
+  });
+  const b = useBerth({
+    ...GC_ENV,
+    get REGISTRY_BERTH_DATABASE_URL() {
+      return pg!.url;
+    },
+  });
+  // After the server's own hook, which closes its connections first.
+  after(async () => {
+    await pg?.stop();
+  });
+  it('the same scenario, the same numbers', () => dryRunMatchesRealRun(b));
+});
+
+async function dryRunMatchesRealRun(b: { url: string; root: string }): Promise<void> {
+  {
     const repo = uniqueRepo('plan');
     const amd = await pushImage(b.url, repo, undefined, { layers: 2 });
     const arm = await pushImage(b.url, repo, undefined, { layers: 2 });
@@ -383,8 +406,8 @@ describe('dry run with delete-untagged reports what the real run frees', () => {
     assert.ok(present(loose.layers[0]!.digest), 'the shared layer stays');
     assert.equal(planned.length, freed.length + 1, 'and the stray blob');
     for (const k of [kept, signed]) assert.equal((await getManifest(b.url, repo, k.digest)).status, 200);
-  });
-});
+  }
+}
 
 describe('a repository whose last manifest is deleted', () => {
   const b = useBerth(GC_ENV);
