@@ -7,6 +7,7 @@
  */
 import { createApp, createLogger } from '../app.js';
 import { loadConfig, parseDuration } from '../config/index.js';
+import { describeFileError } from '../config/datadir.js';
 
 export function humanBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -52,7 +53,11 @@ export async function garbageCollect(args: string[]): Promise<number> {
   const app = await createApp(config, createLogger({ ...config, log: { ...config.log, level: 'warn' } }));
   try {
     const tty = process.stderr.isTTY;
-    const summary = await app.gc.collect({ graceMs: grace, deleteUntagged, dryRun, progress: tty ? progressBar(process.stderr) : undefined });
+    const summary = await app.gc.collect({ graceMs: grace, deleteUntagged, dryRun, progress: tty ? progressBar(process.stderr) : undefined }).catch(async (err: unknown) => {
+      // A blob that cannot be removed stops the run: say which file, and that a later run picks it up again.
+      const what = await describeFileError(err);
+      throw what ? new Error(`garbage-collect: ${what}; the run stopped there, and the next run takes it up again`, { cause: err }) : err;
+    });
     if (tty) process.stderr.write('\r\x1b[K');
     // A dry run names what the real run would delete, one line each.
     for (const m of summary.plan?.manifests ?? []) console.log(`manifest eligible for deletion: ${m.repository}@${m.digest}`);

@@ -48,6 +48,13 @@ async function why(err: NodeJS.ErrnoException, target: string): Promise<string> 
   }
 }
 
+/** "cannot <syscall> <path>: <reason>" for a file-system error that carries a path, else undefined. */
+export async function describeFileError(err: unknown): Promise<string | undefined> {
+  const e = err as NodeJS.ErrnoException;
+  if (!(err instanceof Error) || typeof e.path !== 'string' || typeof e.code !== 'string') return undefined;
+  return `cannot ${e.syscall ?? 'write'} ${e.path}: ${await why(e, e.path)}`;
+}
+
 const HINT = 'give Berth a directory it can write, or set storage.maintenance.readonly.enabled: true to serve existing content read-only';
 
 /**

@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { CLI_ENTRY } from '../support/berth.js';
 import { startPostgres, type PostgresServer } from '../support/postgres.js';
 import { buildImage as buildLayout, MEDIA_TYPES, pushImage as skopeoPush } from '../support/images.js';
-import { CommandError, ensureTool, freePort, run } from '../support/tools.js';
+import { CommandError, ensureTool, freePort, run, whichTool } from '../support/tools.js';
 import {
   EMPTY_BYTES,
   MT,
@@ -278,6 +278,41 @@ describe('offline garbage-collect command', () => {
   });
 });
 
+describe('offline garbage-collect on a blob it cannot remove', () => {
+  it('names the file, exits 1 without a stack trace, and the next run takes it up', async (t) => {
+    const chattr = await whichTool('chattr');
+    const { startBerth } = await import('../support/berth.js');
+    const server = await startBerth({ REGISTRY_BERTH_GC_INTERVAL: '1h' });
+    const img = await pushImage(server.url, 'stuck/repo', 'v1', { layers: 1 });
+    await fetch(`${server.url}/v2/stuck/repo/manifests/${img.digest}`, { method: 'DELETE' });
+    const root = server.root;
+    await server.server.close(100);
+    const env = { ...process.env, REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: root, REGISTRY_STORAGE_DELETE_ENABLED: 'true' };
+    const layer = blobFile(root, img.layers[0]!.digest);
+    try {
+      if (!chattr || (await run(chattr, ['+i', path.dirname(layer)]).then(() => false, () => true))) {
+        t.skip('chattr +i is not available on this file system or to this user');
+        return;
+      }
+      let failed: CommandError | undefined;
+      try {
+        await run(process.execPath, [CLI_ENTRY, 'garbage-collect'], { env });
+      } catch (err) {
+        failed = err as CommandError;
+      } finally {
+        await run(chattr, ['-i', path.dirname(layer)]);
+      }
+      assert.equal(failed?.exitCode, 1);
+      assert.match(failed.stderr, new RegExp(`^berth: garbage-collect: cannot unlink ${root}/blobs/sha256/[0-9a-f]{2}/[0-9a-f]{64}: operation not permitted`, 'm'));
+      assert.doesNotMatch(failed.stderr, /\n\s+at /);
+      await run(process.execPath, [CLI_ENTRY, 'garbage-collect'], { env });
+      assert.ok(!existsSync(layer), 'removed by the next run');
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('collection metrics', () => {
   let debugPort = 0;
   // Registered before useBerth's hook, so the port is chosen before the server starts.
@@ -320,6 +355,7 @@ describe('POST /berth/v1/gc query parameters', () => {
     assert.equal(kept.blobsDeleted, 0, 'inside the configured day of grace');
     assert.ok(existsSync(blobFile(b.root, img.layers[0]!.digest)));
 
+    await new Promise((r) => setTimeout(r, 5)); // strictly older than a 0s cutoff
     const dry = await collect(b.url, '?grace=0s&dryrun=true');
     assert.equal(dry.graceMs, 0);
     assert.equal(dry.dryRun, true);
@@ -383,6 +419,8 @@ async function dryRunMatchesRealRun(b: { url: string; root: string }): Promise<v
     const signed = await pushImage(b.url, repo); // untagged but signed: kept, with its signature
     await pushArtifact(b.url, repo, { artifactType: 'application/vnd.example.sig', subject: signed.descriptor });
     await pushBlob(b.url, repo, randomBytes(300), MT.ociLayer); // never referenced
+    // With grace 0 the cutoff is the run's start in ms: let everything above be strictly older than both runs.
+    await new Promise((r) => setTimeout(r, 5));
 
     const dry = await collect(b.url, '?dryrun=true&deleteuntagged=true');
     const gone = [index, amd, arm, loose];
