@@ -2,7 +2,6 @@
  * The composition root: turns a Config into stores, the registry domain and
  * an HTTP server. The CLI and the tests both start Berth through here.
  */
-import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -11,6 +10,7 @@ import { createLogger } from './logging.js';
 export { createLogger } from './logging.js';
 import { HtpasswdAuthenticator, HtpasswdFile, type Authenticator } from './auth/index.js';
 import { parseAddr, type Config } from './config/index.js';
+import { checkDataDirectory } from './config/datadir.js';
 import { newInstanceId, noEvents, NotificationQueue, type EventSink } from './events/index.js';
 import { countUploads, GarbageCollector, scheduleCollection, schedulePurging } from './gc/index.js';
 import { createApiRoutes } from './http/api/index.js';
@@ -54,7 +54,10 @@ export async function createApp(config: Config, log: Logger = createLogger(confi
     store = new InMemoryBlobStore();
   } else {
     const root = config.storage.filesystem.rootdirectory;
-    await mkdir(root, { recursive: true });
+    // A directory Berth cannot write fails here, naming the path, not on the first push.
+    // Read-only, only SQLite still writes there; with PostgreSQL the directory may be read-only.
+    if (!config.storage.maintenance.readonly.enabled) await checkDataDirectory(root);
+    else if (config.berth.database.url === undefined) await checkDataDirectory(root, { databaseOnly: true });
     store = new FilesystemBlobStore({ rootDirectory: root });
     sqlitePath = path.join(root, 'berth.db');
   }
@@ -64,6 +67,10 @@ export async function createApp(config: Config, log: Logger = createLogger(confi
     writeGate: opts.writeGate,
     // Only SQLite has a log to checkpoint; PostgreSQL ignores it.
     walAutocheckpoint: opts.checkpoints ? SAFETY_NET_PAGES : undefined,
+  }).catch((err: unknown) => {
+    // SQLite's own message ("unable to open database file") does not say which file.
+    if (config.berth.database.url === undefined && sqlitePath !== ':memory:') throw new Error(`metadata database ${sqlitePath}: ${(err as Error).message}`, { cause: err });
+    throw err;
   });
   const checkpointer =
     opts.checkpoints === 'here' && meta.dialect === 'sqlite' && sqlitePath !== ':memory:'
@@ -97,7 +104,7 @@ export async function createApp(config: Config, log: Logger = createLogger(confi
 function createAuthenticator(config: Config, log: Logger): Authenticator | undefined {
   const h = config.auth.htpasswd;
   if (!h) return undefined;
-  const file = new HtpasswdFile(h.path);
+  const file = new HtpasswdFile(h.path, log);
   for (const w of file.warnings) log.warn(w);
   if (file.size === 0) log.warn({ path: h.path }, 'htpasswd file has no usable entries: every request will be refused');
   return new HtpasswdAuthenticator(file, h.realm);

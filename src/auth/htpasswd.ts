@@ -12,6 +12,12 @@ import bcrypt from 'bcryptjs';
 const BCRYPT_RE = /^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$/;
 const STAT_INTERVAL_MS = 1000;
 
+/** Where the file's coming and going is reported (a pino logger fits). */
+export interface HtpasswdLog {
+  error(fields: Record<string, unknown>, message: string): void;
+  info(fields: Record<string, unknown>, message: string): void;
+}
+
 export class HtpasswdFile {
   private users = new Map<string, string>();
   private version = '';
@@ -19,9 +25,14 @@ export class HtpasswdFile {
   private readonly verified = new Map<string, Buffer>();
   private readonly key = randomBytes(32);
   readonly warnings: string[] = [];
+  /** The file could not be read at the last look: said once, and again when it is back. */
+  private missing = false;
 
   /** Reads the file now; a missing or unreadable file is an error. */
-  constructor(readonly path: string) {
+  constructor(
+    readonly path: string,
+    private readonly log?: HtpasswdLog,
+  ) {
     this.reload(true);
   }
 
@@ -42,6 +53,10 @@ export class HtpasswdFile {
       this.users = new Map();
       this.verified.clear();
       this.version = '';
+      if (!this.missing) {
+        this.missing = true;
+        this.log?.error({ path: this.path, error: (err as Error).message }, 'htpasswd file cannot be read: every request is refused until it is back');
+      }
       return;
     }
     const users = new Map<string, string>();
@@ -60,6 +75,10 @@ export class HtpasswdFile {
     this.users = users;
     this.version = version;
     this.verified.clear();
+    if (this.missing) {
+      this.missing = false;
+      this.log?.info({ path: this.path, users: users.size }, 'htpasswd file is back and in use again');
+    }
   }
 
   private refresh(): void {

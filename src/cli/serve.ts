@@ -44,10 +44,11 @@ function onSignals(stop: (signal: string) => void): void {
 }
 
 export async function serve(args: string[]): Promise<void> {
-  const { config, warnings, source, applied } = await loadConfig(args[0]);
+  const { config, warnings, notices, source, applied } = await loadConfig(args[0]);
   const workers = workerCount(config);
   const log = workers > 1 ? createLogger(config).child({ worker: 0 }) : createLogger(config);
   for (const w of warnings) log.warn(w);
+  for (const n of notices) log.info(n);
   const summary = { addr: config.http.addr, storage: config.storage.driver, root: config.storage.filesystem.rootdirectory, config: source ?? 'defaults', env: applied, workers };
   if (workers <= 1) {
     const server = await startServer(config, log);

@@ -152,6 +152,143 @@ describe('config', () => {
   });
 });
 
+describe('YAML 1.1 booleans, as distribution (Go yaml.v2) reads them', () => {
+  const TRUE = ['y', 'Y', 'yes', 'Yes', 'YES', 'on', 'On', 'ON', 'true', 'True', 'TRUE'];
+  const FALSE = ['n', 'N', 'no', 'No', 'NO', 'off', 'Off', 'OFF', 'false', 'False', 'FALSE'];
+
+  for (const [words, expected] of [
+    [TRUE, true],
+    [FALSE, false],
+  ] as const) {
+    for (const word of words) {
+      it(`${word} is ${expected} in config.yml and in a REGISTRY_* value`, () => {
+        const file = parseConfig(`storage:\n  delete:\n    enabled: ${word}\nhttp:\n  relativeurls: ${word}\nberth:\n  gc:\n    deleteuntagged: ${word}\n`).config;
+        assert.equal(file.storage.delete.enabled, expected);
+        assert.equal(file.http.relativeurls, expected);
+        assert.equal(file.berth.gc.deleteuntagged, expected);
+        const env = parseConfig('', { REGISTRY_STORAGE_DELETE_ENABLED: word, REGISTRY_HTTP_DEBUG_PROMETHEUS_ENABLED: word, REGISTRY_LOG_ACCESSLOG_DISABLED: word }).config;
+        assert.equal(env.storage.delete.enabled, expected);
+        assert.equal(env.http.debug.prometheus.enabled, expected);
+        assert.equal(env.log.accesslog.disabled, expected);
+      });
+    }
+  }
+
+  it('defaults stay when the word is absent, and other words still fail naming the key', () => {
+    assert.equal(parseConfig('').config.storage.maintenance.uploadpurging.enabled, true);
+    for (const word of ['yep', 'enabled', '1', 'oui', 'nope']) {
+      assert.throws(() => parseConfig('', { REGISTRY_STORAGE_DELETE_ENABLED: word }), /^ConfigError: storage\.delete\.enabled: expected true or false/, word);
+    }
+  });
+
+  it('a string key keeps the word as written (yaml.v2 does the same for a string field)', () => {
+    const { config } = parseConfig('http:\n  secret: yes\nlog:\n  fields:\n    audit: "on"\n');
+    assert.equal(config.http.secret, 'yes');
+    assert.deepEqual(config.log.fields, { audit: 'on' });
+  });
+});
+
+describe('keys Berth accepts but does not act on', () => {
+  const warned = (text: string, env: NodeJS.ProcessEnv = {}) => parseConfig(text, env).warnings.join('\n');
+
+  it('proxy.remoteurl warns that there is no pull-through cache, from the file or the environment', () => {
+    for (const w of [warned('proxy:\n  remoteurl: https://registry-1.docker.io\n  username: u\n'), warned('', { REGISTRY_PROXY_REMOTEURL: 'https://registry-1.docker.io' })]) {
+      assert.match(w, /proxy\.remoteurl is not supported/);
+      assert.match(w, /no pull-through cache/);
+      assert.match(w, /https:\/\/registry-1\.docker\.io/);
+    }
+    assert.equal(warned('proxy:\n  username: u\n'), '', 'no remote URL, nothing proxied by distribution either');
+  });
+
+  it('middleware entries warn with what is lost; disabled ones (any YAML 1.1 word) stay quiet', () => {
+    const text = `middleware:
+  storage:
+    - name: cloudfront
+      options:
+        baseurl: https://d111111abcdef8.cloudfront.net/
+    - name: redirect
+      disabled: yes
+      options:
+        baseurl: https://cdn.example.com/
+  registry:
+    - name: ratelimit
+`;
+    const w = parseConfig(text).warnings;
+    assert.equal(w.length, 2, w.join('\n'));
+    assert.match(w[0]!, /^middleware\.storage\[0\] \(cloudfront\) is not supported.*not redirected to https:\/\/d111111abcdef8\.cloudfront\.net\//);
+    assert.match(w[1]!, /^middleware\.registry\[0\] \(ratelimit\) is not supported/);
+  });
+
+  it('warns for every other accepted key that changes what a user gets', () => {
+    const cases: [string, RegExp][] = [
+      ['log:\n  hooks:\n    - type: mail\n      levels: [panic]\n', /log\.hooks\[0\] \(mail\).*e-mail/],
+      ['reporting:\n  bugsnag:\n    apikey: k\n', /reporting\.bugsnag.*Bugsnag/],
+      ['reporting:\n  newrelic:\n    licensekey: k\n', /reporting\.newrelic.*New Relic/],
+      ['http:\n  tls:\n    letsencrypt:\n      cachefile: /c\n      email: a@b\n', /http\.tls\.letsencrypt.*plain HTTP on :5000/],
+      ['http:\n  tls:\n    ciphersuites: [TLS_AES_128_GCM_SHA256]\n', /http\.tls\.ciphersuites/],
+      ['http:\n  tls:\n    clientcas: [/ca.pem]\n    clientauth: verify-client-cert-if-given\n', /http\.tls\.clientauth.*must still present/],
+      ['http:\n  h2c:\n    enabled: on\n', /http\.h2c\.enabled/],
+      ['validation:\n  manifests:\n    urls:\n      allow: ["^https://example.com/"]\n', /validation\.manifests\.urls/],
+      ['validation:\n  disabled: true\n', /validation\.disabled.*still validated/],
+      ['compatibility:\n  schema1:\n    enabled: true\n', /compatibility\.schema1\.enabled.*refused/],
+      ['catalog:\n  maxentries: 5000\n', /catalog\.maxentries/],
+      ['notifications:\n  events:\n    includereferences: yes\n', /notifications\.events\.includereferences/],
+    ];
+    for (const [text, re] of cases) assert.match(warned(text), re, text);
+  });
+
+  it('keys that change nothing a user sees stay quiet; redis gets one info line', () => {
+    const quiet = `storage:
+  cache:
+    blobdescriptor: redis
+    blobdescriptorsize: 10000
+  redirect:
+    disable: true
+  tag:
+    concurrencylimit: 8
+http:
+  http2:
+    disabled: false
+  tls:
+    clientauth: verify-client-cert-if-given
+compatibility:
+  schema1:
+    enabled: false
+validation:
+  disabled: false
+redis:
+  addr: localhost:6379
+  db: 0
+`;
+    const { warnings, notices } = parseConfig(quiet);
+    assert.deepEqual(warnings, []);
+    assert.equal(notices.length, 1);
+    assert.match(notices[0]!, /^redis is not used: .*metadata database/);
+    assert.deepEqual(parseConfig(CLASSIC).notices, []);
+  });
+
+  it('honours the deprecated top-level loglevel when log.level is not given', () => {
+    assert.equal(parseConfig('loglevel: debug\n').config.log.level, 'debug');
+    assert.equal(parseConfig('loglevel: debug\nlog:\n  level: warn\n').config.log.level, 'warn');
+    assert.throws(() => parseConfig('loglevel: loud\n'), /^ConfigError: loglevel: /);
+  });
+});
+
+describe('scheduler periods', () => {
+  it('berth.gc.interval below 1s is refused naming the key; 0 turns the schedule off', () => {
+    assert.throws(() => parseConfig('', { REGISTRY_BERTH_GC_INTERVAL: '500ms' }), /^ConfigError: berth\.gc\.interval: must be at least 1s \(or 0 for no scheduled collection\), got 500ms/);
+    assert.equal(parseConfig('', { REGISTRY_BERTH_GC_INTERVAL: '0' }).config.berth.gc.interval, 0);
+    assert.equal(parseConfig('', { REGISTRY_BERTH_GC_INTERVAL: '1s' }).config.berth.gc.interval, 1000);
+    assert.equal(parseConfig('', { REGISTRY_BERTH_GC_INTERVAL: '720h' }).config.berth.gc.interval, 720 * 3_600_000);
+    assert.equal(parseConfig('', { REGISTRY_BERTH_GC_INTERVAL: '10ms', REGISTRY_BERTH_GC_ENABLED: 'false' }).config.berth.gc.interval, 10, 'not checked when off');
+  });
+
+  it('storage.maintenance.uploadpurging.interval below 1s is refused naming the key', () => {
+    assert.throws(() => parseConfig('', { REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_INTERVAL: '100ms' }), /^ConfigError: storage\.maintenance\.uploadpurging\.interval: must be at least 1s, got 100ms/);
+    assert.throws(() => parseConfig('', { REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_INTERVAL: '0s' }), /uploadpurging\.interval/);
+  });
+});
+
 describe('listen addresses (http.addr, http.debug.addr)', () => {
   // What Go's net.Listen (distribution) makes of each, plus a bare port.
   const cases: [string, string | undefined, number][] = [

@@ -10,6 +10,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { applyEnvOverrides, type Tree } from './env.js';
 import { s, SchemaError, validate, type Schema } from './schema.js';
+import { unsupportedKeys } from './unsupported.js';
 
 export interface NotificationEndpoint {
   name: string;
@@ -89,10 +90,12 @@ const STORAGE_PARAMETERS = ['delete', 'maintenance', 'cache', 'redirect', 'tag']
 
 const headers = s.map(s.list(s.string()));
 
+const SCHEMA_LOGLEVEL = s.enumOf(['error', 'warn', 'info', 'debug'], 'info');
+
 const SCHEMA: Schema = s.struct({
   version: s.string('0.1'),
   log: s.struct({
-    level: s.enumOf(['error', 'warn', 'info', 'debug'], 'info'),
+    level: SCHEMA_LOGLEVEL,
     formatter: s.enumOf(['text', 'json', 'logstash'], 'json'),
     fields: s.map(s.any()),
     hooks: s.any(),
@@ -184,10 +187,15 @@ const SCHEMA: Schema = s.struct({
 export interface LoadedConfig {
   config: Config;
   warnings: string[];
+  /** Accepted keys that change nothing a user sees: worth one info line. */
+  notices: string[];
   source: string | null;
   /** The REGISTRY_* variables that were applied, by name (their values may be secrets). */
   applied: string[];
 }
+
+/** The shortest period the schedulers run at (src/gc/schedule.ts): upload purging, garbage collection. */
+const MIN_SCHEDULE_MS = 1000;
 
 /** Loads configuration: `file` (or REGISTRY_CONFIGURATION_PATH), env overrides, defaults, validation. */
 export async function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<LoadedConfig> {
@@ -204,7 +212,7 @@ export async function loadConfig(file: string | undefined, env: NodeJS.ProcessEn
 }
 
 /** Parses YAML text plus env overrides into a validated Config. */
-export function parseConfig(text: string, env: NodeJS.ProcessEnv = {}, where = 'configuration'): { config: Config; warnings: string[]; applied: string[] } {
+export function parseConfig(text: string, env: NodeJS.ProcessEnv = {}, where = 'configuration'): { config: Config; warnings: string[]; notices: string[]; applied: string[] } {
   let tree: Tree = {};
   let parsed: unknown;
   try {
@@ -231,7 +239,28 @@ export function parseConfig(text: string, env: NodeJS.ProcessEnv = {}, where = '
     if (err instanceof SchemaError) throw new ConfigError(err.message);
     throw err;
   }
-  return { config: finish(v, tree), warnings, applied: overrides.applied };
+  const config = finish(v, tree);
+  const unsupported = unsupportedKeys(tree, {
+    tlsClientCAs: config.http.tls.clientcas.length > 0,
+    tlsCertificate: config.http.tls.certificate !== undefined,
+    httpAddr: config.http.addr,
+  });
+  warnings.push(...unsupported.warnings);
+  return { config, warnings, notices: unsupported.notices, applied: overrides.applied };
+}
+
+function keyOf(tree: unknown, key: string): unknown {
+  if (typeof tree !== 'object' || tree === null || Array.isArray(tree)) return undefined;
+  const k = Object.keys(tree).find((x) => x.toLowerCase() === key);
+  return k === undefined ? undefined : (tree as Tree)[k];
+}
+
+/** A scheduler period: refused below what the scheduler runs at, rather than quietly run at another period. */
+function checkPeriod(ms: number, key: string, zeroMeans?: string): void {
+  if (ms === 0 && zeroMeans) return;
+  if (ms < MIN_SCHEDULE_MS) {
+    throw new ConfigError(`${key}: must be at least 1s${zeroMeans ? ` (or 0 for ${zeroMeans})` : ''}, got ${ms}ms`);
+  }
 }
 
 function finish(v: Record<string, unknown>, raw: Tree): Config {
@@ -246,6 +275,18 @@ function finish(v: Record<string, unknown>, raw: Tree): Config {
   c.storage.driver = driver;
   const fs = c.storage.filesystem as { rootdirectory?: string };
   c.storage.filesystem = { rootdirectory: path.resolve(fs.rootdirectory ?? './data') };
+
+  // distribution's deprecated top-level `loglevel`, used when log.level is not given.
+  const loglevel = keyOf(raw, 'loglevel');
+  if (loglevel !== undefined && keyOf(keyOf(raw, 'log'), 'level') === undefined) {
+    try {
+      c.log.level = validate(loglevel, SCHEMA_LOGLEVEL, 'loglevel', () => {}) as Config['log']['level'];
+    } catch (err) {
+      throw new ConfigError((err as Error).message);
+    }
+  }
+  if (c.storage.maintenance.uploadpurging.enabled) checkPeriod(c.storage.maintenance.uploadpurging.interval, 'storage.maintenance.uploadpurging.interval');
+  if (c.berth.gc.enabled) checkPeriod(c.berth.gc.interval, 'berth.gc.interval', 'no scheduled collection');
 
   parseAddr(c.http.addr, 'http.addr');
   if (c.http.debug.addr !== undefined) parseAddr(c.http.debug.addr, 'http.debug.addr');

@@ -36,6 +36,24 @@ export const s = {
   any: (): Schema => ({ kind: 'any' }),
 };
 
+/**
+ * The plain scalars Go's yaml.v2 (distribution's parser) reads as booleans:
+ * YAML 1.1's words. The `yaml` package parses YAML 1.2 core, where `on` or
+ * `yes` stay strings, so a bool key accepts them here, from config.yml and
+ * from REGISTRY_* values alike.
+ */
+const YAML11_BOOLS: Record<string, boolean> = Object.fromEntries([
+  ...['y', 'Y', 'yes', 'Yes', 'YES', 'true', 'True', 'TRUE', 'on', 'On', 'ON'].map((w) => [w, true] as const),
+  ...['n', 'N', 'no', 'No', 'NO', 'false', 'False', 'FALSE', 'off', 'Off', 'OFF'].map((w) => [w, false] as const),
+]);
+
+/** A boolean as distribution would read it, or undefined when `value` is not one. */
+export function yamlBool(value: unknown): boolean | undefined {
+  if (typeof value === 'boolean') return value;
+  if (typeof value === 'string' && Object.hasOwn(YAML11_BOOLS, value)) return YAML11_BOOLS[value];
+  return undefined;
+}
+
 const UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 /** Go's time.ParseDuration syntax ("300ms", "1h30m", "10s") → milliseconds. Bare numbers are nanoseconds, as in Go. */
@@ -109,9 +127,11 @@ export function validate(value: unknown, schema: Schema, key: string, warn: (msg
       throw new SchemaError(key, `expected a string, got ${JSON.stringify(value)}`);
     case 'bool':
       if (value === undefined || value === null) return schema.default;
-      if (typeof value === 'boolean') return value;
-      if (value === 'true' || value === 'false') return value === 'true';
-      throw new SchemaError(key, `expected true or false, got ${JSON.stringify(value)}`);
+      {
+        const b = yamlBool(value);
+        if (b !== undefined) return b;
+      }
+      throw new SchemaError(key, `expected true or false (or yes/no, on/off), got ${JSON.stringify(value)}`);
     case 'int': {
       if (value === undefined || value === null) return schema.default;
       const n = typeof value === 'string' && /^-?\d+$/.test(value) ? Number(value) : value;

@@ -19,6 +19,8 @@ import type { EventSink, RegistryEvent } from '../events/index.js';
 import type { MetadataStore } from '../metadata/index.js';
 import type { BlobStore } from '../storage/index.js';
 import { randomUUID } from 'node:crypto';
+import { planCollection, type CollectionPlan } from './dry-run.js';
+import { every } from './schedule.js';
 
 export interface CollectOptions {
   /** Blobs and manifests younger than this are kept (ms). */
@@ -32,6 +34,7 @@ export interface CollectOptions {
 export interface CollectSummary {
   dryRun: boolean;
   graceMs: number;
+  deleteUntagged: boolean;
   /** Blobs a manifest references (kept). */
   blobsMarked: number;
   /** Blobs found unreferenced and past the grace period. */
@@ -43,6 +46,8 @@ export interface CollectSummary {
   orphanFilesDeleted: number;
   startedAt: string;
   durationMs: number;
+  /** A dry run only: the manifests, blobs and orphaned files the real run would delete. */
+  plan?: CollectionPlan;
 }
 
 const BATCH = 500;
@@ -70,10 +75,18 @@ export class GarbageCollector {
 
   private async run(opts: CollectOptions): Promise<CollectSummary> {
     const started = Date.now();
+    if (opts.dryRun) {
+      // Worked out on a snapshot, so it counts what deleting untagged manifests would free too.
+      const { summary, plan } = await planCollection(this.meta, this.store, opts, started);
+      this.onCollected?.(summary);
+      this.log?.info({ gc: summary }, 'garbage collection (dry run) finished');
+      return { ...summary, plan };
+    }
     const cutoff = started - opts.graceMs;
     const summary: CollectSummary = {
       dryRun: opts.dryRun,
       graceMs: opts.graceMs,
+      deleteUntagged: opts.deleteUntagged,
       blobsMarked: 0,
       blobsEligible: 0,
       blobsDeleted: 0,
@@ -171,9 +184,7 @@ function deleteEvent(repository: string, target: { digest: string; mediaType: st
 
 /** Runs a collection every `intervalMs`; returns a stop function. */
 export function scheduleCollection(gc: GarbageCollector, intervalMs: number, opts: Omit<CollectOptions, 'dryRun' | 'progress'>, log?: Logger): () => void {
-  const timer = setInterval(() => {
+  return every(intervalMs, () => {
     gc.collect({ ...opts, dryRun: false }).catch((err) => log?.error({ err }, 'garbage collection failed'));
-  }, Math.max(1000, intervalMs));
-  timer.unref();
-  return () => clearInterval(timer);
+  });
 }

@@ -2,3 +2,4 @@ export { countUploads, purgeUploads, schedulePurging } from './purge.js';
 export type { PurgeResult } from './purge.js';
 export { GarbageCollector, scheduleCollection } from './collector.js';
 export type { CollectOptions, CollectSummary } from './collector.js';
+export type { CollectionPlan } from './dry-run.js';

@@ -6,6 +6,7 @@
  */
 import type { Logger } from 'pino';
 import type { BlobStore } from '../storage/index.js';
+import { every } from './schedule.js';
 
 export interface PurgeResult {
   uploads: number;
@@ -57,7 +58,5 @@ export function schedulePurging(store: BlobStore, opts: { ageMs: number; interva
       running = false;
     }
   };
-  const timer = setInterval(() => void tick(), Math.max(1000, opts.intervalMs));
-  timer.unref();
-  return () => clearInterval(timer);
+  return every(opts.intervalMs, () => void tick());
 }

@@ -701,10 +701,16 @@ export class MetadataStore {
     return Number(r.numDeletedRows) > 0;
   }
 
-  /** Tags in byte order, or null when the repository is unknown. */
+  /**
+   * Tags in byte order, or null when the repository is unknown. A repository
+   * is known while it holds a manifest (as in listRepositories and
+   * storageUsage): one whose last manifest was deleted is unknown.
+   */
   async listTags(repository: string, page: Page): Promise<string[] | null> {
     const repositoryId = await this.repositoryId(repository);
     if (repositoryId === null) return null;
+    const held = await this.db.selectFrom('manifests').select('id').where('repository_id', '=', repositoryId).limit(1).executeTakeFirst();
+    if (!held) return null;
     const rows = await this.hot('listTags', [repositoryId, page.after ?? '', page.limit], (id, after, limit) =>
       // '' sorts before every tag, so "after ''" is the first page.
       this.db.selectFrom('tags').select('name').where('repository_id', '=', id as unknown as number).where('name', '>', after).orderBy('name').limit(limit as unknown as number),
@@ -861,8 +867,8 @@ export class MetadataStore {
   }
 
   /**
-   * Storage accounting: bytes per repository (each distinct blob or manifest
-   * counted once per repository), total bytes (each blob once), and bytes a
+   * Storage accounting: bytes per repository holding a manifest (each
+   * distinct blob or manifest counted once per repository), total bytes (each blob once), and bytes a
    * collection could reclaim now (unreferenced, ignoring the grace period).
    */
   async storageUsage(repository?: string): Promise<StorageUsage> {
@@ -873,7 +879,8 @@ export class MetadataStore {
         UNION
         SELECT m.repository_id, m.digest, m.size FROM manifests m
       ) u ON u.repository_id = r.id
-      ${repository === undefined ? sql`` : sql`WHERE r.name = ${repository}`}
+      WHERE EXISTS (SELECT 1 FROM manifests h WHERE h.repository_id = r.id)
+      ${repository === undefined ? sql`` : sql`AND r.name = ${repository}`}
       GROUP BY r.name ORDER BY r.name`.execute(this.db);
     const total = await sql<{ bytes: number; blobs: number }>`SELECT COALESCE(SUM(size), 0) AS bytes, COUNT(*) AS blobs FROM blobs WHERE state = 'live'`.execute(this.db);
     const reclaimable = await sql<{ bytes: number; blobs: number }>`

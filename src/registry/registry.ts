@@ -328,7 +328,7 @@ export class Registry {
     assertName(repository);
     const limit = n ?? 1_000_000;
     if (limit === 0) {
-      if ((await this.meta.repositoryId(repository)) === null) throw nameUnknown(repository);
+      if ((await this.meta.listTags(repository, { limit: 0 })) === null) throw nameUnknown(repository);
       return { items: [] };
     }
     const tags = await this.meta.listTags(repository, { after: last, limit: limit + 1 });

@@ -8,13 +8,15 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { before, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { CLI_ENTRY } from '../support/berth.js';
+import { startPostgres, type PostgresServer } from '../support/postgres.js';
 import { buildImage as buildLayout, MEDIA_TYPES, pushImage as skopeoPush } from '../support/images.js';
-import { ensureTool, freePort, run } from '../support/tools.js';
+import { CommandError, ensureTool, freePort, makeImmutable, run, whichTool } from '../support/tools.js';
 import {
   EMPTY_BYTES,
   MT,
+  expectError,
   getBlob,
   getManifest,
   pushArtifact,
@@ -34,7 +36,12 @@ interface GcSummary {
   blobsDeleted: number;
   bytesReclaimed: number;
   manifestsDeleted: number;
+  linksPruned: number;
+  orphanFilesDeleted: number;
   dryRun: boolean;
+  graceMs: number;
+  deleteUntagged: boolean;
+  plan?: { manifests: { repository: string; digest: string; size: number }[]; blobs: { digest: string; size: number }[]; orphans: { digest: string; size: number }[] };
 }
 
 async function collect(base: string, query = ''): Promise<GcSummary> {
@@ -241,6 +248,11 @@ describe('offline garbage-collect command', () => {
       assert.match(dry.stdout, /^\d+ blobs marked, \d+ blobs eligible for deletion$/m);
       assert.match(dry.stdout, /dry run: nothing deleted/);
       for (const l of old.layers) assert.ok(existsSync(blobFile(root, l.digest)));
+      const number = (out: string, re: RegExp) => Number(re.exec(out)?.[1] ?? NaN);
+      const listed = (out: string, what: string) => [...out.matchAll(new RegExp(`^${what} eligible for deletion: (\\S+)$`, 'gm'))].map((m) => m[1]!).sort();
+      // The untagged image's manifest, config and two layers: what deleting it frees, not only what is unreferenced now.
+      assert.deepEqual(listed(dry.stdout, 'manifest'), [`${repo}@${old.digest}`]);
+      assert.deepEqual(listed(dry.stdout, 'blob'), [old.digest, old.config.digest, ...old.layers.map((l) => l.digest)].sort());
 
       const plain = await run(process.execPath, [CLI_ENTRY, 'garbage-collect'], { env });
       assert.match(plain.stdout, /blobs marked, 0 blobs eligible for deletion/, 'untagged manifests are kept without -m');
@@ -249,10 +261,52 @@ describe('offline garbage-collect command', () => {
       assert.match(real.stdout, /1 untagged manifests deleted/);
       assert.match(real.stdout, /reclaimed/);
       for (const l of old.layers) assert.ok(!existsSync(blobFile(root, l.digest)), 'untagged image layers removed');
+      for (const digest of listed(dry.stdout, 'blob')) assert.ok(!existsSync(blobFile(root, digest)), `${digest}, listed by the dry run, removed`);
+      // The dry run's numbers are the real run's.
+      assert.equal(number(dry.stdout, /^(\d+) untagged manifests eligible for deletion$/m), number(real.stdout, /^(\d+) untagged manifests deleted$/m));
+      assert.equal(number(dry.stdout, /^(\d+) blobs marked/m), number(real.stdout, /^(\d+) blobs marked/m));
+      assert.equal(number(dry.stdout, /blobs marked, (\d+) blobs eligible/), number(real.stdout, /^(\d+) blobs deleted/m));
+      assert.equal(number(dry.stdout, /\((\d+) bytes\)/), number(real.stdout, /\((\d+) bytes\)/));
+      assert.equal(number(dry.stdout, /\((\d+) bytes\)/), old.body.byteLength + old.config.size + old.layers.reduce((n, l) => n + l.size, 0));
 
       const du = await run(process.execPath, [CLI_ENTRY, 'du'], { env });
       assert.match(du.stdout, /offline\/repo/);
       assert.match(du.stdout, /total/);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('offline garbage-collect on a blob it cannot remove', () => {
+  it('names the file, exits 1 without a stack trace, and the next run takes it up', async (t) => {
+    const { startBerth } = await import('../support/berth.js');
+    const server = await startBerth({ REGISTRY_BERTH_GC_INTERVAL: '1h' });
+    const img = await pushImage(server.url, 'stuck/repo', 'v1', { layers: 1 });
+    await fetch(`${server.url}/v2/stuck/repo/manifests/${img.digest}`, { method: 'DELETE' });
+    const root = server.root;
+    await server.server.close(100);
+    const env = { ...process.env, REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: root, REGISTRY_STORAGE_DELETE_ENABLED: 'true' };
+    const layer = blobFile(root, img.layers[0]!.digest);
+    try {
+      const undo = await makeImmutable(path.dirname(layer));
+      if (!undo) {
+        t.skip('chattr +i is not available on this file system or to this user');
+        return;
+      }
+      let failed: CommandError | undefined;
+      try {
+        await run(process.execPath, [CLI_ENTRY, 'garbage-collect'], { env });
+      } catch (err) {
+        failed = err as CommandError;
+      } finally {
+        await undo();
+      }
+      assert.equal(failed?.exitCode, 1);
+      assert.match(failed.stderr, new RegExp(`^berth: garbage-collect: cannot unlink ${root}/blobs/sha256/[0-9a-f]{2}/[0-9a-f]{64}: operation not permitted`, 'm'));
+      assert.doesNotMatch(failed.stderr, /\n\s+at /);
+      await run(process.execPath, [CLI_ENTRY, 'garbage-collect'], { env });
+      assert.ok(!existsSync(layer), 'removed by the next run');
     } finally {
       await rm(root, { recursive: true, force: true });
     }
@@ -285,5 +339,204 @@ describe('collection metrics', () => {
     assert.equal(value('berth_gc_runs_total'), 1);
     assert.equal(value('berth_gc_blobs_deleted_total'), summary.blobsDeleted);
     assert.equal(value('berth_gc_bytes_reclaimed_total'), summary.bytesReclaimed);
+  });
+});
+
+describe('POST /berth/v1/gc query parameters', () => {
+  // The server's own grace period is a day: only ?grace= can collect what was just deleted.
+  const b = useBerth({ REGISTRY_BERTH_GC_INTERVAL: '1h', REGISTRY_BERTH_GC_GRACE: '24h' });
+
+  it('grace is honoured, and reported back', async () => {
+    const repo = uniqueRepo('grace');
+    const img = await pushImage(b.url, repo, 'v1');
+    await fetch(`${b.url}/v2/${repo}/manifests/${img.digest}`, { method: 'DELETE' });
+    const kept = await collect(b.url);
+    assert.equal(kept.graceMs, 86_400_000);
+    assert.equal(kept.blobsDeleted, 0, 'inside the configured day of grace');
+    assert.ok(existsSync(blobFile(b.root, img.layers[0]!.digest)));
+
+    await new Promise((r) => setTimeout(r, 5)); // strictly older than a 0s cutoff
+    const dry = await collect(b.url, '?grace=0s&dryrun=true');
+    assert.equal(dry.graceMs, 0);
+    assert.equal(dry.dryRun, true);
+    const now = await collect(b.url, '?grace=0s');
+    assert.equal(now.graceMs, 0);
+    assert.equal(now.blobsDeleted, dry.blobsEligible);
+    assert.ok(now.blobsDeleted >= 3, JSON.stringify(now));
+    assert.ok(!existsSync(blobFile(b.root, img.layers[0]!.digest)));
+  });
+
+  it('a bad value or an unknown parameter is a 400 with the error JSON, and nothing runs', async () => {
+    const repo = uniqueRepo('params');
+    const img = await pushImage(b.url, repo, 'v1');
+    await fetch(`${b.url}/v2/${repo}/manifests/${img.digest}`, { method: 'DELETE' });
+    for (const query of ['?grace=soon', '?grace=10', '?grace=-1s', '?dryrun=maybe', '?deleteuntagged=2', '?dryRun=true&grace=0s', '?dry-run&grace=0s', '?grace=0s&force=1']) {
+      const body = await expectError(await fetch(`${b.url}/berth/v1/gc${query}`, { method: 'POST' }), 400, 'UNSUPPORTED');
+      assert.match(body.errors[0]!.message, /query parameter/, query);
+    }
+    assert.ok(existsSync(blobFile(b.root, img.layers[0]!.digest)), 'a misspelt dry run did not collect');
+  });
+});
+
+describe('dry run with delete-untagged reports what the real run frees', () => {
+  const b = useBerth(GC_ENV);
+  it('over several passes: an untagged index frees its children, deleted images free their blobs, shared blobs stay', () => dryRunMatchesRealRun(b));
+});
+
+describe('dry run with delete-untagged reports what the real run frees, on PostgreSQL', () => {
+  let pg: PostgresServer | undefined;
+  // Registered before useBerth's hook, so the database is up before the server starts.
+  before(async () => {
+    pg = await startPostgres();
+  });
+  const b = useBerth({
+    ...GC_ENV,
+    get REGISTRY_BERTH_DATABASE_URL() {
+      return pg!.url;
+    },
+  });
+  // After the server's own hook, which closes its connections first.
+  after(async () => {
+    await pg?.stop();
+  });
+  it('the same scenario, the same numbers', () => dryRunMatchesRealRun(b));
+});
+
+async function dryRunMatchesRealRun(b: { url: string; root: string }): Promise<void> {
+  {
+    const repo = uniqueRepo('plan');
+    const amd = await pushImage(b.url, repo, undefined, { layers: 2 });
+    const arm = await pushImage(b.url, repo, undefined, { layers: 2 });
+    const index = await pushIndex(b.url, repo, 'multi', [amd.descriptor, arm.descriptor]);
+    await fetch(`${b.url}/v2/${repo}/manifests/multi`, { method: 'DELETE' }); // the index is untagged; its children go in the next pass
+    const loose = await pushImage(b.url, repo, undefined, { layers: 1 });
+    const kept = await pushImage(b.url, repo, 'kept', { layers: 1 });
+    // A layer of the loose image also used by a tagged image elsewhere: not freed.
+    const sharedRepo = uniqueRepo('plan-shared');
+    await fetch(`${b.url}/v2/${sharedRepo}/blobs/uploads/?mount=${loose.layers[0]!.digest}&from=${repo}`, { method: 'POST' });
+    const sharedCfg = await pushBlob(b.url, sharedRepo, Buffer.from('{"shared":true}'), MT.ociConfig);
+    await pushManifest(b.url, sharedRepo, 'v1', { schemaVersion: 2, mediaType: MT.ociManifest, config: sharedCfg, layers: [loose.layers[0]!] }, MT.ociManifest);
+    const signed = await pushImage(b.url, repo); // untagged but signed: kept, with its signature
+    await pushArtifact(b.url, repo, { artifactType: 'application/vnd.example.sig', subject: signed.descriptor });
+    await pushBlob(b.url, repo, randomBytes(300), MT.ociLayer); // never referenced
+    // With grace 0 the cutoff is the run's start in ms: let everything above be strictly older than both runs.
+    await new Promise((r) => setTimeout(r, 5));
+
+    const dry = await collect(b.url, '?dryrun=true&deleteuntagged=true');
+    const gone = [index, amd, arm, loose];
+    assert.deepEqual(dry.plan!.manifests.map((m) => m.digest).sort(), gone.map((m) => m.digest).sort());
+    const present = (digest: string) => existsSync(blobFile(b.root, digest));
+    const planned = dry.plan!.blobs.map((x) => x.digest);
+    for (const d of planned) assert.ok(present(d), 'a dry run deletes nothing');
+
+    const real = await collect(b.url, '?deleteuntagged=true');
+    assert.equal(real.dryRun, false);
+    for (const field of ['manifestsDeleted', 'blobsMarked', 'bytesReclaimed', 'linksPruned', 'orphanFilesDeleted'] as const) {
+      assert.equal(dry[field], real[field], `${field}: dry ${JSON.stringify(dry)} real ${JSON.stringify(real)}`);
+    }
+    assert.equal(dry.blobsEligible, real.blobsDeleted);
+    assert.equal(dry.manifestsDeleted, 4);
+    for (const m of gone) assert.equal((await getManifest(b.url, repo, m.digest)).status, 404);
+    for (const d of planned) assert.ok(!present(d), `${d} listed and removed`);
+    // Every freed blob was listed: manifests' bytes, configs and layers of the deleted images, the stray blob.
+    const freed = [index.digest, ...[amd, arm, loose].flatMap((i) => [i.digest, i.config.digest, ...i.layers.map((l) => l.digest)])].filter((d) => d !== loose.layers[0]!.digest);
+    for (const d of freed) assert.ok(planned.includes(d), `${d} in the dry run's list`);
+    assert.ok(present(loose.layers[0]!.digest), 'the shared layer stays');
+    assert.equal(planned.length, freed.length + 1, 'and the stray blob');
+    for (const k of [kept, signed]) assert.equal((await getManifest(b.url, repo, k.digest)).status, 200);
+  }
+}
+
+describe('a repository whose last manifest is deleted', () => {
+  const b = useBerth(GC_ENV);
+
+  interface Views {
+    catalog: boolean;
+    tags: number | string[];
+    tagsN0: number;
+    api: number;
+    storage: boolean;
+    du: boolean;
+  }
+
+  async function views(repo: string): Promise<Views> {
+    const catalog = (await (await fetch(`${b.url}/v2/_catalog`)).json()) as { repositories: string[] };
+    const tagsRes = await fetch(`${b.url}/v2/${repo}/tags/list`);
+    const tags = tagsRes.status === 200 ? ((await tagsRes.json()) as { tags: string[] }).tags : (await expectError(tagsRes, 404, 'NAME_UNKNOWN'), 404);
+    const n0 = await fetch(`${b.url}/v2/${repo}/tags/list?n=0`);
+    await n0.arrayBuffer();
+    const api = await fetch(`${b.url}/berth/v1/repositories/${repo}`);
+    if (api.status === 404) await expectError(api, 404, 'NAME_UNKNOWN');
+    else await api.arrayBuffer();
+    const storage = (await (await fetch(`${b.url}/berth/v1/storage`)).json()) as { repositories: { name: string }[] };
+    // `berth du` beside the running server, on the same data.
+    const du = await run(process.execPath, [CLI_ENTRY, 'du', '--json'], { env: { ...process.env, REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: b.root } });
+    const duRepos = (JSON.parse(du.stdout) as { repositories: { name: string }[] }).repositories;
+    return {
+      catalog: catalog.repositories.includes(repo),
+      tags,
+      tagsN0: n0.status,
+      api: api.status,
+      storage: storage.repositories.some((r) => r.name === repo),
+      du: duRepos.some((r) => r.name === repo),
+    };
+  }
+
+  const listed = (tags: string[]): Views => ({ catalog: true, tags, tagsN0: 200, api: 200, storage: true, du: true });
+  const gone: Views = { catalog: false, tags: 404, tagsN0: 404, api: 404, storage: false, du: false };
+
+  it('is listed while it holds a manifest (tagged or not) and gone from every view after, until a push brings it back', async () => {
+    const repo = uniqueRepo('last');
+    await pushImage(b.url, uniqueRepo('neighbour'), 'v1');
+    const img = await pushImage(b.url, repo, 'v1');
+    assert.deepEqual(await views(repo), listed(['v1']));
+
+    // Untagged, the manifest is still there (pullable by digest): the repository stays.
+    assert.equal((await fetch(`${b.url}/v2/${repo}/manifests/v1`, { method: 'DELETE' })).status, 202);
+    assert.deepEqual(await views(repo), listed([]));
+
+    assert.equal((await fetch(`${b.url}/v2/${repo}/manifests/${img.digest}`, { method: 'DELETE' })).status, 202);
+    assert.deepEqual(await views(repo), gone);
+    await collect(b.url);
+    assert.deepEqual(await views(repo), gone, 'the same after a collection');
+
+    await pushImage(b.url, repo, 'v2');
+    assert.deepEqual(await views(repo), listed(['v2']));
+  });
+
+  it('the same when delete-untagged collects its last manifest; a repository holding only blobs is not listed either', async () => {
+    const repo = uniqueRepo('last-gc');
+    await pushImage(b.url, repo, 'v1');
+    await pushImage(b.url, repo, 'v1'); // the first is untagged now
+    await fetch(`${b.url}/v2/${repo}/manifests/v1`, { method: 'DELETE' });
+    assert.deepEqual(await views(repo), listed([]));
+    await collect(b.url, '?deleteuntagged=true');
+    assert.deepEqual(await views(repo), gone);
+
+    const half = uniqueRepo('half-pushed');
+    await pushBlob(b.url, half, randomBytes(100), MT.ociLayer);
+    assert.deepEqual(await views(half), gone, 'layers without a manifest yet');
+    // Its leftovers can still be cleared, once.
+    assert.equal((await fetch(`${b.url}/berth/v1/repositories/${half}`, { method: 'DELETE' })).status, 202);
+    assert.equal((await fetch(`${b.url}/berth/v1/repositories/${half}`, { method: 'DELETE' })).status, 404);
+  });
+});
+
+describe('berth.gc.interval below what the scheduler runs', () => {
+  it('is refused at start-up naming the key, with no stack trace', async () => {
+    const root = await mkdtemp(path.join(tmpdir(), 'berth-gc-interval-'));
+    try {
+      const port = await freePort();
+      const env = { ...process.env, REGISTRY_HTTP_ADDR: `127.0.0.1:${port}`, REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: root, REGISTRY_BERTH_GC_INTERVAL: '500ms' };
+      const failed = await run(process.execPath, [CLI_ENTRY, 'serve'], { env, timeoutMs: 20_000 }).then(
+        () => assert.fail('berth started with a 500ms interval'),
+        (err: CommandError) => err,
+      );
+      assert.equal(failed.exitCode, 1);
+      assert.match(failed.stderr, /^berth: configuration error: berth\.gc\.interval: must be at least 1s \(or 0 for no scheduled collection\), got 500ms$/m);
+      assert.doesNotMatch(failed.stderr, /\n\s+at /, 'no stack trace');
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });

@@ -23,10 +23,10 @@ import { createApp } from '../../src/app.js';
 import { parseConfig } from '../../src/config/index.js';
 import { SAFETY_NET_PAGES } from '../../src/metadata/index.js';
 import { purgeUploads } from '../../src/gc/purge.js';
-import { spawnBerth, startBerth, type TestBerth } from '../support/berth.js';
+import { CLI_ENTRY, spawnBerth, startBerth, type TestBerth } from '../support/berth.js';
 import { buildImage, pseudoRandomBytes, type BuiltImage } from '../support/images.js';
 import { createCA, readPair, type KeyPair, type TestCA } from '../support/tls.js';
-import { ensureTool, freePort, run } from '../support/tools.js';
+import { CommandError, ensureTool, freePort, makeImmutable, run, whichTool } from '../support/tools.js';
 
 // ---- helpers -------------------------------------------------------------------
 
@@ -964,6 +964,122 @@ describe('SQLite WAL checkpoints', () => {
       await eventually('the checkpoint thread to copy the log into the database file', async () => (await stat(db)).size > before + 16 * 4096, 10_000, 20);
     } finally {
       await Promise.all([here.close(), elsewhere.close(), cli.close()]);
+    }
+  });
+});
+
+// ---- start-up checks -------------------------------------------------------------
+
+describe('keys Berth accepts but does not act on, at start-up', () => {
+  it('a real server logs one warning per key that changes what a user gets, and an info line for redis', async () => {
+    const root = await mkdtemp(path.join(work, 'unsupported-'));
+    const config = await writeConfig('unsupported', {
+      proxy: { remoteurl: 'https://registry-1.docker.io' },
+      middleware: { storage: [{ name: 'cloudfront', options: { baseurl: 'https://d111111abcdef8.cloudfront.net/' } }] },
+      redis: { addr: '127.0.0.1:6379' },
+      storage: { cache: { blobdescriptor: 'redis' } },
+    });
+    const p = await spawnBerth(await freePort(), { REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: root, REGISTRY_BERTH_WORKERS: '1' }, ['serve', config]);
+    try {
+      const lines = p
+        .output()
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as { level: string; msg: string });
+      const at = (level: string) => lines.filter((l) => l.level === level).map((l) => l.msg);
+      const warnings = at('warning');
+      assert.equal(warnings.filter((m) => m.startsWith('proxy.remoteurl is not supported')).length, 1, warnings.join('\n'));
+      assert.match(warnings.join('\n'), /proxy\.remoteurl .*no pull-through cache.*https:\/\/registry-1\.docker\.io/);
+      assert.match(warnings.join('\n'), /middleware\.storage\[0\] \(cloudfront\) .*not redirected to https:\/\/d111111abcdef8\.cloudfront\.net\//);
+      assert.equal(warnings.length, 2, `nothing about the blob-descriptor cache: ${warnings.join('\n')}`);
+      assert.deepEqual(
+        at('info').filter((m) => m.startsWith('redis')),
+        ['redis is not used: Berth keeps blob descriptors in its metadata database (SQLite, or PostgreSQL with berth.database.url), which is also what replicas share'],
+      );
+    } finally {
+      assert.equal(await p.stop(), 0);
+    }
+  });
+});
+
+describe('a data directory Berth cannot write', () => {
+  /** Runs the CLI, expecting it to fail; returns its exit code and stderr. */
+  async function failing(args: string[], env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
+    const r = await run(process.execPath, [CLI_ENTRY, ...args], { env: { ...process.env, REGISTRY_HTTP_ADDR: `127.0.0.1:${await freePort()}`, REGISTRY_BERTH_WORKERS: '2', ...env }, timeoutMs: 20_000 }).then(
+      (ok) => assert.fail(`berth ${args.join(' ')} succeeded: ${ok.stdout}${ok.stderr}`),
+      (err: CommandError) => err,
+    );
+    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+    return { code: r.exitCode, stderr: r.stderr };
+  }
+
+  it('under a regular file: serve, garbage-collect and du exit 1 naming the path', async () => {
+    const file = path.join(work, 'a-file');
+    await writeFile(file, 'not a directory');
+    const root = path.join(file, 'data');
+    for (const args of [['serve'], ['garbage-collect'], ['garbage-collect', '--dry-run'], ['du']]) {
+      const r = await failing(args, { REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: root });
+      assert.equal(r.code, 1, args.join(' '));
+      assert.equal(r.stderr.trim(), `berth: storage.filesystem.rootdirectory: cannot create ${root}: ${file} is a file, not a directory`);
+    }
+  });
+
+  it('immutable (chattr +i, which stops root too): names the directory; a read-only SQLite registry says why it needs it', async (t) => {
+    const root = await mkdtemp(path.join(work, 'immutable-'));
+    // Data first: a database and a blob directory, as a registry that ran here leaves them.
+    const seeded = await run(process.execPath, [CLI_ENTRY, 'du'], { env: { ...process.env, REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: root } });
+    assert.match(seeded.stdout, /total/);
+    const undo = await makeImmutable(root);
+    if (!undo) {
+      t.skip('chattr +i is not available on this file system or to this user');
+      return;
+    }
+    try {
+      for (const args of [['serve'], ['garbage-collect']]) {
+        const r = await failing(args, { REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: root });
+        assert.equal(r.code, 1);
+        assert.match(r.stderr, new RegExp(`^berth: storage\\.filesystem\\.rootdirectory: cannot write to ${root}: operation not permitted .*storage\\.maintenance\\.readonly\\.enabled`, 'm'));
+      }
+      const ro = await failing(['serve'], { REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: root, REGISTRY_STORAGE_MAINTENANCE_READONLY_ENABLED: 'true' });
+      assert.equal(ro.code, 1);
+      assert.match(ro.stderr, new RegExp(`cannot write to ${root}: .*SQLite database there .*berth\\.database\\.url`));
+    } finally {
+      await undo();
+    }
+  });
+});
+
+describe('auth.htpasswd file disappearing while the server runs', () => {
+  it('is logged once as an error, refuses everyone meanwhile, and is used again with an info line when back', async () => {
+    const file = path.join(work, 'vanishing.htpasswd');
+    const entry = `alice:${await bcrypt.hash('secret', 4)}\n`;
+    await writeFile(file, entry);
+    const b = await startBerth({}, await writeConfig('vanishing', { auth: { htpasswd: { realm: 'vanishing', path: file } } }));
+    const alice = { Authorization: `Basic ${Buffer.from('alice:secret').toString('base64')}` };
+    const logged = (level: string, re: RegExp) =>
+      b.logs
+        .flatMap((l) => l.split('\n'))
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as { level: string; msg: string; path?: string })
+        .filter((l) => l.level === level && re.test(l.msg) && l.path === file);
+    try {
+      assert.equal((await request(`${b.url}/v2/`, { headers: alice })).status, 200);
+      await unlink(file);
+      await eventually('401 once the file is gone', async () => (await request(`${b.url}/v2/`, { headers: alice })).status === 401, 5000);
+      // Several requests across several re-checks of the file (one a second).
+      for (let i = 0; i < 3; i++) {
+        await sleep(1100);
+        for (let j = 0; j < 5; j++) assert.equal((await request(`${b.url}/v2/`, { headers: alice })).status, 401);
+      }
+      assert.equal(logged('error', /^htpasswd file cannot be read/).length, 1, 'one error, not one per request or per check');
+      assert.equal(logged('info', /^htpasswd file is back/).length, 0);
+
+      await writeFile(file, entry);
+      await eventually('200 once the file is back', async () => (await request(`${b.url}/v2/`, { headers: alice })).status === 200, 5000);
+      assert.equal(logged('info', /^htpasswd file is back and in use again$/).length, 1);
+      assert.equal(logged('error', /^htpasswd file cannot be read/).length, 1);
+    } finally {
+      await b.close();
     }
   });
 });

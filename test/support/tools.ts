@@ -197,3 +197,22 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/**
+ * Makes `dir` immutable with `chattr +i` (which stops root too) and returns
+ * the undo, or undefined where the file system cannot (outside CI the
+ * caller may then skip). In CI a missing capability fails the test: it must
+ * not pass by skipping.
+ */
+export async function makeImmutable(dir: string): Promise<(() => Promise<void>) | undefined> {
+  const chattr = await ensureTool('chattr', 'e2fsprogs');
+  try {
+    await run(chattr, ['+i', dir]);
+  } catch (err) {
+    if (process.env.CI) throw new Error(`chattr +i ${dir} failed, and CI must run this test: ${(err as Error).message}`);
+    return undefined;
+  }
+  return async () => {
+    await run(chattr, ['-i', dir]);
+  };
+}

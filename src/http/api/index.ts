@@ -3,7 +3,8 @@
  * for. Repository delete, storage accounting and garbage collection now;
  * accounts, organisations and the rest later.
  */
-import type { GarbageCollector } from '../../gc/index.js';
+import { parseDuration } from '../../config/index.js';
+import type { CollectOptions, CollectSummary, GarbageCollector } from '../../gc/index.js';
 import { RegistryError, assertName } from '../../registry/index.js';
 import type { Ctx } from '../context.js';
 import { sendJSON } from '../respond.js';
@@ -14,12 +15,33 @@ export interface ApiServices {
   gcDefaults: { graceMs: number; deleteUntagged: boolean };
 }
 
+const GC_PARAMETERS = ['dryrun', 'deleteuntagged', 'grace'];
+
+function badParameter(name: string, message: string, value?: string): RegistryError {
+  return new RegistryError('UNSUPPORTED', message, { [name.slice(0, 50)]: value?.slice(0, 50) ?? null }, { status: 400 });
+}
+
 function flag(ctx: Ctx, name: string): boolean | undefined {
   const v = ctx.query.get(name);
   if (v === null) return undefined;
   if (v === '' || v === 'true' || v === '1') return true;
   if (v === 'false' || v === '0') return false;
-  throw new RegistryError('UNSUPPORTED', `query parameter ${name} must be true or false`, { [name]: v.slice(0, 50) }, { status: 400 });
+  throw badParameter(name, `query parameter ${name} must be true or false`, v);
+}
+
+/** A Go duration (`grace=1h30m`, `grace=0s`) in milliseconds. */
+function duration(ctx: Ctx, name: string): number | undefined {
+  const v = ctx.query.get(name);
+  if (v === null) return undefined;
+  try {
+    return parseDuration(v, name);
+  } catch {
+    throw badParameter(name, `query parameter ${name} must be a duration such as 0s, 30m or 24h`, v);
+  }
+}
+
+function sameRun(s: CollectSummary, opts: CollectOptions): boolean {
+  return s.dryRun === opts.dryRun && s.graceMs === opts.graceMs && s.deleteUntagged === opts.deleteUntagged;
 }
 
 export function createApiRoutes(services: ApiServices): (method: string, path: string) => Match | null {
@@ -38,13 +60,17 @@ export function createApiRoutes(services: ApiServices): (method: string, path: s
 
     if (rest === 'gc') {
       return allow('api-gc', ['POST'], async (ctx) => {
+        // A misspelt parameter (dryRun, dry-run) must not turn a dry run into a real one.
+        for (const name of ctx.query.keys()) {
+          if (!GC_PARAMETERS.includes(name)) throw badParameter(name, `unknown query parameter ${name}; this endpoint takes ${GC_PARAMETERS.join(', ')}`);
+        }
         const dryRun = flag(ctx, 'dryrun') ?? false;
+        const opts = { graceMs: duration(ctx, 'grace') ?? services.gcDefaults.graceMs, deleteUntagged: flag(ctx, 'deleteuntagged') ?? services.gcDefaults.deleteUntagged, dryRun };
         if (!dryRun) ctx.registry.assertDeletable();
-        const summary = await services.gc.collect({
-          graceMs: services.gcDefaults.graceMs,
-          deleteUntagged: flag(ctx, 'deleteuntagged') ?? services.gcDefaults.deleteUntagged,
-          dryRun,
-        });
+        // A collection already running with other options is waited for, then this one runs.
+        let summary = await services.gc.collect(opts);
+        for (let i = 0; i < 5 && !sameRun(summary, opts); i++) summary = await services.gc.collect(opts);
+        if (!sameRun(summary, opts)) throw new RegistryError('TOOMANYREQUESTS', 'other garbage collections keep running; try again', undefined);
         sendJSON(ctx.res, 200, summary);
       });
     }

@@ -1,0 +1,169 @@
+/**
+ * A dry run of a collection: what the real run with the same options would
+ * free, worked out on a read-only snapshot of the metadata, without a write.
+ *
+ * The real run deletes untagged manifests pass after pass (deleting an
+ * index's tag frees its children in the next pass, deleting a manifest frees
+ * its blobs), so a dry run cannot ask the database "what is collectable now":
+ * it replays the same rules (store.ts's untaggedCondition, blobCollectable
+ * and pruneStaleLinks) on the snapshot, deletes in memory, and reports the
+ * end state. On a registry nobody writes to meanwhile it reports exactly what
+ * the real run then does; under concurrent pushes it is an estimate, as any
+ * dry run is.
+ */
+import { sql } from 'kysely';
+import type { MetadataStore } from '../metadata/index.js';
+import type { BlobStore } from '../storage/index.js';
+import type { CollectOptions, CollectSummary } from './collector.js';
+
+/** What a dry run found, listed (the summary's counts are these lists' lengths). */
+export interface CollectionPlan {
+  manifests: { repository: string; digest: string; size: number }[];
+  blobs: { digest: string; size: number }[];
+  /** Files in the blob store the database has no record of. */
+  orphans: { digest: string; size: number }[];
+}
+
+// The collector's own limits, so the dry run stops where the real run does.
+const BATCH = 500;
+const MAX_PASSES = 100;
+
+interface SnapManifest {
+  id: number;
+  repositoryId: number;
+  repository: string;
+  digest: string;
+  size: number;
+  createdAt: number;
+  subject: string | null;
+  tagged: boolean;
+  /** Digests this manifest references, by kind. */
+  blobs: string[];
+  children: string[];
+}
+
+const key = (repositoryId: number, digest: string) => `${repositoryId}\0${digest}`;
+
+function bump(m: Map<string, number>, k: string, by: number): void {
+  const n = (m.get(k) ?? 0) + by;
+  if (n > 0) m.set(k, n);
+  else m.delete(k);
+}
+
+export async function planCollection(
+  meta: MetadataStore,
+  store: BlobStore,
+  opts: CollectOptions,
+  started: number,
+): Promise<{ summary: CollectSummary; plan: CollectionPlan }> {
+  const cutoff = started - opts.graceMs;
+  const db = meta.db;
+  const progress = opts.progress ?? (() => {});
+
+  const manifestRows = await sql<{ id: number; repository_id: number; name: string; digest: string; size: number; created_at: number; subject_digest: string | null; tagged: number }>`
+    SELECT m.id, m.repository_id, r.name, m.digest, m.size, m.created_at, m.subject_digest,
+           CASE WHEN EXISTS (SELECT 1 FROM tags t WHERE t.manifest_id = m.id) THEN 1 ELSE 0 END AS tagged
+    FROM manifests m JOIN repositories r ON r.id = m.repository_id ORDER BY m.id`.execute(db);
+  const manifests = new Map<number, SnapManifest>();
+  for (const r of manifestRows.rows) {
+    manifests.set(Number(r.id), {
+      id: Number(r.id),
+      repositoryId: Number(r.repository_id),
+      repository: r.name,
+      digest: r.digest,
+      size: Number(r.size),
+      createdAt: Number(r.created_at),
+      subject: r.subject_digest,
+      tagged: Number(r.tagged) === 1,
+      blobs: [],
+      children: [],
+    });
+  }
+  const refRows = await db.selectFrom('manifest_references').select(['manifest_id', 'digest', 'kind']).execute();
+  for (const r of refRows) {
+    const m = manifests.get(Number(r.manifest_id));
+    if (!m) continue; // written after the manifests were read
+    if (r.kind === 'blob') m.blobs.push(r.digest);
+    else if (r.kind === 'manifest') m.children.push(r.digest);
+  }
+
+  // Indexes over the manifests still present, kept up to date as the simulation deletes.
+  const childRefs = new Map<string, number>(); // repository + digest → manifests listing it as a child
+  const referrers = new Map<string, number>(); // repository + digest → manifests naming it as subject
+  const present = new Map<string, number>(); // repository + digest → manifests with that digest
+  const blobRefs = new Map<string, number>(); // digest → blob references, any repository
+  const repoBlobRefs = new Map<string, number>(); // repository + digest → blob references in that repository
+  const manifestDigests = new Map<string, number>(); // digest → manifests with that digest, any repository
+  const account = (m: SnapManifest, by: number) => {
+    for (const c of m.children) bump(childRefs, key(m.repositoryId, c), by);
+    if (m.subject) bump(referrers, key(m.repositoryId, m.subject), by);
+    bump(present, key(m.repositoryId, m.digest), by);
+    for (const b of m.blobs) {
+      bump(blobRefs, b, by);
+      bump(repoBlobRefs, key(m.repositoryId, b), by);
+    }
+    bump(manifestDigests, m.digest, by);
+  };
+  for (const m of manifests.values()) account(m, 1);
+
+  const plan: CollectionPlan = { manifests: [], blobs: [], orphans: [] };
+  if (opts.deleteUntagged) {
+    const collectable = (m: SnapManifest) =>
+      m.createdAt < cutoff &&
+      !m.tagged &&
+      !childRefs.has(key(m.repositoryId, m.digest)) &&
+      !referrers.has(key(m.repositoryId, m.digest)) &&
+      (m.subject === null || !present.has(key(m.repositoryId, m.subject)));
+    for (let pass = 0; pass < MAX_PASSES; pass++) {
+      const batch: SnapManifest[] = [];
+      for (const m of manifests.values()) {
+        if (collectable(m)) batch.push(m);
+        if (batch.length === BATCH) break;
+      }
+      if (batch.length === 0) break;
+      for (const m of batch) {
+        manifests.delete(m.id);
+        account(m, -1);
+        plan.manifests.push({ repository: m.repository, digest: m.digest, size: m.size });
+      }
+      progress({ phase: 'manifests', done: plan.manifests.length });
+    }
+  }
+
+  const staleLinks = await db.selectFrom('repository_blobs').select(['repository_id', 'digest']).where('created_at', '<', cutoff).execute();
+  const linksPruned = staleLinks.filter((l) => !repoBlobRefs.has(key(Number(l.repository_id), l.digest))).length;
+
+  const blobs = await db.selectFrom('blobs').select(['digest', 'size', 'state', 'last_used_at']).orderBy('digest').execute();
+  let blobsMarked = 0;
+  const recorded = new Set<string>();
+  for (const b of blobs) {
+    recorded.add(b.digest);
+    const referenced = blobRefs.has(b.digest) || manifestDigests.has(b.digest);
+    if (referenced) blobsMarked++;
+    else if (b.state === 'deleting' || Number(b.last_used_at) < cutoff) plan.blobs.push({ digest: b.digest, size: Number(b.size) });
+  }
+  progress({ phase: 'blobs', done: plan.blobs.length, total: plan.blobs.length });
+
+  for await (const blob of store.list()) {
+    if (blob.modified && blob.modified.getTime() >= cutoff) continue;
+    if (recorded.has(blob.digest) || (await meta.blobRecorded(blob.digest))) continue;
+    plan.orphans.push({ digest: blob.digest, size: blob.size });
+  }
+
+  const sum = (xs: { size: number }[]) => xs.reduce((n, x) => n + x.size, 0);
+  const summary: CollectSummary = {
+    dryRun: true,
+    graceMs: opts.graceMs,
+    deleteUntagged: opts.deleteUntagged,
+    blobsMarked,
+    blobsEligible: plan.blobs.length,
+    blobsDeleted: 0,
+    bytesReclaimed: sum(plan.blobs) + sum(plan.orphans),
+    manifestsDeleted: plan.manifests.length,
+    linksPruned,
+    orphanFilesDeleted: plan.orphans.length,
+    startedAt: new Date(started).toISOString(),
+    durationMs: Date.now() - started,
+  };
+  return { summary, plan };
+}
