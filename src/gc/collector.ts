@@ -70,7 +70,8 @@ export class GarbageCollector {
 
   private async run(opts: CollectOptions): Promise<CollectSummary> {
     const started = Date.now();
-    const cutoff = started - opts.graceMs;
+    // The grace period is counted on the database's clock, as every use of a blob is recorded.
+    const cutoff = (await this.meta.clock()) - opts.graceMs;
     const summary: CollectSummary = {
       dryRun: opts.dryRun,
       graceMs: opts.graceMs,

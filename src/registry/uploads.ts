@@ -136,10 +136,15 @@ export class Uploads {
       const linked = store.existsNow ? await this.meta.claimLinkNow(repository, digest, state.size, () => store.existsNow!(digest)) : null;
       if (linked !== true) {
         // No synchronous path (PostgreSQL, a remote store), or the bytes were gone.
-        await this.meta.claimBlob(digest, state.size, async (trx) => {
-          if (!(await store.exists(digest))) await store.commitUpload(id, digest);
-          await this.meta.linkInTransaction(trx, repository, digest);
-        });
+        await this.meta.claimBlob(
+          digest,
+          state.size,
+          async (trx) => {
+            if (!(await store.exists(digest))) await store.commitUpload(id, digest);
+            await this.meta.linkInTransaction(trx, repository, digest);
+          },
+          { repository },
+        );
       }
       await this.store.deleteUpload(id);
       return { digest, size: state.size };
