@@ -378,7 +378,7 @@ export function raceCases(title: string, opts: { collect: boolean; durationMs: n
         t.diagnostic(line);
         console.log(`${c.name}: ${line}`);
         const deadlocks = (servers.output().match(/deadlock detected/g) ?? []).length;
-        if (deadlocks) t.diagnostic(`${deadlocks} deadlocks detected by PostgreSQL (retried inside Berth)`);
+        if (deadlocks) t.diagnostic(`${deadlocks} deadlocks detected by PostgreSQL (in the server output: requests that failed on one)`);
         const sample = (xs: string[]) => xs.slice(0, 10).join('\n');
         assert.deepEqual(report.serverErrors.length, 0, `5xx answers:\n${sample(report.serverErrors)}\n--- server output ---\n${servers.output().slice(-4000)}`);
         assert.equal(report.unexpected.length, 0, `unexpected answers:\n${sample(report.unexpected)}`);
