@@ -197,6 +197,16 @@ interface SqliteHandle {
   inTransaction(): boolean;
 }
 
+/**
+ * An upload was started in a repository deleted since: linking it would
+ * bring the repository back. Nothing is written; its upload is to be dropped.
+ */
+export class RepositoryDeletedError extends Error {
+  constructor(readonly repository: string) {
+    super(`repository ${repository} was deleted while the upload was in progress`);
+  }
+}
+
 /** Thrown inside claimLinkNow's transaction to roll it back: the blob's bytes are not in place. */
 const ABSENT = Symbol('absent');
 
@@ -495,7 +505,7 @@ export class MetadataStore {
    * for the caller to put the bytes back and claim the general way; null
    * when there is no such path (PostgreSQL).
    */
-  async claimLinkNow(repository: string, digest: string, size: number, present: () => boolean): Promise<boolean | null> {
+  async claimLinkNow(repository: string, digest: string, size: number, present: () => boolean, startedAt?: number): Promise<boolean | null> {
     const sqlite = this.sqlite;
     if (!sqlite) return null;
     // A Kysely transaction may be open on this connection across an await
@@ -515,6 +525,11 @@ export class MetadataStore {
           if (!present()) throw ABSENT;
           let [repo] = this.runNow(sqlite, 'repositoryId', [repository], (n) => this.repositoryIdQuery(n));
           if (!repo) {
+            // Only when the repository is missing (not on the hot path): was it deleted after this upload began?
+            if (startedAt !== undefined) {
+              const [gone] = this.runNow(sqlite, 'repositoryDeletedAt', [repository], (n) => this.repositoryDeletedAtQuery(n));
+              if (gone && Number(gone.deleted_at) >= startedAt) throw new RepositoryDeletedError(repository);
+            }
             this.runNow(sqlite, 'insertRepository', [repository, t], (n, at) => this.insertRepositoryQuery(n, at));
             [repo] = this.runNow(sqlite, 'repositoryId', [repository], (n) => this.repositoryIdQuery(n));
           }
@@ -557,6 +572,10 @@ export class MetadataStore {
     return this.db.selectFrom('repositories').select('id').where('name', '=', name);
   }
 
+  private repositoryDeletedAtQuery(name: string) {
+    return this.db.selectFrom('repository_deletions').select('deleted_at').where('name', '=', name);
+  }
+
   private insertRepositoryQuery(name: string, at: string) {
     return this.db.insertInto('repositories').values({ name, created_at: at as unknown as number }).onConflict((oc) => oc.column('name').doNothing());
   }
@@ -572,6 +591,19 @@ export class MetadataStore {
   async linkInTransaction(trx: Transaction<Database>, repository: string, digest: string): Promise<void> {
     const repositoryId = await this.ensureRepository(repository, trx);
     await this.hot('linkBlob', [repositoryId, digest, await this.clock(trx)], (id, d, at) => this.linkBlobQuery(id, d, at), trx);
+  }
+
+  /**
+   * linkInTransaction for an upload started at `startedAt` (database
+   * clock): refused with RepositoryDeletedError when the repository is gone
+   * because it was deleted after the upload began, rather than created again.
+   */
+  async linkUploadInTransaction(trx: Transaction<Database>, repository: string, digest: string, startedAt: number): Promise<void> {
+    if ((await this.repositoryId(repository, trx)) === null) {
+      const [gone] = await this.hot('repositoryDeletedAt', [repository], (n) => this.repositoryDeletedAtQuery(n), trx);
+      if (gone && Number(gone.deleted_at) >= startedAt) throw new RepositoryDeletedError(repository);
+    }
+    await this.linkInTransaction(trx, repository, digest);
   }
 
   /** Records a blob whose bytes are already committed and links it into a repository. */
@@ -980,6 +1012,12 @@ export class MetadataStore {
       await trx.deleteFrom('manifests').where('repository_id', '=', repositoryId).execute();
       await trx.deleteFrom('repository_blobs').where('repository_id', '=', repositoryId).execute();
       await trx.deleteFrom('repositories').where('id', '=', repositoryId).execute();
+      const at = await this.clock(trx);
+      await trx
+        .insertInto('repository_deletions')
+        .values({ name, deleted_at: at })
+        .onConflict((oc) => oc.column('name').doUpdateSet({ deleted_at: at }))
+        .execute();
       return {
         manifests: manifests.map((m) => ({ digest: m.digest, mediaType: m.media_type, size: Number(m.size) })),
         tags: tags.map((t) => ({ tag: t.name, digest: t.digest })),

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import type { MetadataStore, NewManifest } from './store.js';
+import { RepositoryDeletedError, type MetadataStore, type NewManifest } from './store.js';
 
 const d = (s: string) => `sha256:${createHash('sha256').update(s).digest('hex')}`;
 
@@ -28,15 +28,16 @@ function manifest(name: string, extra: Partial<NewManifest> = {}): NewManifest {
  * synchronous claimLinkNow, or the general claim where there is none
  * (PostgreSQL). True when linked, false when the bytes were not in place.
  */
-export async function claimLink(store: MetadataStore, repository: string, digest: string, size: number, present: () => boolean): Promise<boolean> {
-  const now = await store.claimLinkNow(repository, digest, size, present);
+export async function claimLink(store: MetadataStore, repository: string, digest: string, size: number, present: () => boolean, startedAt?: number): Promise<boolean> {
+  const now = await store.claimLinkNow(repository, digest, size, present, startedAt);
   if (now !== null) return now;
   return store.claimBlob(
     digest,
     size,
     async (trx) => {
       if (!present()) throw new NotPresent();
-      await store.linkInTransaction(trx, repository, digest);
+      if (startedAt === undefined) await store.linkInTransaction(trx, repository, digest);
+      else await store.linkUploadInTransaction(trx, repository, digest, startedAt);
       return true;
     },
     { repository },
@@ -318,6 +319,23 @@ export function runMetadataSuite(name: string, open: () => Promise<{ store: Meta
       assert.equal(await store.repositoryId('mnt/to'), null, 'not even the repository');
       await store.forgetBlob(blob);
       assert.equal(await store.blobRecorded(blob), false);
+    });
+
+    it('an upload finishing after its repository was deleted does not bring the repository back', async () => {
+      const blob = d('after-delete');
+      await store.putManifest('gone/a', manifest('gone-m'), ['t']);
+      const startedBefore = await store.clock();
+      await new Promise((r) => setTimeout(r, 5));
+      assert.notEqual(await store.deleteRepository('gone/a'), null);
+      await assert.rejects(claimLink(store, 'gone/a', blob, 3, () => true, startedBefore), RepositoryDeletedError);
+      assert.equal(await store.repositoryId('gone/a'), null, 'still deleted');
+      assert.equal(await store.linkedBlob('gone/a', blob), null);
+      // An upload begun after the delete creates the repository anew, as a first push does.
+      await new Promise((r) => setTimeout(r, 5));
+      assert.equal(await claimLink(store, 'gone/a', blob, 3, () => true, await store.clock()), true);
+      assert.deepEqual(await store.linkedBlob('gone/a', blob), { size: 3 });
+      // And one begun before the delete may link into the repository made since (it exists: nothing is brought back).
+      assert.equal(await claimLink(store, 'gone/a', d('after-delete-2'), 4, () => true, startedBefore), true);
     });
 
     it("reads the time from the database's clock", async () => {
