@@ -901,7 +901,9 @@ export class MetadataStore {
     // held the blob's lock, so it is visible once this one has it) sends the
     // transaction round again with that repository too.
     let repositories = this.dialect === 'postgres' ? await linkedIn(this.db) : [];
-    for (;;) {
+    // Each round adds a repository that linked the blob meanwhile; one that
+    // keeps being linked anew is in use: it is left for the next collection.
+    for (let round = 0; round < 20; round++) {
       type Marked = { again: false; repositories: string[]; size: number } | { again: true; repos: string[] } | null;
       const result = await this.writeTransaction(async (trx): Promise<Marked> => {
         await this.lockRepositories(trx, repositories);
@@ -921,6 +923,7 @@ export class MetadataStore {
       }
       return { repositories: result.repositories, size: result.size };
     }
+    return null;
   }
 
   /** Second phase: forgets a blob whose bytes are gone, unless a push revived it meanwhile. */
