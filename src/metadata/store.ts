@@ -115,7 +115,7 @@ export const MAX_WRITE_ATTEMPTS = 10;
 /**
  * Runs `attempt` (a whole transaction, or one statement) again when
  * PostgreSQL aborted it with a deadlock or a serialization failure, after a
- * short random wait that doubles each time (2–4 ms, 4–8 ms, … up to 250 ms),
+ * short random wait that doubles each time (2–4 ms, 4–8 ms, … up to 250–500 ms),
  * so two transactions that collided do not collide again in step.
  * Everything it runs must be safe to run again: it was rolled back.
  */
