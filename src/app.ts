@@ -179,7 +179,7 @@ export async function startServer(config: Config, log?: Logger, opts: ServeOptio
   // Notifications: a persisted queue only when an endpoint is enabled, so requests do no event work otherwise.
   const source = { addr: `${hostname()}:${parseAddr(config.http.addr).port}`, instanceID: newInstanceId() };
   const notifications = config.notifications.endpoints.some((e) => !e.disabled)
-    ? new NotificationQueue({ db: app.meta.db, writing: (fn) => app.meta.writing(fn), endpoints: config.notifications.endpoints, source, log: app.log })
+    ? new NotificationQueue({ db: app.meta.db, writing: (fn) => app.meta.writing(fn), clock: () => app.meta.clock(), endpoints: config.notifications.endpoints, source, log: app.log })
     : undefined;
   // Repository deletes and collections report through the same queue.
   if (notifications) app.registry.events = notifications;

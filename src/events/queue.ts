@@ -42,6 +42,12 @@ export interface NotificationQueueOptions {
   owner?: string;
   /** Runs a write as this process's one writer at a time (MetadataStore.writing). */
   writing?: <T>(fn: () => Promise<T>) => Promise<T>;
+  /**
+   * The time (ms) leases and retry times are reckoned in: the database's
+   * clock (MetadataStore.clock), so processes on several machines agree on
+   * when a lease has expired. Defaults to this process's clock.
+   */
+  clock?: () => Promise<number>;
 }
 
 export interface EndpointStatus {
@@ -92,6 +98,7 @@ export class NotificationQueue implements EventSink {
       maxBatch: opts.maxBatch ?? 100,
       owner: opts.owner ?? opts.source.instanceID,
       writing: this.writing,
+      clock: opts.clock ?? (async () => Date.now()),
     };
     for (const e of enabled) this.workers.set(e.name, new EndpointWorker(this.db, e, settings, this.log.child({ endpoint: e.name })));
   }
@@ -187,6 +194,7 @@ interface WorkerSettings {
   maxBatch: number;
   owner: string;
   writing: <T>(fn: () => Promise<T>) => Promise<T>;
+  clock: () => Promise<number>;
 }
 
 class EndpointWorker {
@@ -287,7 +295,7 @@ class EndpointWorker {
       this.lost();
       return { ms: 0, wakeable: false };
     }
-    const wait = Number(state.next_attempt_at) - Date.now();
+    const wait = Number(state.next_attempt_at) - (await this.settings.clock());
     if (wait > 0) return { ms: wait, wakeable: false };
 
     if (!this.batch) {
@@ -321,7 +329,7 @@ class EndpointWorker {
       return { ms: 0, wakeable: false };
     }
     const failures = Number(state.failures) + 1;
-    const now = Date.now();
+    const now = await this.settings.clock();
     // go-events Breaker: immediate retries below the threshold, then one attempt per backoff.
     const next = failures >= this.config.threshold ? now + this.config.backoff : now;
     await this.settings.writing(() =>
@@ -359,7 +367,7 @@ class EndpointWorker {
   }
 
   private async acquire(): Promise<boolean> {
-    const now = Date.now();
+    const now = await this.settings.clock();
     const { owner, leaseMs } = this.settings;
     // One conditional UPDATE: atomic in SQLite (writes are serialised) and in
     // PostgreSQL (a concurrent updater re-checks the WHERE on the new row version).
@@ -384,10 +392,11 @@ class EndpointWorker {
   private async renew(): Promise<void> {
     if (!this.holding) return;
     try {
+      const until = (await this.settings.clock()) + this.settings.leaseMs;
       const r = await this.settings.writing(() =>
         this.db
           .updateTable('notification_endpoints')
-          .set({ lease_until: Date.now() + this.settings.leaseMs })
+          .set({ lease_until: until })
           .where('endpoint', '=', this.name)
           .where('lease_owner', '=', this.settings.owner)
           .executeTakeFirst(),

@@ -82,7 +82,8 @@ export class GarbageCollector {
       this.log?.info({ gc: summary }, 'garbage collection (dry run) finished');
       return { ...summary, plan };
     }
-    const cutoff = started - opts.graceMs;
+    // The grace period is counted on the database's clock, as every use of a blob is recorded.
+    const cutoff = (await this.meta.clock()) - opts.graceMs;
     const summary: CollectSummary = {
       dryRun: opts.dryRun,
       graceMs: opts.graceMs,

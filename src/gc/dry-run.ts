@@ -56,7 +56,8 @@ export async function planCollection(
   opts: CollectOptions,
   started: number,
 ): Promise<{ summary: CollectSummary; plan: CollectionPlan }> {
-  const cutoff = started - opts.graceMs;
+  // On the database's clock, as the real run counts it.
+  const cutoff = (await meta.clock()) - opts.graceMs;
   const db = meta.db;
   const progress = opts.progress ?? (() => {});
 

@@ -114,6 +114,17 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0003_repository_deletions': {
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      async up(db: Kysely<any>) {
+        // When each repository was last deleted: an upload started before then belongs to the deleted repository.
+        await db.schema
+          .createTable('repository_deletions')
+          .addColumn('name', 'text', (c) => c.primaryKey())
+          .addColumn('deleted_at', bigint, (c) => c.notNull())
+          .execute();
+      },
+    },
   };
 }
 

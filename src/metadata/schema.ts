@@ -76,8 +76,15 @@ export interface NotificationEndpointsTable {
   lease_until: number;
 }
 
+/** The last delete of each repository name (database clock, ms). */
+export interface RepositoryDeletionsTable {
+  name: string;
+  deleted_at: number;
+}
+
 export interface Database {
   repositories: RepositoriesTable;
+  repository_deletions: RepositoryDeletionsTable;
   blobs: BlobsTable;
   repository_blobs: RepositoryBlobsTable;
   manifests: ManifestsTable;

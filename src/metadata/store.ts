@@ -19,6 +19,7 @@ import {
   type Transaction,
   type UnknownRow,
 } from 'kysely';
+import { createHash } from 'node:crypto';
 import type { Database } from './schema.js';
 import type { WriteGate } from './gate.js';
 import { migrationProvider, type Dialect } from './migrations.js';
@@ -70,6 +71,16 @@ export interface Page {
   limit: number;
 }
 
+/** What a claim (claimBlob) locks and relies on besides its blob. */
+export interface ClaimScope {
+  /** The repository the body links into or writes to: locked before any blob. */
+  repository?: string;
+  /** Other blobs the body relies on (a manifest's config and layers): locked with the claimed one, in key order. */
+  references?: string[];
+  /** Asked under the locks before anything is written; when false, nothing is and the claim returns null. */
+  onlyIf?: (trx: Transaction<Database>) => Promise<boolean>;
+}
+
 export interface MetadataOptions {
   /** `postgres://…` selects PostgreSQL; otherwise `sqlitePath` (or `:memory:`) is used. */
   url?: string;
@@ -93,7 +104,47 @@ const BUSY = Symbol('busy');
 /** A 'deleting' mark older than this belongs to a collector that died; it may be taken over. */
 const STALE_DELETE_MS = 60_000;
 
+/** This process's clock: used only on SQLite, whose processes share one machine (and its clock). */
 const now = () => Date.now();
+
+/** PostgreSQL's answers to a lock cycle (deadlock_detected) and to a serialization failure: the transaction may simply run again. */
+const RETRYABLE = new Set(['40P01', '40001']);
+/** Attempts of a write transaction that keeps meeting a retryable conflict before the error reaches the caller. */
+export const MAX_WRITE_ATTEMPTS = 10;
+
+/**
+ * Runs `attempt` (a whole transaction, or one statement) again when
+ * PostgreSQL aborted it with a deadlock or a serialization failure, after a
+ * short random wait that doubles each time (2–4 ms, 4–8 ms, … up to 250–500 ms),
+ * so two transactions that collided do not collide again in step.
+ * Everything it runs must be safe to run again: it was rolled back.
+ */
+export async function retryConflicts<T>(attempt: () => Promise<T>, attempts = MAX_WRITE_ATTEMPTS): Promise<T> {
+  for (let n = 1; ; n++) {
+    try {
+      return await attempt();
+    } catch (err) {
+      const code = (err as { code?: unknown } | null)?.code;
+      if (n >= attempts || typeof code !== 'string' || !RETRYABLE.has(code)) throw err;
+      const base = Math.min(250, 2 ** n);
+      await new Promise((r) => setTimeout(r, base + Math.random() * base));
+    }
+  }
+}
+
+/**
+ * Keys of PostgreSQL's transaction-level advisory locks: (1, key) for a
+ * repository, (2, key) for a blob. A key is 32 bits of a hash of the name or
+ * digest; two names sharing a key only wait for each other needlessly.
+ */
+const REPOSITORY_LOCKS = 1;
+const BLOB_LOCKS = 2;
+function lockKey(text: string): number {
+  return createHash('sha256').update(text).digest().readInt32BE(0);
+}
+function sortedKeys(texts: Iterable<string>): number[] {
+  return [...new Set([...texts].map(lockKey))].sort((a, b) => a - b);
+}
 
 /** A blob row marked 'deleting' by a collector that is still at work (not one that died). */
 function beingDeleted(row: { state: string; deleting_at: number | null } | undefined, t: number): boolean {
@@ -144,6 +195,16 @@ interface SqliteHandle {
   immediate<T>(fn: () => T): T;
   /** Whether a transaction is open on the connection (better-sqlite3 would nest a savepoint in it). */
   inTransaction(): boolean;
+}
+
+/**
+ * An upload was started in a repository deleted since: linking it would
+ * bring the repository back. Nothing is written; its upload is to be dropped.
+ */
+export class RepositoryDeletedError extends Error {
+  constructor(readonly repository: string) {
+    super(`repository ${repository} was deleted while the upload was in progress`);
+  }
 }
 
 /** Thrown inside claimLinkNow's transaction to roll it back: the blob's bytes are not in place. */
@@ -316,7 +377,7 @@ export class MetadataStore {
   async ensureRepository(name: string, db: Db = this.db): Promise<number> {
     const existing = await this.repositoryId(name, db);
     if (existing !== null) return existing;
-    const insert = () => this.hot('insertRepository', [name, now()], (n, at) => this.insertRepositoryQuery(n, at), db);
+    const insert = async () => this.hot('insertRepository', [name, await this.clock(db)], (n, at) => this.insertRepositoryQuery(n, at), db);
     // Inside a transaction the gate is held already (and is not re-entrant).
     await (db === this.db ? this.writing(insert) : insert());
     const id = await this.repositoryId(name, db);
@@ -367,6 +428,9 @@ export class MetadataStore {
    * thread's one connection, which a transaction holds).
    */
   async writing<T>(fn: () => Promise<T>): Promise<T> {
+    // PostgreSQL: no gate; a transaction chosen as a deadlock's victim (or a
+    // serialization failure) is run again here and never reaches a client.
+    if (this.dialect === 'postgres') return retryConflicts(fn);
     if (!this.gate) return fn();
     const release = await this.gate.acquire();
     try {
@@ -383,16 +447,52 @@ export class MetadataStore {
    * collection is deleting this blob's bytes, it waits and retries, so bytes
    * are never committed just before a collector removes them.
    */
-  async claimBlob<T>(digest: string, size: number, body: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+  async claimBlob<T>(digest: string, size: number, body: (trx: Transaction<Database>) => Promise<T>, scope: ClaimScope = {}): Promise<T> {
     return this.whileDeleting(digest, () =>
       this.writeTransaction(async (trx) => {
+        if (scope.repository !== undefined) await this.lockRepositories(trx, [scope.repository]);
+        await this.lockBlobs(trx, [digest, ...(scope.references ?? [])]);
         const [row] = await this.hot('blobState', [digest], (d) => this.blobStateQuery(d), trx);
-        const t = now();
+        const t = await this.clock(trx);
         if (beingDeleted(row, t)) return BUSY;
+        if (scope.onlyIf && !(await scope.onlyIf(trx))) return { value: null as T };
         await this.hot('recordBlob', [digest, size, t], (d, s, at) => this.recordBlobQuery(d, s, at), trx);
         return { value: await body(trx) };
       }),
     );
+  }
+
+  /**
+   * The time on the database's clock (ms since the epoch). On PostgreSQL,
+   * every process serving one database reads the same clock, so grace
+   * periods, 'deleting' marks and leases agree across machines whatever
+   * their own clocks say. SQLite's processes share one machine: its clock.
+   */
+  async clock(db: Db = this.db): Promise<number> {
+    if (this.dialect !== 'postgres') return now();
+    const [row] = await this.hot('clock', [], () => ({ compile: () => sql<{ t: number }>`SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS t`.compile(this.db) }), db);
+    return Number(row!.t);
+  }
+
+  /**
+   * PostgreSQL: takes the transaction-level locks of these repositories, in
+   * key order. With lockBlobs, the one lock order of every write
+   * transaction: repositories first, then blobs, each in key order; so no two
+   * transactions can wait for each other in a cycle (see
+   * docs/architecture.md, "Concurrency on PostgreSQL"). SQLite needs none:
+   * a writer holds the whole database from its first statement.
+   */
+  async lockRepositories(trx: Db, names: Iterable<string>): Promise<void> {
+    if (this.dialect !== 'postgres') return;
+    const keys = sortedKeys(names);
+    if (keys.length) await sql`SELECT pg_advisory_xact_lock(${REPOSITORY_LOCKS}, k) FROM unnest(${keys}::int[]) AS k ORDER BY k`.execute(trx);
+  }
+
+  /** PostgreSQL: takes the transaction-level locks of these blobs, in key order, after any repository's. */
+  async lockBlobs(trx: Db, digests: Iterable<string>): Promise<void> {
+    if (this.dialect !== 'postgres') return;
+    const keys = sortedKeys(digests);
+    if (keys.length) await sql`SELECT pg_advisory_xact_lock(${BLOB_LOCKS}, k) FROM unnest(${keys}::int[]) AS k ORDER BY k`.execute(trx);
   }
 
   /**
@@ -405,7 +505,7 @@ export class MetadataStore {
    * for the caller to put the bytes back and claim the general way; null
    * when there is no such path (PostgreSQL).
    */
-  async claimLinkNow(repository: string, digest: string, size: number, present: () => boolean): Promise<boolean | null> {
+  async claimLinkNow(repository: string, digest: string, size: number, present: () => boolean, startedAt?: number): Promise<boolean | null> {
     const sqlite = this.sqlite;
     if (!sqlite) return null;
     // A Kysely transaction may be open on this connection across an await
@@ -425,6 +525,11 @@ export class MetadataStore {
           if (!present()) throw ABSENT;
           let [repo] = this.runNow(sqlite, 'repositoryId', [repository], (n) => this.repositoryIdQuery(n));
           if (!repo) {
+            // Only when the repository is missing (not on the hot path): was it deleted after this upload began?
+            if (startedAt !== undefined) {
+              const [gone] = this.runNow(sqlite, 'repositoryDeletedAt', [repository], (n) => this.repositoryDeletedAtQuery(n));
+              if (gone && Number(gone.deleted_at) >= startedAt) throw new RepositoryDeletedError(repository);
+            }
             this.runNow(sqlite, 'insertRepository', [repository, t], (n, at) => this.insertRepositoryQuery(n, at));
             [repo] = this.runNow(sqlite, 'repositoryId', [repository], (n) => this.repositoryIdQuery(n));
           }
@@ -452,8 +557,7 @@ export class MetadataStore {
   }
 
   private blobStateQuery(digest: string) {
-    const q = this.db.selectFrom('blobs').select(['state', 'deleting_at']).where('digest', '=', digest);
-    return this.dialect === 'postgres' ? q.forUpdate() : q;
+    return this.db.selectFrom('blobs').select(['state', 'deleting_at']).where('digest', '=', digest);
   }
 
   private recordBlobQuery(digest: string, size: string, at: string) {
@@ -468,6 +572,10 @@ export class MetadataStore {
     return this.db.selectFrom('repositories').select('id').where('name', '=', name);
   }
 
+  private repositoryDeletedAtQuery(name: string) {
+    return this.db.selectFrom('repository_deletions').select('deleted_at').where('name', '=', name);
+  }
+
   private insertRepositoryQuery(name: string, at: string) {
     return this.db.insertInto('repositories').values({ name, created_at: at as unknown as number }).onConflict((oc) => oc.column('name').doNothing());
   }
@@ -479,15 +587,28 @@ export class MetadataStore {
       .onConflict((oc) => oc.columns(['repository_id', 'digest']).doUpdateSet({ created_at: at as unknown as number }));
   }
 
-  /** Links a blob into a repository inside a claimBlob transaction. */
+  /** Links a blob into a repository inside a claimBlob transaction whose scope holds that repository. */
   async linkInTransaction(trx: Transaction<Database>, repository: string, digest: string): Promise<void> {
     const repositoryId = await this.ensureRepository(repository, trx);
-    await this.hot('linkBlob', [repositoryId, digest, now()], (id, d, at) => this.linkBlobQuery(id, d, at), trx);
+    await this.hot('linkBlob', [repositoryId, digest, await this.clock(trx)], (id, d, at) => this.linkBlobQuery(id, d, at), trx);
+  }
+
+  /**
+   * linkInTransaction for an upload started at `startedAt` (database
+   * clock): refused with RepositoryDeletedError when the repository is gone
+   * because it was deleted after the upload began, rather than created again.
+   */
+  async linkUploadInTransaction(trx: Transaction<Database>, repository: string, digest: string, startedAt: number): Promise<void> {
+    if ((await this.repositoryId(repository, trx)) === null) {
+      const [gone] = await this.hot('repositoryDeletedAt', [repository], (n) => this.repositoryDeletedAtQuery(n), trx);
+      if (gone && Number(gone.deleted_at) >= startedAt) throw new RepositoryDeletedError(repository);
+    }
+    await this.linkInTransaction(trx, repository, digest);
   }
 
   /** Records a blob whose bytes are already committed and links it into a repository. */
   async linkBlob(repository: string, digest: string, size: number): Promise<void> {
-    await this.claimBlob(digest, size, (trx) => this.linkInTransaction(trx, repository, digest));
+    await this.claimBlob(digest, size, (trx) => this.linkInTransaction(trx, repository, digest), { repository });
   }
 
   /**
@@ -497,18 +618,28 @@ export class MetadataStore {
   async mountBlob(repository: string, from: string, digest: string): Promise<{ size: number } | null> {
     const linked = await this.linkedBlob(from, digest);
     if (!linked) return null;
-    return this.claimBlob(digest, linked.size, async (trx) => {
-      const still = await trx
+    // Still linked in `from` and live, under the blob's lock: its bytes are
+    // present and no collection can be removing them. Otherwise nothing is
+    // recorded (a live record must mean present bytes).
+    const stillLinked = async (trx: Transaction<Database>) =>
+      (await trx
         .selectFrom('repository_blobs as rb')
         .innerJoin('repositories as r', 'r.id', 'rb.repository_id')
+        .innerJoin('blobs as b', 'b.digest', 'rb.digest')
         .select('rb.digest')
         .where('r.name', '=', from)
         .where('rb.digest', '=', digest)
-        .executeTakeFirst();
-      if (!still) return null;
-      await this.linkInTransaction(trx, repository, digest);
-      return linked;
-    });
+        .where('b.state', '=', 'live')
+        .executeTakeFirst()) !== undefined;
+    return this.claimBlob(
+      digest,
+      linked.size,
+      async (trx) => {
+        await this.linkInTransaction(trx, repository, digest);
+        return linked;
+      },
+      { repository, onlyIf: stillLinked },
+    );
   }
 
   /** Repositories a live blob is linked in, by name (the candidates of an automatic mount). */
@@ -547,10 +678,13 @@ export class MetadataStore {
   }
 
   async unlinkBlob(repository: string, digest: string): Promise<boolean> {
-    const repositoryId = await this.repositoryId(repository);
-    if (repositoryId === null) return false;
-    const r = await this.writing(() => this.db.deleteFrom('repository_blobs').where('repository_id', '=', repositoryId).where('digest', '=', digest).executeTakeFirst());
-    return Number(r.numDeletedRows) > 0;
+    return this.writeTransaction(async (trx) => {
+      await this.lockRepositories(trx, [repository]);
+      const repositoryId = await this.repositoryId(repository, trx);
+      if (repositoryId === null) return false;
+      const r = await trx.deleteFrom('repository_blobs').where('repository_id', '=', repositoryId).where('digest', '=', digest).executeTakeFirst();
+      return Number(r.numDeletedRows) > 0;
+    });
   }
 
   /** A committed blob known anywhere in the registry, or null. */
@@ -567,6 +701,9 @@ export class MetadataStore {
    * references is present in the repository.
    */
   async putManifest(repository: string, m: NewManifest, tags: string[], writeBytes: () => Promise<void> = async () => {}): Promise<PutManifestResult> {
+    // The scope: the repository (its links, manifests and tags change only
+    // under its lock) and every blob the manifest references (a collection
+    // marks a blob only under its lock, and finds these references once this commits).
     return this.claimBlob(m.digest, m.size, async (trx) => {
       await writeBytes();
       const repositoryId = await this.ensureRepository(repository, trx);
@@ -574,7 +711,7 @@ export class MetadataStore {
       const missingManifests = await this.missing(trx, 'manifests', repositoryId, m.manifests);
       if (missingBlobs.length || missingManifests.length) return { ok: false as const, missingBlobs, missingManifests };
 
-      const t = now();
+      const t = await this.clock(trx);
       await trx
         .insertInto('manifests')
         .values({
@@ -615,13 +752,13 @@ export class MetadataStore {
           .execute();
       }
       return { ok: true as const };
-    });
+    }, { repository, references: m.blobs });
   }
 
   /**
-   * Which of `digests` are absent from the repository. Blobs must be live;
-   * on PostgreSQL their rows are share-locked until the transaction ends,
-   * so a collector cannot delete them between this check and the commit.
+   * Which of `digests` are absent from the repository. Blobs must be live.
+   * The caller holds the repository's lock and the blobs' (PostgreSQL), so
+   * neither a delete nor a collection can change the answer before it commits.
    */
   private async missing(trx: Db, table: 'repository_blobs' | 'manifests', repositoryId: number, digests: string[]): Promise<string[]> {
     const wanted = [...new Set(digests)];
@@ -630,14 +767,13 @@ export class MetadataStore {
     for (let i = 0; i < wanted.length; i += 500) {
       const chunk = wanted.slice(i, i + 500);
       if (table === 'repository_blobs') {
-        let q = trx
+        const q = trx
           .selectFrom('repository_blobs as rb')
           .innerJoin('blobs as b', 'b.digest', 'rb.digest')
           .select('rb.digest')
           .where('rb.repository_id', '=', repositoryId)
           .where('rb.digest', 'in', chunk)
           .where('b.state', '=', 'live');
-        if (this.dialect === 'postgres') q = q.forShare();
         for (const r of await q.execute()) found.add(r.digest);
       } else {
         const rows = await trx.selectFrom('manifests').select('digest').where('repository_id', '=', repositoryId).where('digest', 'in', chunk).execute();
@@ -683,6 +819,7 @@ export class MetadataStore {
   /** Deletes a manifest from a repository with every tag pointing at it. */
   async deleteManifest(repository: string, digest: string): Promise<boolean> {
     return this.writeTransaction(async (trx) => {
+      await this.lockRepositories(trx, [repository]);
       const repositoryId = await this.repositoryId(repository, trx);
       if (repositoryId === null) return false;
       const row = await trx.selectFrom('manifests').select('id').where('repository_id', '=', repositoryId).where('digest', '=', digest).executeTakeFirst();
@@ -751,6 +888,10 @@ export class MetadataStore {
   /** Deletes an untagged manifest if it is still collectable (re-checked in the same statement). */
   async deleteUntaggedManifest(id: number, cutoff: number): Promise<boolean> {
     return this.writeTransaction(async (trx) => {
+      const owner = await trx.selectFrom('manifests as m').innerJoin('repositories as r', 'r.id', 'm.repository_id').select('r.name').where('m.id', '=', id).executeTakeFirst();
+      if (!owner) return false;
+      // A repository keeps its id while it exists; a deleted one takes its manifests with it.
+      await this.lockRepositories(trx, [owner.name]);
       const r = await sql`DELETE FROM manifests WHERE id = ${id} AND id IN (SELECT m.id FROM manifests m WHERE m.id = ${id} AND ${untaggedCondition(cutoff)})`.execute(trx);
       const deleted = Number(r.numAffectedRows ?? 0) > 0;
       if (deleted) await trx.deleteFrom('manifest_references').where('manifest_id', '=', id).execute();
@@ -774,37 +915,72 @@ export class MetadataStore {
    * null when it is no longer collectable.
    */
   async markBlobDeleting(digest: string, cutoff: number): Promise<{ repositories: string[]; size: number } | null> {
-    return this.writeTransaction(async (trx) => {
-      if (this.dialect === 'postgres') await sql`SELECT digest FROM blobs WHERE digest = ${digest} FOR UPDATE`.execute(trx);
-      const row = (await sql<{ size: number }>`SELECT b.size FROM blobs b WHERE b.digest = ${digest} AND ${blobCollectable(cutoff)}`.execute(trx)).rows[0];
-      if (!row) return null;
-      const repos = await trx
-        .selectFrom('repository_blobs as rb')
-        .innerJoin('repositories as r', 'r.id', 'rb.repository_id')
-        .select('r.name')
-        .where('rb.digest', '=', digest)
-        .execute();
-      await trx.deleteFrom('repository_blobs').where('digest', '=', digest).execute();
-      await trx.updateTable('blobs').set({ state: 'deleting', deleting_at: now() }).where('digest', '=', digest).execute();
-      return { repositories: repos.map((r) => r.name), size: Number(row.size) };
-    });
+    const linkedIn = async (db: Db) =>
+      (await db.selectFrom('repository_blobs as rb').innerJoin('repositories as r', 'r.id', 'rb.repository_id').select('r.name').where('rb.digest', '=', digest).execute()).map((r) => r.name);
+    // The links it removes belong to their repositories, whose locks come
+    // before the blob's: the repositories linking it are read first, locked,
+    // then the blob. A link made in another repository meanwhile (its claim
+    // held the blob's lock, so it is visible once this one has it) sends the
+    // transaction round again with that repository too.
+    let repositories = this.dialect === 'postgres' ? await linkedIn(this.db) : [];
+    // Each round adds a repository that linked the blob meanwhile; one that
+    // keeps being linked anew is in use: it is left for the next collection.
+    for (let round = 0; round < 20; round++) {
+      type Marked = { again: false; repositories: string[]; size: number } | { again: true; repos: string[] } | null;
+      const result = await this.writeTransaction(async (trx): Promise<Marked> => {
+        await this.lockRepositories(trx, repositories);
+        await this.lockBlobs(trx, [digest]);
+        const row = (await sql<{ size: number }>`SELECT b.size FROM blobs b WHERE b.digest = ${digest} AND ${blobCollectable(cutoff)}`.execute(trx)).rows[0];
+        if (!row) return null;
+        const repos = await linkedIn(trx);
+        if (this.dialect === 'postgres' && repos.some((r) => !repositories.includes(r))) return { again: true, repos };
+        await trx.deleteFrom('repository_blobs').where('digest', '=', digest).execute();
+        await trx.updateTable('blobs').set({ state: 'deleting', deleting_at: await this.clock(trx) }).where('digest', '=', digest).execute();
+        return { again: false, repositories: repos, size: Number(row.size) };
+      });
+      if (result === null) return null;
+      if (result.again) {
+        repositories = [...new Set([...repositories, ...result.repos])];
+        continue;
+      }
+      return { repositories: result.repositories, size: result.size };
+    }
+    return null;
   }
 
   /** Second phase: forgets a blob whose bytes are gone, unless a push revived it meanwhile. */
   async forgetBlob(digest: string): Promise<void> {
-    await this.writing(() => this.db.deleteFrom('blobs').where('digest', '=', digest).where('state', '=', 'deleting').execute());
+    await this.writeTransaction(async (trx) => {
+      await this.lockBlobs(trx, [digest]);
+      await trx.deleteFrom('blobs').where('digest', '=', digest).where('state', '=', 'deleting').execute();
+    });
   }
 
   /** Removes links older than `cutoff` that no manifest of their repository references. */
   async pruneStaleLinks(cutoff: number): Promise<number> {
-    const r = await this.writing(
-      () => sql`
-      DELETE FROM repository_blobs
-      WHERE created_at < ${cutoff}
-        AND NOT EXISTS (SELECT 1 FROM manifest_references x
-                        WHERE x.repository_id = repository_blobs.repository_id AND x.digest = repository_blobs.digest AND x.kind = 'blob')`.execute(this.db),
-    );
-    return Number(r.numAffectedRows ?? 0);
+    const stale = (repositoryId?: number) => sql`
+      repository_blobs.created_at < ${cutoff}
+      ${repositoryId === undefined ? sql`` : sql`AND repository_blobs.repository_id = ${repositoryId}`}
+      AND NOT EXISTS (SELECT 1 FROM manifest_references x
+                      WHERE x.repository_id = repository_blobs.repository_id AND x.digest = repository_blobs.digest AND x.kind = 'blob')`;
+    if (this.dialect !== 'postgres') {
+      const r = await this.writing(() => sql`DELETE FROM repository_blobs WHERE ${stale()}`.execute(this.db));
+      return Number(r.numAffectedRows ?? 0);
+    }
+    // PostgreSQL: one repository at a time, under its lock, which every
+    // push, mount and manifest write into it holds: a link cannot be pruned
+    // between a manifest's check of it and the manifest's commit.
+    const repos = await sql<{ id: number; name: string }>`
+      SELECT DISTINCT r.id, r.name FROM repository_blobs JOIN repositories r ON r.id = repository_blobs.repository_id WHERE ${stale()} ORDER BY r.name`.execute(this.db);
+    let pruned = 0;
+    for (const repo of repos.rows) {
+      pruned += await this.writeTransaction(async (trx) => {
+        await this.lockRepositories(trx, [repo.name]);
+        const r = await sql`DELETE FROM repository_blobs WHERE ${stale(Number(repo.id))}`.execute(trx);
+        return Number(r.numAffectedRows ?? 0);
+      });
+    }
+    return pruned;
   }
 
   /** Blobs some manifest references (what a mark phase marks). */
@@ -823,7 +999,8 @@ export class MetadataStore {
    */
   async claimOrphan(digest: string, size: number): Promise<boolean> {
     return this.writeTransaction(async (trx) => {
-      const t = now();
+      await this.lockBlobs(trx, [digest]);
+      const t = await this.clock(trx);
       const r = await trx
         .insertInto('blobs')
         .values({ digest, size, created_at: t, last_used_at: 0, state: 'deleting', deleting_at: t })
@@ -844,6 +1021,7 @@ export class MetadataStore {
    */
   async deleteRepository(name: string): Promise<{ manifests: { digest: string; mediaType: string; size: number }[]; tags: { tag: string; digest: string }[] } | null> {
     return this.writeTransaction(async (trx) => {
+      await this.lockRepositories(trx, [name]);
       const repositoryId = await this.repositoryId(name, trx);
       if (repositoryId === null) return null;
       const manifests = await trx.selectFrom('manifests').select(['id', 'digest', 'media_type', 'size']).where('repository_id', '=', repositoryId).orderBy('id').execute();
@@ -859,6 +1037,12 @@ export class MetadataStore {
       await trx.deleteFrom('manifests').where('repository_id', '=', repositoryId).execute();
       await trx.deleteFrom('repository_blobs').where('repository_id', '=', repositoryId).execute();
       await trx.deleteFrom('repositories').where('id', '=', repositoryId).execute();
+      const at = await this.clock(trx);
+      await trx
+        .insertInto('repository_deletions')
+        .values({ name, deleted_at: at })
+        .onConflict((oc) => oc.column('name').doUpdateSet({ deleted_at: at }))
+        .execute();
       return {
         manifests: manifests.map((m) => ({ digest: m.digest, mediaType: m.media_type, size: Number(m.size) })),
         tags: tags.map((t) => ({ tag: t.name, digest: t.digest })),

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import type { MetadataStore, NewManifest } from './store.js';
+import { RepositoryDeletedError, type MetadataStore, type NewManifest } from './store.js';
 
 const d = (s: string) => `sha256:${createHash('sha256').update(s).digest('hex')}`;
 
@@ -22,6 +22,32 @@ function manifest(name: string, extra: Partial<NewManifest> = {}): NewManifest {
     ...extra,
   };
 }
+
+/**
+ * Claims and links a pushed blob as an upload's finish does: SQLite's
+ * synchronous claimLinkNow, or the general claim where there is none
+ * (PostgreSQL). True when linked, false when the bytes were not in place.
+ */
+export async function claimLink(store: MetadataStore, repository: string, digest: string, size: number, present: () => boolean, startedAt?: number): Promise<boolean> {
+  const now = await store.claimLinkNow(repository, digest, size, present, startedAt);
+  if (now !== null) return now;
+  return store.claimBlob(
+    digest,
+    size,
+    async (trx) => {
+      if (!present()) throw new NotPresent();
+      if (startedAt === undefined) await store.linkInTransaction(trx, repository, digest);
+      else await store.linkUploadInTransaction(trx, repository, digest, startedAt);
+      return true;
+    },
+    { repository },
+  ).catch((err: unknown) => {
+    if (err instanceof NotPresent) return false;
+    throw err;
+  });
+}
+
+class NotPresent extends Error {}
 
 /**
  * Another request's transaction is open across an await (as a manifest's is
@@ -41,7 +67,7 @@ export async function claimLinkNowBesideOpenTransaction(store: MetadataStore, na
     throw new Error('the other request fails');
   });
   await inside;
-  const beside = store.claimLinkNow(`now/beside-${name}`, blob, 4, () => true);
+  const beside = claimLink(store, `now/beside-${name}`, blob, 4, () => true);
   release();
   await assert.rejects(outer, /the other request fails/);
   assert.equal(await beside, true);
@@ -113,41 +139,39 @@ export function runMetadataSuite(name: string, open: () => Promise<{ store: Meta
       assert.deepEqual(await store.knownBlob(blob), { size: 42 }, 'the blob itself stays known');
     });
 
-    it('claims and links a pushed blob in one synchronous transaction on SQLite (claimLinkNow)', async () => {
+    it('claims and links a pushed blob (on SQLite in one synchronous transaction, claimLinkNow)', async () => {
       const blob = d('now-1');
-      if (store.dialect !== 'sqlite') {
-        assert.equal(await store.claimLinkNow('now/a', blob, 3, () => true), null, 'no such path: the caller claims the general way');
-        return;
-      }
+      // SQLite has the synchronous path; PostgreSQL has none, and the caller claims the general way.
+      if (store.dialect === 'sqlite') assert.equal(await store.claimLinkNow('now/probe', d('now-probe'), 1, () => true), true);
+      else assert.equal(await store.claimLinkNow('now/probe', d('now-probe'), 1, () => true), null);
       assert.equal(await store.linkedBlob('now/a', blob), null); // cached now: the claim must make it stale
       // The bytes are not in place: nothing is written, not even the repository.
-      assert.equal(await store.claimLinkNow('now/a', blob, 3, () => false), false);
+      assert.equal(await claimLink(store, 'now/a', blob, 3, () => false), false);
       assert.equal(await store.knownBlob(blob), null);
       assert.equal(await store.repositoryId('now/a'), null);
       assert.equal(await store.linkedBlob('now/a', blob), null);
       // In place: recorded, the repository created, linked, and seen at once by the same connection's cached reads.
-      assert.equal(await store.claimLinkNow('now/a', blob, 3, () => true), true);
+      assert.equal(await claimLink(store, 'now/a', blob, 3, () => true), true);
       assert.deepEqual(await store.linkedBlob('now/a', blob), { size: 3 });
       assert.deepEqual(await store.knownBlob(blob), { size: 3 });
-      assert.equal(await store.claimLinkNow('now/a', blob, 3, () => true), true, 'again: idempotent');
+      assert.equal(await claimLink(store, 'now/a', blob, 3, () => true), true, 'again: idempotent');
       // Many at once, into new and existing repositories.
       const many = Array.from({ length: 40 }, (_, i) => ({ repo: `now/r${i % 5}`, blob: d(`now-many-${i}`) }));
-      assert.deepEqual(await Promise.all(many.map((m, i) => store.claimLinkNow(m.repo, m.blob, i, () => true))), many.map(() => true));
+      assert.deepEqual(await Promise.all(many.map((m, i) => claimLink(store, m.repo, m.blob, i, () => true))), many.map(() => true));
       for (const [i, m] of many.entries()) assert.deepEqual(await store.linkedBlob(m.repo, m.blob), { size: i });
     });
 
-    it('claimLinkNow waits for a transaction held open across an await on its connection, and is not rolled back with it', async () => {
+    it('a claim waits for a transaction held open across an await, and is not rolled back with it', async () => {
       // This store has no write gate, as a lone serving thread has none (sqlite.test.ts runs it with one).
-      if (store.dialect === 'sqlite') await claimLinkNowBesideOpenTransaction(store, 'ungated');
+      await claimLinkNowBesideOpenTransaction(store, 'ungated');
     });
 
-    it('claimLinkNow waits while a garbage collection is deleting the blob, then claims it', async () => {
+    it('a claim waits while a garbage collection is deleting the blob, then claims it', async () => {
       const blob = d('now-collected');
-      if (store.dialect !== 'sqlite') return;
       await store.linkBlob('now/gc', blob, 9);
-      assert.deepEqual(await store.markBlobDeleting(blob, Date.now() + 60_000), { repositories: ['now/gc'], size: 9 });
+      assert.deepEqual(await store.markBlobDeleting(blob, (await store.clock()) + 60_000), { repositories: ['now/gc'], size: 9 });
       let settled = false;
-      const claim = store.claimLinkNow('now/gc', blob, 9, () => true).finally(() => (settled = true));
+      const claim = claimLink(store, 'now/gc', blob, 9, () => true).finally(() => (settled = true));
       await new Promise((r) => setTimeout(r, 100));
       assert.equal(settled, false, 'waits while the blob is being deleted');
       await store.forgetBlob(blob);
@@ -235,6 +259,104 @@ export function runMetadataSuite(name: string, open: () => Promise<{ store: Meta
       const final = await store.manifestByTag('race/a', 'latest');
       assert.ok(ms.some((m) => m.digest === final?.digest));
       assert.deepEqual(await store.listTags('race/a', { limit: 10 }), ['latest']);
+    });
+
+    it('manifest writes, manifest deletes, links, prunes and collections racing on shared layers: none fails, no acknowledged manifest is left incomplete', async () => {
+      const layers = Array.from({ length: 4 }, (_, i) => d(`shared-layer-${i}`));
+      const repos = ['conc/a', 'conc/b', 'conc/c'];
+      for (const r of repos) for (const [i, l] of layers.entries()) await store.linkBlob(r, l, 100 + i);
+      const image = (i: number) => manifest(`conc-${i}`, { blobs: [layers[i % 4]!, layers[(i + 1) % 4]!] });
+      const acked: { repo: string; digest: string; blobs: string[] }[] = [];
+      let refused = 0;
+      const ops: Promise<unknown>[] = [];
+      for (let i = 0; i < 60; i++) {
+        const repo = repos[i % 3]!;
+        const m = image(i);
+        ops.push(store.putManifest(repo, m, [`t${i}`]).then((r) => (r.ok ? acked.push({ repo, digest: m.digest, blobs: m.blobs }) : refused++)));
+        ops.push(store.linkBlob(repos[(i + 1) % 3]!, layers[(i + 2) % 4]!, 100 + ((i + 2) % 4)));
+        if (i % 3 === 2) ops.push(store.deleteManifest(repo, image(i - 2).digest));
+        if (i % 6 === 0) ops.push(store.mountBlob(repos[(i + 2) % 3]!, repo, layers[i % 4]!));
+        if (i % 5 === 0) {
+          ops.push(
+            (async () => {
+              // A collection with no grace at all: every link and blob no manifest holds is garbage.
+              const cutoff = (await store.clock()) + 1;
+              await store.pruneStaleLinks(cutoff);
+              for (const l of layers) if (await store.markBlobDeleting(l, cutoff)) await store.forgetBlob(l);
+            })(),
+          );
+        }
+      }
+      await Promise.all(ops);
+      assert.ok(acked.length > 0, `some manifests were acknowledged (${refused} refused)`);
+      let present = 0;
+      for (const a of acked) {
+        if (!(await store.manifestByDigest(a.repo, a.digest))) continue; // deleted meanwhile
+        present++;
+        for (const b of a.blobs) assert.notEqual(await store.linkedBlob(a.repo, b), null, `${a.repo}@${a.digest} lost its blob ${b}`);
+      }
+      assert.ok(present > 0, 'some acknowledged manifests were left to check');
+      // A collection now spares every blob they reference.
+      const cutoff = (await store.clock()) + 1;
+      await store.pruneStaleLinks(cutoff);
+      for (const a of acked) {
+        if (!(await store.manifestByDigest(a.repo, a.digest))) continue;
+        for (const b of a.blobs) {
+          assert.equal(await store.markBlobDeleting(b, cutoff), null, `a referenced blob ${b} is not collectable`);
+          assert.notEqual(await store.linkedBlob(a.repo, b), null, `nor is its link pruned`);
+        }
+      }
+    });
+
+    it('tags a manifest while it is being deleted without a constraint error', async () => {
+      const m = manifest('tag-vs-delete');
+      await store.putManifest('tagdel/a', m, ['first']);
+      const ops: Promise<unknown>[] = [];
+      for (let i = 0; i < 20; i++) {
+        ops.push(store.putManifest('tagdel/a', m, [`t${i}`]));
+        ops.push(store.deleteManifest('tagdel/a', m.digest));
+      }
+      await Promise.all(ops);
+      const tags = (await store.listTags('tagdel/a', { limit: 100 })) ?? [];
+      const present = await store.manifestByDigest('tagdel/a', m.digest);
+      if (present) for (const t of tags) assert.equal((await store.manifestByTag('tagdel/a', t))?.digest, m.digest);
+      else assert.deepEqual(tags, [], 'no tag outlives its manifest');
+    });
+
+    it('mounts only a blob still linked and live in the source, recording nothing otherwise', async () => {
+      const blob = d('mount-deleting');
+      await store.linkBlob('mnt/from', blob, 5);
+      assert.deepEqual(await store.markBlobDeleting(blob, (await store.clock()) + 60_000), { repositories: ['mnt/from'], size: 5 });
+      assert.equal(await store.mountBlob('mnt/to', 'mnt/from', blob), null);
+      assert.equal(await store.repositoryId('mnt/to'), null, 'not even the repository');
+      await store.forgetBlob(blob);
+      assert.equal(await store.blobRecorded(blob), false);
+    });
+
+    it('an upload finishing after its repository was deleted does not bring the repository back', async () => {
+      const blob = d('after-delete');
+      await store.putManifest('gone/a', manifest('gone-m'), ['t']);
+      const startedBefore = await store.clock();
+      await new Promise((r) => setTimeout(r, 5));
+      assert.notEqual(await store.deleteRepository('gone/a'), null);
+      await assert.rejects(claimLink(store, 'gone/a', blob, 3, () => true, startedBefore), RepositoryDeletedError);
+      assert.equal(await store.repositoryId('gone/a'), null, 'still deleted');
+      assert.equal(await store.linkedBlob('gone/a', blob), null);
+      // An upload begun after the delete creates the repository anew, as a first push does.
+      await new Promise((r) => setTimeout(r, 5));
+      assert.equal(await claimLink(store, 'gone/a', blob, 3, () => true, await store.clock()), true);
+      assert.deepEqual(await store.linkedBlob('gone/a', blob), { size: 3 });
+      // And one begun before the delete may link into the repository made since (it exists: nothing is brought back).
+      assert.equal(await claimLink(store, 'gone/a', d('after-delete-2'), 4, () => true, startedBefore), true);
+    });
+
+    it("reads the time from the database's clock", async () => {
+      const before = Date.now();
+      const a = await store.clock();
+      const b = await store.clock();
+      assert.ok(Number.isInteger(a) && b >= a, `${a} then ${b}`);
+      // The same machine here: the two clocks agree to within a few seconds.
+      assert.ok(Math.abs(a - before) < 5_000, `database clock ${a}, process clock ${before}`);
     });
   });
 }

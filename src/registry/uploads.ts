@@ -16,7 +16,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { BlobStore } from '../storage/index.js';
 import { UploadHash, UploadNotFoundError } from '../storage/index.js';
-import type { MetadataStore } from '../metadata/index.js';
+import { RepositoryDeletedError, type MetadataStore } from '../metadata/index.js';
 import { counting, digestStream } from './digest.js';
 import { RegistryError } from './errors.js';
 import { parseDigest } from './reference.js';
@@ -53,7 +53,11 @@ export class Uploads {
   ) {}
 
   async start(repository: string): Promise<UploadState> {
-    const nonce = randomBytes(16);
+    // The nonce begins with the start time on the database's clock (48 bits
+    // of ms): an upload older than its repository's last delete belonged to
+    // the deleted repository and must not bring it back.
+    const nonce = Buffer.concat([Buffer.alloc(6), randomBytes(10)]);
+    nonce.writeUIntBE(Math.max(0, Math.min(2 ** 48 - 1, await this.meta.clock())), 0, 6);
     const id = nonce.toString('base64url') + tag(repository, nonce);
     await this.store.createUpload(id);
     this.remember(id, { hash: new UploadHash(), offset: 0 });
@@ -133,13 +137,26 @@ export class Uploads {
       // which stays until the claim has committed.
       await this.store.commitUpload(id, digest);
       const store = this.store;
-      const linked = store.existsNow ? await this.meta.claimLinkNow(repository, digest, state.size, () => store.existsNow!(digest)) : null;
-      if (linked !== true) {
-        // No synchronous path (PostgreSQL, a remote store), or the bytes were gone.
-        await this.meta.claimBlob(digest, state.size, async (trx) => {
-          if (!(await store.exists(digest))) await store.commitUpload(id, digest);
-          await this.meta.linkInTransaction(trx, repository, digest);
-        });
+      const startedAt = startTime(id);
+      try {
+        const linked = store.existsNow ? await this.meta.claimLinkNow(repository, digest, state.size, () => store.existsNow!(digest), startedAt) : null;
+        if (linked !== true) {
+          // No synchronous path (PostgreSQL, a remote store), or the bytes were gone.
+          await this.meta.claimBlob(
+            digest,
+            state.size,
+            async (trx) => {
+              if (!(await store.exists(digest))) await store.commitUpload(id, digest);
+              await this.meta.linkUploadInTransaction(trx, repository, digest, startedAt);
+            },
+            { repository },
+          );
+        }
+      } catch (err) {
+        if (!(err instanceof RepositoryDeletedError)) throw err;
+        // The repository was deleted while this upload went on: the upload went with it.
+        await this.discard(id);
+        throw unknownUpload(id);
       }
       await this.store.deleteUpload(id);
       return { digest, size: state.size };
@@ -229,6 +246,11 @@ export class Uploads {
 }
 
 /** The part of an upload id that binds its random bytes to the repository. */
+/** When an upload was started (database clock, ms), from its id. */
+function startTime(id: string): number {
+  return Buffer.from(id.slice(0, 22), 'base64url').readUIntBE(0, 6);
+}
+
 function tag(repository: string, nonce: Uint8Array): string {
   return createHash('sha256').update('berth upload\0').update(repository).update('\0').update(nonce).digest().subarray(0, 16).toString('base64url');
 }

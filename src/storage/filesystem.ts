@@ -11,7 +11,8 @@
  * target directory, so an acknowledged blob survives a crash and a
  * half-written one is never visible.
  */
-import { closeSync, createReadStream, fdatasync, fstatSync, fsync, ftruncateSync, linkSync, openSync, renameSync, statSync, unlinkSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, copyFileSync, createReadStream, fdatasync, fstatSync, fsync, fsyncSync, ftruncateSync, linkSync, openSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { mkdir, open, readdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import path from 'node:path';
@@ -510,16 +511,38 @@ async function readdirOrEmpty(dir: string): Promise<string[]> {
 /**
  * Hard-links the upload into place, keeping the upload for a repeated commit.
  * Content already in place is the same bytes. Where hard links are not
- * supported, the upload is renamed instead.
+ * supported, the upload is copied (to a temporary name beside the target,
+ * flushed, then renamed into place), never renamed: the upload must stay
+ * until the blob's claim commits, since the claim commits again from it
+ * when a garbage collection removed the bytes in between.
+ * `link` is the hard-link call (a parameter for tests).
  */
-function place(source: string, target: string): void {
+export function place(source: string, target: string, link: (source: string, target: string) => void = linkSync): void {
   try {
-    linkSync(source, target);
+    link(source, target);
   } catch (err) {
     const code = errorCode(err);
     if (code === 'EEXIST') return;
-    if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'EXDEV') renameSync(source, target);
-    else throw err;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EXDEV') throw err;
+    // Not a digest-shaped name: list() passes it by, and a crash leaves it to nothing but disk space.
+    const temp = `${target}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+    try {
+      copyFileSync(source, temp);
+      const fd = openSync(temp, 'r+');
+      try {
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(temp, target);
+    } catch (copyErr) {
+      try {
+        unlinkSync(temp);
+      } catch {
+        // never created, or renamed already
+      }
+      throw copyErr;
+    }
   }
 }
 

@@ -148,3 +148,16 @@ export async function startPostgres(): Promise<PostgresServer> {
     throw e;
   }
 }
+
+/** Creates a fresh, empty database on `server` and returns its URL (one per test, one server per file). */
+export async function createDatabase(server: PostgresServer, name: string): Promise<string> {
+  const pg = (await import('pg')).default;
+  const client = new pg.Client({ connectionString: server.url });
+  await client.connect();
+  try {
+    await client.query(`CREATE DATABASE "${name.replace(/"/g, '')}"`);
+  } finally {
+    await client.end();
+  }
+  return server.url.replace(/\/[^/]*$/, `/${name}`);
+}
