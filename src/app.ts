@@ -201,11 +201,11 @@ export async function startServer(config: Config, log?: Logger, opts: ServeOptio
       },
     );
     if (opts.handed) {
-      const handed = serveHandedConnections(handler, opts.handed.port, tls);
+      const handed = serveHandedConnections(handler, opts.handed.port, tls, config.http.timeouts);
       accept = handed.accept;
       running = handed;
     } else {
-      running = await listen(handler, host, port, tls);
+      running = await listen(handler, host, port, tls, config.http.timeouts);
     }
     source.addr = `${hostname()}:${running.port}`; // the real port when :0 was asked for
   }
