@@ -172,6 +172,7 @@ export async function startServer(config: Config, log?: Logger, opts: ServeOptio
   const role = opts.role ?? 'single';
   const app = await createApp(config, log, { writeGate: opts.writeGate, checkpoints: role === 'worker' ? 'elsewhere' : 'here' });
   const auth = createAuthenticator(config, app.log);
+  if (auth && config.berth.admins.length === 0 && role !== 'worker') app.log.warn('berth.admins is empty: /berth/v1/ (gc, repository delete, storage usage) refuses every user with 403');
   const health = createHealthChecks(app);
   const metrics = config.http.debug.prometheus.enabled ? createMetrics({ uploadsInProgress: role === 'worker' ? undefined : () => countUploads(app.store) }) : undefined;
   if (metrics) app.gc.onCollected = (summary) => metrics.gcCollected(summary);
@@ -196,7 +197,12 @@ export async function startServer(config: Config, log?: Logger, opts: ServeOptio
         metrics,
         health,
         events: notifications,
-        api: createApiRoutes({ gc: app.gc, gcDefaults: { graceMs: config.berth.gc.grace, deleteUntagged: config.berth.gc.deleteuntagged } }),
+        api: createApiRoutes({
+          gc: app.gc,
+          gcDefaults: { graceMs: config.berth.gc.grace, deleteUntagged: config.berth.gc.deleteuntagged },
+          // Without auth everyone is anonymous and the API stays open, as before; with htpasswd only berth.admins.
+          admins: auth ? config.berth.admins : 'open',
+        }),
       },
       {
         prefix: config.http.prefix,
@@ -208,11 +214,11 @@ export async function startServer(config: Config, log?: Logger, opts: ServeOptio
       },
     );
     if (opts.handed) {
-      const handed = serveHandedConnections(handler, opts.handed.port, tls);
+      const handed = serveHandedConnections(handler, opts.handed.port, tls, config.http.timeouts);
       accept = handed.accept;
       running = handed;
     } else {
-      running = await listen(handler, host, port, tls);
+      running = await listen(handler, host, port, tls, config.http.timeouts);
     }
     source.addr = `${hostname()}:${running.port}`; // the real port when :0 was asked for
   }

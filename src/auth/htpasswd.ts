@@ -10,6 +10,31 @@ import { readFileSync, statSync } from 'node:fs';
 import bcrypt from 'bcryptjs';
 
 const BCRYPT_RE = /^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$/;
+
+/** Checks a password against a bcrypt hash; injectable so tests can count the work done. */
+export type CompareFn = (password: string, hash: string) => Promise<boolean>;
+
+/**
+ * A well-formed bcrypt hash of the given cost that no password matches (its
+ * salt and digest are random). Checking an unknown user against it costs as
+ * much as checking a known one, so response times do not tell which names exist.
+ */
+function dummyHash(cost: string): string {
+  const alphabet = './ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+  const tail = Array.from(randomBytes(53), (b) => alphabet[b & 63]).join('');
+  return `$2b$${cost}$${tail}`;
+}
+
+/** The cost most entries use (`$2y$10$…` → "10"); unknown users are checked at it. */
+function commonCost(hashes: Iterable<string>): string {
+  const counts = new Map<string, number>();
+  for (const h of hashes) counts.set(h.slice(4, 6), (counts.get(h.slice(4, 6)) ?? 0) + 1);
+  let best = '10';
+  let most = 0;
+  for (const [cost, n] of counts) if (n > most) [best, most] = [cost, n];
+  return best;
+}
+
 const STAT_INTERVAL_MS = 1000;
 
 /** Where the file's coming and going is reported (a pino logger fits). */
@@ -28,10 +53,13 @@ export class HtpasswdFile {
   /** The file could not be read at the last look: said once, and again when it is back. */
   private missing = false;
 
+  private dummy = dummyHash('10');
+
   /** Reads the file now; a missing or unreadable file is an error. */
   constructor(
     readonly path: string,
     private readonly log?: HtpasswdLog,
+    private readonly compare: CompareFn = (password, hash) => bcrypt.compare(password, hash),
   ) {
     this.reload(true);
   }
@@ -79,6 +107,7 @@ export class HtpasswdFile {
       this.missing = false;
       this.log?.info({ path: this.path, users: users.size }, 'htpasswd file is back and in use again');
     }
+    this.dummy = dummyHash(commonCost(users.values()));
   }
 
   private refresh(): void {
@@ -111,11 +140,15 @@ export class HtpasswdFile {
   async verify(user: string, password: string): Promise<'ok' | 'unknown user' | 'wrong password'> {
     this.refresh();
     const hash = this.users.get(user);
-    if (!hash) return 'unknown user';
+    if (!hash) {
+      // The same bcrypt work as for a known user; never a success, never cached.
+      await this.compare(password, this.dummy);
+      return 'unknown user';
+    }
     const mac = createHmac('sha256', this.key).update(user).update('\0').update(password).update('\0').update(hash).digest();
     const known = this.verified.get(user);
     if (known && timingSafeEqual(known, mac)) return 'ok';
-    const ok = await bcrypt.compare(password, hash);
+    const ok = await this.compare(password, hash);
     if (ok) {
       if (this.verified.size > 10_000) this.verified.clear();
       this.verified.set(user, mac);

@@ -320,3 +320,21 @@ describe('listen addresses (http.addr, http.debug.addr)', () => {
     assert.throws(() => parseConfig('', { REGISTRY_HTTP_DEBUG_ADDR: 'localhost' }), /http\.debug\.addr: missing port/);
   });
 });
+
+describe('hardening keys (Berth\'s own)', () => {
+  it('http.timeouts default to 30s header, 65s idle, 60s read, in milliseconds', () => {
+    assert.deepEqual(parseConfig('').config.http.timeouts, { header: 30_000, idle: 65_000, read: 60_000 });
+  });
+
+  it('http.timeouts from YAML and REGISTRY_HTTP_TIMEOUTS_*; a bad duration names the key', () => {
+    const { config } = parseConfig('http:\n  timeouts:\n    header: 5s\n    read: 0\n', { REGISTRY_HTTP_TIMEOUTS_IDLE: '2m' });
+    assert.deepEqual(config.http.timeouts, { header: 5000, idle: 120_000, read: 0 });
+    assert.throws(() => parseConfig('http:\n  timeouts:\n    header: soon\n'), /http\.timeouts\.header: /);
+  });
+
+  it('berth.admins: a list of user names, empty by default', () => {
+    assert.deepEqual(parseConfig('').config.berth.admins, []);
+    assert.deepEqual(parseConfig('berth:\n  admins: [alice, bob]\n').config.berth.admins, ['alice', 'bob']);
+    assert.deepEqual(parseConfig('', { REGISTRY_BERTH_ADMINS: '[carol]' }).config.berth.admins, ['carol']);
+  });
+});

@@ -58,6 +58,8 @@ export interface Config {
     tls: { certificate?: string; key?: string; clientcas: string[]; minimumtls: 'tls1.0' | 'tls1.1' | 'tls1.2' | 'tls1.3' };
     headers: Record<string, string[]>;
     debug: { addr?: string; prometheus: { enabled: boolean; path: string } };
+    /** Berth's own (distribution has none): how long a client may take; 0 turns one off. */
+    timeouts: { header: number; idle: number; read: number };
   };
   auth: { htpasswd?: { realm: string; path: string } };
   notifications: { endpoints: NotificationEndpoint[] };
@@ -74,6 +76,8 @@ export interface Config {
     gc: { enabled: boolean; grace: number; interval: number; deleteuntagged: boolean };
     /** Threads serving HTTP, in one process; 0 means one per core, 1 a single thread. */
     workers: number;
+    /** htpasswd users who may use /berth/v1/ (gc, repository delete, storage usage). */
+    admins: string[];
   };
 }
 
@@ -141,6 +145,10 @@ const SCHEMA: Schema = s.struct({
     debug: s.struct({ addr: s.string(), prometheus: s.struct({ enabled: s.bool(false), path: s.string('/metrics') }) }),
     http2: s.any(),
     h2c: s.any(),
+    // header: a request's headers must arrive within it; idle: keep-alive between
+    // requests; read: the longest pause between two bytes of a request body
+    // (not a total: a large push over a slow link goes on as long as bytes flow).
+    timeouts: s.struct({ header: s.duration('30s'), idle: s.duration('65s'), read: s.duration('60s') }),
   }),
   auth: s.struct({
     htpasswd: s.struct({ realm: s.string('Registry Realm'), path: s.string() }),
@@ -181,6 +189,7 @@ const SCHEMA: Schema = s.struct({
     database: s.struct({ url: s.string() }),
     gc: s.struct({ enabled: s.bool(true), grace: s.duration('24h'), interval: s.duration('1h'), deleteuntagged: s.bool(false) }),
     workers: s.int(0, 0, 256),
+    admins: s.list(s.string()),
   }),
 });
 

@@ -23,6 +23,7 @@ import type { Logger } from 'pino';
 import type { NotificationEndpoint } from '../config/index.js';
 import type { Database } from '../metadata/schema.js';
 import { EVENTS_MEDIA_TYPE, type EventSink, type RegistryEvent } from './types.js';
+import { redactUrl, redactUrls } from './redact.js';
 
 export type EndpointConfig = Pick<NotificationEndpoint, 'name' | 'disabled' | 'url' | 'headers' | 'timeout' | 'threshold' | 'backoff' | 'ignoredmediatypes' | 'ignore'>;
 
@@ -108,7 +109,7 @@ export class NotificationQueue implements EventSink {
     if (this.started) return;
     this.started = true;
     for (const w of this.workers.values()) {
-      this.log.info({ endpoint: w.config.name, url: w.config.url, timeout: w.config.timeout, threshold: w.config.threshold, backoff: w.config.backoff }, `configuring notification endpoint ${w.config.name}`);
+      this.log.info({ endpoint: w.config.name, url: redactUrl(w.config.url), timeout: w.config.timeout, threshold: w.config.threshold, backoff: w.config.backoff }, `configuring notification endpoint ${w.config.name}`);
       await w.ensureRow();
     }
     // Queues of endpoints no longer configured are kept (a config change should not lose events) but said.
@@ -341,7 +342,7 @@ class EndpointWorker {
     );
     if (failures === this.config.threshold || (failures > this.config.threshold && now - this.lastWarnAt >= 60_000)) {
       this.lastWarnAt = now;
-      this.log.warn({ failures, error, pending: batch.ids.length, url: this.config.url }, `notification endpoint ${this.name} is failing (${failures} consecutive errors), backing off ${this.config.backoff}ms between attempts; events are kept`);
+      this.log.warn({ failures, error, pending: batch.ids.length, url: redactUrl(this.config.url) }, `notification endpoint ${this.name} is failing (${failures} consecutive errors), backing off ${this.config.backoff}ms between attempts; events are kept`);
     } else {
       this.log.debug({ failures, error }, 'notification delivery failed, retrying');
     }
@@ -362,7 +363,8 @@ class EndpointWorker {
     } catch (err) {
       const e = err as Error & { cause?: { code?: string; message?: string } };
       if (e.name === 'TimeoutError') return `no response within ${this.config.timeout}ms`;
-      return `error posting: ${e.cause?.code ?? e.cause?.message ?? e.message}`;
+      // The message may quote the endpoint's URL, credentials and all; it is logged and stored.
+      return `error posting: ${redactUrls(e.cause?.code ?? e.cause?.message ?? e.message)}`;
     }
   }
 

@@ -1,7 +1,8 @@
 /**
  * The debug server on http.debug.addr: /debug/health (distribution's
  * format: `{}` when healthy, failing checks by name with 503 otherwise),
- * /livez, /readyz and, when enabled, Prometheus metrics.
+ * /livez, /readyz (which, unlike the API's, names the failing checks: this
+ * server is not public) and, when enabled, Prometheus metrics.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { HealthChecks } from '../health/index.js';

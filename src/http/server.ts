@@ -126,7 +126,8 @@ export function createRequestHandler(services: EdgeServices, opts: HttpOptions) 
         entered = true;
       }
       if (health && !health.healthy()) {
-        throw new RegistryError('UNAVAILABLE', 'the registry is unhealthy', health.status(), { status: 503 });
+        // No detail: the failing checks (paths, URIs) are for the debug server only.
+        throw new RegistryError('UNAVAILABLE', 'the registry is unhealthy', undefined, { status: 503 });
       }
       const result = await auth.authenticate(req.headers);
       if (!result.ok) {
@@ -146,7 +147,7 @@ export function createRequestHandler(services: EdgeServices, opts: HttpOptions) 
         aborted = true;
         res.destroy();
       } else {
-        if (isRegistryError(err)) await drainBody(req);
+        if (isRegistryError(err)) closeAfterRefusal(req, res);
         sendError(res, err);
       }
     }
@@ -209,43 +210,59 @@ function originForm(req: IncomingMessage): string {
   return rest.startsWith('/') ? rest : `/${rest}`;
 }
 
-/** The most of a refused request's body that is read and dropped before the answer, and for how long. */
-const DRAIN_LIMIT = 64 * 1024 * 1024;
-const DRAIN_TIMEOUT_MS = 10_000;
+/** How long a refused request's connection lingers after the answer, and the most of its body read meanwhile. */
+const LINGER_MS = 2000;
+const LINGER_BYTES = 4 * 1024 * 1024;
 
 /**
- * Reads and drops what is left of a refused request's body before its error
- * is sent (a chunk refused with 409 or 416, say, before any of it was read).
- * Node closes a `Connection: close` connection once the response is sent;
- * a client still sending then gets a reset instead of the answer.
+ * A refused request whose body is still arriving (a chunk refused with 409
+ * or 416, or a 401, before any of it was read): its connection is closed
+ * rather than the rest of the body read, which would let an anonymous
+ * client make the server read any amount. The answer goes out with
+ * `Connection: close`, then a lingering close: FIN, then the body is read
+ * and dropped for at most LINGER_MS and LINGER_BYTES, then the socket is
+ * destroyed. Destroying at once would make the kernel reset a connection
+ * still receiving, and a client still sending could lose the answer.
  */
-function drainBody(req: IncomingMessage): Promise<void> {
-  if (req.complete || req.destroyed || Number(req.headers['content-length'] ?? 0) > DRAIN_LIMIT) return Promise.resolve();
-  return new Promise((resolve) => {
-    let seen = 0;
-    const done = () => {
-      clearTimeout(timer);
-      req.off('data', onData);
-      req.off('end', done);
-      req.off('close', done);
-      req.off('error', done);
-      resolve();
-    };
-    const onData = (chunk: Buffer) => {
-      seen += chunk.byteLength;
-      if (seen > DRAIN_LIMIT) done();
-    };
-    const timer = setTimeout(done, DRAIN_TIMEOUT_MS);
-    req.on('data', onData);
-    req.once('end', done);
-    req.once('close', done);
-    req.once('error', done);
-    req.resume();
+function closeAfterRefusal(req: IncomingMessage, res: ServerResponse): void {
+  if (req.complete || req.destroyed || res.headersSent) return;
+  const socket = req.socket;
+  res.setHeader('Connection', 'close');
+  let timer: NodeJS.Timeout | undefined;
+  const stop = () => {
+    clearTimeout(timer);
+    socket.destroy();
+  };
+  let seen = 0;
+  // A reader of our own: it counts, and keeps node:http from dumping the rest unbounded.
+  req.on('data', (chunk: Buffer) => {
+    seen += chunk.byteLength;
+    if (seen > LINGER_BYTES) stop();
   });
+  req.on('error', () => {});
+  req.resume();
+  // node:http ends a `Connection: close` response with socket.destroySoon(),
+  // which destroys right after the FIN; this socket lingers instead.
+  socket.destroySoon = () => {
+    socket.end();
+    timer = setTimeout(stop, LINGER_MS);
+    timer.unref();
+    const stopIfDone = () => {
+      if (socket.writableFinished && req.complete) stop();
+    };
+    req.once('end', stopIfDone);
+    socket.once('finish', stopIfDone);
+    socket.once('close', () => clearTimeout(timer));
+  };
 }
 
-function probe(res: ServerResponse, ok: boolean, health?: HealthChecks): void {
-  const body = Buffer.from(JSON.stringify(ok ? { status: 'ok' } : { status: 'unhealthy', checks: health?.status() ?? {} }));
+/**
+ * The API's /livez and /readyz answer anyone, so they say only whether the
+ * registry is healthy: a check's name is a file path or a URI. The debug
+ * server, which is not public, names the failing checks.
+ */
+function probe(res: ServerResponse, ok: boolean, _health?: HealthChecks): void {
+  const body = Buffer.from(JSON.stringify({ status: ok ? 'ok' : 'unhealthy' }));
   res.writeHead(ok ? 200 : 503, { 'Content-Type': 'application/json', 'Content-Length': body.byteLength, 'Cache-Control': 'no-cache' });
   res.end(body);
 }
@@ -271,9 +288,55 @@ export interface TlsOptions {
 
 const TLS_VERSIONS: Record<TlsOptions['minimumtls'], SecureVersion> = { 'tls1.0': 'TLSv1', 'tls1.1': 'TLSv1.1', 'tls1.2': 'TLSv1.2', 'tls1.3': 'TLSv1.3' };
 
-function createHttpServer(handler: (req: IncomingMessage, res: ServerResponse) => unknown, tls?: TlsOptions): http.Server {
-  const options = { keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000, ServerResponse: RegistryResponse as typeof http.ServerResponse };
+/** http.timeouts, in milliseconds; 0 turns one off. */
+export interface ServerTimeouts {
+  /** A request's headers must have arrived within this (slow-loris clients hold no socket longer). */
+  header: number;
+  /** A keep-alive connection with no request in progress is closed after this. */
+  idle: number;
+  /** The longest pause between two bytes of a request body; not a bound on the whole request. */
+  read: number;
+}
+
+export const DEFAULT_TIMEOUTS: ServerTimeouts = { header: 30_000, idle: 65_000, read: 60_000 };
+
+/**
+ * A body is coming: node:http sends `Transfer-Encoding` or a non-zero
+ * `Content-Length` for one (a request without either has none).
+ */
+function hasBody(req: IncomingMessage): boolean {
+  return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+}
+
+/**
+ * http.timeouts.read: while a request's body is arriving, a socket that
+ * receives nothing for `ms` is cut. The socket's inactivity timer restarts
+ * with every read; node:http emits 'timeout' on the request only while its
+ * body is incomplete. Once it is complete, the response's listener keeps the
+ * timer from cutting a request that is still being worked on (node:http
+ * destroys a timed-out socket nobody listens for); node:http sets the
+ * keep-alive timer after the response.
+ */
+function watchBody(req: IncomingMessage, res: ServerResponse, ms: number): void {
+  const socket = req.socket;
+  socket.setTimeout(ms);
+  req.once('timeout', () => socket.destroy());
+  res.on('timeout', () => {});
+}
+
+function createHttpServer(handler: (req: IncomingMessage, res: ServerResponse) => unknown, tls: TlsOptions | undefined, timeouts: ServerTimeouts): http.Server {
+  const options: http.ServerOptions = {
+    keepAliveTimeout: timeouts.idle,
+    // No bound on a whole request: a large push over a slow link must finish (http.timeouts.read bounds its pauses).
+    requestTimeout: 0,
+    headersTimeout: timeouts.header,
+    // node:http looks for expired header timeouts on this interval (30 s by
+    // default, which would let a slow client hold its socket that much longer).
+    connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(timeouts.header / 4) || 1000)),
+    ServerResponse: RegistryResponse as typeof http.ServerResponse,
+  };
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    if (timeouts.read > 0 && hasBody(req)) watchBody(req, res, timeouts.read);
     void handler(req, res);
   };
   return tls
@@ -328,8 +391,9 @@ export async function listen(
   host: string | undefined,
   port: number,
   tls?: TlsOptions,
+  timeouts: ServerTimeouts = DEFAULT_TIMEOUTS,
 ): Promise<RunningServer> {
-  const server = createHttpServer(handler, tls);
+  const server = createHttpServer(handler, tls, timeouts);
   const bind = await bindAddress(host);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -359,8 +423,9 @@ export function serveHandedConnections(
   handler: (req: IncomingMessage, res: ServerResponse) => unknown,
   port: number,
   tls?: TlsOptions,
+  timeouts: ServerTimeouts = DEFAULT_TIMEOUTS,
 ): RunningServer & { accept(socket: net.Socket): void } {
-  const server = createHttpServer(handler, tls);
+  const server = createHttpServer(handler, tls, timeouts);
   // node:http starts tracking connections (for idle-connection closing and
   // header timeouts) on 'listening'; this server never listens, so say it does.
   server.emit('listening');

@@ -411,15 +411,22 @@ describe('health checks and the debug server', () => {
       const checks = JSON.parse(sick.body.toString()) as Record<string, string>;
       assert.deepEqual(Object.keys(checks), [flag]);
       assert.match(checks[flag]!, /exists/);
-      for (const url of [`${debug}/readyz`, `${b.url}/readyz`]) {
-        const r = await request(url);
-        assert.equal(r.status, 503, url);
-        assert.ok(flag in (JSON.parse(r.body.toString()) as { checks: Record<string, string> }).checks, url);
-      }
+      // The debug server (not public) names the failing checks; the API tells anyone only that it is unhealthy.
+      const debugReady = await request(`${debug}/readyz`);
+      assert.equal(debugReady.status, 503);
+      assert.ok(flag in (JSON.parse(debugReady.body.toString()) as { checks: Record<string, string> }).checks);
+      const apiReady = await request(`${b.url}/readyz`);
+      assert.equal(apiReady.status, 503);
+      assert.deepEqual(JSON.parse(apiReady.body.toString()), { status: 'unhealthy' });
       const api = await request(`${b.url}/v2/`);
       assert.equal(api.status, 503);
       assert.deepEqual(errorCodes(api), ['UNAVAILABLE']);
-      assert.equal((await request(`${b.url}/v2/x/manifests/latest`)).status, 503);
+      const manifest = await request(`${b.url}/v2/x/manifests/latest`);
+      assert.equal(manifest.status, 503);
+      for (const r of [apiReady, api, manifest]) {
+        assert.ok(!r.body.toString().includes(path.basename(flag)), `a public answer shows the check's file: ${r.body.toString()}`);
+        assert.ok(!r.body.toString().includes('exists'), r.body.toString());
+      }
       for (const url of [`${debug}/livez`, `${b.url}/livez`]) assert.equal((await request(url)).status, 200, url);
 
       await unlink(flag);
@@ -500,7 +507,10 @@ describe('health checks and the debug server', () => {
         return r.status === 503 ? (JSON.parse(r.body.toString()) as Record<string, string>) : undefined;
       }, 1500);
       assert.match(sick[uri]!, /500/);
-      assert.equal((await request(`${b.url}/v2/`)).status, 503);
+      const api = await request(`${b.url}/v2/`);
+      assert.equal(api.status, 503);
+      assert.ok(!api.body.toString().includes('/probe'), `the 503 shows the check's URI: ${api.body.toString()}`);
+      assert.deepEqual(JSON.parse((await request(`${b.url}/readyz`)).body.toString()), { status: 'unhealthy' });
       answer = 204;
       await eventually('healthy again', async () => (await request(debug)).status === 200, 1500);
       assert.equal((await request(`${b.url}/v2/`)).status, 200);

@@ -13,6 +13,24 @@ import type { Match } from '../v2/index.js';
 export interface ApiServices {
   gc: GarbageCollector;
   gcDefaults: { graceMs: number; deleteUntagged: boolean };
+  /**
+   * Who may use this API. `open`: everyone (a registry without auth, where
+   * everyone is anonymous and may do everything, as today). Otherwise only
+   * the named users (berth.admins); with none named, nobody.
+   */
+  admins: 'open' | readonly string[];
+}
+
+/**
+ * Until accounts and roles exist, this API (collections, repository
+ * deletes, storage usage) is for the users berth.admins names.
+ */
+function assertAdmin(admins: ApiServices['admins'], ctx: Ctx): void {
+  if (admins === 'open') return;
+  const name = ctx.identity.name;
+  if (name !== undefined && admins.includes(name)) return;
+  const why = admins.length === 0 ? 'no administrators are configured (berth.admins)' : 'it is for the users berth.admins names';
+  throw new RegistryError('DENIED', `requested access to the resource is denied: ${why}`, undefined, { status: 403 });
 }
 
 const GC_PARAMETERS = ['dryrun', 'deleteuntagged', 'grace'];
@@ -50,7 +68,13 @@ export function createApiRoutes(services: ApiServices): (method: string, path: s
     const rest = path.slice('berth/v1/'.length);
     const allow = (route: string, methods: string[], run: (ctx: Ctx) => Promise<void>): Match =>
       methods.includes(method)
-        ? { route, run }
+        ? {
+            route,
+            run: async (ctx) => {
+              assertAdmin(services.admins, ctx);
+              await run(ctx);
+            },
+          }
         : {
             route,
             run: async () => {

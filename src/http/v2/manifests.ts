@@ -78,8 +78,8 @@ export async function putManifest(ctx: Ctx, name: string, reference: string): Pr
 
 /**
  * Reads a manifest body of at most MAX_MANIFEST_BYTES. An oversized body is
- * refused at once; the edge reads and drops the rest of it before the 413
- * goes out (see drainBody in http/server.ts).
+ * refused at once; the edge answers 413 and closes the connection with a
+ * bounded lingering close (see closeAfterRefusal in http/server.ts).
  */
 function readManifestBody(ctx: Ctx, tooLarge: () => RegistryError): Promise<Buffer> {
   const req = ctx.req;
