@@ -152,7 +152,7 @@ describe('a refused request with a body still arriving', () => {
   it('416: a chunk that does not start where the upload ends, refused before any of it is read', async () => {
     const upload = await startUpload(b.url, 'refused/range', alice);
     const o = await sendBody(upload, 'PATCH', { ...alice, 'Content-Range': `${10 * MiB}-${58 * MiB - 1}` }, 48 * MiB);
-    assertRefused(o, 416, 'RANGE_INVALID', 48 * MiB);
+    assertRefused(o, 416, 'BLOB_UPLOAD_INVALID', 48 * MiB);
     // The upload itself is untouched and still takes its first chunk.
     const ok = await fetch(upload, { method: 'PATCH', headers: { ...alice, 'Content-Type': 'application/octet-stream' }, body: Buffer.alloc(1000, 1) });
     assert.equal(ok.status, 202);

@@ -385,7 +385,9 @@ export function raceCases(title: string, opts: { collect: boolean; durationMs: n
         assert.equal(report.unexpected.length, 0, `unexpected answers:\n${sample(report.unexpected)}`);
         assert.equal(report.incomplete.length, 0, `incomplete images:\n${sample(report.incomplete)}`);
         assert.equal(report.lost.length, 0, `lost pushes:\n${sample(report.lost)}`);
-        assert.ok(report.pushes > 20 && report.indexes > 0 && report.deletes > 0 && report.mounts > 0, 'the load pushed, mounted and deleted');
+        // A sanity floor, not a rate: with collections back to back at a grace of 0 s on a loaded
+        // machine most pushes are refused once (MANIFEST_BLOB_UNKNOWN) and pushed again.
+        assert.ok(report.pushes >= 10 && report.indexes > 0 && report.deletes > 0 && report.mounts > 0, `the load pushed, mounted and deleted: ${line}`);
         assert.ok(report.checked > 0, 'some tagged images were left to check');
         if (opts.collect) assert.ok(report.collections > 5 && report.blobsCollected > 0, 'collections ran and removed blobs while pushes went on');
       });
