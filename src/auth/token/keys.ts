@@ -136,9 +136,14 @@ export class KeyRing {
     return this.reloading;
   }
 
+  /** Whether the keys are older than the reload interval (or `maxAgeMs`). */
+  isStale(maxAgeMs = this.reloadIntervalMs): boolean {
+    return this.now() - this.loadedAt >= maxAgeMs;
+  }
+
   /** Reloads when the keys are older than the reload interval (or `maxAgeMs`). */
   async fresh(maxAgeMs = this.reloadIntervalMs): Promise<void> {
-    if (this.now() - this.loadedAt >= maxAgeMs) await this.reload();
+    if (this.isStale(maxAgeMs)) await this.reload();
   }
 
   private live(k: SigningKey, now = this.now()): boolean {
