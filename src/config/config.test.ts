@@ -120,6 +120,43 @@ describe('config', () => {
     assert.match(warnings.join('\n'), /nosuch/);
   });
 
+  it('accepts distribution\'s auth.token keys, from the file and REGISTRY_AUTH_TOKEN_*', () => {
+    const { config } = parseConfig(
+      'auth:\n  token:\n    realm: https://auth.example.com/token\n    service: registry.example.com\n    issuer: auth.example.com\n    rootcertbundle: /certs/bundle.pem\n',
+      { REGISTRY_AUTH_TOKEN_JWKS: '/certs/jwks.json', REGISTRY_AUTH_TOKEN_SIGNINGALGORITHMS: '[ES256, RS256]' },
+    );
+    assert.deepEqual(config.auth.token, {
+      realm: 'https://auth.example.com/token',
+      service: 'registry.example.com',
+      issuer: 'auth.example.com',
+      rootcertbundle: '/certs/bundle.pem',
+      jwks: '/certs/jwks.json',
+      signingalgorithms: ['ES256', 'RS256'],
+      autoredirect: false,
+    });
+    assert.equal(parseConfig('').config.auth.token, undefined);
+    assert.equal(parseConfig('auth:\n  htpasswd:\n    path: /x\n').config.auth.token, undefined);
+  });
+
+  it('refuses an incomplete or conflicting auth.token, naming the key', () => {
+    const full = 'auth:\n  token:\n    realm: https://a/token\n    service: s\n    issuer: i\n    jwks: /j.json\n';
+    assert.ok(parseConfig(full).config.auth.token);
+    const cases: [string, NodeJS.ProcessEnv, RegExp][] = [
+      [full.replace('    realm: https://a/token\n', ''), {}, /auth\.token\.realm: required/],
+      [full.replace('    service: s\n', ''), {}, /auth\.token\.service: required/],
+      [full.replace('    issuer: i\n', ''), {}, /auth\.token\.issuer: required/],
+      [full.replace('    jwks: /j.json\n', ''), {}, /auth\.token: rootcertbundle or jwks/],
+      [full.replace('https://a/token', 'not a url'), {}, /auth\.token\.realm: expected/],
+      [full, { REGISTRY_AUTH_TOKEN_SIGNINGALGORITHMS: '[HS256]' }, /auth\.token\.signingalgorithms: unsupported HS256/],
+      [full, { REGISTRY_AUTH_HTPASSWD_PATH: '/h' }, /only one of auth\.htpasswd and auth\.token/],
+      ['', { REGISTRY_AUTH: 'token' }, /auth\.token\.realm: required/],
+      ['auth:\n  silly:\n    realm: x\n', {}, /auth\.silly/],
+    ];
+    for (const [text, env, re] of cases) {
+      assert.throws(() => parseConfig(text, env), (err: unknown) => err instanceof ConfigError && re.test(err.message), `${JSON.stringify(text)} ${JSON.stringify(env)}`);
+    }
+  });
+
   it('fails on bad values with a message that names the key', () => {
     const cases: [string, NodeJS.ProcessEnv, RegExp][] = [
       ['storage:\n  delete:\n    enabled: sometimes\n', {}, /storage\.delete\.enabled/],

@@ -61,7 +61,11 @@ export interface Config {
     /** Berth's own (distribution has none): how long a client may take; 0 turns one off. */
     timeouts: { header: number; idle: number; read: number };
   };
-  auth: { htpasswd?: { realm: string; path: string } };
+  auth: {
+    htpasswd?: { realm: string; path: string };
+    /** distribution's token auth: an external token server's JWTs (src/auth/token/external.ts). */
+    token?: { realm: string; service: string; issuer: string; rootcertbundle?: string; jwks?: string; signingalgorithms: string[]; autoredirect: boolean; autoredirectpath?: string };
+  };
   notifications: { endpoints: NotificationEndpoint[] };
   health: {
     storagedriver: { enabled: boolean; interval: number; threshold: number };
@@ -153,7 +157,16 @@ const SCHEMA: Schema = s.struct({
   auth: s.struct({
     htpasswd: s.struct({ realm: s.string('Registry Realm'), path: s.string() }),
     silly: s.any(),
-    token: s.any(),
+    token: s.struct({
+      realm: s.string(),
+      service: s.string(),
+      issuer: s.string(),
+      rootcertbundle: s.string(),
+      jwks: s.string(),
+      signingalgorithms: s.list(s.string()),
+      autoredirect: s.bool(false),
+      autoredirectpath: s.string(),
+    }),
   }),
   notifications: s.struct({
     events: s.struct({ includereferences: s.bool(false) }),
@@ -320,7 +333,9 @@ function finish(v: Record<string, unknown>, raw: Tree): Config {
   } else {
     delete c.auth.htpasswd;
   }
-  for (const other of ['silly', 'token']) if (c.auth[other] !== undefined) throw new ConfigError(`auth.${other}: this authentication method is not supported yet (use auth.htpasswd)`);
+  if (Object.keys(rawAuth).some((k) => k.toLowerCase() === 'token')) checkTokenAuth(c.auth.token as NonNullable<Config['auth']['token']>, c.auth.htpasswd !== undefined);
+  else delete c.auth.token;
+  if (c.auth.silly !== undefined) throw new ConfigError('auth.silly: this authentication method is not supported (use auth.htpasswd or auth.token)');
 
   c.notifications.endpoints.forEach((e, i) => {
     if (!e.name) throw new ConfigError(`notifications.endpoints[${i}].name: required`);
@@ -341,6 +356,25 @@ function finish(v: Record<string, unknown>, raw: Tree): Config {
     if (!t.addr) throw new ConfigError(`health.tcp[${i}].addr: required`);
   });
   return c;
+}
+
+/** The JWS algorithms Berth verifies (src/auth/token/jwt.ts), distribution's names. */
+const TOKEN_ALGORITHMS = ['ES256', 'ES384', 'ES512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'EdDSA'];
+
+/** auth.token as distribution requires it: realm, service and issuer, and a rootcertbundle or a jwks to trust. */
+function checkTokenAuth(t: NonNullable<Config['auth']['token']>, htpasswd: boolean): void {
+  if (htpasswd) throw new ConfigError('auth: only one of auth.htpasswd and auth.token may be configured');
+  for (const key of ['realm', 'service', 'issuer'] as const) {
+    if (!t[key]) throw new ConfigError(`auth.token.${key}: required when token authentication is configured`);
+  }
+  try {
+    new URL(t.realm);
+  } catch {
+    throw new ConfigError(`auth.token.realm: expected the token server's URL, such as https://auth.example.com/token, got ${JSON.stringify(t.realm)}`);
+  }
+  if (!t.rootcertbundle && !t.jwks) throw new ConfigError('auth.token: rootcertbundle or jwks is required (the keys whose tokens are trusted)');
+  const unknown = t.signingalgorithms.filter((a) => !TOKEN_ALGORITHMS.includes(a));
+  if (unknown.length > 0) throw new ConfigError(`auth.token.signingalgorithms: unsupported ${unknown.join(', ')} (supported: ${TOKEN_ALGORITHMS.join(', ')})`);
 }
 
 /**

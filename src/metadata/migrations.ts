@@ -125,6 +125,26 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0011_signing_keys': {
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      async up(db: Kysely<any>) {
+        // The token service's signing keys, shared by every replica (src/auth/token/keys.ts).
+        await id(db, 'signing_keys')
+          // 1 for the key made at first start, then one more per rotation: unique, so two first starts insert one key.
+          .addColumn('ordinal', 'integer', (c) => c.notNull().unique())
+          .addColumn('kid', 'text', (c) => c.notNull().unique())
+          .addColumn('algorithm', 'text', (c) => c.notNull())
+          // PKCS#8 PEM; null for a key whose private half lives in a file (auth.accounts.signingkey).
+          .addColumn('private_key', 'text')
+          // The key's self-signed certificate, base64 DER, made once so every replica sends the same x5c.
+          .addColumn('certificate', 'text', (c) => c.notNull())
+          .addColumn('created_at', bigint, (c) => c.notNull())
+          // Signs from this time on (published before, so verifiers can learn it first); verifies until retired.
+          .addColumn('active_at', bigint, (c) => c.notNull())
+          .addColumn('retired_at', bigint)
+          .execute();
+      },
+    },
   };
 }
 

@@ -82,6 +82,19 @@ export interface RepositoryDeletionsTable {
   deleted_at: number;
 }
 
+/** A token signing key (migration 0011_signing_keys). */
+export interface SigningKeysTable {
+  id: Generated<number>;
+  ordinal: number;
+  kid: string;
+  algorithm: string;
+  private_key: string | null;
+  certificate: string;
+  created_at: number;
+  active_at: number;
+  retired_at: number | null;
+}
+
 export interface Database {
   repositories: RepositoriesTable;
   repository_deletions: RepositoryDeletionsTable;
@@ -92,4 +105,5 @@ export interface Database {
   tags: TagsTable;
   notification_queue: NotificationQueueTable;
   notification_endpoints: NotificationEndpointsTable;
+  signing_keys: SigningKeysTable;
 }

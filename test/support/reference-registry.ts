@@ -18,13 +18,27 @@ process.once('exit', () => {
   for (const child of live) child.kill('SIGKILL');
 });
 
-function configYaml(rootDir: string, port: number): string {
+/** distribution's `auth.token` keys, for a registry that trusts a token server (Berth, in the interop tests). */
+export interface ReferenceTokenAuth {
+  realm: string;
+  service: string;
+  issuer: string;
+  /** PEM text of the certificates to trust (written to a file for `rootcertbundle`). */
+  rootCertBundle: string;
+}
+
+export interface ReferenceRegistryOptions {
+  tokenAuth?: ReferenceTokenAuth;
+}
+
+function configYaml(rootDir: string, port: number, auth?: Record<string, unknown>): string {
   // JSON is valid YAML, and avoids hand-indenting.
   return JSON.stringify({
     version: 0.1,
     log: { level: 'warn', accesslog: { disabled: true } },
     storage: { filesystem: { rootdirectory: rootDir }, delete: { enabled: true } },
     http: { addr: `127.0.0.1:${port}` },
+    ...(auth ? { auth } : {}),
   });
 }
 
@@ -37,7 +51,8 @@ async function waitReady(base: string, child: ChildProcess, output: () => string
     try {
       const res = await fetch(`http://${base}/v2/`, { signal: AbortSignal.timeout(1000) });
       await res.arrayBuffer();
-      if (res.status === 200) return;
+      // 401: serving, and asking for credentials (token auth).
+      if (res.status === 200 || res.status === 401) return;
     } catch {
       // Not listening yet.
     }
@@ -46,16 +61,23 @@ async function waitReady(base: string, child: ChildProcess, output: () => string
   }
 }
 
-export async function startReferenceRegistry(): Promise<ReferenceRegistry> {
+export async function startReferenceRegistry(opts: ReferenceRegistryOptions = {}): Promise<ReferenceRegistry> {
   const bin = await ensureTool('docker-registry');
   const dir = await mkdtemp(path.join(tmpdir(), 'berth-refreg-'));
   try {
+    let auth: Record<string, unknown> | undefined;
+    if (opts.tokenAuth) {
+      const { realm, service, issuer, rootCertBundle } = opts.tokenAuth;
+      const bundle = path.join(dir, 'token-roots.pem');
+      await writeFile(bundle, rootCertBundle);
+      auth = { token: { realm, service, issuer, rootcertbundle: bundle } };
+    }
     // freePort() races with other processes; a lost race shows up as an early exit, so retry.
     for (let attempt = 1; ; attempt++) {
       const port = await freePort();
       const base = `127.0.0.1:${port}`;
       const configFile = path.join(dir, 'config.yml');
-      await writeFile(configFile, configYaml(path.join(dir, 'storage'), port));
+      await writeFile(configFile, configYaml(path.join(dir, 'storage'), port, auth));
       const child = spawn(bin, ['serve', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
       live.add(child);
       let out = '';
