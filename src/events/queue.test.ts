@@ -142,6 +142,26 @@ describe('NotificationQueue', () => {
     }
   });
 
+  it('sends the user info of an endpoint URL (user:pass@host) as Basic auth, as distribution does', async () => {
+    const rx = await new Receiver().start();
+    const store = await MetadataStore.open({ sqlitePath: ':memory:' });
+    const withUser = rx.url.replace('http://', 'http://hook%40ops:p%3Ass@');
+    const q = new NotificationQueue({ db: store.db, endpoints: [endpoint('basic', `${withUser}/hook?x=1`)], source, log: logger() });
+    try {
+      await q.start();
+      const e = ev('push');
+      await q.emit([e]);
+      await until('the event', () => rx.delivered().length === 1);
+      const got = rx.requests[0]!;
+      assert.equal(got.path, '/hook?x=1');
+      assert.equal(got.headers.authorization, `Basic ${Buffer.from('hook@ops:p:ss').toString('base64')}`);
+    } finally {
+      await q.close();
+      await store.close();
+      await rx.close();
+    }
+  });
+
   it('honours ignore.mediatypes, the older ignoredmediatypes, ignore.actions, and disabled endpoints', async () => {
     const rx = await new Receiver().start();
     const store = await MetadataStore.open({ sqlitePath: ':memory:' });

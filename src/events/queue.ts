@@ -210,6 +210,8 @@ class EndpointWorker {
   private batch: { ids: number[]; body: string } | undefined;
   private lastWarnAt = 0;
   private readonly headers: [string, string][];
+  /** The endpoint's URL without user info, which fetch refuses; the user info goes as Basic auth (as distribution's Go client sends it). */
+  private readonly target: string;
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -219,6 +221,15 @@ class EndpointWorker {
   ) {
     this.headers = [];
     for (const [name, values] of Object.entries(config.headers)) for (const v of values) this.headers.push([name, v]);
+    const url = new URL(config.url);
+    if (url.username || url.password) {
+      const credentials = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
+      // A configured Authorization header wins, as it would in Go.
+      if (!this.headers.some(([name]) => name.toLowerCase() === 'authorization')) this.headers.push(['Authorization', `Basic ${Buffer.from(credentials).toString('base64')}`]);
+      url.username = '';
+      url.password = '';
+    }
+    this.target = url.toString();
   }
 
   private get name(): string {
@@ -355,7 +366,7 @@ class EndpointWorker {
     headers.set('Content-Type', EVENTS_MEDIA_TYPE);
     for (const [name, value] of this.headers) headers.append(name, value);
     try {
-      const res = await fetch(this.config.url, { method: 'POST', headers, body, signal: AbortSignal.timeout(this.config.timeout), redirect: 'follow' });
+      const res = await fetch(this.target, { method: 'POST', headers, body, signal: AbortSignal.timeout(this.config.timeout), redirect: 'follow' });
       await res.body?.cancel().catch(() => {});
       // As distribution's httpSink: any 2xx or 3xx (after redirects) is accepted.
       if (res.status >= 200 && res.status < 400) return null;
