@@ -82,7 +82,33 @@ export interface RepositoryDeletionsTable {
   deleted_at: number;
 }
 
+/**
+ * One row per garbage collection (online, scheduled or offline): its options,
+ * state and summary, so that any thread or process can report on a run
+ * another one executes. The executing process refreshes updated_at while the
+ * run is queued or running; a row left unrefreshed belongs to a process that died.
+ */
+export interface GcRunsTable {
+  id: Generated<number>;
+  state: 'queued' | 'running' | 'finished' | 'failed';
+  dry_run: number;
+  grace_ms: number;
+  delete_untagged: number;
+  /** Which collector (one per process thread) executes it. */
+  owner: string;
+  created_at: number;
+  started_at: number | null;
+  updated_at: number;
+  finished_at: number | null;
+  /** JSON: the last progress report ({phase, done, total?}). */
+  progress: string | null;
+  /** JSON: the summary, once finished. */
+  summary: string | null;
+  error: string | null;
+}
+
 export interface Database {
+  gc_runs: GcRunsTable;
   repositories: RepositoriesTable;
   repository_deletions: RepositoryDeletionsTable;
   blobs: BlobsTable;

@@ -65,6 +65,29 @@ export interface StorageUsage {
   repositories: { name: string; bytes: number; blobs: number }[];
 }
 
+/** A garbage collection's row (see GcRunsTable); summary and progress are JSON text. */
+export interface GcRunRow {
+  id: number;
+  state: 'queued' | 'running' | 'finished' | 'failed';
+  dryRun: boolean;
+  graceMs: number;
+  deleteUntagged: boolean;
+  owner: string;
+  createdAt: number;
+  startedAt: number | null;
+  updatedAt: number;
+  finishedAt: number | null;
+  progress: string | null;
+  summary: string | null;
+  error: string | null;
+}
+
+export interface GcRunOptions {
+  dryRun: boolean;
+  graceMs: number;
+  deleteUntagged: boolean;
+}
+
 export interface Page {
   /** Return names strictly after this one. */
   after?: string;
@@ -101,6 +124,12 @@ type Db = Kysely<Database> | Transaction<Database>;
 const MANIFEST_COLUMNS = ['m.id', 'm.digest', 'm.media_type', 'm.size', 'm.artifact_type', 'm.subject_digest', 'm.annotations'] as const;
 
 const BUSY = Symbol('busy');
+/** Stale links removed per transaction by pruneStaleLinks. */
+const PRUNE_BATCH = 1000;
+/** Garbage collection rows kept once finished (the newest). */
+const GC_RUNS_KEPT = 100;
+/** PostgreSQL: the advisory lock taken alone to create a collection's row, so two processes asked at once start one run. */
+const GC_RUN_LOCKS = 3;
 /** A 'deleting' mark older than this belongs to a collector that died; it may be taken over. */
 const STALE_DELETE_MS = 60_000;
 
@@ -184,6 +213,39 @@ function toRecord(row: {
     artifactType: row.artifact_type,
     subjectDigest: row.subject_digest,
     annotations: row.annotations ? (JSON.parse(row.annotations) as Record<string, string>) : null,
+  };
+}
+
+function toGcRun(r: {
+  id: number;
+  state: GcRunRow['state'];
+  dry_run: number;
+  grace_ms: number;
+  delete_untagged: number;
+  owner: string;
+  created_at: number;
+  started_at: number | null;
+  updated_at: number;
+  finished_at: number | null;
+  progress: string | null;
+  summary: string | null;
+  error: string | null;
+}): GcRunRow {
+  const n = (v: number | null) => (v === null ? null : Number(v));
+  return {
+    id: Number(r.id),
+    state: r.state,
+    dryRun: Number(r.dry_run) === 1,
+    graceMs: Number(r.grace_ms),
+    deleteUntagged: Number(r.delete_untagged) === 1,
+    owner: r.owner,
+    createdAt: Number(r.created_at),
+    startedAt: n(r.started_at),
+    updatedAt: Number(r.updated_at),
+    finishedAt: n(r.finished_at),
+    progress: r.progress,
+    summary: r.summary,
+    error: r.error,
   };
 }
 
@@ -956,31 +1018,60 @@ export class MetadataStore {
     });
   }
 
-  /** Removes links older than `cutoff` that no manifest of their repository references. */
+  /**
+   * Removes links older than `cutoff` that no manifest of their repository
+   * references, PRUNE_BATCH links per transaction, so that neither memory nor
+   * a lock grows with their number.
+   */
   async pruneStaleLinks(cutoff: number): Promise<number> {
     const stale = (repositoryId?: number) => sql`
       repository_blobs.created_at < ${cutoff}
       ${repositoryId === undefined ? sql`` : sql`AND repository_blobs.repository_id = ${repositoryId}`}
       AND NOT EXISTS (SELECT 1 FROM manifest_references x
                       WHERE x.repository_id = repository_blobs.repository_id AND x.digest = repository_blobs.digest AND x.kind = 'blob')`;
+    const deleteBatch = async (db: Db, repositoryId?: number) =>
+      Number(
+        (
+          await sql`DELETE FROM repository_blobs WHERE (repository_id, digest) IN (
+            SELECT repository_id, digest FROM repository_blobs WHERE ${stale(repositoryId)} LIMIT ${PRUNE_BATCH})`.execute(db)
+        ).numAffectedRows ?? 0,
+      );
+    let pruned = 0;
     if (this.dialect !== 'postgres') {
-      const r = await this.writing(() => sql`DELETE FROM repository_blobs WHERE ${stale()}`.execute(this.db));
-      return Number(r.numAffectedRows ?? 0);
+      for (;;) {
+        const n = await this.writeTransaction((trx) => deleteBatch(trx));
+        pruned += n;
+        if (n < PRUNE_BATCH) return pruned;
+      }
     }
     // PostgreSQL: one repository at a time, under its lock, which every
     // push, mount and manifest write into it holds: a link cannot be pruned
-    // between a manifest's check of it and the manifest's commit.
-    const repos = await sql<{ id: number; name: string }>`
-      SELECT DISTINCT r.id, r.name FROM repository_blobs JOIN repositories r ON r.id = repository_blobs.repository_id WHERE ${stale()} ORDER BY r.name`.execute(this.db);
-    let pruned = 0;
-    for (const repo of repos.rows) {
-      pruned += await this.writeTransaction(async (trx) => {
-        await this.lockRepositories(trx, [repo.name]);
-        const r = await sql`DELETE FROM repository_blobs WHERE ${stale(Number(repo.id))}`.execute(trx);
-        return Number(r.numAffectedRows ?? 0);
-      });
+    // between a manifest's check of it and the manifest's commit. The
+    // repositories are read a page at a time too.
+    let after = '';
+    for (;;) {
+      const repos = await sql<{ id: number; name: string }>`
+        SELECT DISTINCT r.id, r.name FROM repository_blobs JOIN repositories r ON r.id = repository_blobs.repository_id
+        WHERE r.name > ${after} AND ${stale()} ORDER BY r.name LIMIT ${PRUNE_BATCH}`.execute(this.db);
+      for (const repo of repos.rows) {
+        for (;;) {
+          const n = await this.writeTransaction(async (trx) => {
+            await this.lockRepositories(trx, [repo.name]);
+            return deleteBatch(trx, Number(repo.id));
+          });
+          pruned += n;
+          if (n < PRUNE_BATCH) break;
+        }
+      }
+      if (repos.rows.length < PRUNE_BATCH) return pruned;
+      after = repos.rows[repos.rows.length - 1]!.name;
     }
-    return pruned;
+  }
+
+  /** How many blobs a collection with this cutoff would consider now (for progress reports). */
+  async blobCandidateCount(cutoff: number): Promise<number> {
+    const r = await sql<{ n: number }>`SELECT count(*) AS n FROM blobs b WHERE ${blobCollectable(cutoff)}`.execute(this.db);
+    return Number(r.rows[0]?.n ?? 0);
   }
 
   /** Blobs some manifest references (what a mark phase marks). */
@@ -1076,6 +1167,100 @@ export class MetadataStore {
       reclaimableBlobs: Number(reclaimable.rows[0]?.blobs ?? 0),
       repositories: perRepo.rows.map((r) => ({ name: r.name, bytes: Number(r.bytes), blobs: Number(r.blobs) })),
     };
+  }
+
+  // ---- garbage collection runs ------------------------------------------------
+
+  /**
+   * Records a collection to run, or joins one: with `join`, a queued or
+   * running collection with the same options whose executor refreshed it
+   * since `freshSince` (database clock) is returned instead of a new row
+   * (a queued one first: it has not started, so it sees everything done so
+   * far). Old finished rows beyond the newest GC_RUNS_KEPT are removed.
+   */
+  async createGcRun(opts: GcRunOptions, owner: string, join: { freshSince: number } | null): Promise<{ run: GcRunRow; joined: boolean }> {
+    return this.writeTransaction(async (trx) => {
+      // Taken alone, in a transaction that takes no other lock: outside the repository/blob order, and no cycle with it.
+      if (this.dialect === 'postgres') await sql`SELECT pg_advisory_xact_lock(${GC_RUN_LOCKS}, 0)`.execute(trx);
+      if (join) {
+        const found = await trx
+          .selectFrom('gc_runs')
+          .selectAll()
+          .where('state', 'in', ['queued', 'running'])
+          .where('dry_run', '=', opts.dryRun ? 1 : 0)
+          .where('grace_ms', '=', opts.graceMs)
+          .where('delete_untagged', '=', opts.deleteUntagged ? 1 : 0)
+          .where('updated_at', '>=', join.freshSince)
+          .orderBy(sql`CASE WHEN state = 'queued' THEN 0 ELSE 1 END`)
+          .orderBy('id', 'desc')
+          .limit(1)
+          .executeTakeFirst();
+        if (found) return { run: toGcRun(found), joined: true };
+      }
+      const t = await this.clock(trx);
+      const inserted = await trx
+        .insertInto('gc_runs')
+        .values({
+          state: 'queued',
+          dry_run: opts.dryRun ? 1 : 0,
+          grace_ms: opts.graceMs,
+          delete_untagged: opts.deleteUntagged ? 1 : 0,
+          owner,
+          created_at: t,
+          started_at: null,
+          updated_at: t,
+          finished_at: null,
+          progress: null,
+          summary: null,
+          error: null,
+        })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      const id = Number(inserted.id);
+      await trx.deleteFrom('gc_runs').where('id', '<=', id - GC_RUNS_KEPT).where('state', 'in', ['finished', 'failed']).execute();
+      const run = await trx.selectFrom('gc_runs').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+      return { run: toGcRun(run), joined: false };
+    });
+  }
+
+  /** Updates a collection's row (and its updated_at, on the database clock). */
+  async updateGcRun(
+    id: number,
+    change: { state?: GcRunRow['state']; started?: boolean; finished?: boolean; progress?: string; summary?: string; error?: string },
+  ): Promise<void> {
+    await this.writing(async () => {
+      const t = await this.clock();
+      await this.db
+        .updateTable('gc_runs')
+        .set({
+          updated_at: t,
+          ...(change.state !== undefined ? { state: change.state } : {}),
+          ...(change.started ? { started_at: t } : {}),
+          ...(change.finished ? { finished_at: t } : {}),
+          ...(change.progress !== undefined ? { progress: change.progress } : {}),
+          ...(change.summary !== undefined ? { summary: change.summary } : {}),
+          ...(change.error !== undefined ? { error: change.error } : {}),
+        })
+        .where('id', '=', id)
+        .execute();
+    });
+  }
+
+  /** Refreshes the rows of collections this process executes, so readers know it is alive. */
+  async touchGcRuns(ids: number[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.writing(async () => {
+      const t = await this.clock();
+      await this.db.updateTable('gc_runs').set({ updated_at: t }).where('id', 'in', ids).where('state', 'in', ['queued', 'running']).execute();
+    });
+  }
+
+  /** A collection's row by id, or the newest one (`'latest'`). */
+  async gcRun(id: number | 'latest'): Promise<GcRunRow | null> {
+    let q = this.db.selectFrom('gc_runs').selectAll();
+    q = id === 'latest' ? q.orderBy('id', 'desc').limit(1) : q.where('id', '=', id);
+    const row = await q.executeTakeFirst();
+    return row ? toGcRun(row) : null;
   }
 
   /** Runs a trivial query; used by health checks. */

@@ -350,6 +350,37 @@ export function runMetadataSuite(name: string, open: () => Promise<{ store: Meta
       assert.equal(await claimLink(store, 'gone/a', d('after-delete-2'), 4, () => true, startedBefore), true);
     });
 
+    it('records garbage collection runs; joins only a fresh one with the same options, a queued one first', async () => {
+      const opts = { dryRun: false, graceMs: 0, deleteUntagged: true };
+      const t = await store.clock();
+      const a = await store.createGcRun(opts, 'owner-a', { freshSince: t - 60_000 });
+      assert.equal(a.joined, false);
+      assert.equal(a.run.state, 'queued');
+      assert.deepEqual([a.run.dryRun, a.run.graceMs, a.run.deleteUntagged, a.run.owner], [false, 0, true, 'owner-a']);
+      assert.equal((await store.gcRun('latest'))?.id, a.run.id);
+      // The same options: joined. Other options, or no join asked for: a run of its own.
+      assert.deepEqual(await store.createGcRun(opts, 'owner-b', { freshSince: t - 60_000 }), { run: a.run, joined: true });
+      const other = await store.createGcRun({ ...opts, dryRun: true }, 'owner-b', { freshSince: t - 60_000 });
+      assert.equal(other.joined, false);
+      const own = await store.createGcRun(opts, 'owner-b', null);
+      assert.equal(own.joined, false);
+      // a runs, own stays queued: a join prefers the queued one (it has not started, so it sees every delete so far).
+      await store.updateGcRun(a.run.id, { state: 'running', started: true, progress: '{"phase":"blobs","done":1}' });
+      assert.equal((await store.createGcRun(opts, 'owner-c', { freshSince: t - 60_000 })).run.id, own.run.id);
+      await store.updateGcRun(own.run.id, { state: 'finished', finished: true, summary: '{"blobsDeleted":3}' });
+      const finished = await store.gcRun(own.run.id);
+      assert.equal(finished?.state, 'finished');
+      assert.equal(finished?.summary, '{"blobsDeleted":3}');
+      assert.ok(finished!.finishedAt! >= t);
+      assert.equal((await store.createGcRun(opts, 'owner-c', { freshSince: t - 60_000 })).run.id, a.run.id, 'the running one, once none is queued');
+      // Not refreshed since freshSince: its process died; not joined.
+      const later = (await store.clock()) + 1000;
+      assert.equal((await store.createGcRun(opts, 'owner-c', { freshSince: later })).joined, false);
+      await store.touchGcRuns([a.run.id]);
+      assert.ok((await store.gcRun(a.run.id))!.updatedAt >= t);
+      assert.equal(await store.gcRun(987654321), null);
+    });
+
     it("reads the time from the database's clock", async () => {
       const before = Date.now();
       const a = await store.clock();

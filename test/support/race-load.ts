@@ -220,11 +220,12 @@ export async function runRaceLoad(opts: RaceOptions): Promise<RaceReport> {
   }
 
   async function collectOnce(deleteUntagged: boolean): Promise<void> {
-    const path = `/berth/v1/gc${deleteUntagged ? '?deleteuntagged=true' : ''}`;
+    // The collection runs outside the request; wait=true holds the answer until it has finished (200, with the summary).
+    const path = `/berth/v1/gc?wait=true${deleteUntagged ? '&deleteuntagged=true' : ''}`;
     const r = await call('POST', path);
-    if (r.status !== 200) unexpected('POST', path, r, await r.text());
+    if (r.status !== 200) return unexpected('POST', path, r, await r.text());
     report.collections++;
-    report.blobsCollected += ((await r.json()) as { blobsDeleted: number }).blobsDeleted;
+    report.blobsCollected += ((await r.json()) as { summary: { blobsDeleted: number } }).summary.blobsDeleted;
   }
 
   const deadline = Date.now() + opts.durationMs;
