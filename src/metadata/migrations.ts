@@ -145,6 +145,12 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex('gc_runs_state').on('gc_runs').columns(['state', 'id']).execute();
       },
     },
+    '0005_repository_deleting': {
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      async up(db: Kysely<any>) {
+        await db.schema.alterTable('repositories').addColumn('deleting_since', bigint).execute();
+      },
+    },
   };
 }
 

@@ -5,6 +5,8 @@ export interface RepositoriesTable {
   id: Generated<number>;
   name: string;
   created_at: number;
+  /** Set while a delete removes the repository batch by batch (refreshed each batch, database clock): writes into it are refused. */
+  deleting_since: number | null;
 }
 
 /** Every committed blob the registry knows, whatever repositories link it. */

@@ -124,6 +124,8 @@ type Db = Kysely<Database> | Transaction<Database>;
 const MANIFEST_COLUMNS = ['m.id', 'm.digest', 'm.media_type', 'm.size', 'm.artifact_type', 'm.subject_digest', 'm.annotations'] as const;
 
 const BUSY = Symbol('busy');
+/** Tags, manifests or links a repository delete removes per transaction. */
+export const REPOSITORY_DELETE_BATCH = 500;
 /** Stale links removed per transaction by pruneStaleLinks. */
 const PRUNE_BATCH = 1000;
 /** Garbage collection rows kept once finished (the newest). */
@@ -266,6 +268,18 @@ interface SqliteHandle {
 export class RepositoryDeletedError extends Error {
   constructor(readonly repository: string) {
     super(`repository ${repository} was deleted while the upload was in progress`);
+  }
+}
+
+/**
+ * A write into a repository that a delete is removing batch by batch. An
+ * upload's claim is refused like one into a deleted repository (its upload
+ * goes with the repository); a manifest write or a mount is refused.
+ */
+export class RepositoryBeingDeletedError extends RepositoryDeletedError {
+  constructor(repository: string) {
+    super(repository);
+    this.message = `repository ${repository} is being deleted`;
   }
 }
 
@@ -517,6 +531,8 @@ export class MetadataStore {
         const [row] = await this.hot('blobState', [digest], (d) => this.blobStateQuery(d), trx);
         const t = await this.clock(trx);
         if (beingDeleted(row, t)) return BUSY;
+        // Under the repository's lock, which the delete's every batch holds: no write slips in between two batches.
+        if (scope.repository !== undefined && (await this.beingDeletedRepository(scope.repository, trx))) throw new RepositoryBeingDeletedError(scope.repository);
         if (scope.onlyIf && !(await scope.onlyIf(trx))) return { value: null as T };
         await this.hot('recordBlob', [digest, size, t], (d, s, at) => this.recordBlobQuery(d, s, at), trx);
         return { value: await body(trx) };
@@ -586,6 +602,7 @@ export class MetadataStore {
           this.runNow(sqlite, 'recordBlob', [digest, size, t], (d, s, at) => this.recordBlobQuery(d, s, at));
           if (!present()) throw ABSENT;
           let [repo] = this.runNow(sqlite, 'repositoryId', [repository], (n) => this.repositoryIdQuery(n));
+          if (repo?.deleting_since != null && Number(repo.deleting_since) > t - STALE_DELETE_MS) throw new RepositoryBeingDeletedError(repository);
           if (!repo) {
             // Only when the repository is missing (not on the hot path): was it deleted after this upload began?
             if (startedAt !== undefined) {
@@ -631,7 +648,13 @@ export class MetadataStore {
   }
 
   private repositoryIdQuery(name: string) {
-    return this.db.selectFrom('repositories').select('id').where('name', '=', name);
+    return this.db.selectFrom('repositories').select(['id', 'deleting_since']).where('name', '=', name);
+  }
+
+  /** Whether a delete is removing this repository now (its mark refreshed within STALE_DELETE_MS). */
+  private async beingDeletedRepository(name: string, db: Db): Promise<boolean> {
+    const [row] = await this.hot('repositoryId', [name], (n) => this.repositoryIdQuery(n), db);
+    return row?.deleting_since != null && Number(row.deleting_since) > (await this.clock(db)) - STALE_DELETE_MS;
   }
 
   private repositoryDeletedAtQuery(name: string) {
@@ -1107,38 +1130,80 @@ export class MetadataStore {
   }
 
   /**
-   * Deletes a repository with every tag, manifest and link.
-   * Returns what was deleted (for events), or null when it did not exist.
+   * Deletes a repository with every tag, manifest and link, in batches of
+   * REPOSITORY_DELETE_BATCH rows, each its own short transaction under the
+   * repository's lock (so neither a lock nor a transaction grows with the
+   * repository):
+   * 1. the repository is marked as being deleted; from then on claims,
+   *    mounts and manifest writes into it are refused
+   *    (RepositoryBeingDeletedError), so nothing is added behind the delete;
+   * 2. tags, then manifests (with their references), then blob links go, a
+   *    batch at a time; `onBatch` is told what each committed batch removed;
+   * 3. the repository row goes and the time of the delete is recorded
+   *    (repository_deletions: an upload begun before it is refused later).
+   * Each batch refreshes the mark; a delete that died leaves it to expire
+   * after STALE_DELETE_MS, and running the delete again finishes the job.
+   * Returns the counts, or null when the repository did not exist.
    */
-  async deleteRepository(name: string): Promise<{ manifests: { digest: string; mediaType: string; size: number }[]; tags: { tag: string; digest: string }[] } | null> {
-    return this.writeTransaction(async (trx) => {
-      await this.lockRepositories(trx, [name]);
-      const repositoryId = await this.repositoryId(name, trx);
-      if (repositoryId === null) return null;
-      const manifests = await trx.selectFrom('manifests').select(['id', 'digest', 'media_type', 'size']).where('repository_id', '=', repositoryId).orderBy('id').execute();
-      const tags = await trx
-        .selectFrom('tags as t')
-        .innerJoin('manifests as m', 'm.id', 't.manifest_id')
-        .select(['t.name', 'm.digest'])
-        .where('t.repository_id', '=', repositoryId)
-        .orderBy('t.name')
-        .execute();
-      await trx.deleteFrom('tags').where('repository_id', '=', repositoryId).execute();
-      await trx.deleteFrom('manifest_references').where('repository_id', '=', repositoryId).execute();
-      await trx.deleteFrom('manifests').where('repository_id', '=', repositoryId).execute();
-      await trx.deleteFrom('repository_blobs').where('repository_id', '=', repositoryId).execute();
-      await trx.deleteFrom('repositories').where('id', '=', repositoryId).execute();
-      const at = await this.clock(trx);
-      await trx
-        .insertInto('repository_deletions')
-        .values({ name, deleted_at: at })
-        .onConflict((oc) => oc.column('name').doUpdateSet({ deleted_at: at }))
-        .execute();
-      return {
-        manifests: manifests.map((m) => ({ digest: m.digest, mediaType: m.media_type, size: Number(m.size) })),
-        tags: tags.map((t) => ({ tag: t.name, digest: t.digest })),
-      };
-    });
+  async deleteRepository(
+    name: string,
+    onBatch: (removed: { manifests: { digest: string; mediaType: string; size: number }[]; tags: { tag: string; digest: string }[] }) => Promise<void> = async () => {},
+  ): Promise<{ manifests: number; tags: number } | null> {
+    const under = <T>(fn: (trx: Transaction<Database>, repositoryId: number) => Promise<T>) =>
+      this.writeTransaction(async (trx) => {
+        await this.lockRepositories(trx, [name]);
+        const repositoryId = await this.repositoryId(name, trx);
+        if (repositoryId === null) return null;
+        await trx.updateTable('repositories').set({ deleting_since: await this.clock(trx) }).where('id', '=', repositoryId).execute();
+        return { value: await fn(trx, repositoryId) };
+      });
+    // 1. The mark (a repository deleted meanwhile by another delete: nothing to do).
+    if ((await under(async () => true)) === null) return null;
+    const counts = { manifests: 0, tags: 0 };
+    // 2. Batches. A batch that finds the repository gone (a concurrent delete finished it) ends the job.
+    for (;;) {
+      const batch = await under(async (trx, repositoryId) => {
+        const tags = await trx
+          .selectFrom('tags as t')
+          .innerJoin('manifests as m', 'm.id', 't.manifest_id')
+          .select(['t.name', 'm.digest'])
+          .where('t.repository_id', '=', repositoryId)
+          .orderBy('t.name')
+          .limit(REPOSITORY_DELETE_BATCH)
+          .execute();
+        if (tags.length) {
+          await trx.deleteFrom('tags').where('repository_id', '=', repositoryId).where('name', 'in', tags.map((t) => t.name)).execute();
+          return { tags: tags.map((t) => ({ tag: t.name, digest: t.digest })), manifests: [], more: true };
+        }
+        const manifests = await trx.selectFrom('manifests').select(['id', 'digest', 'media_type', 'size']).where('repository_id', '=', repositoryId).orderBy('id').limit(REPOSITORY_DELETE_BATCH).execute();
+        if (manifests.length) {
+          const ids = manifests.map((m) => m.id);
+          await trx.deleteFrom('manifest_references').where('manifest_id', 'in', ids).execute();
+          await trx.deleteFrom('manifests').where('id', 'in', ids).execute();
+          return { tags: [], manifests: manifests.map((m) => ({ digest: m.digest, mediaType: m.media_type, size: Number(m.size) })), more: true };
+        }
+        const links = await trx.selectFrom('repository_blobs').select('digest').where('repository_id', '=', repositoryId).orderBy('digest').limit(REPOSITORY_DELETE_BATCH).execute();
+        if (links.length) {
+          await trx.deleteFrom('repository_blobs').where('repository_id', '=', repositoryId).where('digest', 'in', links.map((l) => l.digest)).execute();
+          return { tags: [], manifests: [], more: true };
+        }
+        // 3. Nothing left: the repository itself.
+        await trx.deleteFrom('repositories').where('id', '=', repositoryId).execute();
+        const at = await this.clock(trx);
+        await trx
+          .insertInto('repository_deletions')
+          .values({ name, deleted_at: at })
+          .onConflict((oc) => oc.column('name').doUpdateSet({ deleted_at: at }))
+          .execute();
+        return { tags: [], manifests: [], more: false };
+      });
+      if (batch === null) return counts;
+      const { tags, manifests, more } = batch.value;
+      counts.tags += tags.length;
+      counts.manifests += manifests.length;
+      if (tags.length || manifests.length) await onBatch({ tags, manifests });
+      if (!more) return counts;
+    }
   }
 
   /**

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { RepositoryDeletedError, type MetadataStore, type NewManifest } from './store.js';
+import { REPOSITORY_DELETE_BATCH, RepositoryBeingDeletedError, RepositoryDeletedError, type MetadataStore, type NewManifest } from './store.js';
 
 const d = (s: string) => `sha256:${createHash('sha256').update(s).digest('hex')}`;
 
@@ -348,6 +348,75 @@ export function runMetadataSuite(name: string, open: () => Promise<{ store: Meta
       assert.deepEqual(await store.linkedBlob('gone/a', blob), { size: 3 });
       // And one begun before the delete may link into the repository made since (it exists: nothing is brought back).
       assert.equal(await claimLink(store, 'gone/a', d('after-delete-2'), 4, () => true, startedBefore), true);
+    });
+
+    it('deletes a large repository in batches, each bounded, with what each removed', async () => {
+      const repo = 'bulk/del';
+      const layer = d('bulk-layer');
+      await store.linkBlob(repo, layer, 5);
+      const base = manifest('bulk-base', { blobs: [layer] });
+      const tags = Array.from({ length: 2 * REPOSITORY_DELETE_BATCH + 10 }, (_, i) => `t${i}`);
+      assert.deepEqual(await store.putManifest(repo, base, tags), { ok: true });
+      const extra = Array.from({ length: REPOSITORY_DELETE_BATCH + 3 }, (_, i) => manifest(`bulk-${i}`));
+      for (const m of extra) await store.putManifest(repo, m, []);
+      await store.putManifest('bulk/neighbour', manifest('bulk-neighbour'), ['keep']);
+      const startedBefore = await store.clock();
+      await new Promise((r) => setTimeout(r, 5));
+      const batches: { tags: number; manifests: number }[] = [];
+      const removedTags = new Set<string>();
+      const removedManifests = new Set<string>();
+      const counts = await store.deleteRepository(repo, async (b) => {
+        batches.push({ tags: b.tags.length, manifests: b.manifests.length });
+        for (const t of b.tags) removedTags.add(t.tag);
+        for (const m of b.manifests) removedManifests.add(m.digest);
+      });
+      assert.deepEqual(counts, { tags: tags.length, manifests: extra.length + 1 });
+      assert.ok(batches.length >= 5, JSON.stringify(batches));
+      assert.ok(batches.every((b) => b.tags + b.manifests <= REPOSITORY_DELETE_BATCH), JSON.stringify(batches));
+      assert.equal(removedTags.size, tags.length);
+      assert.equal(removedManifests.size, extra.length + 1);
+      assert.equal(await store.repositoryId(repo), null);
+      assert.equal(await store.listTags(repo, { limit: 10 }), null);
+      assert.equal(await store.linkedBlob(repo, layer), null);
+      assert.equal((await store.manifestByTag('bulk/neighbour', 'keep'))?.digest, manifest('bulk-neighbour').digest, 'another repository untouched');
+      await assert.rejects(claimLink(store, repo, d('bulk-late-upload'), 1, () => true, startedBefore), RepositoryDeletedError, 'an upload begun before the delete');
+      assert.equal(await store.deleteRepository(repo), null);
+    });
+
+    it('refuses pushes, mounts and uploads into a repository while it is being deleted; the delete completes', async () => {
+      const repo = 'busy/del';
+      const layer = d('busy-layer');
+      await store.linkBlob('busy/source', layer, 7);
+      await store.linkBlob(repo, layer, 7);
+      for (let i = 0; i < REPOSITORY_DELETE_BATCH + 5; i++) await store.putManifest(repo, manifest(`busy-${i}`, { blobs: [layer] }), [`t${i}`]);
+      let pause!: () => void;
+      const paused = new Promise<void>((r) => (pause = r));
+      let resume!: () => void;
+      const resumed = new Promise<void>((r) => (resume = r));
+      let first = true;
+      const deleting = store.deleteRepository(repo, async () => {
+        if (!first) return;
+        first = false;
+        pause();
+        await resumed;
+      });
+      await paused; // one batch committed, the repository marked
+      await assert.rejects(store.putManifest(repo, manifest('busy-new', { blobs: [layer] }), ['new']), RepositoryBeingDeletedError);
+      await store.linkBlob('busy/source', d('busy-other'), 3);
+      await assert.rejects(store.mountBlob(repo, 'busy/source', d('busy-other')), RepositoryBeingDeletedError);
+      await assert.rejects(claimLink(store, repo, d('busy-upload'), 2, () => true, await store.clock()), RepositoryDeletedError);
+      // Reads and deletes still work meanwhile.
+      assert.notEqual(await store.listTags(repo, { limit: 1 }), null);
+      resume();
+      assert.deepEqual(await deleting, { tags: REPOSITORY_DELETE_BATCH + 5, manifests: REPOSITORY_DELETE_BATCH + 5 });
+      assert.equal(await store.repositoryId(repo), null);
+      assert.equal(await store.linkedBlob(repo, d('busy-other')), null, 'nothing slipped in');
+      assert.equal(await store.manifestByTag(repo, 'new'), null);
+      // After the delete, a push creates the repository anew.
+      await new Promise((r) => setTimeout(r, 5));
+      assert.equal(await claimLink(store, repo, layer, 7, () => true, await store.clock()), true);
+      assert.deepEqual(await store.putManifest(repo, manifest('busy-after', { blobs: [layer] }), ['after']), { ok: true });
+      assert.deepEqual(await store.linkedBlob('busy/source', layer), { size: 7 });
     });
 
     it('records garbage collection runs; joins only a fresh one with the same options, a queued one first', async () => {

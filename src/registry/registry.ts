@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { BlobNotFoundError, openReader, type BlobReader, type BlobStore, type ByteRange } from '../storage/index.js';
-import type { ManifestRecord, MetadataStore } from '../metadata/index.js';
+import { RepositoryBeingDeletedError, type ManifestRecord, type MetadataStore } from '../metadata/index.js';
 import { digestOf } from './digest.js';
 import { RegistryError } from './errors.js';
 import { parseManifest, MediaTypes, type Descriptor } from './manifests/index.js';
@@ -164,7 +164,7 @@ export class Registry {
   }
 
   private async mountFrom(repository: string, digest: string, from: string): Promise<BlobHandle | null> {
-    const mounted = await this.meta.mountBlob(repository, from, digest);
+    const mounted = await this.meta.mountBlob(repository, from, digest).catch(refuseWhileDeleting);
     return mounted ? { digest, size: mounted.size } : null;
   }
 
@@ -253,7 +253,7 @@ export class Registry {
     const tags = ref.kind === 'tag' ? [ref.tag, ...extraTags] : extraTags;
     let result;
     try {
-      result = await this.meta.putManifest(repository, record, tags, writeBytes);
+      result = await this.meta.putManifest(repository, record, tags, writeBytes).catch(refuseWhileDeleting);
     } finally {
       if (staged) await this.store.deleteUpload(staged);
     }
@@ -297,29 +297,33 @@ export class Registry {
   }
 
   /**
-   * Deletes a whole repository: every tag, manifest, blob link and upload.
-   * Blob bytes no other repository uses are left to garbage collection.
+   * Deletes a whole repository: every tag, manifest, blob link and upload,
+   * in batches (see MetadataStore.deleteRepository), with the `delete`
+   * events of each batch queued as it commits. Pushes into the repository
+   * meanwhile are refused. Blob bytes no other repository uses are left to
+   * garbage collection.
    */
   async deleteRepository(repository: string, actor?: string): Promise<{ manifests: number; tags: number }> {
     this.assertDeletable();
     assertName(repository);
-    const deleted = await this.meta.deleteRepository(repository);
+    const deleted = await this.meta.deleteRepository(repository, async (batch) => {
+      const timestamp = new Date().toISOString();
+      const events: RegistryEvent[] = [
+        ...batch.tags.map((t) => ({ id: randomUUID(), timestamp, action: 'delete' as const, target: { repository, tag: t.tag, digest: t.digest }, actor: { name: actor } })),
+        ...batch.manifests.map((m) => ({
+          id: randomUUID(),
+          timestamp,
+          action: 'delete' as const,
+          target: { repository, digest: m.digest, mediaType: m.mediaType, size: m.size, length: m.size },
+          actor: { name: actor },
+        })),
+      ];
+      if (events.length) await this.events.emit(events);
+    });
     if (!deleted) throw nameUnknown(repository);
-    const timestamp = new Date().toISOString();
-    const events: RegistryEvent[] = [
-      ...deleted.tags.map((t) => ({ id: randomUUID(), timestamp, action: 'delete' as const, target: { repository, tag: t.tag, digest: t.digest }, actor: { name: actor } })),
-      ...deleted.manifests.map((m) => ({
-        id: randomUUID(),
-        timestamp,
-        action: 'delete' as const,
-        target: { repository, digest: m.digest, mediaType: m.mediaType, size: m.size, length: m.size },
-        actor: { name: actor },
-      })),
-    ];
-    if (events.length) await this.events.emit(events);
     // Its uploads in progress go too (their ids name the repository: one pass over the uploads).
     await this.uploads.cancelAll(repository);
-    return { manifests: deleted.manifests.length, tags: deleted.tags.length };
+    return deleted;
   }
 
   // ---- listings -------------------------------------------------------------------
@@ -355,6 +359,14 @@ export class Registry {
     });
     return { index: { schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests }, filtered: artifactType !== undefined };
   }
+}
+
+/** A write into a repository being deleted: refused, for the client to push again once the delete has finished. */
+function refuseWhileDeleting(err: unknown): never {
+  if (err instanceof RepositoryBeingDeletedError) {
+    throw new RegistryError('DENIED', `repository ${err.repository} is being deleted; push again once the delete has finished`, { name: err.repository }, { status: 409 });
+  }
+  throw err;
 }
 
 function page(rows: string[], limit: number): Paginated<string> {
