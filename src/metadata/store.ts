@@ -940,16 +940,21 @@ export class MetadataStore {
     return rows.map((r) => r.name);
   }
 
-  /** Manifests in a repository whose `subject` is `digest`. */
-  async referrers(repository: string, digest: string, artifactType?: string): Promise<ManifestRecord[]> {
+  /**
+   * Manifests in a repository whose `subject` is `digest`, in the order they
+   * were first pushed (by id), at most `page.limit` of them after the one
+   * with id `page.afterId`. The (repository_id, subject_digest) index finds them.
+   */
+  async referrers(repository: string, digest: string, artifactType?: string, page: { afterId?: number; limit: number } = { limit: 1000 }): Promise<ManifestRecord[]> {
     let q = this.db
       .selectFrom('manifests as m')
       .innerJoin('repositories as r', 'r.id', 'm.repository_id')
       .select(MANIFEST_COLUMNS)
       .where('r.name', '=', repository)
       .where('m.subject_digest', '=', digest)
-      .orderBy('m.created_at')
-      .orderBy('m.digest');
+      .where('m.id', '>', page.afterId ?? 0)
+      .orderBy('m.id')
+      .limit(page.limit);
     if (artifactType !== undefined) q = q.where('m.artifact_type', '=', artifactType);
     return (await q.execute()).map(toRecord);
   }

@@ -251,6 +251,11 @@ export function runMetadataSuite(name: string, open: () => Promise<{ store: Meta
       assert.equal(sigs[0]!.digest, d('manifest sig'));
       assert.deepEqual(sigs[0]!.annotations, { k: 'v' });
       assert.deepEqual(await store.referrers('ref/a', d('nothing')), []);
+      // A page at a time, in push order, after the last one seen.
+      const first = await store.referrers('ref/a', subject, undefined, { limit: 1 });
+      assert.deepEqual(first.map((r) => r.digest), [d('manifest sig')]);
+      const rest = await store.referrers('ref/a', subject, undefined, { afterId: first[0]!.id, limit: 10 });
+      assert.deepEqual(rest.map((r) => r.digest), [d('manifest sbom')]);
     });
 
     it('serialises concurrent tag updates without losing the repository', async () => {

@@ -36,6 +36,11 @@ export type RepositoryFilter = (repository: string) => boolean | Promise<boolean
 /** Every repository: the filter of a registry without private repositories. */
 export const everyRepository: RepositoryFilter = () => true;
 
+/** Descriptors in one page of referrers (the default and the most a client may ask for with `n`). */
+export const MAX_REFERRERS_PAGE = 1000;
+/** Bytes of descriptors in one page of referrers: the index stays within what clients accept as a manifest. */
+export const MAX_REFERRERS_BYTES = MAX_MANIFEST_BYTES;
+
 /** How many holders of a blob an automatic mount asks the filter about, and how many it reads at once. */
 const MAX_MOUNT_CANDIDATES = 1000;
 const MOUNT_CANDIDATE_PAGE = 100;
@@ -346,18 +351,35 @@ export class Registry {
     return page(await this.meta.listRepositories({ after: last, limit: limit + 1 }), limit);
   }
 
-  /** The referrers of `digest` as an OCI image index (dist-spec "Listing Referrers"). */
-  async referrers(repository: string, digest: string, artifactType?: string): Promise<{ index: Record<string, unknown>; filtered: boolean }> {
+  /**
+   * The referrers of `digest` as an OCI image index (dist-spec "Listing
+   * Referrers"), a page at a time: at most `n` descriptors (default and
+   * most MAX_REFERRERS_PAGE), and no more than MAX_REFERRERS_BYTES of them,
+   * after the referrer `after` (an opaque cursor: the position of the last
+   * one of the previous page). `next` is set when more follow.
+   */
+  async referrers(repository: string, digest: string, artifactType?: string, n?: number, after?: number): Promise<{ index: Record<string, unknown>; filtered: boolean; next?: number }> {
     assertName(repository);
     parseDigest(digest);
-    const rows = await this.meta.referrers(repository, digest, artifactType);
-    const manifests = rows.map((r) => {
+    const limit = Math.min(n ?? MAX_REFERRERS_PAGE, MAX_REFERRERS_PAGE);
+    const rows = limit === 0 ? [] : await this.meta.referrers(repository, digest, artifactType, { afterId: after, limit: limit + 1 });
+    const manifests: Record<string, unknown>[] = [];
+    let bytes = 0;
+    let next: number | undefined;
+    for (const [i, r] of rows.entries()) {
       const d: Record<string, unknown> = { mediaType: r.mediaType, digest: r.digest, size: r.size };
       if (r.artifactType) d.artifactType = r.artifactType;
       if (r.annotations) d.annotations = r.annotations;
-      return d;
-    });
-    return { index: { schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests }, filtered: artifactType !== undefined };
+      const size = Buffer.byteLength(JSON.stringify(d)) + 1;
+      // A full page, or one more would pass the byte bound (a page always holds at least one).
+      if (i === limit || (manifests.length > 0 && bytes + size > MAX_REFERRERS_BYTES)) {
+        next = rows[i - 1]!.id;
+        break;
+      }
+      manifests.push(d);
+      bytes += size;
+    }
+    return { index: { schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests }, filtered: artifactType !== undefined, next };
   }
 }
 
