@@ -1333,6 +1333,63 @@ export class MetadataStore {
     return row ? toGcRun(row) : null;
   }
 
+  /**
+   * One repository's size (each distinct blob or manifest counted once, as
+   * in storageUsage), blob count and tag count, or null when it holds no
+   * manifest. Scoped to the repository: every query goes through its id on
+   * an index (repository_blobs' and tags' primary keys, manifests'
+   * (repository_id, digest)), never over the whole database
+   * (explainRepositoryUsage shows the plans; the metadata suite checks them).
+   */
+  async repositoryUsage(name: string): Promise<{ bytes: number; blobs: number; tags: number } | null> {
+    const repositoryId = await this.repositoryId(name);
+    if (repositoryId === null) return null;
+    const [size, tags] = this.repositoryUsageQueries(repositoryId);
+    const held = await this.db.selectFrom('manifests').select('id').where('repository_id', '=', repositoryId).limit(1).executeTakeFirst();
+    if (!held) return null;
+    const s = (await size.execute(this.db)).rows[0];
+    const t = (await tags.execute(this.db)).rows[0];
+    return { bytes: Number(s?.bytes ?? 0), blobs: Number(s?.blobs ?? 0), tags: Number(t?.n ?? 0) };
+  }
+
+  private repositoryUsageQueries(repositoryId: number) {
+    return [
+      sql<{ bytes: number; blobs: number }>`
+        SELECT COALESCE(SUM(u.size), 0) AS bytes, COUNT(*) AS blobs FROM (
+          SELECT rb.digest, b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest WHERE rb.repository_id = ${repositoryId} AND b.state = 'live'
+          UNION
+          SELECT m.digest, m.size FROM manifests m WHERE m.repository_id = ${repositoryId}
+        ) u`,
+      sql<{ n: number }>`SELECT COUNT(*) AS n FROM tags WHERE repository_id = ${repositoryId}`,
+    ] as const;
+  }
+
+  /**
+   * The plans of repositoryUsage's queries (SQLite's EXPLAIN QUERY PLAN,
+   * PostgreSQL's EXPLAIN with sequential scans discouraged, since on a small
+   * table a scan is cheaper and would hide whether an index can serve).
+   */
+  async explainRepositoryUsage(name: string): Promise<string[]> {
+    const repositoryId = (await this.repositoryId(name)) ?? 0;
+    const plans: string[] = [];
+    for (const q of this.repositoryUsageQueries(repositoryId)) {
+      const { sql: text, parameters } = q.compile(this.db);
+      if (this.dialect === 'sqlite') {
+        const rows = await this.db.executeQuery<{ detail: string }>({ ...q.compile(this.db), sql: `EXPLAIN QUERY PLAN ${text}`, parameters });
+        plans.push(rows.rows.map((r) => r.detail).join('\n'));
+      } else {
+        plans.push(
+          await this.db.transaction().execute(async (trx) => {
+            await sql`SET LOCAL enable_seqscan = off`.execute(trx);
+            const rows = await trx.executeQuery<{ 'QUERY PLAN': string }>({ ...q.compile(this.db), sql: `EXPLAIN ${text}`, parameters });
+            return rows.rows.map((r) => r['QUERY PLAN']).join('\n');
+          }),
+        );
+      }
+    }
+    return plans;
+  }
+
   /** Runs a trivial query; used by health checks. */
   async ping(): Promise<void> {
     await sql`select 1`.execute(this.db);

@@ -424,6 +424,37 @@ export function runMetadataSuite(name: string, open: () => Promise<{ store: Meta
       assert.deepEqual(await store.linkedBlob('busy/source', layer), { size: 7 });
     });
 
+    it("one repository's usage: its own distinct blobs and manifests, its tags, through indexes only", async () => {
+      const layer = d('usage-layer');
+      const shared = d('usage-shared');
+      await store.linkBlob('usage/a', layer, 1000);
+      await store.linkBlob('usage/a', shared, 30);
+      await store.linkBlob('usage/b', shared, 30);
+      await store.linkBlob('usage/a', d('usage-stray'), 7); // linked, not referenced: still counted, as in storageUsage
+      const m = manifest('usage-m', { blobs: [layer, shared, shared] });
+      await store.putManifest('usage/a', m, ['one', 'two']);
+      await store.putManifest('usage/b', manifest('usage-b', { blobs: [shared] }), ['x']);
+      assert.deepEqual(await store.repositoryUsage('usage/a'), { bytes: 1000 + 30 + 7 + 100, blobs: 4, tags: 2 });
+      assert.deepEqual(await store.repositoryUsage('usage/b'), { bytes: 30 + 100, blobs: 2, tags: 1 });
+      const all = (await store.storageUsage()).repositories.find((r) => r.name === 'usage/a');
+      assert.deepEqual(all, { name: 'usage/a', bytes: 1137, blobs: 4 }, 'the same numbers as the whole accounting');
+      assert.equal(await store.repositoryUsage('usage/none'), null);
+      await store.linkBlob('usage/blobs-only', layer, 1000);
+      assert.equal(await store.repositoryUsage('usage/blobs-only'), null, 'no manifest: not a repository (docs/gc.md)');
+
+      const plans = (await store.explainRepositoryUsage('usage/a')).join('\n');
+      if (store.dialect === 'sqlite') {
+        // SEARCH through an index on every table; never a SCAN of one (SCAN u is the union's own result).
+        assert.doesNotMatch(plans, /\bSCAN (rb|b|m|tags)\b/, plans);
+        for (const table of ['rb', 'b', 'm', 'tags']) assert.match(plans, new RegExp(`SEARCH ${table} USING .*INDEX .*\\(repository_id=\\?|SEARCH ${table} USING .*INDEX .*\\(digest=\\?`), plans);
+      } else {
+        assert.doesNotMatch(plans, /Seq Scan/, plans);
+        assert.match(plans, /Scan (using|on) repository_blobs_pk/, plans);
+        assert.match(plans, /Scan (using|on) manifests_(repository_digest|subject)/, plans);
+        assert.match(plans, /Scan (using|on) tags_pk/, plans);
+      }
+    });
+
     it('records garbage collection runs; joins only a fresh one with the same options, a queued one first', async () => {
       const opts = { dryRun: false, graceMs: 0, deleteUntagged: true };
       const t = await store.clock();

@@ -117,11 +117,10 @@ export function createApiRoutes(services: ApiServices): (method: string, path: s
           sendJSON(ctx.res, 202, { repository: name, manifestsDeleted: deleted.manifests, tagsDeleted: deleted.tags });
           return;
         }
-        const usage = await ctx.registry.meta.storageUsage(name);
-        const entry = usage.repositories[0];
-        if (!entry) throw new RegistryError('NAME_UNKNOWN', 'repository name not known to registry', { name });
-        const tags = (await ctx.registry.meta.listTags(name, { limit: 1_000_000 })) ?? [];
-        sendJSON(ctx.res, 200, { name, sizeBytes: entry.bytes, blobs: entry.blobs, tags: tags.length });
+        // Queries scoped to this repository (indexed), not the whole registry's accounting filtered.
+        const usage = await ctx.registry.meta.repositoryUsage(name);
+        if (!usage) throw new RegistryError('NAME_UNKNOWN', 'repository name not known to registry', { name });
+        sendJSON(ctx.res, 200, { name, sizeBytes: usage.bytes, blobs: usage.blobs, tags: usage.tags });
       });
     }
     return {
