@@ -283,6 +283,20 @@ export class RepositoryBeingDeletedError extends RepositoryDeletedError {
   }
 }
 
+/**
+ * A delete refused because a live manifest of the same repository still
+ * needs what it would remove (a blob it references, an index's child).
+ */
+export class StillReferencedError extends Error {
+  constructor(
+    readonly kind: 'blob' | 'manifest',
+    readonly digest: string,
+    readonly referencedBy: string,
+  ) {
+    super(`${kind} ${digest} is referenced by manifest ${referencedBy} in this repository; delete that manifest first`);
+  }
+}
+
 /** Thrown inside claimLinkNow's transaction to roll it back: the blob's bytes are not in place. */
 const ABSENT = Symbol('absent');
 
@@ -762,14 +776,36 @@ export class MetadataStore {
     return row ? { size: Number(row.size) } : null;
   }
 
+  /**
+   * Removes a blob's link from a repository. Refused (StillReferencedError)
+   * while a manifest of the repository references the blob: an acknowledged
+   * manifest keeps every blob it needs until it is deleted itself. Checked
+   * under the repository's lock, which a manifest write holds too.
+   */
   async unlinkBlob(repository: string, digest: string): Promise<boolean> {
     return this.writeTransaction(async (trx) => {
       await this.lockRepositories(trx, [repository]);
       const repositoryId = await this.repositoryId(repository, trx);
       if (repositoryId === null) return false;
+      const user = await this.referencedBy(trx, repositoryId, 'blob', digest);
+      if (user !== null) throw new StillReferencedError('blob', digest, user);
       const r = await trx.deleteFrom('repository_blobs').where('repository_id', '=', repositoryId).where('digest', '=', digest).executeTakeFirst();
       return Number(r.numDeletedRows) > 0;
     });
+  }
+
+  /** The digest of a manifest of the repository (other than `except`) that references `digest` as a blob or a child, or null. */
+  private async referencedBy(trx: Db, repositoryId: number, kind: 'blob' | 'manifest', digest: string, except?: number): Promise<string | null> {
+    let q = trx
+      .selectFrom('manifest_references as x')
+      .innerJoin('manifests as m', 'm.id', 'x.manifest_id')
+      .select('m.digest')
+      .where('x.repository_id', '=', repositoryId)
+      .where('x.digest', '=', digest)
+      .where('x.kind', '=', kind);
+    if (except !== undefined) q = q.where('x.manifest_id', '!=', except);
+    const row = await q.orderBy('m.id').limit(1).executeTakeFirst();
+    return row ? row.digest : null;
   }
 
   /** A committed blob known anywhere in the registry, or null. */
@@ -901,7 +937,13 @@ export class MetadataStore {
     return row ? toRecord(row) : null;
   }
 
-  /** Deletes a manifest from a repository with every tag pointing at it. */
+  /**
+   * Deletes a manifest from a repository with every tag pointing at it.
+   * Refused (StillReferencedError) while another manifest of the repository
+   * lists it as a child: checked under the repository's lock, which a
+   * manifest write holds while it checks its children, so neither can slip
+   * past the other.
+   */
   async deleteManifest(repository: string, digest: string): Promise<boolean> {
     return this.writeTransaction(async (trx) => {
       await this.lockRepositories(trx, [repository]);
@@ -909,6 +951,8 @@ export class MetadataStore {
       if (repositoryId === null) return false;
       const row = await trx.selectFrom('manifests').select('id').where('repository_id', '=', repositoryId).where('digest', '=', digest).executeTakeFirst();
       if (!row) return false;
+      const parent = await this.referencedBy(trx, repositoryId, 'manifest', digest, row.id);
+      if (parent !== null) throw new StillReferencedError('manifest', digest, parent);
       await trx.deleteFrom('tags').where('manifest_id', '=', row.id).execute();
       await trx.deleteFrom('manifest_references').where('manifest_id', '=', row.id).execute();
       await trx.deleteFrom('manifests').where('id', '=', row.id).execute();

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { REPOSITORY_DELETE_BATCH, RepositoryBeingDeletedError, RepositoryDeletedError, type MetadataStore, type NewManifest } from './store.js';
+import { REPOSITORY_DELETE_BATCH, RepositoryBeingDeletedError, RepositoryDeletedError, StillReferencedError, type MetadataStore, type NewManifest } from './store.js';
 
 const d = (s: string) => `sha256:${createHash('sha256').update(s).digest('hex')}`;
 
@@ -452,6 +452,61 @@ export function runMetadataSuite(name: string, open: () => Promise<{ store: Meta
         assert.match(plans, /Scan (using|on) repository_blobs_pk/, plans);
         assert.match(plans, /Scan (using|on) manifests_(repository_digest|subject)/, plans);
         assert.match(plans, /Scan (using|on) tags_pk/, plans);
+      }
+    });
+
+    it('refuses to unlink a blob or delete a child manifest that a live manifest of the repository needs', async () => {
+      const repo = 'integrity/a';
+      const layer = d('integrity-layer');
+      await store.linkBlob(repo, layer, 10);
+      await store.linkBlob('integrity/other', layer, 10);
+      const child = manifest('integrity-child', { blobs: [layer] });
+      assert.deepEqual(await store.putManifest(repo, child, []), { ok: true });
+      const index = manifest('integrity-index', { mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [child.digest] });
+      assert.deepEqual(await store.putManifest(repo, index, ['multi']), { ok: true });
+      const refused = (kind: string, by: string) => (err: unknown) => err instanceof StillReferencedError && err.kind === kind && err.referencedBy === by;
+      await assert.rejects(store.unlinkBlob(repo, layer), refused('blob', child.digest));
+      await assert.rejects(store.deleteManifest(repo, child.digest), refused('manifest', index.digest));
+      assert.deepEqual(await store.linkedBlob(repo, layer), { size: 10 }, 'nothing removed');
+      assert.notEqual(await store.manifestByDigest(repo, child.digest), null);
+      // Elsewhere the same blob is free; a tag delete is always fine.
+      assert.equal(await store.unlinkBlob('integrity/other', layer), true);
+      assert.equal(await store.deleteTag(repo, 'multi'), true);
+      // Top down it all goes.
+      assert.equal(await store.deleteManifest(repo, index.digest), true);
+      assert.equal(await store.deleteManifest(repo, child.digest), true);
+      assert.equal(await store.unlinkBlob(repo, layer), true);
+    });
+
+    it('a delete racing a manifest write that needs the same child or blob: never an acknowledged manifest left incomplete', async () => {
+      const repo = 'integrity/race';
+      for (let round = 0; round < 15; round++) {
+        const layer = d(`race-layer-${round}`);
+        await store.linkBlob(repo, layer, 10);
+        const child = manifest(`race-child-${round}`);
+        assert.deepEqual(await store.putManifest(repo, child, []), { ok: true });
+        const image = manifest(`race-image-${round}`, { blobs: [layer] });
+        const index = manifest(`race-index-${round}`, { mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [child.digest] });
+        const settle = <T>(p: Promise<T>) => p.then((v) => ({ ok: true as const, v }), (e: unknown) => ({ ok: false as const, e }));
+        const [putIndex, delChild, putImage, unlink] = await Promise.all([
+          settle(store.putManifest(repo, index, [`i${round}`])),
+          settle(store.deleteManifest(repo, child.digest)),
+          settle(store.putManifest(repo, image, [`m${round}`])),
+          settle(store.unlinkBlob(repo, layer)),
+        ]);
+        for (const r of [delChild, unlink]) if (!r.ok) assert.ok(r.e instanceof StillReferencedError, String(r.e));
+        if (putIndex.ok && putIndex.v.ok) {
+          assert.equal(delChild.ok, false, `round ${round}: the child of an acknowledged index was deleted`);
+          assert.notEqual(await store.manifestByDigest(repo, child.digest), null);
+        } else {
+          assert.deepEqual(putIndex.ok && putIndex.v, { ok: false, missingBlobs: [], missingManifests: [child.digest] });
+        }
+        if (putImage.ok && putImage.v.ok) {
+          assert.equal(unlink.ok, false, `round ${round}: a blob of an acknowledged manifest was unlinked`);
+          assert.deepEqual(await store.linkedBlob(repo, layer), { size: 10 });
+        } else {
+          assert.deepEqual(putImage.ok && putImage.v, { ok: false, missingBlobs: [layer], missingManifests: [] });
+        }
       }
     });
 

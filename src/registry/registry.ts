@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { BlobNotFoundError, openReader, type BlobReader, type BlobStore, type ByteRange } from '../storage/index.js';
-import { RepositoryBeingDeletedError, type ManifestRecord, type MetadataStore } from '../metadata/index.js';
+import { RepositoryBeingDeletedError, StillReferencedError, type ManifestRecord, type MetadataStore } from '../metadata/index.js';
 import { digestOf } from './digest.js';
 import { RegistryError } from './errors.js';
 import { parseManifest, MediaTypes, type Descriptor } from './manifests/index.js';
@@ -114,7 +114,7 @@ export class Registry {
     this.assertDeletable();
     assertName(repository);
     parseDigest(digest);
-    if (!(await this.meta.unlinkBlob(repository, digest))) throw blobUnknown(digest);
+    if (!(await this.meta.unlinkBlob(repository, digest).catch(refuseStillReferenced))) throw blobUnknown(digest);
   }
 
   /**
@@ -297,7 +297,7 @@ export class Registry {
       if (!(await this.meta.deleteTag(repository, ref.tag))) throw manifestUnknown(reference);
       return { kind: 'tag' };
     }
-    if (!(await this.meta.deleteManifest(repository, ref.digest))) throw manifestUnknown(reference);
+    if (!(await this.meta.deleteManifest(repository, ref.digest).catch(refuseStillReferenced))) throw manifestUnknown(reference);
     return { kind: 'digest', digest: ref.digest };
   }
 
@@ -387,6 +387,17 @@ export class Registry {
 function refuseWhileDeleting(err: unknown): never {
   if (err instanceof RepositoryBeingDeletedError) {
     throw new RegistryError('DENIED', `repository ${err.repository} is being deleted; push again once the delete has finished`, { name: err.repository }, { status: 409 });
+  }
+  throw err;
+}
+
+/**
+ * A delete that would leave a live manifest of the repository incomplete:
+ * refused (distribution allows it; docs/gc.md says why Berth does not).
+ */
+function refuseStillReferenced(err: unknown): never {
+  if (err instanceof StillReferencedError) {
+    throw new RegistryError('DENIED', err.message, { digest: err.digest, referencedBy: err.referencedBy }, { status: 409 });
   }
   throw err;
 }

@@ -45,6 +45,8 @@ export interface RaceReport {
   mounts: number;
   uploads: number;
   deletes: number;
+  /** Deletes by digest refused because the manifest is a child of a live index (409 DENIED). */
+  deletesRefused: number;
   collections: number;
   blobsCollected: number;
   /** Tagged manifests checked at the end, and those found incomplete (with why). */
@@ -84,6 +86,7 @@ export async function runRaceLoad(opts: RaceOptions): Promise<RaceReport> {
     mounts: 0,
     uploads: 0,
     deletes: 0,
+    deletesRefused: 0,
     collections: 0,
     blobsCollected: 0,
     checked: 0,
@@ -214,6 +217,14 @@ export async function runRaceLoad(opts: RaceOptions): Promise<RaceReport> {
       // Recorded before the answer: a delete the server applied but whose answer was lost still deleted it.
       deletedDigests.add(`${repo}@${digest}`);
       const r = await call('DELETE', `/v2/${repo}/manifests/${digest}`);
+      if (r.status === 409) {
+        // A child of a live index in the repository: refused (DENIED), and still there. (It stays in
+        // deletedDigests: another deleter may have recorded it too and succeed once the index is gone.)
+        const body = await r.text();
+        if (!body.includes('"DENIED"')) unexpected('DELETE', `/v2/${repo}/manifests/${digest}`, r, body);
+        report.deletesRefused++;
+        return;
+      }
       if (r.status !== 202 && r.status !== 404) unexpected('DELETE', `/v2/${repo}/manifests/${digest}`, r, await r.text());
     }
     report.deletes++;
