@@ -264,8 +264,8 @@ export class GarbageCollector {
     summary.blobsMarked = await this.meta.referencedBlobCount();
 
     // Candidates a page at a time, in digest order: a page is deleted before the next is read.
-    const total = await this.meta.blobCandidateCount(cutoff);
-    progress({ phase: 'blobs', done: 0, total });
+    // (No count first: it would cost another pass over every blob, for a progress bar's total.)
+    progress({ phase: 'blobs', done: 0 });
     let after = '';
     for (;;) {
       this.checkStopped();
@@ -284,7 +284,7 @@ export class GarbageCollector {
         for (const repository of marked.repositories) events.push(deleteEvent(repository, { digest: c.digest, mediaType: 'application/octet-stream', size: marked.size }));
       }
       await emit(events);
-      progress({ phase: 'blobs', done: summary.blobsEligible, total: Math.max(total, summary.blobsEligible) });
+      progress({ phase: 'blobs', done: summary.blobsEligible });
     }
 
     let listed = 0;

@@ -1140,12 +1140,6 @@ export class MetadataStore {
     }
   }
 
-  /** How many blobs a collection with this cutoff would consider now (for progress reports). */
-  async blobCandidateCount(cutoff: number): Promise<number> {
-    const r = await sql<{ n: number }>`SELECT count(*) AS n FROM blobs b WHERE ${blobCollectable(cutoff)}`.execute(this.db);
-    return Number(r.rows[0]?.n ?? 0);
-  }
-
   /** Blobs some manifest references (what a mark phase marks). */
   async referencedBlobCount(): Promise<number> {
     const r = await sql<{ n: number }>`
