@@ -94,6 +94,7 @@ export async function createApp(config: Config, log: Logger = createLogger(confi
     store,
     log,
     async close() {
+      await gc.stop(); // a collection running in the background ends at its next batch
       await checkpointer?.stop();
       await meta.close();
       await store.close?.();
@@ -252,6 +253,7 @@ export async function startServer(config: Config, log?: Logger, opts: ServeOptio
       stopJobs();
       health.stop();
       await Promise.all([running.close(drainMs), debug?.close(1000)]);
+      await app.gc.stop(); // before the queue its events go to closes
       await notifications?.close();
       await app.close();
     },

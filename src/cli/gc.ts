@@ -8,6 +8,7 @@
 import { createApp, createLogger } from '../app.js';
 import { loadConfig, parseDuration } from '../config/index.js';
 import { UsageError } from './usage.js';
+import type { PlannedItem } from '../gc/index.js';
 import { describeFileError } from '../config/datadir.js';
 
 export function humanBytes(n: number): string {
@@ -54,16 +55,19 @@ export async function garbageCollect(args: string[]): Promise<number> {
   const app = await createApp(config, createLogger({ ...config, log: { ...config.log, level: 'warn' } }));
   try {
     const tty = process.stderr.isTTY;
-    const summary = await app.gc.collect({ graceMs: grace, deleteUntagged, dryRun, progress: tty ? progressBar(process.stderr) : undefined }).catch(async (err: unknown) => {
+    // A dry run names what the real run would delete, one line each, as it finds them (its summary lists only the first ones).
+    const onPlanned = (item: PlannedItem) => {
+      if (tty) process.stderr.write('\r\x1b[K');
+      if (item.kind === 'manifest') console.log(`manifest eligible for deletion: ${item.repository}@${item.digest}`);
+      else if (item.kind === 'blob') console.log(`blob eligible for deletion: ${item.digest}`);
+      else console.log(`orphaned file eligible for deletion: ${item.digest}`);
+    };
+    const summary = await app.gc.collect({ graceMs: grace, deleteUntagged, dryRun, progress: tty ? progressBar(process.stderr) : undefined, onPlanned }).catch(async (err: unknown) => {
       // A blob that cannot be removed stops the run: say which file, and that a later run picks it up again.
       const what = await describeFileError(err);
       throw what ? new Error(`garbage-collect: ${what}; the run stopped there, and the next run takes it up again`, { cause: err }) : err;
     });
     if (tty) process.stderr.write('\r\x1b[K');
-    // A dry run names what the real run would delete, one line each.
-    for (const m of summary.plan?.manifests ?? []) console.log(`manifest eligible for deletion: ${m.repository}@${m.digest}`);
-    for (const b of summary.plan?.blobs ?? []) console.log(`blob eligible for deletion: ${b.digest}`);
-    for (const o of summary.plan?.orphans ?? []) console.log(`orphaned file eligible for deletion: ${o.digest}`);
     if (deleteUntagged) console.log(`${summary.manifestsDeleted} untagged manifests ${dryRun ? 'eligible for deletion' : 'deleted'}`);
     console.log(`${summary.blobsMarked} blobs marked, ${summary.blobsEligible} blobs eligible for deletion`);
     console.log(

@@ -10,19 +10,37 @@
  * end state. On a registry nobody writes to meanwhile it reports exactly what
  * the real run then does; under concurrent pushes it is an estimate, as any
  * dry run is.
+ *
+ * Memory: the replay needs the graph of manifests (ids, digests and the
+ * digests each references), so that much is held, about a hundred bytes per
+ * manifest and per reference. Blobs, links and stored files are read a page
+ * or an entry at a time and never held. The plan it returns lists at most
+ * PLAN_LIMIT items of each kind (`truncated` says when more were found; the
+ * counts are always whole); `onPlanned` is told of every item.
  */
 import { sql } from 'kysely';
 import type { MetadataStore } from '../metadata/index.js';
 import type { BlobStore } from '../storage/index.js';
 import type { CollectOptions, CollectSummary } from './collector.js';
 
-/** What a dry run found, listed (the summary's counts are these lists' lengths). */
+/** What a dry run found, listed: the first PLAN_LIMIT of each kind (the summary's counts cover all). */
 export interface CollectionPlan {
   manifests: { repository: string; digest: string; size: number }[];
   blobs: { digest: string; size: number }[];
   /** Files in the blob store the database has no record of. */
   orphans: { digest: string; size: number }[];
+  /** True when a list was cut at PLAN_LIMIT. */
+  truncated: boolean;
 }
+
+/** One thing the real run would delete. */
+export type PlannedItem =
+  | { kind: 'manifest'; repository: string; digest: string; size: number }
+  | { kind: 'blob'; digest: string; size: number }
+  | { kind: 'orphan'; digest: string; size: number };
+
+/** Items of each kind a plan lists. */
+export const PLAN_LIMIT = 1000;
 
 // The collector's own limits, so the dry run stops where the real run does.
 const BATCH = 500;
@@ -107,7 +125,15 @@ export async function planCollection(
   };
   for (const m of manifests.values()) account(m, 1);
 
-  const plan: CollectionPlan = { manifests: [], blobs: [], orphans: [] };
+  const plan: CollectionPlan = { manifests: [], blobs: [], orphans: [], truncated: false };
+  const counts = { manifests: 0, blobs: 0, orphans: 0, bytes: 0 };
+  const planned = (item: PlannedItem) => {
+    opts.onPlanned?.(item);
+    const list = item.kind === 'manifest' ? plan.manifests : item.kind === 'blob' ? plan.blobs : plan.orphans;
+    const { kind: _, ...entry } = item;
+    if (list.length < PLAN_LIMIT) (list as object[]).push(entry);
+    else plan.truncated = true;
+  };
   if (opts.deleteUntagged) {
     const collectable = (m: SnapManifest) =>
       m.createdAt < cutoff &&
@@ -125,44 +151,67 @@ export async function planCollection(
       for (const m of batch) {
         manifests.delete(m.id);
         account(m, -1);
-        plan.manifests.push({ repository: m.repository, digest: m.digest, size: m.size });
+        counts.manifests++;
+        planned({ kind: 'manifest', repository: m.repository, digest: m.digest, size: m.size });
       }
-      progress({ phase: 'manifests', done: plan.manifests.length });
+      progress({ phase: 'manifests', done: counts.manifests });
     }
   }
 
-  const staleLinks = await db.selectFrom('repository_blobs').select(['repository_id', 'digest']).where('created_at', '<', cutoff).execute();
-  const linksPruned = staleLinks.filter((l) => !repoBlobRefs.has(key(Number(l.repository_id), l.digest))).length;
-
-  const blobs = await db.selectFrom('blobs').select(['digest', 'size', 'state', 'last_used_at']).orderBy('digest').execute();
-  let blobsMarked = 0;
-  const recorded = new Set<string>();
-  for (const b of blobs) {
-    recorded.add(b.digest);
-    const referenced = blobRefs.has(b.digest) || manifestDigests.has(b.digest);
-    if (referenced) blobsMarked++;
-    else if (b.state === 'deleting' || Number(b.last_used_at) < cutoff) plan.blobs.push({ digest: b.digest, size: Number(b.size) });
+  // Links and blobs a page at a time (keyset pagination), never all at once.
+  let linksPruned = 0;
+  for (let after = { repositoryId: -1, digest: '' }; ; ) {
+    const page = await db
+      .selectFrom('repository_blobs')
+      .select(['repository_id', 'digest'])
+      .where('created_at', '<', cutoff)
+      .where((eb) => eb.or([eb('repository_id', '>', after.repositoryId), eb.and([eb('repository_id', '=', after.repositoryId), eb('digest', '>', after.digest)])]))
+      .orderBy('repository_id')
+      .orderBy('digest')
+      .limit(BATCH)
+      .execute();
+    linksPruned += page.filter((l) => !repoBlobRefs.has(key(Number(l.repository_id), l.digest))).length;
+    if (page.length < BATCH) break;
+    const last = page[page.length - 1]!;
+    after = { repositoryId: Number(last.repository_id), digest: last.digest };
   }
-  progress({ phase: 'blobs', done: plan.blobs.length, total: plan.blobs.length });
+
+  let blobsMarked = 0;
+  for (let after = ''; ; ) {
+    const page = await db.selectFrom('blobs').select(['digest', 'size', 'state', 'last_used_at']).where('digest', '>', after).orderBy('digest').limit(BATCH).execute();
+    for (const b of page) {
+      const referenced = blobRefs.has(b.digest) || manifestDigests.has(b.digest);
+      if (referenced) blobsMarked++;
+      else if (b.state === 'deleting' || Number(b.last_used_at) < cutoff) {
+        counts.blobs++;
+        counts.bytes += Number(b.size);
+        planned({ kind: 'blob', digest: b.digest, size: Number(b.size) });
+      }
+    }
+    if (page.length < BATCH) break;
+    after = page[page.length - 1]!.digest;
+  }
+  progress({ phase: 'blobs', done: counts.blobs, total: counts.blobs });
 
   for await (const blob of store.list()) {
     if (blob.modified && blob.modified.getTime() >= cutoff) continue;
-    if (recorded.has(blob.digest) || (await meta.blobRecorded(blob.digest))) continue;
-    plan.orphans.push({ digest: blob.digest, size: blob.size });
+    if (await meta.blobRecorded(blob.digest)) continue;
+    counts.orphans++;
+    counts.bytes += blob.size;
+    planned({ kind: 'orphan', digest: blob.digest, size: blob.size });
   }
 
-  const sum = (xs: { size: number }[]) => xs.reduce((n, x) => n + x.size, 0);
   const summary: CollectSummary = {
     dryRun: true,
     graceMs: opts.graceMs,
     deleteUntagged: opts.deleteUntagged,
     blobsMarked,
-    blobsEligible: plan.blobs.length,
+    blobsEligible: counts.blobs,
     blobsDeleted: 0,
-    bytesReclaimed: sum(plan.blobs) + sum(plan.orphans),
-    manifestsDeleted: plan.manifests.length,
+    bytesReclaimed: counts.bytes,
+    manifestsDeleted: counts.manifests,
     linksPruned,
-    orphanFilesDeleted: plan.orphans.length,
+    orphanFilesDeleted: counts.orphans,
     startedAt: new Date(started).toISOString(),
     durationMs: Date.now() - started,
   };

@@ -125,6 +125,32 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0004_gc_runs': {
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      async up(db: Kysely<any>) {
+        await id(db, 'gc_runs')
+          .addColumn('state', 'text', (c) => c.notNull())
+          .addColumn('dry_run', 'integer', (c) => c.notNull())
+          .addColumn('grace_ms', bigint, (c) => c.notNull())
+          .addColumn('delete_untagged', 'integer', (c) => c.notNull())
+          .addColumn('owner', 'text', (c) => c.notNull())
+          .addColumn('created_at', bigint, (c) => c.notNull())
+          .addColumn('started_at', bigint)
+          .addColumn('updated_at', bigint, (c) => c.notNull())
+          .addColumn('finished_at', bigint)
+          .addColumn('progress', 'text')
+          .addColumn('summary', 'text')
+          .addColumn('error', 'text')
+          .execute();
+        await db.schema.createIndex('gc_runs_state').on('gc_runs').columns(['state', 'id']).execute();
+      },
+    },
+    '0005_repository_deleting': {
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      async up(db: Kysely<any>) {
+        await db.schema.alterTable('repositories').addColumn('deleting_since', bigint).execute();
+      },
+    },
     '0011_signing_keys': {
       // eslint-disable-next-line @typescript-eslint/no-explicit-any
       async up(db: Kysely<any>) {

@@ -5,6 +5,8 @@ export interface RepositoriesTable {
   id: Generated<number>;
   name: string;
   created_at: number;
+  /** Set while a delete removes the repository batch by batch (refreshed each batch, database clock): writes into it are refused. */
+  deleting_since: number | null;
 }
 
 /** Every committed blob the registry knows, whatever repositories link it. */
@@ -95,7 +97,33 @@ export interface SigningKeysTable {
   retired_at: number | null;
 }
 
+/**
+ * One row per garbage collection (online, scheduled or offline): its options,
+ * state and summary, so that any thread or process can report on a run
+ * another one executes. The executing process refreshes updated_at while the
+ * run is queued or running; a row left unrefreshed belongs to a process that died.
+ */
+export interface GcRunsTable {
+  id: Generated<number>;
+  state: 'queued' | 'running' | 'finished' | 'failed';
+  dry_run: number;
+  grace_ms: number;
+  delete_untagged: number;
+  /** Which collector (one per process thread) executes it. */
+  owner: string;
+  created_at: number;
+  started_at: number | null;
+  updated_at: number;
+  finished_at: number | null;
+  /** JSON: the last progress report ({phase, done, total?}). */
+  progress: string | null;
+  /** JSON: the summary, once finished. */
+  summary: string | null;
+  error: string | null;
+}
+
 export interface Database {
+  gc_runs: GcRunsTable;
   repositories: RepositoriesTable;
   repository_deletions: RepositoryDeletionsTable;
   blobs: BlobsTable;

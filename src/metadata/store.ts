@@ -65,6 +65,29 @@ export interface StorageUsage {
   repositories: { name: string; bytes: number; blobs: number }[];
 }
 
+/** A garbage collection's row (see GcRunsTable); summary and progress are JSON text. */
+export interface GcRunRow {
+  id: number;
+  state: 'queued' | 'running' | 'finished' | 'failed';
+  dryRun: boolean;
+  graceMs: number;
+  deleteUntagged: boolean;
+  owner: string;
+  createdAt: number;
+  startedAt: number | null;
+  updatedAt: number;
+  finishedAt: number | null;
+  progress: string | null;
+  summary: string | null;
+  error: string | null;
+}
+
+export interface GcRunOptions {
+  dryRun: boolean;
+  graceMs: number;
+  deleteUntagged: boolean;
+}
+
 export interface Page {
   /** Return names strictly after this one. */
   after?: string;
@@ -101,6 +124,14 @@ type Db = Kysely<Database> | Transaction<Database>;
 const MANIFEST_COLUMNS = ['m.id', 'm.digest', 'm.media_type', 'm.size', 'm.artifact_type', 'm.subject_digest', 'm.annotations'] as const;
 
 const BUSY = Symbol('busy');
+/** Tags, manifests or links a repository delete removes per transaction. */
+export const REPOSITORY_DELETE_BATCH = 500;
+/** Stale links removed per transaction by pruneStaleLinks. */
+const PRUNE_BATCH = 1000;
+/** Garbage collection rows kept once finished (the newest). */
+const GC_RUNS_KEPT = 100;
+/** PostgreSQL: the advisory lock taken alone to create a collection's row, so two processes asked at once start one run. */
+const GC_RUN_LOCKS = 3;
 /** A 'deleting' mark older than this belongs to a collector that died; it may be taken over. */
 const STALE_DELETE_MS = 60_000;
 
@@ -187,6 +218,39 @@ function toRecord(row: {
   };
 }
 
+function toGcRun(r: {
+  id: number;
+  state: GcRunRow['state'];
+  dry_run: number;
+  grace_ms: number;
+  delete_untagged: number;
+  owner: string;
+  created_at: number;
+  started_at: number | null;
+  updated_at: number;
+  finished_at: number | null;
+  progress: string | null;
+  summary: string | null;
+  error: string | null;
+}): GcRunRow {
+  const n = (v: number | null) => (v === null ? null : Number(v));
+  return {
+    id: Number(r.id),
+    state: r.state,
+    dryRun: Number(r.dry_run) === 1,
+    graceMs: Number(r.grace_ms),
+    deleteUntagged: Number(r.delete_untagged) === 1,
+    owner: r.owner,
+    createdAt: Number(r.created_at),
+    startedAt: n(r.started_at),
+    updatedAt: Number(r.updated_at),
+    finishedAt: n(r.finished_at),
+    progress: r.progress,
+    summary: r.summary,
+    error: r.error,
+  };
+}
+
 /** SQLite: what claimLinkNow needs of the connection under Kysely. */
 interface SqliteHandle {
   /** A prepared statement, cached by its text (shared with Kysely's queries). */
@@ -204,6 +268,32 @@ interface SqliteHandle {
 export class RepositoryDeletedError extends Error {
   constructor(readonly repository: string) {
     super(`repository ${repository} was deleted while the upload was in progress`);
+  }
+}
+
+/**
+ * A write into a repository that a delete is removing batch by batch. An
+ * upload's claim is refused like one into a deleted repository (its upload
+ * goes with the repository); a manifest write or a mount is refused.
+ */
+export class RepositoryBeingDeletedError extends RepositoryDeletedError {
+  constructor(repository: string) {
+    super(repository);
+    this.message = `repository ${repository} is being deleted`;
+  }
+}
+
+/**
+ * A delete refused because a live manifest of the same repository still
+ * needs what it would remove (a blob it references, an index's child).
+ */
+export class StillReferencedError extends Error {
+  constructor(
+    readonly kind: 'blob' | 'manifest',
+    readonly digest: string,
+    readonly referencedBy: string,
+  ) {
+    super(`${kind} ${digest} is referenced by manifest ${referencedBy} in this repository; delete that manifest first`);
   }
 }
 
@@ -455,6 +545,8 @@ export class MetadataStore {
         const [row] = await this.hot('blobState', [digest], (d) => this.blobStateQuery(d), trx);
         const t = await this.clock(trx);
         if (beingDeleted(row, t)) return BUSY;
+        // Under the repository's lock, which the delete's every batch holds: no write slips in between two batches.
+        if (scope.repository !== undefined && (await this.beingDeletedRepository(scope.repository, trx))) throw new RepositoryBeingDeletedError(scope.repository);
         if (scope.onlyIf && !(await scope.onlyIf(trx))) return { value: null as T };
         await this.hot('recordBlob', [digest, size, t], (d, s, at) => this.recordBlobQuery(d, s, at), trx);
         return { value: await body(trx) };
@@ -524,6 +616,7 @@ export class MetadataStore {
           this.runNow(sqlite, 'recordBlob', [digest, size, t], (d, s, at) => this.recordBlobQuery(d, s, at));
           if (!present()) throw ABSENT;
           let [repo] = this.runNow(sqlite, 'repositoryId', [repository], (n) => this.repositoryIdQuery(n));
+          if (repo?.deleting_since != null && Number(repo.deleting_since) > t - STALE_DELETE_MS) throw new RepositoryBeingDeletedError(repository);
           if (!repo) {
             // Only when the repository is missing (not on the hot path): was it deleted after this upload began?
             if (startedAt !== undefined) {
@@ -569,7 +662,13 @@ export class MetadataStore {
   }
 
   private repositoryIdQuery(name: string) {
-    return this.db.selectFrom('repositories').select('id').where('name', '=', name);
+    return this.db.selectFrom('repositories').select(['id', 'deleting_since']).where('name', '=', name);
+  }
+
+  /** Whether a delete is removing this repository now (its mark refreshed within STALE_DELETE_MS). */
+  private async beingDeletedRepository(name: string, db: Db): Promise<boolean> {
+    const [row] = await this.hot('repositoryId', [name], (n) => this.repositoryIdQuery(n), db);
+    return row?.deleting_since != null && Number(row.deleting_since) > (await this.clock(db)) - STALE_DELETE_MS;
   }
 
   private repositoryDeletedAtQuery(name: string) {
@@ -677,14 +776,36 @@ export class MetadataStore {
     return row ? { size: Number(row.size) } : null;
   }
 
+  /**
+   * Removes a blob's link from a repository. Refused (StillReferencedError)
+   * while a manifest of the repository references the blob: an acknowledged
+   * manifest keeps every blob it needs until it is deleted itself. Checked
+   * under the repository's lock, which a manifest write holds too.
+   */
   async unlinkBlob(repository: string, digest: string): Promise<boolean> {
     return this.writeTransaction(async (trx) => {
       await this.lockRepositories(trx, [repository]);
       const repositoryId = await this.repositoryId(repository, trx);
       if (repositoryId === null) return false;
+      const user = await this.referencedBy(trx, repositoryId, 'blob', digest);
+      if (user !== null) throw new StillReferencedError('blob', digest, user);
       const r = await trx.deleteFrom('repository_blobs').where('repository_id', '=', repositoryId).where('digest', '=', digest).executeTakeFirst();
       return Number(r.numDeletedRows) > 0;
     });
+  }
+
+  /** The digest of a manifest of the repository (other than `except`) that references `digest` as a blob or a child, or null. */
+  private async referencedBy(trx: Db, repositoryId: number, kind: 'blob' | 'manifest', digest: string, except?: number): Promise<string | null> {
+    let q = trx
+      .selectFrom('manifest_references as x')
+      .innerJoin('manifests as m', 'm.id', 'x.manifest_id')
+      .select('m.digest')
+      .where('x.repository_id', '=', repositoryId)
+      .where('x.digest', '=', digest)
+      .where('x.kind', '=', kind);
+    if (except !== undefined) q = q.where('x.manifest_id', '!=', except);
+    const row = await q.orderBy('m.id').limit(1).executeTakeFirst();
+    return row ? row.digest : null;
   }
 
   /** A committed blob known anywhere in the registry, or null. */
@@ -816,7 +937,13 @@ export class MetadataStore {
     return row ? toRecord(row) : null;
   }
 
-  /** Deletes a manifest from a repository with every tag pointing at it. */
+  /**
+   * Deletes a manifest from a repository with every tag pointing at it.
+   * Refused (StillReferencedError) while another manifest of the repository
+   * lists it as a child: checked under the repository's lock, which a
+   * manifest write holds while it checks its children, so neither can slip
+   * past the other.
+   */
   async deleteManifest(repository: string, digest: string): Promise<boolean> {
     return this.writeTransaction(async (trx) => {
       await this.lockRepositories(trx, [repository]);
@@ -824,6 +951,8 @@ export class MetadataStore {
       if (repositoryId === null) return false;
       const row = await trx.selectFrom('manifests').select('id').where('repository_id', '=', repositoryId).where('digest', '=', digest).executeTakeFirst();
       if (!row) return false;
+      const parent = await this.referencedBy(trx, repositoryId, 'manifest', digest, row.id);
+      if (parent !== null) throw new StillReferencedError('manifest', digest, parent);
       await trx.deleteFrom('tags').where('manifest_id', '=', row.id).execute();
       await trx.deleteFrom('manifest_references').where('manifest_id', '=', row.id).execute();
       await trx.deleteFrom('manifests').where('id', '=', row.id).execute();
@@ -855,16 +984,21 @@ export class MetadataStore {
     return rows.map((r) => r.name);
   }
 
-  /** Manifests in a repository whose `subject` is `digest`. */
-  async referrers(repository: string, digest: string, artifactType?: string): Promise<ManifestRecord[]> {
+  /**
+   * Manifests in a repository whose `subject` is `digest`, in the order they
+   * were first pushed (by id), at most `page.limit` of them after the one
+   * with id `page.afterId`. The (repository_id, subject_digest) index finds them.
+   */
+  async referrers(repository: string, digest: string, artifactType?: string, page: { afterId?: number; limit: number } = { limit: 1000 }): Promise<ManifestRecord[]> {
     let q = this.db
       .selectFrom('manifests as m')
       .innerJoin('repositories as r', 'r.id', 'm.repository_id')
       .select(MANIFEST_COLUMNS)
       .where('r.name', '=', repository)
       .where('m.subject_digest', '=', digest)
-      .orderBy('m.created_at')
-      .orderBy('m.digest');
+      .where('m.id', '>', page.afterId ?? 0)
+      .orderBy('m.id')
+      .limit(page.limit);
     if (artifactType !== undefined) q = q.where('m.artifact_type', '=', artifactType);
     return (await q.execute()).map(toRecord);
   }
@@ -956,31 +1090,54 @@ export class MetadataStore {
     });
   }
 
-  /** Removes links older than `cutoff` that no manifest of their repository references. */
+  /**
+   * Removes links older than `cutoff` that no manifest of their repository
+   * references, PRUNE_BATCH links per transaction, so that neither memory nor
+   * a lock grows with their number.
+   */
   async pruneStaleLinks(cutoff: number): Promise<number> {
     const stale = (repositoryId?: number) => sql`
       repository_blobs.created_at < ${cutoff}
       ${repositoryId === undefined ? sql`` : sql`AND repository_blobs.repository_id = ${repositoryId}`}
       AND NOT EXISTS (SELECT 1 FROM manifest_references x
                       WHERE x.repository_id = repository_blobs.repository_id AND x.digest = repository_blobs.digest AND x.kind = 'blob')`;
+    const deleteBatch = async (db: Db, repositoryId?: number) =>
+      Number(
+        (
+          await sql`DELETE FROM repository_blobs WHERE (repository_id, digest) IN (
+            SELECT repository_id, digest FROM repository_blobs WHERE ${stale(repositoryId)} LIMIT ${PRUNE_BATCH})`.execute(db)
+        ).numAffectedRows ?? 0,
+      );
+    let pruned = 0;
     if (this.dialect !== 'postgres') {
-      const r = await this.writing(() => sql`DELETE FROM repository_blobs WHERE ${stale()}`.execute(this.db));
-      return Number(r.numAffectedRows ?? 0);
+      for (;;) {
+        const n = await this.writeTransaction((trx) => deleteBatch(trx));
+        pruned += n;
+        if (n < PRUNE_BATCH) return pruned;
+      }
     }
     // PostgreSQL: one repository at a time, under its lock, which every
     // push, mount and manifest write into it holds: a link cannot be pruned
-    // between a manifest's check of it and the manifest's commit.
-    const repos = await sql<{ id: number; name: string }>`
-      SELECT DISTINCT r.id, r.name FROM repository_blobs JOIN repositories r ON r.id = repository_blobs.repository_id WHERE ${stale()} ORDER BY r.name`.execute(this.db);
-    let pruned = 0;
-    for (const repo of repos.rows) {
-      pruned += await this.writeTransaction(async (trx) => {
-        await this.lockRepositories(trx, [repo.name]);
-        const r = await sql`DELETE FROM repository_blobs WHERE ${stale(Number(repo.id))}`.execute(trx);
-        return Number(r.numAffectedRows ?? 0);
-      });
+    // between a manifest's check of it and the manifest's commit. The
+    // repositories are read a page at a time too.
+    let after = '';
+    for (;;) {
+      const repos = await sql<{ id: number; name: string }>`
+        SELECT DISTINCT r.id, r.name FROM repository_blobs JOIN repositories r ON r.id = repository_blobs.repository_id
+        WHERE r.name > ${after} AND ${stale()} ORDER BY r.name LIMIT ${PRUNE_BATCH}`.execute(this.db);
+      for (const repo of repos.rows) {
+        for (;;) {
+          const n = await this.writeTransaction(async (trx) => {
+            await this.lockRepositories(trx, [repo.name]);
+            return deleteBatch(trx, Number(repo.id));
+          });
+          pruned += n;
+          if (n < PRUNE_BATCH) break;
+        }
+      }
+      if (repos.rows.length < PRUNE_BATCH) return pruned;
+      after = repos.rows[repos.rows.length - 1]!.name;
     }
-    return pruned;
   }
 
   /** Blobs some manifest references (what a mark phase marks). */
@@ -1016,38 +1173,80 @@ export class MetadataStore {
   }
 
   /**
-   * Deletes a repository with every tag, manifest and link.
-   * Returns what was deleted (for events), or null when it did not exist.
+   * Deletes a repository with every tag, manifest and link, in batches of
+   * REPOSITORY_DELETE_BATCH rows, each its own short transaction under the
+   * repository's lock (so neither a lock nor a transaction grows with the
+   * repository):
+   * 1. the repository is marked as being deleted; from then on claims,
+   *    mounts and manifest writes into it are refused
+   *    (RepositoryBeingDeletedError), so nothing is added behind the delete;
+   * 2. tags, then manifests (with their references), then blob links go, a
+   *    batch at a time; `onBatch` is told what each committed batch removed;
+   * 3. the repository row goes and the time of the delete is recorded
+   *    (repository_deletions: an upload begun before it is refused later).
+   * Each batch refreshes the mark; a delete that died leaves it to expire
+   * after STALE_DELETE_MS, and running the delete again finishes the job.
+   * Returns the counts, or null when the repository did not exist.
    */
-  async deleteRepository(name: string): Promise<{ manifests: { digest: string; mediaType: string; size: number }[]; tags: { tag: string; digest: string }[] } | null> {
-    return this.writeTransaction(async (trx) => {
-      await this.lockRepositories(trx, [name]);
-      const repositoryId = await this.repositoryId(name, trx);
-      if (repositoryId === null) return null;
-      const manifests = await trx.selectFrom('manifests').select(['id', 'digest', 'media_type', 'size']).where('repository_id', '=', repositoryId).orderBy('id').execute();
-      const tags = await trx
-        .selectFrom('tags as t')
-        .innerJoin('manifests as m', 'm.id', 't.manifest_id')
-        .select(['t.name', 'm.digest'])
-        .where('t.repository_id', '=', repositoryId)
-        .orderBy('t.name')
-        .execute();
-      await trx.deleteFrom('tags').where('repository_id', '=', repositoryId).execute();
-      await trx.deleteFrom('manifest_references').where('repository_id', '=', repositoryId).execute();
-      await trx.deleteFrom('manifests').where('repository_id', '=', repositoryId).execute();
-      await trx.deleteFrom('repository_blobs').where('repository_id', '=', repositoryId).execute();
-      await trx.deleteFrom('repositories').where('id', '=', repositoryId).execute();
-      const at = await this.clock(trx);
-      await trx
-        .insertInto('repository_deletions')
-        .values({ name, deleted_at: at })
-        .onConflict((oc) => oc.column('name').doUpdateSet({ deleted_at: at }))
-        .execute();
-      return {
-        manifests: manifests.map((m) => ({ digest: m.digest, mediaType: m.media_type, size: Number(m.size) })),
-        tags: tags.map((t) => ({ tag: t.name, digest: t.digest })),
-      };
-    });
+  async deleteRepository(
+    name: string,
+    onBatch: (removed: { manifests: { digest: string; mediaType: string; size: number }[]; tags: { tag: string; digest: string }[] }) => Promise<void> = async () => {},
+  ): Promise<{ manifests: number; tags: number } | null> {
+    const under = <T>(fn: (trx: Transaction<Database>, repositoryId: number) => Promise<T>) =>
+      this.writeTransaction(async (trx) => {
+        await this.lockRepositories(trx, [name]);
+        const repositoryId = await this.repositoryId(name, trx);
+        if (repositoryId === null) return null;
+        await trx.updateTable('repositories').set({ deleting_since: await this.clock(trx) }).where('id', '=', repositoryId).execute();
+        return { value: await fn(trx, repositoryId) };
+      });
+    // 1. The mark (a repository deleted meanwhile by another delete: nothing to do).
+    if ((await under(async () => true)) === null) return null;
+    const counts = { manifests: 0, tags: 0 };
+    // 2. Batches. A batch that finds the repository gone (a concurrent delete finished it) ends the job.
+    for (;;) {
+      const batch = await under(async (trx, repositoryId) => {
+        const tags = await trx
+          .selectFrom('tags as t')
+          .innerJoin('manifests as m', 'm.id', 't.manifest_id')
+          .select(['t.name', 'm.digest'])
+          .where('t.repository_id', '=', repositoryId)
+          .orderBy('t.name')
+          .limit(REPOSITORY_DELETE_BATCH)
+          .execute();
+        if (tags.length) {
+          await trx.deleteFrom('tags').where('repository_id', '=', repositoryId).where('name', 'in', tags.map((t) => t.name)).execute();
+          return { tags: tags.map((t) => ({ tag: t.name, digest: t.digest })), manifests: [], more: true };
+        }
+        const manifests = await trx.selectFrom('manifests').select(['id', 'digest', 'media_type', 'size']).where('repository_id', '=', repositoryId).orderBy('id').limit(REPOSITORY_DELETE_BATCH).execute();
+        if (manifests.length) {
+          const ids = manifests.map((m) => m.id);
+          await trx.deleteFrom('manifest_references').where('manifest_id', 'in', ids).execute();
+          await trx.deleteFrom('manifests').where('id', 'in', ids).execute();
+          return { tags: [], manifests: manifests.map((m) => ({ digest: m.digest, mediaType: m.media_type, size: Number(m.size) })), more: true };
+        }
+        const links = await trx.selectFrom('repository_blobs').select('digest').where('repository_id', '=', repositoryId).orderBy('digest').limit(REPOSITORY_DELETE_BATCH).execute();
+        if (links.length) {
+          await trx.deleteFrom('repository_blobs').where('repository_id', '=', repositoryId).where('digest', 'in', links.map((l) => l.digest)).execute();
+          return { tags: [], manifests: [], more: true };
+        }
+        // 3. Nothing left: the repository itself.
+        await trx.deleteFrom('repositories').where('id', '=', repositoryId).execute();
+        const at = await this.clock(trx);
+        await trx
+          .insertInto('repository_deletions')
+          .values({ name, deleted_at: at })
+          .onConflict((oc) => oc.column('name').doUpdateSet({ deleted_at: at }))
+          .execute();
+        return { tags: [], manifests: [], more: false };
+      });
+      if (batch === null) return counts;
+      const { tags, manifests, more } = batch.value;
+      counts.tags += tags.length;
+      counts.manifests += manifests.length;
+      if (tags.length || manifests.length) await onBatch({ tags, manifests });
+      if (!more) return counts;
+    }
   }
 
   /**
@@ -1076,6 +1275,157 @@ export class MetadataStore {
       reclaimableBlobs: Number(reclaimable.rows[0]?.blobs ?? 0),
       repositories: perRepo.rows.map((r) => ({ name: r.name, bytes: Number(r.bytes), blobs: Number(r.blobs) })),
     };
+  }
+
+  // ---- garbage collection runs ------------------------------------------------
+
+  /**
+   * Records a collection to run, or joins one: with `join`, a queued or
+   * running collection with the same options whose executor refreshed it
+   * since `freshSince` (database clock) is returned instead of a new row
+   * (a queued one first: it has not started, so it sees everything done so
+   * far). Old finished rows beyond the newest GC_RUNS_KEPT are removed.
+   */
+  async createGcRun(opts: GcRunOptions, owner: string, join: { freshSince: number } | null): Promise<{ run: GcRunRow; joined: boolean }> {
+    return this.writeTransaction(async (trx) => {
+      // Taken alone, in a transaction that takes no other lock: outside the repository/blob order, and no cycle with it.
+      if (this.dialect === 'postgres') await sql`SELECT pg_advisory_xact_lock(${GC_RUN_LOCKS}, 0)`.execute(trx);
+      if (join) {
+        const found = await trx
+          .selectFrom('gc_runs')
+          .selectAll()
+          .where('state', 'in', ['queued', 'running'])
+          .where('dry_run', '=', opts.dryRun ? 1 : 0)
+          .where('grace_ms', '=', opts.graceMs)
+          .where('delete_untagged', '=', opts.deleteUntagged ? 1 : 0)
+          .where('updated_at', '>=', join.freshSince)
+          .orderBy(sql`CASE WHEN state = 'queued' THEN 0 ELSE 1 END`)
+          .orderBy('id', 'desc')
+          .limit(1)
+          .executeTakeFirst();
+        if (found) return { run: toGcRun(found), joined: true };
+      }
+      const t = await this.clock(trx);
+      const inserted = await trx
+        .insertInto('gc_runs')
+        .values({
+          state: 'queued',
+          dry_run: opts.dryRun ? 1 : 0,
+          grace_ms: opts.graceMs,
+          delete_untagged: opts.deleteUntagged ? 1 : 0,
+          owner,
+          created_at: t,
+          started_at: null,
+          updated_at: t,
+          finished_at: null,
+          progress: null,
+          summary: null,
+          error: null,
+        })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      const id = Number(inserted.id);
+      await trx.deleteFrom('gc_runs').where('id', '<=', id - GC_RUNS_KEPT).where('state', 'in', ['finished', 'failed']).execute();
+      const run = await trx.selectFrom('gc_runs').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+      return { run: toGcRun(run), joined: false };
+    });
+  }
+
+  /** Updates a collection's row (and its updated_at, on the database clock). */
+  async updateGcRun(
+    id: number,
+    change: { state?: GcRunRow['state']; started?: boolean; finished?: boolean; progress?: string; summary?: string; error?: string },
+  ): Promise<void> {
+    await this.writing(async () => {
+      const t = await this.clock();
+      await this.db
+        .updateTable('gc_runs')
+        .set({
+          updated_at: t,
+          ...(change.state !== undefined ? { state: change.state } : {}),
+          ...(change.started ? { started_at: t } : {}),
+          ...(change.finished ? { finished_at: t } : {}),
+          ...(change.progress !== undefined ? { progress: change.progress } : {}),
+          ...(change.summary !== undefined ? { summary: change.summary } : {}),
+          ...(change.error !== undefined ? { error: change.error } : {}),
+        })
+        .where('id', '=', id)
+        .execute();
+    });
+  }
+
+  /** Refreshes the rows of collections this process executes, so readers know it is alive. */
+  async touchGcRuns(ids: number[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.writing(async () => {
+      const t = await this.clock();
+      await this.db.updateTable('gc_runs').set({ updated_at: t }).where('id', 'in', ids).where('state', 'in', ['queued', 'running']).execute();
+    });
+  }
+
+  /** A collection's row by id, or the newest one (`'latest'`). */
+  async gcRun(id: number | 'latest'): Promise<GcRunRow | null> {
+    let q = this.db.selectFrom('gc_runs').selectAll();
+    q = id === 'latest' ? q.orderBy('id', 'desc').limit(1) : q.where('id', '=', id);
+    const row = await q.executeTakeFirst();
+    return row ? toGcRun(row) : null;
+  }
+
+  /**
+   * One repository's size (each distinct blob or manifest counted once, as
+   * in storageUsage), blob count and tag count, or null when it holds no
+   * manifest. Scoped to the repository: every query goes through its id on
+   * an index (repository_blobs' and tags' primary keys, manifests'
+   * (repository_id, digest)), never over the whole database
+   * (explainRepositoryUsage shows the plans; the metadata suite checks them).
+   */
+  async repositoryUsage(name: string): Promise<{ bytes: number; blobs: number; tags: number } | null> {
+    const repositoryId = await this.repositoryId(name);
+    if (repositoryId === null) return null;
+    const [size, tags] = this.repositoryUsageQueries(repositoryId);
+    const held = await this.db.selectFrom('manifests').select('id').where('repository_id', '=', repositoryId).limit(1).executeTakeFirst();
+    if (!held) return null;
+    const s = (await size.execute(this.db)).rows[0];
+    const t = (await tags.execute(this.db)).rows[0];
+    return { bytes: Number(s?.bytes ?? 0), blobs: Number(s?.blobs ?? 0), tags: Number(t?.n ?? 0) };
+  }
+
+  private repositoryUsageQueries(repositoryId: number) {
+    return [
+      sql<{ bytes: number; blobs: number }>`
+        SELECT COALESCE(SUM(u.size), 0) AS bytes, COUNT(*) AS blobs FROM (
+          SELECT rb.digest, b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest WHERE rb.repository_id = ${repositoryId} AND b.state = 'live'
+          UNION
+          SELECT m.digest, m.size FROM manifests m WHERE m.repository_id = ${repositoryId}
+        ) u`,
+      sql<{ n: number }>`SELECT COUNT(*) AS n FROM tags WHERE repository_id = ${repositoryId}`,
+    ] as const;
+  }
+
+  /**
+   * The plans of repositoryUsage's queries (SQLite's EXPLAIN QUERY PLAN,
+   * PostgreSQL's EXPLAIN with sequential scans discouraged, since on a small
+   * table a scan is cheaper and would hide whether an index can serve).
+   */
+  async explainRepositoryUsage(name: string): Promise<string[]> {
+    const repositoryId = (await this.repositoryId(name)) ?? 0;
+    const plans: string[] = [];
+    for (const q of this.repositoryUsageQueries(repositoryId)) {
+      const { sql: text, parameters } = q.compile(this.db);
+      if (this.dialect === 'sqlite') {
+        const rows = await this.db.executeQuery<{ detail: string }>({ ...q.compile(this.db), sql: `EXPLAIN QUERY PLAN ${text}`, parameters });
+        plans.push(rows.rows.map((r) => r.detail).join('\n'));
+      } else {
+        plans.push(
+          await this.db.transaction().execute(async (trx) => {
+            await sql`SET LOCAL enable_seqscan = off`.execute(trx);
+            const rows = await trx.executeQuery<{ 'QUERY PLAN': string }>({ ...q.compile(this.db), sql: `EXPLAIN ${text}`, parameters });
+            return rows.rows.map((r) => r['QUERY PLAN']).join('\n');
+          }),
+        );
+      }
+    }
+    return plans;
   }
 
   /** Runs a trivial query; used by health checks. */

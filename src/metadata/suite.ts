@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { RepositoryDeletedError, type MetadataStore, type NewManifest } from './store.js';
+import { REPOSITORY_DELETE_BATCH, RepositoryBeingDeletedError, RepositoryDeletedError, StillReferencedError, type MetadataStore, type NewManifest } from './store.js';
 
 const d = (s: string) => `sha256:${createHash('sha256').update(s).digest('hex')}`;
 
@@ -251,6 +251,11 @@ export function runMetadataSuite(name: string, open: () => Promise<{ store: Meta
       assert.equal(sigs[0]!.digest, d('manifest sig'));
       assert.deepEqual(sigs[0]!.annotations, { k: 'v' });
       assert.deepEqual(await store.referrers('ref/a', d('nothing')), []);
+      // A page at a time, in push order, after the last one seen.
+      const first = await store.referrers('ref/a', subject, undefined, { limit: 1 });
+      assert.deepEqual(first.map((r) => r.digest), [d('manifest sig')]);
+      const rest = await store.referrers('ref/a', subject, undefined, { afterId: first[0]!.id, limit: 10 });
+      assert.deepEqual(rest.map((r) => r.digest), [d('manifest sbom')]);
     });
 
     it('serialises concurrent tag updates without losing the repository', async () => {
@@ -348,6 +353,192 @@ export function runMetadataSuite(name: string, open: () => Promise<{ store: Meta
       assert.deepEqual(await store.linkedBlob('gone/a', blob), { size: 3 });
       // And one begun before the delete may link into the repository made since (it exists: nothing is brought back).
       assert.equal(await claimLink(store, 'gone/a', d('after-delete-2'), 4, () => true, startedBefore), true);
+    });
+
+    it('deletes a large repository in batches, each bounded, with what each removed', async () => {
+      const repo = 'bulk/del';
+      const layer = d('bulk-layer');
+      await store.linkBlob(repo, layer, 5);
+      const base = manifest('bulk-base', { blobs: [layer] });
+      const tags = Array.from({ length: 2 * REPOSITORY_DELETE_BATCH + 10 }, (_, i) => `t${i}`);
+      assert.deepEqual(await store.putManifest(repo, base, tags), { ok: true });
+      const extra = Array.from({ length: REPOSITORY_DELETE_BATCH + 3 }, (_, i) => manifest(`bulk-${i}`));
+      for (const m of extra) await store.putManifest(repo, m, []);
+      await store.putManifest('bulk/neighbour', manifest('bulk-neighbour'), ['keep']);
+      const startedBefore = await store.clock();
+      await new Promise((r) => setTimeout(r, 5));
+      const batches: { tags: number; manifests: number }[] = [];
+      const removedTags = new Set<string>();
+      const removedManifests = new Set<string>();
+      const counts = await store.deleteRepository(repo, async (b) => {
+        batches.push({ tags: b.tags.length, manifests: b.manifests.length });
+        for (const t of b.tags) removedTags.add(t.tag);
+        for (const m of b.manifests) removedManifests.add(m.digest);
+      });
+      assert.deepEqual(counts, { tags: tags.length, manifests: extra.length + 1 });
+      assert.ok(batches.length >= 5, JSON.stringify(batches));
+      assert.ok(batches.every((b) => b.tags + b.manifests <= REPOSITORY_DELETE_BATCH), JSON.stringify(batches));
+      assert.equal(removedTags.size, tags.length);
+      assert.equal(removedManifests.size, extra.length + 1);
+      assert.equal(await store.repositoryId(repo), null);
+      assert.equal(await store.listTags(repo, { limit: 10 }), null);
+      assert.equal(await store.linkedBlob(repo, layer), null);
+      assert.equal((await store.manifestByTag('bulk/neighbour', 'keep'))?.digest, manifest('bulk-neighbour').digest, 'another repository untouched');
+      await assert.rejects(claimLink(store, repo, d('bulk-late-upload'), 1, () => true, startedBefore), RepositoryDeletedError, 'an upload begun before the delete');
+      assert.equal(await store.deleteRepository(repo), null);
+    });
+
+    it('refuses pushes, mounts and uploads into a repository while it is being deleted; the delete completes', async () => {
+      const repo = 'busy/del';
+      const layer = d('busy-layer');
+      await store.linkBlob('busy/source', layer, 7);
+      await store.linkBlob(repo, layer, 7);
+      for (let i = 0; i < REPOSITORY_DELETE_BATCH + 5; i++) await store.putManifest(repo, manifest(`busy-${i}`, { blobs: [layer] }), [`t${i}`]);
+      let pause!: () => void;
+      const paused = new Promise<void>((r) => (pause = r));
+      let resume!: () => void;
+      const resumed = new Promise<void>((r) => (resume = r));
+      let first = true;
+      const deleting = store.deleteRepository(repo, async () => {
+        if (!first) return;
+        first = false;
+        pause();
+        await resumed;
+      });
+      await paused; // one batch committed, the repository marked
+      await assert.rejects(store.putManifest(repo, manifest('busy-new', { blobs: [layer] }), ['new']), RepositoryBeingDeletedError);
+      await store.linkBlob('busy/source', d('busy-other'), 3);
+      await assert.rejects(store.mountBlob(repo, 'busy/source', d('busy-other')), RepositoryBeingDeletedError);
+      await assert.rejects(claimLink(store, repo, d('busy-upload'), 2, () => true, await store.clock()), RepositoryDeletedError);
+      // Reads and deletes still work meanwhile.
+      assert.notEqual(await store.listTags(repo, { limit: 1 }), null);
+      resume();
+      assert.deepEqual(await deleting, { tags: REPOSITORY_DELETE_BATCH + 5, manifests: REPOSITORY_DELETE_BATCH + 5 });
+      assert.equal(await store.repositoryId(repo), null);
+      assert.equal(await store.linkedBlob(repo, d('busy-other')), null, 'nothing slipped in');
+      assert.equal(await store.manifestByTag(repo, 'new'), null);
+      // After the delete, a push creates the repository anew.
+      await new Promise((r) => setTimeout(r, 5));
+      assert.equal(await claimLink(store, repo, layer, 7, () => true, await store.clock()), true);
+      assert.deepEqual(await store.putManifest(repo, manifest('busy-after', { blobs: [layer] }), ['after']), { ok: true });
+      assert.deepEqual(await store.linkedBlob('busy/source', layer), { size: 7 });
+    });
+
+    it("one repository's usage: its own distinct blobs and manifests, its tags, through indexes only", async () => {
+      const layer = d('usage-layer');
+      const shared = d('usage-shared');
+      await store.linkBlob('usage/a', layer, 1000);
+      await store.linkBlob('usage/a', shared, 30);
+      await store.linkBlob('usage/b', shared, 30);
+      await store.linkBlob('usage/a', d('usage-stray'), 7); // linked, not referenced: still counted, as in storageUsage
+      const m = manifest('usage-m', { blobs: [layer, shared, shared] });
+      await store.putManifest('usage/a', m, ['one', 'two']);
+      await store.putManifest('usage/b', manifest('usage-b', { blobs: [shared] }), ['x']);
+      assert.deepEqual(await store.repositoryUsage('usage/a'), { bytes: 1000 + 30 + 7 + 100, blobs: 4, tags: 2 });
+      assert.deepEqual(await store.repositoryUsage('usage/b'), { bytes: 30 + 100, blobs: 2, tags: 1 });
+      const all = (await store.storageUsage()).repositories.find((r) => r.name === 'usage/a');
+      assert.deepEqual(all, { name: 'usage/a', bytes: 1137, blobs: 4 }, 'the same numbers as the whole accounting');
+      assert.equal(await store.repositoryUsage('usage/none'), null);
+      await store.linkBlob('usage/blobs-only', layer, 1000);
+      assert.equal(await store.repositoryUsage('usage/blobs-only'), null, 'no manifest: not a repository (docs/gc.md)');
+
+      const plans = (await store.explainRepositoryUsage('usage/a')).join('\n');
+      if (store.dialect === 'sqlite') {
+        // SEARCH through an index on every table; never a SCAN of one (SCAN u is the union's own result).
+        assert.doesNotMatch(plans, /\bSCAN (rb|b|m|tags)\b/, plans);
+        for (const table of ['rb', 'b', 'm', 'tags']) assert.match(plans, new RegExp(`SEARCH ${table} USING .*INDEX .*\\(repository_id=\\?|SEARCH ${table} USING .*INDEX .*\\(digest=\\?`), plans);
+      } else {
+        assert.doesNotMatch(plans, /Seq Scan/, plans);
+        assert.match(plans, /Scan (using|on) repository_blobs_pk/, plans);
+        assert.match(plans, /Scan (using|on) manifests_(repository_digest|subject)/, plans);
+        assert.match(plans, /Scan (using|on) tags_pk/, plans);
+      }
+    });
+
+    it('refuses to unlink a blob or delete a child manifest that a live manifest of the repository needs', async () => {
+      const repo = 'integrity/a';
+      const layer = d('integrity-layer');
+      await store.linkBlob(repo, layer, 10);
+      await store.linkBlob('integrity/other', layer, 10);
+      const child = manifest('integrity-child', { blobs: [layer] });
+      assert.deepEqual(await store.putManifest(repo, child, []), { ok: true });
+      const index = manifest('integrity-index', { mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [child.digest] });
+      assert.deepEqual(await store.putManifest(repo, index, ['multi']), { ok: true });
+      const refused = (kind: string, by: string) => (err: unknown) => err instanceof StillReferencedError && err.kind === kind && err.referencedBy === by;
+      await assert.rejects(store.unlinkBlob(repo, layer), refused('blob', child.digest));
+      await assert.rejects(store.deleteManifest(repo, child.digest), refused('manifest', index.digest));
+      assert.deepEqual(await store.linkedBlob(repo, layer), { size: 10 }, 'nothing removed');
+      assert.notEqual(await store.manifestByDigest(repo, child.digest), null);
+      // Elsewhere the same blob is free; a tag delete is always fine.
+      assert.equal(await store.unlinkBlob('integrity/other', layer), true);
+      assert.equal(await store.deleteTag(repo, 'multi'), true);
+      // Top down it all goes.
+      assert.equal(await store.deleteManifest(repo, index.digest), true);
+      assert.equal(await store.deleteManifest(repo, child.digest), true);
+      assert.equal(await store.unlinkBlob(repo, layer), true);
+    });
+
+    it('a delete racing a manifest write that needs the same child or blob: never an acknowledged manifest left incomplete', async () => {
+      const repo = 'integrity/race';
+      for (let round = 0; round < 15; round++) {
+        const layer = d(`race-layer-${round}`);
+        await store.linkBlob(repo, layer, 10);
+        const child = manifest(`race-child-${round}`);
+        assert.deepEqual(await store.putManifest(repo, child, []), { ok: true });
+        const image = manifest(`race-image-${round}`, { blobs: [layer] });
+        const index = manifest(`race-index-${round}`, { mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [child.digest] });
+        const settle = <T>(p: Promise<T>) => p.then((v) => ({ ok: true as const, v }), (e: unknown) => ({ ok: false as const, e }));
+        const [putIndex, delChild, putImage, unlink] = await Promise.all([
+          settle(store.putManifest(repo, index, [`i${round}`])),
+          settle(store.deleteManifest(repo, child.digest)),
+          settle(store.putManifest(repo, image, [`m${round}`])),
+          settle(store.unlinkBlob(repo, layer)),
+        ]);
+        for (const r of [delChild, unlink]) if (!r.ok) assert.ok(r.e instanceof StillReferencedError, String(r.e));
+        if (putIndex.ok && putIndex.v.ok) {
+          assert.equal(delChild.ok, false, `round ${round}: the child of an acknowledged index was deleted`);
+          assert.notEqual(await store.manifestByDigest(repo, child.digest), null);
+        } else {
+          assert.deepEqual(putIndex.ok && putIndex.v, { ok: false, missingBlobs: [], missingManifests: [child.digest] });
+        }
+        if (putImage.ok && putImage.v.ok) {
+          assert.equal(unlink.ok, false, `round ${round}: a blob of an acknowledged manifest was unlinked`);
+          assert.deepEqual(await store.linkedBlob(repo, layer), { size: 10 });
+        } else {
+          assert.deepEqual(putImage.ok && putImage.v, { ok: false, missingBlobs: [layer], missingManifests: [] });
+        }
+      }
+    });
+
+    it('records garbage collection runs; joins only a fresh one with the same options, a queued one first', async () => {
+      const opts = { dryRun: false, graceMs: 0, deleteUntagged: true };
+      const t = await store.clock();
+      const a = await store.createGcRun(opts, 'owner-a', { freshSince: t - 60_000 });
+      assert.equal(a.joined, false);
+      assert.equal(a.run.state, 'queued');
+      assert.deepEqual([a.run.dryRun, a.run.graceMs, a.run.deleteUntagged, a.run.owner], [false, 0, true, 'owner-a']);
+      assert.equal((await store.gcRun('latest'))?.id, a.run.id);
+      // The same options: joined. Other options, or no join asked for: a run of its own.
+      assert.deepEqual(await store.createGcRun(opts, 'owner-b', { freshSince: t - 60_000 }), { run: a.run, joined: true });
+      const other = await store.createGcRun({ ...opts, dryRun: true }, 'owner-b', { freshSince: t - 60_000 });
+      assert.equal(other.joined, false);
+      const own = await store.createGcRun(opts, 'owner-b', null);
+      assert.equal(own.joined, false);
+      // a runs, own stays queued: a join prefers the queued one (it has not started, so it sees every delete so far).
+      await store.updateGcRun(a.run.id, { state: 'running', started: true, progress: '{"phase":"blobs","done":1}' });
+      assert.equal((await store.createGcRun(opts, 'owner-c', { freshSince: t - 60_000 })).run.id, own.run.id);
+      await store.updateGcRun(own.run.id, { state: 'finished', finished: true, summary: '{"blobsDeleted":3}' });
+      const finished = await store.gcRun(own.run.id);
+      assert.equal(finished?.state, 'finished');
+      assert.equal(finished?.summary, '{"blobsDeleted":3}');
+      assert.ok(finished!.finishedAt! >= t);
+      assert.equal((await store.createGcRun(opts, 'owner-c', { freshSince: t - 60_000 })).run.id, a.run.id, 'the running one, once none is queued');
+      // Not refreshed since freshSince: its process died; not joined.
+      const later = (await store.clock()) + 1000;
+      assert.equal((await store.createGcRun(opts, 'owner-c', { freshSince: later })).joined, false);
+      await store.touchGcRuns([a.run.id]);
+      assert.ok((await store.gcRun(a.run.id))!.updatedAt >= t);
+      assert.equal(await store.gcRun(987654321), null);
     });
 
     it("reads the time from the database's clock", async () => {

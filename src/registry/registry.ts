@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { BlobNotFoundError, openReader, type BlobReader, type BlobStore, type ByteRange } from '../storage/index.js';
-import type { ManifestRecord, MetadataStore } from '../metadata/index.js';
+import { RepositoryBeingDeletedError, StillReferencedError, type ManifestRecord, type MetadataStore } from '../metadata/index.js';
 import { digestOf } from './digest.js';
 import { RegistryError } from './errors.js';
 import { parseManifest, MediaTypes, type Descriptor } from './manifests/index.js';
@@ -35,6 +35,11 @@ export type RepositoryFilter = (repository: string) => boolean | Promise<boolean
 
 /** Every repository: the filter of a registry without private repositories. */
 export const everyRepository: RepositoryFilter = () => true;
+
+/** Descriptors in one page of referrers (the default and the most a client may ask for with `n`). */
+export const MAX_REFERRERS_PAGE = 1000;
+/** Bytes of descriptors in one page of referrers: the index stays within what clients accept as a manifest. */
+export const MAX_REFERRERS_BYTES = MAX_MANIFEST_BYTES;
 
 /** How many holders of a blob an automatic mount asks the filter about, and how many it reads at once. */
 const MAX_MOUNT_CANDIDATES = 1000;
@@ -109,7 +114,7 @@ export class Registry {
     this.assertDeletable();
     assertName(repository);
     parseDigest(digest);
-    if (!(await this.meta.unlinkBlob(repository, digest))) throw blobUnknown(digest);
+    if (!(await this.meta.unlinkBlob(repository, digest).catch(refuseStillReferenced))) throw blobUnknown(digest);
   }
 
   /**
@@ -164,7 +169,7 @@ export class Registry {
   }
 
   private async mountFrom(repository: string, digest: string, from: string): Promise<BlobHandle | null> {
-    const mounted = await this.meta.mountBlob(repository, from, digest);
+    const mounted = await this.meta.mountBlob(repository, from, digest).catch(refuseWhileDeleting);
     return mounted ? { digest, size: mounted.size } : null;
   }
 
@@ -253,7 +258,7 @@ export class Registry {
     const tags = ref.kind === 'tag' ? [ref.tag, ...extraTags] : extraTags;
     let result;
     try {
-      result = await this.meta.putManifest(repository, record, tags, writeBytes);
+      result = await this.meta.putManifest(repository, record, tags, writeBytes).catch(refuseWhileDeleting);
     } finally {
       if (staged) await this.store.deleteUpload(staged);
     }
@@ -292,34 +297,38 @@ export class Registry {
       if (!(await this.meta.deleteTag(repository, ref.tag))) throw manifestUnknown(reference);
       return { kind: 'tag' };
     }
-    if (!(await this.meta.deleteManifest(repository, ref.digest))) throw manifestUnknown(reference);
+    if (!(await this.meta.deleteManifest(repository, ref.digest).catch(refuseStillReferenced))) throw manifestUnknown(reference);
     return { kind: 'digest', digest: ref.digest };
   }
 
   /**
-   * Deletes a whole repository: every tag, manifest, blob link and upload.
-   * Blob bytes no other repository uses are left to garbage collection.
+   * Deletes a whole repository: every tag, manifest, blob link and upload,
+   * in batches (see MetadataStore.deleteRepository), with the `delete`
+   * events of each batch queued as it commits. Pushes into the repository
+   * meanwhile are refused. Blob bytes no other repository uses are left to
+   * garbage collection.
    */
   async deleteRepository(repository: string, actor?: string): Promise<{ manifests: number; tags: number }> {
     this.assertDeletable();
     assertName(repository);
-    const deleted = await this.meta.deleteRepository(repository);
+    const deleted = await this.meta.deleteRepository(repository, async (batch) => {
+      const timestamp = new Date().toISOString();
+      const events: RegistryEvent[] = [
+        ...batch.tags.map((t) => ({ id: randomUUID(), timestamp, action: 'delete' as const, target: { repository, tag: t.tag, digest: t.digest }, actor: { name: actor } })),
+        ...batch.manifests.map((m) => ({
+          id: randomUUID(),
+          timestamp,
+          action: 'delete' as const,
+          target: { repository, digest: m.digest, mediaType: m.mediaType, size: m.size, length: m.size },
+          actor: { name: actor },
+        })),
+      ];
+      if (events.length) await this.events.emit(events);
+    });
     if (!deleted) throw nameUnknown(repository);
-    const timestamp = new Date().toISOString();
-    const events: RegistryEvent[] = [
-      ...deleted.tags.map((t) => ({ id: randomUUID(), timestamp, action: 'delete' as const, target: { repository, tag: t.tag, digest: t.digest }, actor: { name: actor } })),
-      ...deleted.manifests.map((m) => ({
-        id: randomUUID(),
-        timestamp,
-        action: 'delete' as const,
-        target: { repository, digest: m.digest, mediaType: m.mediaType, size: m.size, length: m.size },
-        actor: { name: actor },
-      })),
-    ];
-    if (events.length) await this.events.emit(events);
     // Its uploads in progress go too (their ids name the repository: one pass over the uploads).
     await this.uploads.cancelAll(repository);
-    return { manifests: deleted.manifests.length, tags: deleted.tags.length };
+    return deleted;
   }
 
   // ---- listings -------------------------------------------------------------------
@@ -342,19 +351,55 @@ export class Registry {
     return page(await this.meta.listRepositories({ after: last, limit: limit + 1 }), limit);
   }
 
-  /** The referrers of `digest` as an OCI image index (dist-spec "Listing Referrers"). */
-  async referrers(repository: string, digest: string, artifactType?: string): Promise<{ index: Record<string, unknown>; filtered: boolean }> {
+  /**
+   * The referrers of `digest` as an OCI image index (dist-spec "Listing
+   * Referrers"), a page at a time: at most `n` descriptors (default and
+   * most MAX_REFERRERS_PAGE), and no more than MAX_REFERRERS_BYTES of them,
+   * after the referrer `after` (an opaque cursor: the position of the last
+   * one of the previous page). `next` is set when more follow.
+   */
+  async referrers(repository: string, digest: string, artifactType?: string, n?: number, after?: number): Promise<{ index: Record<string, unknown>; filtered: boolean; next?: number }> {
     assertName(repository);
     parseDigest(digest);
-    const rows = await this.meta.referrers(repository, digest, artifactType);
-    const manifests = rows.map((r) => {
+    const limit = Math.min(n ?? MAX_REFERRERS_PAGE, MAX_REFERRERS_PAGE);
+    const rows = limit === 0 ? [] : await this.meta.referrers(repository, digest, artifactType, { afterId: after, limit: limit + 1 });
+    const manifests: Record<string, unknown>[] = [];
+    let bytes = 0;
+    let next: number | undefined;
+    for (const [i, r] of rows.entries()) {
       const d: Record<string, unknown> = { mediaType: r.mediaType, digest: r.digest, size: r.size };
       if (r.artifactType) d.artifactType = r.artifactType;
       if (r.annotations) d.annotations = r.annotations;
-      return d;
-    });
-    return { index: { schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests }, filtered: artifactType !== undefined };
+      const size = Buffer.byteLength(JSON.stringify(d)) + 1;
+      // A full page, or one more would pass the byte bound (a page always holds at least one).
+      if (i === limit || (manifests.length > 0 && bytes + size > MAX_REFERRERS_BYTES)) {
+        next = rows[i - 1]!.id;
+        break;
+      }
+      manifests.push(d);
+      bytes += size;
+    }
+    return { index: { schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests }, filtered: artifactType !== undefined, next };
   }
+}
+
+/** A write into a repository being deleted: refused, for the client to push again once the delete has finished. */
+function refuseWhileDeleting(err: unknown): never {
+  if (err instanceof RepositoryBeingDeletedError) {
+    throw new RegistryError('DENIED', `repository ${err.repository} is being deleted; push again once the delete has finished`, { name: err.repository }, { status: 409 });
+  }
+  throw err;
+}
+
+/**
+ * A delete that would leave a live manifest of the repository incomplete:
+ * refused (distribution allows it; docs/gc.md says why Berth does not).
+ */
+function refuseStillReferenced(err: unknown): never {
+  if (err instanceof StillReferencedError) {
+    throw new RegistryError('DENIED', err.message, { digest: err.digest, referencedBy: err.referencedBy }, { status: 409 });
+  }
+  throw err;
 }
 
 function page(rows: string[], limit: number): Paginated<string> {

@@ -44,10 +44,24 @@ interface GcSummary {
   plan?: { manifests: { repository: string; digest: string; size: number }[]; blobs: { digest: string; size: number }[]; orphans: { digest: string; size: number }[] };
 }
 
+interface GcRun {
+  id: number;
+  state: 'queued' | 'running' | 'finished' | 'failed';
+  dryRun: boolean;
+  graceMs: number;
+  deleteUntagged: boolean;
+  summary: GcSummary | null;
+  error: string | null;
+}
+
+/** Runs a collection and waits for its summary (POST ?wait=true answers 200 once the run finished). */
 async function collect(base: string, query = ''): Promise<GcSummary> {
-  const r = await fetch(`${base}/berth/v1/gc${query}`, { method: 'POST' });
+  const r = await fetch(`${base}/berth/v1/gc${query ? `${query}&` : '?'}wait=true`, { method: 'POST' });
   assert.equal(r.status, 200, await r.clone().text());
-  return (await r.json()) as GcSummary;
+  const run = (await r.json()) as GcRun;
+  assert.equal(run.state, 'finished');
+  assert.match(r.headers.get('location') ?? '', new RegExp(`/berth/v1/gc/runs/${run.id}$`));
+  return run.summary!;
 }
 
 function blobFile(root: string, digest: string): string {
@@ -375,6 +389,59 @@ describe('POST /berth/v1/gc query parameters', () => {
       assert.match(body.errors[0]!.message, /query parameter/, query);
     }
     assert.ok(existsSync(blobFile(b.root, img.layers[0]!.digest)), 'a misspelt dry run did not collect');
+  });
+});
+
+describe('POST /berth/v1/gc runs outside the request', () => {
+  const b = useBerth(GC_ENV);
+
+  it('answers 202 with the Location of the run, which reports running, then finished with the summary', async () => {
+    const repo = uniqueRepo('async');
+    const img = await pushImage(b.url, repo, 'v1', { layers: 2 });
+    await fetch(`${b.url}/v2/${repo}/manifests/${img.digest}`, { method: 'DELETE' });
+    await new Promise((r) => setTimeout(r, 5));
+    const started = await fetch(`${b.url}/berth/v1/gc`, { method: 'POST' });
+    assert.equal(started.status, 202, await started.clone().text());
+    const run = (await started.json()) as GcRun;
+    assert.ok(['queued', 'running'].includes(run.state), run.state);
+    assert.equal(run.summary, null);
+    const location = started.headers.get('location')!;
+    assert.match(location, new RegExp(`^/berth/v1/gc/runs/${run.id}$`));
+
+    let seen: GcRun | undefined;
+    for (const deadline = Date.now() + 30_000; Date.now() < deadline; ) {
+      seen = (await (await fetch(new URL(location, b.url))).json()) as GcRun;
+      if (seen.state === 'finished' || seen.state === 'failed') break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(seen?.state, 'finished', JSON.stringify(seen));
+    assert.ok(seen.summary!.blobsDeleted >= 4, JSON.stringify(seen.summary));
+    for (const l of img.layers) assert.ok(!existsSync(blobFile(b.root, l.digest)));
+    const latest = (await (await fetch(`${b.url}/berth/v1/gc/runs/latest`)).json()) as GcRun;
+    assert.equal(latest.id, run.id);
+    assert.deepEqual(latest.summary, seen.summary);
+
+    // Another run is another resource.
+    const second = await collect(b.url);
+    assert.equal(second.blobsDeleted, 0);
+    const newest = (await (await fetch(`${b.url}/berth/v1/gc/runs/latest`)).json()) as GcRun;
+    assert.ok(newest.id > run.id);
+  });
+
+  it('unknown runs are 404, a bad or too long wait is 400', async () => {
+    for (const id of ['999999999', 'abc', '0', '-1']) await expectError(await fetch(`${b.url}/berth/v1/gc/runs/${id}`), 404, 'UNSUPPORTED');
+    for (const query of ['?wait=soon', '?wait=1h', '?wait=-1s']) {
+      const body = await expectError(await fetch(`${b.url}/berth/v1/gc${query}`, { method: 'POST' }), 400, 'UNSUPPORTED');
+      assert.match(body.errors[0]!.message, /query parameter wait/, query);
+    }
+    assert.equal((await fetch(`${b.url}/berth/v1/gc/runs/latest`, { method: 'POST' })).status, 405);
+  });
+
+  it('a short wait that runs out answers 202 with the run still going, or 200 once it is done', async () => {
+    const r = await fetch(`${b.url}/berth/v1/gc?wait=1ms&dryrun=true`, { method: 'POST' });
+    const run = (await r.json()) as GcRun;
+    assert.equal(r.status, run.state === 'finished' ? 200 : 202);
+    assert.equal(run.dryRun, true);
   });
 });
 

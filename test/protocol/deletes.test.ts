@@ -14,6 +14,7 @@ import {
   getManifest,
   pushBlob,
   pushImage,
+  pushIndex,
   randomData,
   sha256,
   startUpload,
@@ -102,6 +103,31 @@ describe('deletes enabled', parallel, () => {
     // And it can be pushed again.
     await pushBlob(b.url, repo, data);
     await expectStatus(await getBlob(b.url, repo, blob.digest), 200);
+  });
+
+  test('a blob or child manifest that a live manifest of the repository needs → 409 DENIED naming it; top down it all goes', async () => {
+    const repo = uniqueRepo();
+    const img = await pushImage(b.url, repo);
+    const index = await pushIndex(b.url, repo, 'multi', [img.descriptor]);
+    const layer = img.layers[0]!.digest;
+    // Another repository's copy of the layer is its own: deleting it there is fine.
+    const other = uniqueRepo();
+    await expectStatus(await fetch(`${b.url}/v2/${other}/blobs/uploads/?mount=${layer}&from=${repo}`, { method: 'POST' }), 201);
+    await expectStatus(await fetch(`${b.url}/v2/${other}/blobs/${layer}`, { method: 'DELETE' }), 202);
+
+    const blobRefused = await expectError(await fetch(`${b.url}/v2/${repo}/blobs/${layer}`, { method: 'DELETE' }), 409, 'DENIED');
+    assert.match(blobRefused.errors[0]!.message, new RegExp(`${img.digest}.*delete that manifest first`));
+    assert.deepEqual(blobRefused.errors[0]!.detail, { digest: layer, referencedBy: img.digest });
+    const childRefused = await expectError(await fetch(`${b.url}/v2/${repo}/manifests/${img.digest}`, { method: 'DELETE' }), 409, 'DENIED');
+    assert.match(childRefused.errors[0]!.message, new RegExp(index.digest));
+    // Nothing went: the index pulls whole.
+    await expectStatus(await getManifest(b.url, repo, img.digest), 200);
+    await expectStatus(await getBlob(b.url, repo, layer), 200);
+    // Removing the tag is always allowed; the index by digest, then the image, then its blobs.
+    await expectStatus(await fetch(`${b.url}/v2/${repo}/manifests/multi`, { method: 'DELETE' }), 202);
+    await expectStatus(await fetch(`${b.url}/v2/${repo}/manifests/${index.digest}`, { method: 'DELETE' }), 202);
+    await expectStatus(await fetch(`${b.url}/v2/${repo}/manifests/${img.digest}`, { method: 'DELETE' }), 202);
+    await expectStatus(await fetch(`${b.url}/v2/${repo}/blobs/${layer}`, { method: 'DELETE' }), 202);
   });
 
   test('deleting unknown things → 404', async () => {

@@ -133,6 +133,84 @@ describe('GET /v2/<name>/referrers/<digest>', parallel, () => {
     });
   }
 
+  /** Follows the Link headers from `first`, checking each page; returns the pages' digests. */
+  async function allPages(repo: string, digest: string, first: string): Promise<{ pages: string[][]; links: string[] }> {
+    const pages: string[][] = [];
+    const links: string[] = [];
+    let path: string | null = `/v2/${repo}/referrers/${digest}${first}`;
+    while (path) {
+      const res = await fetch(`${b.url}${path}`);
+      const index = JSON.parse((await expectStatus(res, 200)).toString()) as Index;
+      assert.equal(res.headers.get('content-type'), MT.ociIndex);
+      pages.push(index.manifests.map((m) => m.digest));
+      const link = res.headers.get('link');
+      if (!link) break;
+      const m = /^<([^>]+)>; rel="next"$/.exec(link);
+      assert.ok(m, `a Link to the next page: ${link}`);
+      links.push(m[1]!);
+      path = m[1]!;
+      assert.ok(pages.length < 20, 'the pages end');
+    }
+    return { pages, links };
+  }
+
+  test('pages with n and a Link header (rel="next") when there are more referrers than a page, filters kept', async () => {
+    const repo = uniqueRepo();
+    const img = await pushImage(b.url, repo, 'v1');
+    const pushed: string[] = [];
+    for (const type of ['sig', 'sbom', 'sig', 'sbom', 'sig']) pushed.push((await pushArtifact(b.url, repo, { artifactType: `application/vnd.example.${type}`, subject: img.descriptor })).digest);
+    const { pages, links } = await allPages(repo, img.digest, '?n=2');
+    assert.deepEqual(pages.map((p) => p.length), [2, 2, 1]);
+    assert.deepEqual(pages.flat(), pushed, 'every referrer once, in the order they were pushed');
+    for (const l of links) assert.match(l, new RegExp(`^/v2/${repo}/referrers/${img.digest}\\?n=2&last=\\d+$`));
+    // Without n, all five fit in the default page: no Link.
+    const whole = await referrers(repo, img.digest);
+    assert.equal(whole.res.headers.get('link'), null);
+    assert.deepEqual(whole.index.manifests.map((m) => m.digest), pushed);
+    // The filter goes along to the next page, which says it was applied too.
+    const sigs = await allPages(repo, img.digest, `?n=2&artifactType=${encodeURIComponent('application/vnd.example.sig')}`);
+    assert.deepEqual(sigs.pages, [[pushed[0], pushed[2]], [pushed[4]]]);
+    assert.match(sigs.links[0]!, /artifactType=application%2Fvnd\.example\.sig/);
+    const second = await fetch(`${b.url}${sigs.links[0]}`);
+    assert.equal(second.headers.get('oci-filters-applied'), 'artifactType');
+    await second.arrayBuffer();
+  });
+
+  test('a referrer deleted between two pages does not break the next one', async () => {
+    const repo = uniqueRepo();
+    const img = await pushImage(b.url, repo, 'v1');
+    const pushed: string[] = [];
+    for (let i = 0; i < 4; i++) pushed.push((await pushArtifact(b.url, repo, { artifactType: 'application/vnd.example.sig', subject: img.descriptor })).digest);
+    const first = await fetch(`${b.url}/v2/${repo}/referrers/${img.digest}?n=2`);
+    await first.arrayBuffer();
+    const next = /^<([^>]+)>/.exec(first.headers.get('link') ?? '')![1]!;
+    await expectStatus(await fetch(`${b.url}/v2/${repo}/manifests/${pushed[1]}`, { method: 'DELETE' }), 202);
+    const rest = JSON.parse((await expectStatus(await fetch(`${b.url}${next}`), 200)).toString()) as Index;
+    assert.deepEqual(rest.manifests.map((m) => m.digest), [pushed[2], pushed[3]]);
+  });
+
+  test('a page stops short of 4 MiB of descriptors, whatever n says', async () => {
+    const repo = uniqueRepo();
+    const img = await pushImage(b.url, repo, 'v1');
+    const big = 'x'.repeat(1_600_000);
+    const pushed: string[] = [];
+    for (let i = 0; i < 3; i++) pushed.push((await pushArtifact(b.url, repo, { artifactType: 'application/vnd.example.big', subject: img.descriptor, annotations: { 'org.example.blob': `${i}${big}` } })).digest);
+    const { pages } = await allPages(repo, img.digest, '');
+    assert.deepEqual(pages, [[pushed[0], pushed[1]], [pushed[2]]]);
+  });
+
+  test('a bad n or page cursor → 400 PAGINATION_NUMBER_INVALID', async () => {
+    const repo = uniqueRepo();
+    const img = await pushImage(b.url, repo, 'v1');
+    for (const query of ['?n=-1', '?n=abc', '?last=abc', '?last=0', '?n=2&last=-5']) {
+      await expectError(await fetch(`${b.url}/v2/${repo}/referrers/${img.digest}${query}`), 400, 'PAGINATION_NUMBER_INVALID');
+    }
+    // n=0: an empty index, and no next page.
+    const none = await referrers(repo, img.digest, '?n=0');
+    assert.deepEqual(none.index.manifests, []);
+    assert.equal(none.res.headers.get('link'), null);
+  });
+
   test('a deleted referrer disappears from the list', async () => {
     const repo = uniqueRepo();
     const img = await pushImage(b.url, repo, 'v1');

@@ -45,6 +45,8 @@ export interface RaceReport {
   mounts: number;
   uploads: number;
   deletes: number;
+  /** Deletes by digest refused because the manifest is a child of a live index (409 DENIED). */
+  deletesRefused: number;
   collections: number;
   blobsCollected: number;
   /** Tagged manifests checked at the end, and those found incomplete (with why). */
@@ -84,6 +86,7 @@ export async function runRaceLoad(opts: RaceOptions): Promise<RaceReport> {
     mounts: 0,
     uploads: 0,
     deletes: 0,
+    deletesRefused: 0,
     collections: 0,
     blobsCollected: 0,
     checked: 0,
@@ -214,17 +217,26 @@ export async function runRaceLoad(opts: RaceOptions): Promise<RaceReport> {
       // Recorded before the answer: a delete the server applied but whose answer was lost still deleted it.
       deletedDigests.add(`${repo}@${digest}`);
       const r = await call('DELETE', `/v2/${repo}/manifests/${digest}`);
+      if (r.status === 409) {
+        // A child of a live index in the repository: refused (DENIED), and still there. (It stays in
+        // deletedDigests: another deleter may have recorded it too and succeed once the index is gone.)
+        const body = await r.text();
+        if (!body.includes('"DENIED"')) unexpected('DELETE', `/v2/${repo}/manifests/${digest}`, r, body);
+        report.deletesRefused++;
+        return;
+      }
       if (r.status !== 202 && r.status !== 404) unexpected('DELETE', `/v2/${repo}/manifests/${digest}`, r, await r.text());
     }
     report.deletes++;
   }
 
   async function collectOnce(deleteUntagged: boolean): Promise<void> {
-    const path = `/berth/v1/gc${deleteUntagged ? '?deleteuntagged=true' : ''}`;
+    // The collection runs outside the request; wait=true holds the answer until it has finished (200, with the summary).
+    const path = `/berth/v1/gc?wait=true${deleteUntagged ? '&deleteuntagged=true' : ''}`;
     const r = await call('POST', path);
-    if (r.status !== 200) unexpected('POST', path, r, await r.text());
+    if (r.status !== 200) return unexpected('POST', path, r, await r.text());
     report.collections++;
-    report.blobsCollected += ((await r.json()) as { blobsDeleted: number }).blobsDeleted;
+    report.blobsCollected += ((await r.json()) as { summary: { blobsDeleted: number } }).summary.blobsDeleted;
   }
 
   const deadline = Date.now() + opts.durationMs;

@@ -4,7 +4,7 @@
  * accounts, organisations and the rest later.
  */
 import { parseDuration } from '../../config/index.js';
-import type { CollectOptions, CollectSummary, GarbageCollector } from '../../gc/index.js';
+import type { CollectionRun, GarbageCollector } from '../../gc/index.js';
 import { RegistryError, assertName } from '../../registry/index.js';
 import type { Ctx } from '../context.js';
 import { sendJSON } from '../respond.js';
@@ -33,7 +33,9 @@ function assertAdmin(admins: ApiServices['admins'], ctx: Ctx): void {
   throw new RegistryError('DENIED', `requested access to the resource is denied: ${why}`, undefined, { status: 403 });
 }
 
-const GC_PARAMETERS = ['dryrun', 'deleteuntagged', 'grace'];
+const GC_PARAMETERS = ['dryrun', 'deleteuntagged', 'grace', 'wait'];
+/** The longest POST /berth/v1/gc?wait holds a request (and what wait=true means); past it the answer is 202 and the client polls. */
+const MAX_GC_WAIT_MS = 5 * 60_000;
 
 function badParameter(name: string, message: string, value?: string): RegistryError {
   return new RegistryError('UNSUPPORTED', message, { [name.slice(0, 50)]: value?.slice(0, 50) ?? null }, { status: 400 });
@@ -58,8 +60,18 @@ function duration(ctx: Ctx, name: string): number | undefined {
   }
 }
 
-function sameRun(s: CollectSummary, opts: CollectOptions): boolean {
-  return s.dryRun === opts.dryRun && s.graceMs === opts.graceMs && s.deleteUntagged === opts.deleteUntagged;
+/** `wait=true` (the longest wait), `wait=<duration>` up to that, or no wait. */
+function waitFor(ctx: Ctx): number {
+  const v = ctx.query.get('wait');
+  if (v === null || v === 'false' || v === '0') return 0;
+  if (v === '' || v === 'true' || v === '1') return MAX_GC_WAIT_MS;
+  const ms = duration(ctx, 'wait')!;
+  if (ms > MAX_GC_WAIT_MS) throw badParameter('wait', `query parameter wait must be at most ${MAX_GC_WAIT_MS / 60_000}m; poll the run's Location for longer`, v);
+  return ms;
+}
+
+function runNotFound(id: string): RegistryError {
+  return new RegistryError('UNSUPPORTED', `no garbage collection run ${id.slice(0, 50)}`, { run: id.slice(0, 50) }, { status: 404 });
 }
 
 export function createApiRoutes(services: ApiServices): (method: string, path: string) => Match | null {
@@ -90,12 +102,28 @@ export function createApiRoutes(services: ApiServices): (method: string, path: s
         }
         const dryRun = flag(ctx, 'dryrun') ?? false;
         const opts = { graceMs: duration(ctx, 'grace') ?? services.gcDefaults.graceMs, deleteUntagged: flag(ctx, 'deleteuntagged') ?? services.gcDefaults.deleteUntagged, dryRun };
+        const waitMs = waitFor(ctx);
         if (!dryRun) ctx.registry.assertDeletable();
-        // A collection already running with other options is waited for, then this one runs.
-        let summary = await services.gc.collect(opts);
-        for (let i = 0; i < 5 && !sameRun(summary, opts); i++) summary = await services.gc.collect(opts);
-        if (!sameRun(summary, opts)) throw new RegistryError('TOOMANYREQUESTS', 'other garbage collections keep running; try again', undefined);
-        sendJSON(ctx.res, 200, summary);
+        // The collection runs outside the request: started here (or joined,
+        // when one with the same options is queued or running anywhere), and
+        // reported by its run resource.
+        let run: CollectionRun | null = await services.gc.start(opts);
+        const location = ctx.urls.path(`berth/v1/gc/runs/${run.id}`);
+        if (waitMs > 0) run = (await services.gc.wait(run.id, waitMs)) ?? run;
+        if (run.state === 'failed') {
+          throw new RegistryError('UNKNOWN', `garbage collection ${run.id} failed: ${run.error ?? 'unknown error'}`, run, { status: 500, headers: { Location: location } });
+        }
+        sendJSON(ctx.res, run.state === 'finished' ? 200 : 202, run, { Location: location });
+      });
+    }
+    const gcRun = /^gc\/runs\/([^/]+)$/.exec(rest);
+    if (gcRun) {
+      const id = gcRun[1]!;
+      return allow('api-gc-run', ['GET'], async (ctx) => {
+        if (id !== 'latest' && !/^[1-9]\d{0,14}$/.test(id)) throw runNotFound(id);
+        const run = await services.gc.status(id === 'latest' ? 'latest' : Number(id));
+        if (!run) throw runNotFound(id);
+        sendJSON(ctx.res, 200, run);
       });
     }
     if (rest === 'storage') {
@@ -113,11 +141,10 @@ export function createApiRoutes(services: ApiServices): (method: string, path: s
           sendJSON(ctx.res, 202, { repository: name, manifestsDeleted: deleted.manifests, tagsDeleted: deleted.tags });
           return;
         }
-        const usage = await ctx.registry.meta.storageUsage(name);
-        const entry = usage.repositories[0];
-        if (!entry) throw new RegistryError('NAME_UNKNOWN', 'repository name not known to registry', { name });
-        const tags = (await ctx.registry.meta.listTags(name, { limit: 1_000_000 })) ?? [];
-        sendJSON(ctx.res, 200, { name, sizeBytes: entry.bytes, blobs: entry.blobs, tags: tags.length });
+        // Queries scoped to this repository (indexed), not the whole registry's accounting filtered.
+        const usage = await ctx.registry.meta.repositoryUsage(name);
+        if (!usage) throw new RegistryError('NAME_UNKNOWN', 'repository name not known to registry', { name });
+        sendJSON(ctx.res, 200, { name, sizeBytes: usage.bytes, blobs: usage.blobs, tags: usage.tags });
       });
     }
     return {

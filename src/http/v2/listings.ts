@@ -1,4 +1,5 @@
 /** Tags list, catalog and referrers (OCI dist-spec end-8a/8b, end-12a/12b; distribution's _catalog). */
+import { RegistryError } from '../../registry/index.js';
 import type { Ctx } from '../context.js';
 import { sendJSON } from '../respond.js';
 import { nextLink, pageSize } from './common.js';
@@ -26,8 +27,22 @@ export async function referrers(ctx: Ctx, name: string, digest: string): Promise
   // space, so a space here is a `+` the client did not percent-encode
   // (`application/vnd.example+json`).
   const artifactType = ctx.query.get('artifactType')?.replaceAll(' ', '+');
-  const { index, filtered } = await ctx.registry.referrers(name, digest, artifactType);
+  const n = pageSize(ctx);
+  // `last` is the cursor Berth put in the previous page's Link: opaque to clients.
+  const rawLast = ctx.query.get('last');
+  if (rawLast !== null && !/^[1-9]\d{0,14}$/.test(rawLast)) {
+    throw new RegistryError('PAGINATION_NUMBER_INVALID', `invalid referrers page cursor: last=${JSON.stringify(rawLast.slice(0, 50))}`, { last: rawLast.slice(0, 50) });
+  }
+  const { index, filtered, next } = await ctx.registry.referrers(name, digest, artifactType, n, rawLast === null ? undefined : Number(rawLast));
   const headers: Record<string, string> = { 'Content-Type': 'application/vnd.oci.image.index.v1+json' };
   if (filtered) headers['OCI-Filters-Applied'] = 'artifactType';
+  // OCI dist-spec "Listing Referrers": a registry MAY paginate, with a Link header to the next page (RFC 5988).
+  if (next !== undefined) {
+    const q = new URLSearchParams();
+    if (n !== undefined) q.set('n', String(n));
+    if (artifactType !== undefined) q.set('artifactType', artifactType);
+    q.set('last', String(next));
+    headers.Link = `<${ctx.urls.path(`v2/${name}/referrers/${digest}`)}?${q.toString()}>; rel="next"`;
+  }
   sendJSON(ctx.res, 200, index, headers);
 }
