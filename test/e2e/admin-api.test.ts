@@ -38,7 +38,7 @@ async function pushTiny(base: string, repo: string, auth: Record<string, string>
 const CALLS = [
   { what: 'storage usage', method: 'GET', path: '/berth/v1/storage', ok: 200 },
   { what: 'a repository', method: 'GET', path: '/berth/v1/repositories/admin/app', ok: 200 },
-  { what: 'a dry-run collection', method: 'POST', path: '/berth/v1/gc?dryrun=true', ok: 200 },
+  { what: 'a dry-run collection', method: 'POST', path: '/berth/v1/gc?dryrun=true&wait=true', ok: 200 },
 ] as const;
 
 async function denied(r: Response): Promise<string> {
