@@ -59,7 +59,7 @@ export interface Config {
     headers: Record<string, string[]>;
     debug: { addr?: string; prometheus: { enabled: boolean; path: string } };
   };
-  auth: { htpasswd?: { realm: string; path: string } };
+  auth: { htpasswd?: { realm: string; path: string }; accounts?: AccountsConfig };
   notifications: { endpoints: NotificationEndpoint[] };
   health: {
     storagedriver: { enabled: boolean; interval: number; threshold: number };
@@ -75,6 +75,22 @@ export interface Config {
     /** Threads serving HTTP, in one process; 0 means one per core, 1 a single thread. */
     workers: number;
   };
+}
+
+/** `auth.accounts`: the Hub's own accounts (docs/hub.md). Durations in ms. */
+export interface AccountsConfig {
+  registration: 'open' | 'closed' | 'invite';
+  defaultvisibility: 'private' | 'public';
+  anonymouspull: boolean;
+  /** Lifetime of an access token (JWT). */
+  tokenlifetime: number;
+  /** Lifetime of a refresh token. */
+  refreshlifetime: number;
+  /** The token's `aud`: default http.host's host name, else "berth". */
+  service: string;
+  issuer: string;
+  /** Default: the token endpoint Berth serves, from each request's scheme and host. */
+  realm?: string;
 }
 
 export class ConfigError extends Error {
@@ -146,6 +162,16 @@ const SCHEMA: Schema = s.struct({
     htpasswd: s.struct({ realm: s.string('Registry Realm'), path: s.string() }),
     silly: s.any(),
     token: s.any(),
+    accounts: s.struct({
+      registration: s.enumOf(['open', 'closed', 'invite'], 'closed'),
+      defaultvisibility: s.enumOf(['private', 'public'], 'private'),
+      anonymouspull: s.bool(true),
+      tokenlifetime: s.duration('5m'),
+      refreshlifetime: s.duration('720h'),
+      service: s.string(),
+      issuer: s.string('berth'),
+      realm: s.string(),
+    }),
   }),
   notifications: s.struct({
     events: s.struct({ includereferences: s.bool(false) }),
@@ -305,6 +331,10 @@ function finish(v: Record<string, unknown>, raw: Tree): Config {
   if ((tls.certificate === undefined) !== (tls.key === undefined)) throw new ConfigError('http.tls: certificate and key must be given together');
 
   const rawAuth = (raw.auth ?? {}) as Tree;
+  const methods = ['htpasswd', 'token', 'accounts'].filter((m) => Object.keys(rawAuth).some((k) => k.toLowerCase() === m));
+  if (methods.length > 1) throw new ConfigError(`auth: more than one authentication method configured (${methods.join(', ')}); choose one`);
+  if (methods.includes('accounts')) finishAccounts(c.auth.accounts as AccountsConfig, c.http.host);
+  else delete c.auth.accounts;
   if ('htpasswd' in rawAuth || Object.keys(rawAuth).some((k) => k.toLowerCase() === 'htpasswd')) {
     const h = c.auth.htpasswd as { realm: string; path?: string };
     if (!h.path) throw new ConfigError('auth.htpasswd.path: required when htpasswd authentication is configured');
@@ -332,6 +362,23 @@ function finish(v: Record<string, unknown>, raw: Tree): Config {
     if (!t.addr) throw new ConfigError(`health.tcp[${i}].addr: required`);
   });
   return c;
+}
+
+function finishAccounts(a: AccountsConfig, host: string | undefined): void {
+  if (!(a.tokenlifetime >= 1000)) throw new ConfigError(`auth.accounts.tokenlifetime: must be at least 1s, got ${a.tokenlifetime}ms`);
+  if (!(a.refreshlifetime >= a.tokenlifetime)) throw new ConfigError('auth.accounts.refreshlifetime: must be at least auth.accounts.tokenlifetime');
+  a.service ??= host === undefined ? 'berth' : new URL(host).hostname;
+  if (a.service === '') throw new ConfigError('auth.accounts.service: must not be empty');
+  if (a.issuer === '') throw new ConfigError('auth.accounts.issuer: must not be empty');
+  if (a.realm !== undefined) {
+    let url: URL | undefined;
+    try {
+      url = new URL(a.realm);
+    } catch {
+      // reported below
+    }
+    if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:')) throw new ConfigError(`auth.accounts.realm: expected an http(s) URL of the token endpoint, got ${JSON.stringify(a.realm)}`);
+  }
 }
 
 /**
