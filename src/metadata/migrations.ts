@@ -240,6 +240,9 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .addColumn('used_at', bigint)
           .addColumn('used_by', bigint, (c) => c.references('accounts.id').onDelete('set null'))
           .execute();
+        // Deleting an account sets these to null: without an index, each delete would scan the table.
+        await db.schema.createIndex('invitations_created_by').on('invitations').column('created_by').execute();
+        await db.schema.createIndex('invitations_used_by').on('invitations').column('used_by').execute();
 
         // No foreign keys: the log outlives the accounts it names.
         await id(db, 'audit_log')
