@@ -52,7 +52,8 @@ export class HubCredentialVerifier implements CredentialVerifier {
     const robot = parseRobotName(username);
     const kind = robot ? 'robot' : secret.startsWith(PAT_PREFIX) ? 'token' : 'password';
     const actor: Actor = { name: username, client, requestId: this.requestId() };
-    if (await this.limiter.locked(username, client, kind === 'password')) {
+    const limit = await this.limiter.locked(username, client, kind === 'password');
+    if (limit.locked) {
       // The same answer, and about the same time, as a wrong password.
       if (kind === 'password') await dummyVerify(secret);
       await this.fail(username, client, actor, 'rate limited');
@@ -66,7 +67,8 @@ export class HubCredentialVerifier implements CredentialVerifier {
       await this.fail(username, client, actor, kind);
       return null;
     }
-    if (kind === 'password') await this.limiter.succeeded(username);
+    // Only when there is a count to clear: most logins write nothing here.
+    if (kind === 'password' && limit.accountFailures > 0) await this.limiter.succeeded(username);
     await this.hub.audit({ ...actor, id: principal.kind === 'user' || principal.kind === 'robot' ? principal.id : null }, 'login', username, { with: kind });
     return principal;
   }

@@ -21,12 +21,13 @@ export class LoginLimiter {
    * looked at. `passwordLogin` is false for a personal access token or robot
    * secret: 256-bit secrets cannot be guessed, and a lock on the account
    * name must not let anyone stop an account's CI; the client limit holds
-   * for them all.
+   * for them all. Also says how many failures the account has to clear.
    */
-  async locked(name: string, client: string, passwordLogin: boolean): Promise<boolean> {
+  async locked(name: string, client: string, passwordLogin: boolean): Promise<{ locked: boolean; accountFailures: number }> {
     const keys = passwordLogin ? [accountKey(name), clientKey(client)] : [clientKey(client)];
     const counts = await this.hub.credentials.failures(keys, this.limits.windowMs);
-    return (counts.get(clientKey(client)) ?? 0) >= this.limits.perClient || (passwordLogin && (counts.get(accountKey(name)) ?? 0) >= this.limits.perAccount);
+    const accountFailures = passwordLogin ? (counts.get(accountKey(name)) ?? 0) : 0;
+    return { locked: (counts.get(clientKey(client)) ?? 0) >= this.limits.perClient || accountFailures >= this.limits.perAccount, accountFailures };
   }
 
   async failed(name: string, client: string): Promise<void> {
