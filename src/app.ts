@@ -67,6 +67,8 @@ export async function createApp(config: Config, log: Logger = createLogger(confi
     writeGate: opts.writeGate,
     // Only SQLite has a log to checkpoint; PostgreSQL ignores it.
     walAutocheckpoint: opts.checkpoints ? SAFETY_NET_PAGES : undefined,
+    // With accounts on, a push creates a repository with auth.accounts.defaultvisibility (docs/hub.md).
+    newRepositoryVisibility: config.auth.accounts?.defaultvisibility ?? 'public',
   }).catch((err: unknown) => {
     // SQLite's own message ("unable to open database file") does not say which file.
     if (config.berth.database.url === undefined && sqlitePath !== ':memory:') throw new Error(`metadata database ${sqlitePath}: ${(err as Error).message}`, { cause: err });

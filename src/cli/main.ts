@@ -1,12 +1,13 @@
-/** `berth <command>`: serve (default), garbage-collect, du, version, help. */
+/** `berth <command>`: serve (default), garbage-collect, du, user, org, token, version, help. */
 import './threadpool.js';
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../config/index.js';
 import { diskUsage, garbageCollect } from './gc.js';
+import { orgCommand, tokenCommand, userCommand } from './hub.js';
 import { serve } from './serve.js';
 import { COMMAND_USAGE, USAGE, UsageError, type CommandName } from './usage.js';
 
-const ALIASES: Record<string, CommandName> = { serve: 'serve', 'garbage-collect': 'garbage-collect', gc: 'garbage-collect', du: 'du' };
+const ALIASES: Record<string, CommandName> = { serve: 'serve', 'garbage-collect': 'garbage-collect', gc: 'garbage-collect', du: 'du', user: 'user', org: 'org', token: 'token' };
 
 /** `berth 0.1.0 (node v20.…)`, from package.json. */
 function version(): string {
@@ -46,6 +47,15 @@ async function main(argv: string[]): Promise<void> {
         return;
       case 'du':
         process.exitCode = await diskUsage(args);
+        return;
+      case 'user':
+        process.exitCode = await userCommand(args);
+        return;
+      case 'org':
+        process.exitCode = await orgCommand(args);
+        return;
+      case 'token':
+        process.exitCode = await tokenCommand(args);
         return;
     }
   }

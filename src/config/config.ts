@@ -65,6 +65,8 @@ export interface Config {
     htpasswd?: { realm: string; path: string };
     /** distribution's token auth: an external token server's JWTs (src/auth/token/external.ts). */
     token?: { realm: string; service: string; issuer: string; rootcertbundle?: string; jwks?: string; signingalgorithms: string[]; autoredirect: boolean; autoredirectpath?: string };
+    /** Berth's own accounts (the Hub): docs/hub.md. */
+    accounts?: AccountsConfig;
   };
   notifications: { endpoints: NotificationEndpoint[] };
   health: {
@@ -83,6 +85,22 @@ export interface Config {
     /** htpasswd users who may use /berth/v1/ (gc, repository delete, storage usage). */
     admins: string[];
   };
+}
+
+/** `auth.accounts`: the Hub's own accounts (docs/hub.md). Durations in ms. */
+export interface AccountsConfig {
+  registration: 'open' | 'closed' | 'invite';
+  defaultvisibility: 'private' | 'public';
+  anonymouspull: boolean;
+  /** Lifetime of an access token (JWT). */
+  tokenlifetime: number;
+  /** Lifetime of a refresh token. */
+  refreshlifetime: number;
+  /** The token's `aud`: default http.host's host name, else "berth". */
+  service: string;
+  issuer: string;
+  /** Default: the token endpoint Berth serves, from each request's scheme and host. */
+  realm?: string;
 }
 
 export class ConfigError extends Error {
@@ -166,6 +184,16 @@ const SCHEMA: Schema = s.struct({
       signingalgorithms: s.list(s.string()),
       autoredirect: s.bool(false),
       autoredirectpath: s.string(),
+    }),
+    accounts: s.struct({
+      registration: s.enumOf(['open', 'closed', 'invite'], 'closed'),
+      defaultvisibility: s.enumOf(['private', 'public'], 'private'),
+      anonymouspull: s.bool(true),
+      tokenlifetime: s.duration('5m'),
+      refreshlifetime: s.duration('720h'),
+      service: s.string(),
+      issuer: s.string('berth'),
+      realm: s.string(),
     }),
   }),
   notifications: s.struct({
@@ -327,6 +355,10 @@ function finish(v: Record<string, unknown>, raw: Tree): Config {
   if ((tls.certificate === undefined) !== (tls.key === undefined)) throw new ConfigError('http.tls: certificate and key must be given together');
 
   const rawAuth = (raw.auth ?? {}) as Tree;
+  const methods = ['htpasswd', 'token', 'accounts'].filter((m) => Object.keys(rawAuth).some((k) => k.toLowerCase() === m));
+  if (methods.length > 1) throw new ConfigError(`auth: more than one authentication method configured (${methods.join(', ')}); choose one`);
+  if (methods.includes('accounts')) finishAccounts(c.auth.accounts as AccountsConfig, c.http.host);
+  else delete c.auth.accounts;
   if ('htpasswd' in rawAuth || Object.keys(rawAuth).some((k) => k.toLowerCase() === 'htpasswd')) {
     const h = c.auth.htpasswd as { realm: string; path?: string };
     if (!h.path) throw new ConfigError('auth.htpasswd.path: required when htpasswd authentication is configured');
@@ -375,6 +407,23 @@ function checkTokenAuth(t: NonNullable<Config['auth']['token']>, htpasswd: boole
   if (!t.rootcertbundle && !t.jwks) throw new ConfigError('auth.token: rootcertbundle or jwks is required (the keys whose tokens are trusted)');
   const unknown = t.signingalgorithms.filter((a) => !TOKEN_ALGORITHMS.includes(a));
   if (unknown.length > 0) throw new ConfigError(`auth.token.signingalgorithms: unsupported ${unknown.join(', ')} (supported: ${TOKEN_ALGORITHMS.join(', ')})`);
+}
+
+function finishAccounts(a: AccountsConfig, host: string | undefined): void {
+  if (!(a.tokenlifetime >= 1000)) throw new ConfigError(`auth.accounts.tokenlifetime: must be at least 1s, got ${a.tokenlifetime}ms`);
+  if (!(a.refreshlifetime >= a.tokenlifetime)) throw new ConfigError('auth.accounts.refreshlifetime: must be at least auth.accounts.tokenlifetime');
+  a.service ??= host === undefined ? 'berth' : new URL(host).hostname;
+  if (a.service === '') throw new ConfigError('auth.accounts.service: must not be empty');
+  if (a.issuer === '') throw new ConfigError('auth.accounts.issuer: must not be empty');
+  if (a.realm !== undefined) {
+    let url: URL | undefined;
+    try {
+      url = new URL(a.realm);
+    } catch {
+      // reported below
+    }
+    if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:')) throw new ConfigError(`auth.accounts.realm: expected an http(s) URL of the token endpoint, got ${JSON.stringify(a.realm)}`);
+  }
 }
 
 /**

@@ -151,6 +151,163 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('repositories').addColumn('deleting_since', bigint).execute();
       },
     },
+    '0010_hub_accounts': {
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      async up(db: Kysely<any>) {
+        // Rows that exist before accounts are turned on stay public: nothing changes until someone makes one private.
+        await db.schema.alterTable('repositories').addColumn('visibility', 'text', (c) => c.notNull().defaultTo('public')).execute();
+
+        // Users and organizations share one namespace: one table, one unique name.
+        await id(db, 'accounts')
+          .addColumn('name', 'text', (c) => c.notNull().unique())
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('email', 'text')
+          .addColumn('password_hash', 'text')
+          .addColumn('admin', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('created_at', bigint, (c) => c.notNull())
+          .addColumn('disabled_at', bigint)
+          .execute();
+        await db.schema.createIndex('accounts_email').on('accounts').column('email').execute();
+
+        await db.schema
+          .createTable('organization_members')
+          .addColumn('organization_id', bigint, (c) => c.notNull().references('accounts.id').onDelete('cascade'))
+          .addColumn('account_id', bigint, (c) => c.notNull().references('accounts.id').onDelete('cascade'))
+          .addColumn('created_at', bigint, (c) => c.notNull())
+          .addPrimaryKeyConstraint('organization_members_pk', ['organization_id', 'account_id'])
+          .execute();
+        await db.schema.createIndex('organization_members_account').on('organization_members').column('account_id').execute();
+
+        await id(db, 'teams')
+          .addColumn('organization_id', bigint, (c) => c.notNull().references('accounts.id').onDelete('cascade'))
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('created_at', bigint, (c) => c.notNull())
+          .addUniqueConstraint('teams_organization_name', ['organization_id', 'name'])
+          .execute();
+        await db.schema
+          .createTable('team_members')
+          .addColumn('team_id', bigint, (c) => c.notNull().references('teams.id').onDelete('cascade'))
+          .addColumn('account_id', bigint, (c) => c.notNull().references('accounts.id').onDelete('cascade'))
+          .addPrimaryKeyConstraint('team_members_pk', ['team_id', 'account_id'])
+          .execute();
+        await db.schema.createIndex('team_members_account').on('team_members').column('account_id').execute();
+        // `repository` is a full name, or '*' for every repository of the team's organization; kept by name so a
+        // permission may be granted before the first push.
+        await db.schema
+          .createTable('team_permissions')
+          .addColumn('team_id', bigint, (c) => c.notNull().references('teams.id').onDelete('cascade'))
+          .addColumn('repository', 'text', (c) => c.notNull())
+          .addColumn('permission', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('team_permissions_pk', ['team_id', 'repository'])
+          .execute();
+        await db.schema.createIndex('team_permissions_repository').on('team_permissions').column('repository').execute();
+
+        await db.schema
+          .createTable('collaborators')
+          .addColumn('repository', 'text', (c) => c.notNull())
+          .addColumn('account_id', bigint, (c) => c.notNull().references('accounts.id').onDelete('cascade'))
+          .addColumn('permission', 'text', (c) => c.notNull())
+          .addColumn('created_at', bigint, (c) => c.notNull())
+          .addPrimaryKeyConstraint('collaborators_pk', ['repository', 'account_id'])
+          .execute();
+        await db.schema.createIndex('collaborators_account').on('collaborators').columns(['account_id', 'repository']).execute();
+
+        await id(db, 'robots')
+          .addColumn('organization_id', bigint, (c) => c.notNull().references('accounts.id').onDelete('cascade'))
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('secret_hash', 'text', (c) => c.notNull().unique())
+          .addColumn('description', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('expires_at', bigint)
+          .addColumn('created_at', bigint, (c) => c.notNull())
+          .addColumn('disabled_at', bigint)
+          .addUniqueConstraint('robots_organization_name', ['organization_id', 'name'])
+          .execute();
+        await db.schema
+          .createTable('robot_permissions')
+          .addColumn('robot_id', bigint, (c) => c.notNull().references('robots.id').onDelete('cascade'))
+          .addColumn('repository', 'text', (c) => c.notNull())
+          .addColumn('permission', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('robot_permissions_pk', ['robot_id', 'repository'])
+          .execute();
+
+        await id(db, 'access_tokens')
+          .addColumn('account_id', bigint, (c) => c.notNull().references('accounts.id').onDelete('cascade'))
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('secret_hash', 'text', (c) => c.notNull().unique())
+          .addColumn('scopes', 'text', (c) => c.notNull())
+          .addColumn('expires_at', bigint)
+          .addColumn('last_used_at', bigint)
+          .addColumn('created_at', bigint, (c) => c.notNull())
+          .addColumn('revoked_at', bigint)
+          .execute();
+        await db.schema.createIndex('access_tokens_account').on('access_tokens').columns(['account_id', 'id']).execute();
+
+        await id(db, 'refresh_tokens')
+          .addColumn('token_hash', 'text', (c) => c.notNull().unique())
+          .addColumn('account_id', bigint, (c) => c.references('accounts.id').onDelete('cascade'))
+          .addColumn('access_token_id', bigint, (c) => c.references('access_tokens.id').onDelete('cascade'))
+          .addColumn('robot_id', bigint, (c) => c.references('robots.id').onDelete('cascade'))
+          .addColumn('client_id', 'text', (c) => c.notNull())
+          .addColumn('expires_at', bigint, (c) => c.notNull())
+          .addColumn('created_at', bigint, (c) => c.notNull())
+          .addColumn('revoked_at', bigint)
+          .execute();
+        await db.schema.createIndex('refresh_tokens_account').on('refresh_tokens').column('account_id').execute();
+        await db.schema.createIndex('refresh_tokens_access_token').on('refresh_tokens').column('access_token_id').execute();
+        await db.schema.createIndex('refresh_tokens_robot').on('refresh_tokens').column('robot_id').execute();
+        await db.schema.createIndex('refresh_tokens_expires').on('refresh_tokens').column('expires_at').execute();
+
+        await id(db, 'invitations')
+          .addColumn('code_hash', 'text', (c) => c.notNull().unique())
+          .addColumn('email', 'text')
+          .addColumn('created_by', bigint, (c) => c.references('accounts.id').onDelete('set null'))
+          .addColumn('expires_at', bigint, (c) => c.notNull())
+          .addColumn('created_at', bigint, (c) => c.notNull())
+          .addColumn('used_at', bigint)
+          .addColumn('used_by', bigint, (c) => c.references('accounts.id').onDelete('set null'))
+          .execute();
+        // Deleting an account sets these to null: without an index, each delete would scan the table.
+        await db.schema.createIndex('invitations_created_by').on('invitations').column('created_by').execute();
+        await db.schema.createIndex('invitations_used_by').on('invitations').column('used_by').execute();
+
+        // No foreign keys: the log outlives the accounts it names.
+        await id(db, 'audit_log')
+          .addColumn('at', bigint, (c) => c.notNull())
+          .addColumn('actor', 'text')
+          .addColumn('actor_id', bigint)
+          .addColumn('action', 'text', (c) => c.notNull())
+          .addColumn('target', 'text')
+          .addColumn('request_id', 'text')
+          .addColumn('client', 'text')
+          .addColumn('detail', 'text')
+          .execute();
+        await db.schema.createIndex('audit_log_actor').on('audit_log').columns(['actor', 'id']).execute();
+        await db.schema.createIndex('audit_log_target').on('audit_log').columns(['target', 'id']).execute();
+        await db.schema.createIndex('audit_log_at').on('audit_log').column('at').execute();
+
+        // Failed logins per key ('account:NAME', 'client:ADDRESS') in a fixed window, shared by every process.
+        await db.schema
+          .createTable('login_failures')
+          .addColumn('key', 'text', (c) => c.primaryKey())
+          .addColumn('window_start', bigint, (c) => c.notNull())
+          .addColumn('failures', 'integer', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('login_failures_window').on('login_failures').column('window_start').execute();
+
+        if (dialect === 'postgres') {
+          for (const [table, column] of [
+            ['accounts', 'name'],
+            ['teams', 'name'],
+            ['team_permissions', 'repository'],
+            ['collaborators', 'repository'],
+            ['robots', 'name'],
+            ['robot_permissions', 'repository'],
+          ] as const) {
+            await sql`ALTER TABLE ${sql.table(table)} ALTER COLUMN ${sql.ref(column)} TYPE text COLLATE "C"`.execute(db);
+          }
+        }
+      },
+    },
     '0011_signing_keys': {
       // eslint-disable-next-line @typescript-eslint/no-explicit-any
       async up(db: Kysely<any>) {

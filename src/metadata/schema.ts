@@ -7,6 +7,8 @@ export interface RepositoriesTable {
   created_at: number;
   /** Set while a delete removes the repository batch by batch (refreshed each batch, database clock): writes into it are refused. */
   deleting_since: number | null;
+  /** Who may pull: everyone, or only those with read (the Hub). Rows from before accounts existed are 'public'. */
+  visibility: Generated<'public' | 'private'>;
 }
 
 /** Every committed blob the registry knows, whatever repositories link it. */
@@ -122,8 +124,146 @@ export interface GcRunsTable {
   error: string | null;
 }
 
+// ---- the Hub (migration 0010_hub_accounts) -----------------------------------
+
+/** Users and organizations: one namespace of names. */
+export interface AccountsTable {
+  id: Generated<number>;
+  name: string;
+  kind: 'user' | 'org';
+  email: string | null;
+  /** PHC-like scrypt string, or a bcrypt hash imported from htpasswd; null for organizations. */
+  password_hash: string | null;
+  /** 1 for an administrator (SQLite has no boolean). */
+  admin: number;
+  created_at: number;
+  disabled_at: number | null;
+}
+
+export interface OrganizationMembersTable {
+  organization_id: number;
+  account_id: number;
+  created_at: number;
+}
+
+export interface TeamsTable {
+  id: Generated<number>;
+  organization_id: number;
+  name: string;
+  created_at: number;
+}
+
+export interface TeamMembersTable {
+  team_id: number;
+  account_id: number;
+}
+
+/** A team's permission on one repository (full name) or on '*' (every repository of its organization). */
+export interface TeamPermissionsTable {
+  team_id: number;
+  repository: string;
+  permission: 'read' | 'write' | 'admin';
+}
+
+/** A direct collaborator on one repository of a user's namespace. */
+export interface CollaboratorsTable {
+  repository: string;
+  account_id: number;
+  permission: 'read' | 'write' | 'admin';
+  created_at: number;
+}
+
+export interface RobotsTable {
+  id: Generated<number>;
+  organization_id: number;
+  /** The short name: the robot logs in as ORG+NAME. */
+  name: string;
+  /** SHA-256 hex of the secret. */
+  secret_hash: string;
+  description: string;
+  expires_at: number | null;
+  created_at: number;
+  disabled_at: number | null;
+}
+
+export interface RobotPermissionsTable {
+  robot_id: number;
+  repository: string;
+  permission: 'read' | 'write' | 'admin';
+}
+
+/** Personal access tokens. */
+export interface AccessTokensTable {
+  id: Generated<number>;
+  account_id: number;
+  name: string;
+  secret_hash: string;
+  /** Comma-separated TokenScope values. */
+  scopes: string;
+  expires_at: number | null;
+  last_used_at: number | null;
+  created_at: number;
+  revoked_at: number | null;
+}
+
+export interface RefreshTokensTable {
+  id: Generated<number>;
+  token_hash: string;
+  account_id: number | null;
+  access_token_id: number | null;
+  robot_id: number | null;
+  client_id: string;
+  expires_at: number;
+  created_at: number;
+  revoked_at: number | null;
+}
+
+export interface InvitationsTable {
+  id: Generated<number>;
+  code_hash: string;
+  email: string | null;
+  created_by: number | null;
+  expires_at: number;
+  created_at: number;
+  used_at: number | null;
+  used_by: number | null;
+}
+
+export interface AuditLogTable {
+  id: Generated<number>;
+  /** Database clock, ms. */
+  at: number;
+  actor: string | null;
+  actor_id: number | null;
+  action: string;
+  target: string | null;
+  request_id: string | null;
+  client: string | null;
+  /** JSON text. */
+  detail: string | null;
+}
+
+export interface LoginFailuresTable {
+  key: string;
+  window_start: number;
+  failures: number;
+}
+
 export interface Database {
   gc_runs: GcRunsTable;
+  accounts: AccountsTable;
+  organization_members: OrganizationMembersTable;
+  teams: TeamsTable;
+  team_members: TeamMembersTable;
+  team_permissions: TeamPermissionsTable;
+  collaborators: CollaboratorsTable;
+  robots: RobotsTable;
+  robot_permissions: RobotPermissionsTable;
+  access_tokens: AccessTokensTable;
+  refresh_tokens: RefreshTokensTable;
+  invitations: InvitationsTable;
+  audit_log: AuditLogTable;
+  login_failures: LoginFailuresTable;
   repositories: RepositoriesTable;
   repository_deletions: RepositoryDeletionsTable;
   blobs: BlobsTable;

@@ -116,6 +116,8 @@ export interface MetadataOptions {
    * short from its own thread.
    */
   walAutocheckpoint?: number;
+  /** The visibility of repositories created from now on (the Hub's auth.accounts.defaultvisibility); default 'public'. */
+  newRepositoryVisibility?: 'public' | 'private';
 }
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -325,6 +327,8 @@ class WriteCounter implements KyselyPlugin {
 export class MetadataStore {
   private readonly hotQueries = new Map<string, CompiledHot>();
   private readonly readCache = new Map<string, { generation: string; value: unknown }>();
+  /** Set once by open(): every path that creates a repository inserts it with this visibility. */
+  private newVisibility: 'public' | 'private' = 'public';
 
   private constructor(
     readonly db: Kysely<Database>,
@@ -440,6 +444,7 @@ export class MetadataStore {
         { prepare: cached.prepare, immediate: (fn) => database.transaction(fn).immediate(), inTransaction: () => database.inTransaction },
       );
     }
+    store.newVisibility = opts.newRepositoryVisibility ?? 'public';
     await store.migrate();
     return store;
   }
@@ -676,7 +681,7 @@ export class MetadataStore {
   }
 
   private insertRepositoryQuery(name: string, at: string) {
-    return this.db.insertInto('repositories').values({ name, created_at: at as unknown as number }).onConflict((oc) => oc.column('name').doNothing());
+    return this.db.insertInto('repositories').values({ name, created_at: at as unknown as number, visibility: this.newVisibility }).onConflict((oc) => oc.column('name').doNothing());
   }
 
   private linkBlobQuery(repositoryId: string, digest: string, at: string) {
