@@ -148,7 +148,7 @@ describe('config', () => {
       [full.replace('    jwks: /j.json\n', ''), {}, /auth\.token: rootcertbundle or jwks/],
       [full.replace('https://a/token', 'not a url'), {}, /auth\.token\.realm: expected/],
       [full, { REGISTRY_AUTH_TOKEN_SIGNINGALGORITHMS: '[HS256]' }, /auth\.token\.signingalgorithms: unsupported HS256/],
-      [full, { REGISTRY_AUTH_HTPASSWD_PATH: '/h' }, /only one of auth\.htpasswd and auth\.token/],
+      [full, { REGISTRY_AUTH_HTPASSWD_PATH: '/h' }, /auth: more than one authentication method configured \(htpasswd, token\)/],
       ['', { REGISTRY_AUTH: 'token' }, /auth\.token\.realm: required/],
       ['auth:\n  silly:\n    realm: x\n', {}, /auth\.silly/],
     ];

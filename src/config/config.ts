@@ -365,7 +365,7 @@ function finish(v: Record<string, unknown>, raw: Tree): Config {
   } else {
     delete c.auth.htpasswd;
   }
-  if (Object.keys(rawAuth).some((k) => k.toLowerCase() === 'token')) checkTokenAuth(c.auth.token as NonNullable<Config['auth']['token']>, c.auth.htpasswd !== undefined);
+  if (Object.keys(rawAuth).some((k) => k.toLowerCase() === 'token')) checkTokenAuth(c.auth.token as NonNullable<Config['auth']['token']>);
   else delete c.auth.token;
   if (c.auth.silly !== undefined) throw new ConfigError('auth.silly: this authentication method is not supported (use auth.htpasswd or auth.token)');
 
@@ -394,8 +394,7 @@ function finish(v: Record<string, unknown>, raw: Tree): Config {
 const TOKEN_ALGORITHMS = ['ES256', 'ES384', 'ES512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'EdDSA'];
 
 /** auth.token as distribution requires it: realm, service and issuer, and a rootcertbundle or a jwks to trust. */
-function checkTokenAuth(t: NonNullable<Config['auth']['token']>, htpasswd: boolean): void {
-  if (htpasswd) throw new ConfigError('auth: only one of auth.htpasswd and auth.token may be configured');
+function checkTokenAuth(t: NonNullable<Config['auth']['token']>): void {
   for (const key of ['realm', 'service', 'issuer'] as const) {
     if (!t[key]) throw new ConfigError(`auth.token.${key}: required when token authentication is configured`);
   }
