@@ -23,6 +23,7 @@ import { MetadataStore, SAFETY_NET_PAGES, WalCheckpointer, type WriteGate } from
 import { requireNativeParts } from './native/index.js';
 import { Registry } from './registry/index.js';
 import { FilesystemBlobStore, InMemoryBlobStore, type BlobStore } from './storage/index.js';
+import { instrumentBlobStore } from './storage/instrument.js';
 
 export interface App {
   config: Config;
@@ -180,7 +181,10 @@ export async function startServer(config: Config, log?: Logger, opts: ServeOptio
   const auth = createAuthenticator(config, app.log);
   if (auth && config.berth.admins.length === 0 && role !== 'worker') app.log.warn('berth.admins is empty: /berth/v1/ (gc, repository delete, storage usage) refuses every user with 403');
   const health = createHealthChecks(app);
-  const metrics = config.http.debug.prometheus.enabled ? createMetrics({ uploadsInProgress: role === 'worker' ? undefined : () => countUploads(app.store) }) : undefined;
+  const metrics = config.http.debug.prometheus.enabled
+    ? createMetrics({ uploadsInProgress: role === 'worker' ? undefined : () => countUploads(app.store), storageDriver: app.store.kind })
+    : undefined;
+  if (metrics) instrumentBlobStore(app.store, (action, seconds, failed) => metrics.observeStorage(action, seconds, failed));
   if (metrics) app.gc.onCollected = (summary) => metrics.gcCollected(summary);
   const tls = config.http.tls.certificate && config.http.tls.key ? { ...config.http.tls, certificate: config.http.tls.certificate, key: config.http.tls.key } : undefined;
   // Notifications: a persisted queue only when an endpoint is enabled, so requests do no event work otherwise.

@@ -31,6 +31,8 @@ export interface Metrics {
   enter(route: string): void;
   observeRequest(route: string, method: string, status: number, seconds: number, bytesIn: number, bytesOut: number, entered?: boolean): void;
   storageError(operation: string): void;
+  /** A timed blob-store call (src/storage/instrument.ts): distribution's storage action metric, and Berth's error count. */
+  observeStorage(action: string, seconds: number, failed: boolean): void;
 }
 
 /**
@@ -131,7 +133,10 @@ function scraped(registry: client.Registry, name: string, help: string, type: 'c
   registry.registerMetric(metric as unknown as client.Metric);
 }
 
-export function createMetrics(opts: { uploadsInProgress?: () => Promise<number> } = {}): Metrics {
+/** prometheus' default buckets, which distribution's storage timer (docker/go-metrics NewLabeledTimer) uses. */
+const STORAGE_DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+export function createMetrics(opts: { uploadsInProgress?: () => Promise<number>; storageDriver?: string } = {}): Metrics {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry, prefix: 'berth_' });
 
@@ -246,6 +251,21 @@ export function createMetrics(opts: { uploadsInProgress?: () => Promise<number> 
     }),
   );
 
+  // distribution's storage timer (registry/storage/driver/base: namespace registry, subsystem storage).
+  const storageActions = new Map<string, Histogram>();
+  const driver = opts.storageDriver ?? 'filesystem';
+  scraped(
+    registry,
+    'registry_storage_action_seconds',
+    'The number of seconds that the storage action takes',
+    'histogram',
+    () => {
+      const out: Sample[] = [];
+      for (const [action, h] of storageActions) h.samples('registry_storage_action_seconds', { driver, action }, out);
+      return out;
+    },
+  );
+
   const gcRuns = new client.Counter({ name: 'berth_gc_runs_total', help: 'Garbage collections run, by dry_run', labelNames: ['dry_run'] as const, registers: [registry] });
   const gcBlobs = new client.Counter({ name: 'berth_gc_blobs_deleted_total', help: 'Blobs removed by garbage collection (orphaned files included)', registers: [registry] });
   const gcBytes = new client.Counter({ name: 'berth_gc_bytes_reclaimed_total', help: 'Bytes reclaimed by garbage collection', registers: [registry] });
@@ -307,6 +327,15 @@ export function createMetrics(opts: { uploadsInProgress?: () => Promise<number> 
     },
     storageError(operation) {
       storageErrors.inc({ operation });
+    },
+    observeStorage(action, seconds, failed) {
+      let h = storageActions.get(action);
+      if (!h) {
+        h = new Histogram(STORAGE_DURATION_BUCKETS);
+        storageActions.set(action, h);
+      }
+      h.observe(seconds);
+      if (failed) storageErrors.inc({ operation: action });
     },
   };
 }

@@ -616,6 +616,11 @@ describe('Prometheus metrics (http.debug.prometheus)', () => {
     assert.equal(m.value('registry_http_request_size_bytes_sum', { handler: 'blob_upload_chunk' }), 100, 'the PATCH body');
     assert.equal(m.value('registry_http_request_size_bytes_count', { handler: 'blob_upload_chunk' }), 2);
     assert.equal(m.value('registry_http_response_size_bytes_sum', { handler: 'blob' }), 100);
+    // distribution's storage timer, by driver operation: the append wrote, the commit moved, the GET read.
+    for (const action of ['Writer', 'Move', 'Reader', 'Stat']) {
+      assert.ok(m.value('registry_storage_action_seconds_count', { driver: 'filesystem', action })! >= 1, action);
+      assert.equal(m.value('registry_storage_action_seconds_bucket', { driver: 'filesystem', action, le: '+Inf' }), m.value('registry_storage_action_seconds_count', { driver: 'filesystem', action }));
+    }
     // The scrape goes to the debug server: no API request is in flight.
     for (const handler of ['base', 'manifest', 'tags', 'catalog', 'blob', 'blob_upload', 'blob_upload_chunk']) {
       assert.equal(m.value('registry_http_in_flight_requests', { handler }), 0, handler);
