@@ -4,6 +4,7 @@
  * the Location the previous response gave, as a client must.
  */
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import { describe, test } from 'node:test';
 import { expectError, expectStatus, getBlob, pushBlob, randomData, resolve, sha256, startUpload, uniqueRepo, unknownDigest, useBerth, withDigest } from './helpers.js';
@@ -253,18 +254,32 @@ describe('chunked upload (end-5)', parallel, () => {
   test('a refused chunk is answered once its body is in, so a client still sending is not reset', async () => {
     // The 416 is known before the body is read. Node closes a `Connection: close` connection once
     // it has answered; answering while the client still sends would reset it before it read the 416.
+    // No time window: the first part is more than the kernel can hold for an unread connection (its
+    // largest send and receive buffers together), so once it has all left, the server has been
+    // reading the body, long after it knew the answer, and it must still be silent.
     const location = new URL(await startUpload(b.url, uniqueRepo()));
-    const half = randomData(1024 * 1024);
+    const MiB = 1024 * 1024;
+    const sysctlMax = async (name: string) => Number((await readFile(`/proc/sys/net/ipv4/${name}`, 'utf8')).trim().split(/\s+/)[2]);
+    const buffered = (await sysctlMax('tcp_wmem')) + (await sysctlMax('tcp_rmem'));
+    const block = Buffer.alloc(4 * MiB, 7);
+    const blocks = 15; // 60 MiB, then 4 MiB more: within the 64 MiB a refused body is read for.
+    assert.ok(blocks * block.byteLength > buffered + 8 * MiB, `socket buffers of ${buffered} bytes could hold the first part unread`);
+    const total = (blocks + 1) * block.byteLength;
     const sock = net.connect(Number(location.port), location.hostname);
     let answer = '';
     sock.on('data', (d) => (answer += d.toString('latin1')));
+    const failed = new Promise<never>((_, reject) => sock.once('error', reject));
+    failed.catch(() => {});
     const closed = new Promise((done) => sock.on('close', done));
-    sock.write(`PATCH ${location.pathname}${location.search} HTTP/1.1\r\nHost: ${location.host}\r\nConnection: close\r\nContent-Type: application/octet-stream\r\nContent-Range: 1-${2 * half.byteLength}\r\nContent-Length: ${2 * half.byteLength}\r\n\r\n`);
-    sock.write(half);
-    await new Promise((r) => setTimeout(r, 300));
+    sock.write(`PATCH ${location.pathname}${location.search} HTTP/1.1\r\nHost: ${location.host}\r\nConnection: close\r\nContent-Type: application/octet-stream\r\nContent-Range: 1-${total}\r\nContent-Length: ${total}\r\n\r\n`);
+    let flushed = true;
+    for (let i = 0; i < blocks; i++) flushed = sock.write(block);
+    if (!flushed) await Promise.race([new Promise((r) => sock.once('drain', r)), failed]);
+    // Whatever the server had sent by now has arrived: let its data events run.
+    for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
     assert.equal(answer, '', 'no answer while the body is still coming');
-    sock.write(half);
-    await closed;
+    sock.write(block);
+    await Promise.race([closed, failed]);
     assert.match(answer, /^HTTP\/1\.1 416 /);
   });
 
