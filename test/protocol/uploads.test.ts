@@ -4,7 +4,6 @@
  * the Location the previous response gave, as a client must.
  */
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import { describe, test } from 'node:test';
 import { expectError, expectStatus, getBlob, pushBlob, randomData, resolve, sha256, startUpload, uniqueRepo, unknownDigest, useBerth, withDigest } from './helpers.js';
