@@ -228,7 +228,7 @@ export const accountOperations = [
       auth: 'none',
       body: S.LoginBody,
       response: { status: 201, description: 'logged in', schema: S.SessionSchema },
-      errors: [],
+      errors: [401],
     },
     async (s, input) => {
       const verifier = new HubCredentialVerifier(s.context, s.hub.limiter, s.principals, () => input.requestId);
