@@ -57,7 +57,7 @@ describe('berth user | org | token (SQLite data directory)', () => {
     for (const [args, usage] of [
       [['user', '--help'], /^usage: berth user <subcommand>/],
       [['user', 'add', '-h'], /^usage: berth user <subcommand>/],
-      [['org', '--help'], /^usage: berth org add NAME --owner USER/],
+      [['org', '--help'], /^usage: berth org <subcommand>/],
       [['token', 'add', '--help'], /^usage: berth token add USER NAME --scope/],
       [['help', 'user'], /^usage: berth user/],
     ] as const) {

@@ -10,18 +10,21 @@ import path from 'node:path';
 import { loadConfig, parseDuration, type Config } from '../config/index.js';
 import { checkDataDirectory } from '../config/datadir.js';
 import { MetadataStore } from '../metadata/store.js';
-import { CLI, createHub, HubError, type Hub } from '../hub/index.js';
+import { canonicalRepositoryName, CLI, createHub, HubError, type Hub } from '../hub/index.js';
 import { UsageError, type CommandName } from './usage.js';
 
 interface Parsed {
   positional: string[];
   flags: Map<string, string | true>;
+  /** Every value of each flag given more than once (--grant A --grant B). */
+  all: Map<string, string[]>;
 }
 
 /** Splits arguments into positionals and --flags; `withValue` flags take the next argument (or `=value`). */
 function parse(command: CommandName, args: string[], withValue: string[], bare: string[]): Parsed {
   const positional: string[] = [];
   const flags = new Map<string, string | true>();
+  const all = new Map<string, string[]>();
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     if (!a.startsWith('-') || a === '-') {
@@ -34,10 +37,11 @@ function parse(command: CommandName, args: string[], withValue: string[], bare: 
       const value = eq > 0 ? a.slice(eq + 1) : args[++i];
       if (value === undefined || value === '') throw new UsageError(command, `${name} needs a value`);
       flags.set(name, value);
+      all.set(name, [...(all.get(name) ?? []), value]);
     } else if (bare.includes(name) && eq < 0) flags.set(name, true);
     else throw new UsageError(command, `unknown option ${a}`);
   }
-  return { positional, flags };
+  return { positional, flags, all };
 }
 
 function expect(command: CommandName, p: Parsed, names: string[]): string[] {
@@ -199,6 +203,21 @@ export async function userCommand(args: string[]): Promise<number> {
 export async function orgCommand(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
   if (sub === undefined) throw new UsageError('org', 'missing subcommand');
+  if (sub === 'member') {
+    const [action, ...more] = rest;
+    if (action !== 'add' && action !== 'del') throw new UsageError('org', action === undefined ? 'missing add or del after member' : `unknown subcommand "member ${action}"`);
+    const p = parse('org', more, ['--config'], []);
+    const [org, user] = expect('org', p, ['ORG', 'USER']);
+    return withHub(config(p), async (hub) => {
+      if (action === 'add') {
+        await hub.organizations.addMember(org!, user!, CLI);
+        console.log(`${user} is a member of ${org}`);
+      } else {
+        await hub.organizations.removeMember(org!, user!, CLI);
+        console.log(`${user} left ${org} and its teams`);
+      }
+    });
+  }
   if (sub !== 'add') throw new UsageError('org', `unknown subcommand "${sub}"`);
   const p = parse('org', rest, ['--owner', '--config'], []);
   const [name] = expect('org', p, ['NAME']);
@@ -207,6 +226,205 @@ export async function orgCommand(args: string[]): Promise<number> {
   return withHub(config(p), async (hub) => {
     await hub.organizations.create(name!, owner, CLI);
     console.log(`created organization ${name}, owned by ${owner}`);
+  });
+}
+
+export async function teamCommand(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  switch (sub) {
+    case 'add': {
+      const p = parse('team', rest, ['--config'], []);
+      const [org, team] = expect('team', p, ['ORG', 'TEAM']);
+      return withHub(config(p), async (hub) => {
+        await hub.organizations.createTeam(org!, team!, CLI);
+        console.log(`created team ${org}/${team}`);
+      });
+    }
+    case 'del': {
+      const p = parse('team', rest, ['--config'], []);
+      const [org, team] = expect('team', p, ['ORG', 'TEAM']);
+      return withHub(config(p), async (hub) => {
+        await hub.organizations.deleteTeam(org!, team!, CLI);
+        console.log(`deleted team ${org}/${team}`);
+      });
+    }
+    case 'member': {
+      const [action, ...more] = rest;
+      if (action !== 'add' && action !== 'del') throw new UsageError('team', action === undefined ? 'missing add or del after member' : `unknown subcommand "member ${action}"`);
+      const p = parse('team', more, ['--config'], []);
+      const [org, team, user] = expect('team', p, ['ORG', 'TEAM', 'USER']);
+      return withHub(config(p), async (hub) => {
+        if (action === 'add') {
+          await hub.organizations.addTeamMember(org!, team!, user!, CLI);
+          console.log(`${user} is in ${org}/${team}`);
+        } else {
+          await hub.organizations.removeTeamMember(org!, team!, user!, CLI);
+          console.log(`${user} left ${org}/${team}`);
+        }
+      });
+    }
+    case 'grant': {
+      const p = parse('team', rest, ['--config'], []);
+      const [org, team, repository, permission] = expect('team', p, ['ORG', 'TEAM', 'REPOSITORY', 'PERMISSION']);
+      return withHub(config(p), async (hub) => {
+        await hub.organizations.setTeamPermission(org!, team!, repository!, permission!, CLI);
+        console.log(permission === 'none' ? `${org}/${team} holds nothing on ${repository} now` : `${org}/${team} holds ${permission} on ${repository}`);
+      });
+    }
+    case undefined:
+      throw new UsageError('team', 'missing subcommand');
+    default:
+      throw new UsageError('team', `unknown subcommand "${sub}"`);
+  }
+}
+
+function expiry(command: CommandName, p: Parsed): number | null {
+  const expires = p.flags.get('--expires');
+  try {
+    return typeof expires === 'string' ? parseExpiry(expires) : null;
+  } catch (err) {
+    throw new UsageError(command, (err as Error).message);
+  }
+}
+
+export async function robotCommand(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  switch (sub) {
+    case 'add': {
+      const p = parse('robot', rest, ['--grant', '--expires', '--description', '--config'], []);
+      const [org, name] = expect('robot', p, ['ORG', 'NAME']);
+      const permissions = (p.all.get('--grant') ?? []).map((g) => {
+        const colon = g.lastIndexOf(':');
+        if (colon <= 0) throw new UsageError('robot', `--grant takes REPOSITORY:PERMISSION, got ${g}`);
+        return { repository: g.slice(0, colon), permission: g.slice(colon + 1) };
+      });
+      const expiresInMs = expiry('robot', p);
+      const description = p.flags.get('--description');
+      return withHub(config(p), async (hub) => {
+        const r = await hub.robots.create(org!, { name: name!, description: typeof description === 'string' ? description : '', expiresInMs, permissions }, CLI);
+        const grants = r.permissions.map((x) => `${x.repository}:${x.permission}`).join(', ') || 'no permissions yet';
+        process.stderr.write(`robot ${r.login} (${grants}${r.expiresAt ? `, expires ${new Date(r.expiresAt).toISOString()}` : ''}); the secret is shown once:\n`);
+        console.log(r.secret);
+      });
+    }
+    case 'del': {
+      const p = parse('robot', rest, ['--config'], ['--purge']);
+      const [org, name] = expect('robot', p, ['ORG', 'NAME']);
+      return withHub(config(p), async (hub) => {
+        if (p.flags.has('--purge')) {
+          await hub.robots.delete(org!, name!, CLI);
+          console.log(`deleted robot ${org}+${name}`);
+        } else {
+          await hub.robots.disable(org!, name!, CLI);
+          console.log(`revoked robot ${org}+${name} (disabled; --purge deletes it)`);
+        }
+      });
+    }
+    case 'list': {
+      const p = parse('robot', rest, ['--config'], []);
+      const [org] = expect('robot', p, ['ORG']);
+      return withHub(config(p), async (hub) => {
+        for (const r of await hub.robots.list(org!)) {
+          const grants = r.permissions.map((x) => `${x.repository}:${x.permission}`).join(',');
+          console.log([r.login, r.disabled ? 'disabled' : 'active', r.expiresAt ? new Date(r.expiresAt).toISOString() : 'never', grants].join('\t'));
+        }
+      });
+    }
+    case undefined:
+      throw new UsageError('robot', 'missing subcommand');
+    default:
+      throw new UsageError('robot', `unknown subcommand "${sub}"`);
+  }
+}
+
+export async function repoCommand(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub === undefined) throw new UsageError('repo', 'missing subcommand');
+  if (sub !== 'visibility') throw new UsageError('repo', `unknown subcommand "${sub}"`);
+  const p = parse('repo', rest, ['--config'], []);
+  const [name, visibility] = expect('repo', p, ['NAME', 'VISIBILITY']);
+  if (visibility !== 'public' && visibility !== 'private') throw new UsageError('repo', `visibility is public or private, not ${visibility}`);
+  return withHub(config(p), async (hub) => {
+    const canonical = canonicalRepositoryName(name!);
+    await hub.repositories.setVisibility(canonical, visibility, CLI);
+    console.log(`${canonical} is ${visibility}`);
+  });
+}
+
+export async function collaboratorCommand(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub !== 'add' && sub !== 'del') throw new UsageError('collaborator', sub === undefined ? 'missing subcommand' : `unknown subcommand "${sub}"`);
+  const p = parse('collaborator', rest, ['--config'], []);
+  const [repository, user, permission] = expect('collaborator', p, sub === 'add' ? ['REPOSITORY', 'USER', 'PERMISSION'] : ['REPOSITORY', 'USER']);
+  if (sub === 'add' && !['read', 'write', 'admin'].includes(permission!)) throw new UsageError('collaborator', `permission is read, write or admin, not ${permission}`);
+  return withHub(config(p), async (hub) => {
+    if (sub === 'add') {
+      await hub.repositories.setCollaborator(repository!, user!, permission!, CLI);
+      console.log(`${user} holds ${permission} on ${repository}`);
+    } else {
+      if (!(await hub.repositories.collaborators(repository!)).some((c) => c.name === user)) throw new HubError('NOT_FOUND', `${user} is no collaborator on ${repository}`);
+      await hub.repositories.setCollaborator(repository!, user!, 'none', CLI);
+      console.log(`${user} is no longer a collaborator on ${repository}`);
+    }
+  });
+}
+
+export async function inviteCommand(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub === undefined) throw new UsageError('invite', 'missing subcommand');
+  if (sub !== 'add') throw new UsageError('invite', `unknown subcommand "${sub}"`);
+  const p = parse('invite', rest, ['--email', '--expires', '--config'], []);
+  expect('invite', p, []);
+  const email = p.flags.get('--email');
+  const lifetimeMs = expiry('invite', p) ?? undefined;
+  return withHub(config(p), async (hub) => {
+    if (hub.settings.registration !== 'invite') process.stderr.write('note: auth.accounts.registration is not invite; the code is used only when it is\n');
+    const i = await hub.accounts.invite({ email: typeof email === 'string' ? email : null, lifetimeMs }, CLI);
+    process.stderr.write(`invitation${typeof email === 'string' ? ` for ${email}` : ''}, valid until ${new Date(i.expiresAt).toISOString()}; the code is shown once:\n`);
+    console.log(i.code);
+  });
+}
+
+/** `--since`: a duration back from now (24h, 7d), an ISO 8601 date, or milliseconds since the epoch. */
+export function parseSince(text: string, now = Date.now()): number {
+  if (/^\d{12,15}$/.test(text)) return Number(text);
+  const iso = /^\d{4}-\d\d-\d\d/.test(text) ? Date.parse(text) : NaN;
+  if (!Number.isNaN(iso)) return iso;
+  try {
+    return now - parseExpiry(text);
+  } catch {
+    throw new Error(`--since: a duration (24h, 7d), an ISO 8601 date or milliseconds, not ${text}`);
+  }
+}
+
+export async function auditCommand(args: string[]): Promise<number> {
+  const p = parse('audit', args, ['--since', '--actor', '--action', '--config', '-n'], []);
+  expect('audit', p, []);
+  const actor = p.flags.get('--actor');
+  const action = p.flags.get('--action');
+  let since: number | undefined;
+  try {
+    since = typeof p.flags.get('--since') === 'string' ? parseSince(p.flags.get('--since') as string) : undefined;
+  } catch (err) {
+    throw new UsageError('audit', (err as Error).message);
+  }
+  const n = p.flags.get('-n');
+  const max = typeof n === 'string' ? Number(n) : Infinity;
+  if (typeof n === 'string' && !(Number.isInteger(max) && max > 0)) throw new UsageError('audit', `-n takes a positive number, not ${n}`);
+  return withHub(config(p), async (hub) => {
+    let shown = 0;
+    // Newest first: past --since, every later page is older still.
+    for (let before: number | undefined; ; ) {
+      const page = await hub.audit.read({ before, limit: 500, actor: typeof actor === 'string' ? actor : undefined });
+      for (const e of page.entries) {
+        if (since !== undefined && e.at < since) return;
+        if (typeof action === 'string' && e.action !== action) continue;
+        console.log([new Date(e.at).toISOString(), e.actor ?? '-', e.action, e.target ?? '-', e.client ?? '-', e.requestId ?? '-', e.detail ? JSON.stringify(e.detail) : ''].join('\t').trimEnd());
+        if (++shown >= max) return;
+      }
+      if (page.next === null) return;
+      before = page.next;
+    }
   });
 }
 

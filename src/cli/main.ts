@@ -1,13 +1,13 @@
-/** `berth <command>`: serve (default), garbage-collect, du, user, org, token, version, help. */
+/** `berth <command>`: serve (default), garbage-collect, du, user, org, team, robot, repo, collaborator, invite, audit, token, version, help. */
 import './threadpool.js';
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../config/index.js';
 import { diskUsage, garbageCollect } from './gc.js';
-import { orgCommand, tokenCommand, userCommand } from './hub.js';
+import { auditCommand, collaboratorCommand, inviteCommand, orgCommand, repoCommand, robotCommand, teamCommand, tokenCommand, userCommand } from './hub.js';
 import { serve } from './serve.js';
 import { COMMAND_USAGE, USAGE, UsageError, type CommandName } from './usage.js';
 
-const ALIASES: Record<string, CommandName> = { serve: 'serve', 'garbage-collect': 'garbage-collect', gc: 'garbage-collect', du: 'du', user: 'user', org: 'org', token: 'token' };
+const ALIASES: Record<string, CommandName> = { serve: 'serve', 'garbage-collect': 'garbage-collect', gc: 'garbage-collect', du: 'du', user: 'user', org: 'org', token: 'token', team: 'team', robot: 'robot', repo: 'repo', collaborator: 'collaborator', invite: 'invite', audit: 'audit' };
 
 /** `berth 0.1.0 (node v20.…)`, from package.json. */
 function version(): string {
@@ -56,6 +56,24 @@ async function main(argv: string[]): Promise<void> {
         return;
       case 'token':
         process.exitCode = await tokenCommand(args);
+        return;
+      case 'team':
+        process.exitCode = await teamCommand(args);
+        return;
+      case 'robot':
+        process.exitCode = await robotCommand(args);
+        return;
+      case 'repo':
+        process.exitCode = await repoCommand(args);
+        return;
+      case 'collaborator':
+        process.exitCode = await collaboratorCommand(args);
+        return;
+      case 'invite':
+        process.exitCode = await inviteCommand(args);
+        return;
+      case 'audit':
+        process.exitCode = await auditCommand(args);
         return;
     }
   }

@@ -49,12 +49,98 @@ subcommands:
 options:
       --config FILE   configuration file (default: REGISTRY_CONFIGURATION_PATH, or none)
   -h, --help          show this help`,
-  org: `usage: berth org add NAME --owner USER [options]
+  org: `usage: berth org <subcommand> [options]
 
-Creates an organization; USER becomes the only member of its owners team.
+Organizations (see docs/hub.md).
+
+subcommands:
+  add NAME --owner USER    create an organization; USER becomes the only
+                           member of its owners team
+  member add ORG USER      add a member
+  member del ORG USER      remove a member from the organization and its
+                           teams (refused for its last owner)
 
 options:
       --owner USER    the first owner (an existing user)
+      --config FILE   configuration file (default: REGISTRY_CONFIGURATION_PATH, or none)
+  -h, --help          show this help`,
+  team: `usage: berth team <subcommand> [options]
+
+Teams of an organization, and what they may do.
+
+subcommands:
+  add ORG TEAM                          create a team
+  del ORG TEAM                          delete a team (not owners)
+  member add ORG TEAM USER              add a user (who joins the organization too)
+  member del ORG TEAM USER              remove a user from the team
+  grant ORG TEAM REPOSITORY PERMISSION  give the team read, write or admin on
+                                        REPOSITORY (ORG/…, or '*' for all of
+                                        them); none removes the grant
+
+options:
+      --config FILE   configuration file (default: REGISTRY_CONFIGURATION_PATH, or none)
+  -h, --help          show this help`,
+  robot: `usage: berth robot <subcommand> [options]
+
+Robots: an organization's machine accounts, logging in as ORG+NAME.
+
+subcommands:
+  add ORG NAME [--grant REPOSITORY:PERMISSION]... [--expires DURATION]
+               create a robot; its secret is printed once, alone on
+               standard output
+  del ORG NAME [--purge]   revoke a robot (disabled at once, kept listed);
+                           --purge deletes it
+  list ORG                 the organization's robots, tab-separated
+
+options:
+      --grant REPO:PERM     a permission (read, write, admin) on a repository
+                            of ORG; repeat for more
+      --expires DURATION    e.g. 30d, 12h (default: never)
+      --description TEXT    what the robot is for
+      --purge               delete rather than disable
+      --config FILE   configuration file (default: REGISTRY_CONFIGURATION_PATH, or none)
+  -h, --help          show this help`,
+  repo: `usage: berth repo visibility NAME public|private [options]
+
+Sets a repository's visibility: public (everyone may pull) or private (only
+those with read). A one-component NAME is library/NAME.
+
+options:
+      --config FILE   configuration file (default: REGISTRY_CONFIGURATION_PATH, or none)
+  -h, --help          show this help`,
+  collaborator: `usage: berth collaborator <subcommand> [options]
+
+Direct collaborators on a user's repository (organizations grant through teams).
+
+subcommands:
+  add REPOSITORY USER PERMISSION   give USER read, write or admin on REPOSITORY
+  del REPOSITORY USER              remove USER's permission
+
+options:
+      --config FILE   configuration file (default: REGISTRY_CONFIGURATION_PATH, or none)
+  -h, --help          show this help`,
+  invite: `usage: berth invite add [--email E] [--expires DURATION] [options]
+
+Creates an invitation code for registration by invitation
+(auth.accounts.registration: invite); the code is printed once, alone on
+standard output.
+
+options:
+      --email E           whom it is for (recorded)
+      --expires DURATION  how long it is valid (default 7d)
+      --config FILE   configuration file (default: REGISTRY_CONFIGURATION_PATH, or none)
+  -h, --help          show this help`,
+  audit: `usage: berth audit [--since WHEN] [--actor NAME] [--action ACTION] [-n N] [options]
+
+Prints the audit log, newest first, tab-separated: time, actor (- for the
+command line), action, target, client, request id, detail.
+
+options:
+      --since WHEN      only entries since then: a duration back from now
+                        (24h, 7d), an ISO 8601 date, or milliseconds
+      --actor NAME      only this actor's entries
+      --action ACTION   only this action (e.g. login.failed)
+  -n N                  at most N entries
       --config FILE   configuration file (default: REGISTRY_CONFIGURATION_PATH, or none)
   -h, --help          show this help`,
   token: `usage: berth token add USER NAME --scope SCOPES [--expires DURATION] [options]
@@ -79,7 +165,13 @@ commands:
   garbage-collect   remove blobs no manifest references (alias: gc)
   du                storage used per repository
   user              manage user accounts (add, passwd, del, list, import)
-  org               create organizations
+  org               organizations and their members (add, member add|del)
+  team              teams, their members and permissions
+  robot             an organization's robots (add, del, list)
+  repo              repository visibility
+  collaborator      collaborators on a user's repository
+  invite            invitation codes
+  audit             print the audit log
   token             create personal access tokens
   version           print the version
   help [command]    show this help, or a command's

@@ -1,0 +1,152 @@
+/**
+ * The OpenAPI document against the routers: the same set of (method, path)
+ * on both sides (the Hub API's router and the older /berth/v1 routes of
+ * src/http/api/index.ts), a structurally valid OpenAPI 3.1 document, and
+ * docs/api.md holding its generated reference.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import type { GarbageCollector } from '../../../gc/index.js';
+import { createApiRoutes } from '../index.js';
+import { HUB_OPERATIONS, LEGACY_OPERATIONS } from './index.js';
+import { openApiDocument } from './openapi.js';
+import { apiReference, REFERENCE_END, REFERENCE_START } from './reference.js';
+import { Router } from './router.js';
+import type { ParamKind } from './types.js';
+
+type Json = Record<string, unknown>;
+const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
+const SAMPLES: Record<ParamKind, string> = { account: 'acme', team: 'devs', robot: 'ci', repository: 'acme/api/server', id: '7', run: 'latest' };
+
+const doc = openApiDocument([...HUB_OPERATIONS, ...LEGACY_OPERATIONS], { version: 'test' });
+const paths = doc.paths as Record<string, Record<string, Json>>;
+const documented = Object.entries(paths).flatMap(([path, item]) => Object.entries(item).map(([method, op]) => ({ path, method: method.toUpperCase(), op })));
+
+/** The template with a sample value for each parameter, by the kind its operation declares. */
+function concrete(template: string, operationId: string): { path: string; values: Record<string, string> } {
+  const spec = [...HUB_OPERATIONS, ...LEGACY_OPERATIONS].find((o) => o.id === operationId)!;
+  const values: Record<string, string> = {};
+  const path = template.replace(/\{([a-z]+)\}/gi, (_, name: string) => (values[name] = SAMPLES[spec.params![name]!]));
+  return { path: path.slice(1), values };
+}
+
+function resolve(ref: string): unknown {
+  assert.ok(ref.startsWith('#/'), `only local references: ${ref}`);
+  let node: unknown = doc;
+  for (const part of ref.slice(2).split('/')) node = (node as Json | undefined)?.[part.replace(/~1/g, '/').replace(/~0/g, '~')];
+  return node;
+}
+
+function walk(node: unknown, visit: (n: Json) => void): void {
+  if (Array.isArray(node)) node.forEach((n) => walk(n, visit));
+  else if (node && typeof node === 'object') {
+    visit(node as Json);
+    for (const v of Object.values(node)) walk(v, visit);
+  }
+}
+
+describe('OpenAPI document', () => {
+  it('has exactly the operations the routers serve', () => {
+    const router = new Router(HUB_OPERATIONS);
+    const legacy = createApiRoutes({ gc: {} as GarbageCollector, gcDefaults: { graceMs: 0, deleteUntagged: false }, admins: 'open' });
+    const expected = new Set([...HUB_OPERATIONS, ...LEGACY_OPERATIONS].map((o) => `${o.method} ${o.path}`));
+    assert.deepEqual(new Set(documented.map((d) => `${d.method} ${d.path}`)), expected);
+    assert.equal(documented.length, expected.size);
+    const legacyIds = new Set(LEGACY_OPERATIONS.map((o) => o.id));
+    for (const d of documented) {
+      const { path, values } = concrete(d.path, d.op.operationId as string);
+      const m = router.match(d.method, path);
+      if (legacyIds.has(d.op.operationId as string)) {
+        // Not the Hub API's: its router leaves it to src/http/api/index.ts, which has a route for it.
+        assert.equal(m, null, `${d.method} ${d.path} is left to the older routes`);
+        const route = legacy(d.method, path);
+        assert.ok(route && route.route !== 'api-unknown', `${d.method} ${path} has an older route`);
+        continue;
+      }
+      assert.ok(m && m.kind === 'operation', `${d.method} ${path} routes`);
+      assert.equal(m.op.id, d.op.operationId);
+      assert.deepEqual(Router.params(m.op, m.params), values);
+    }
+    // The Hub API's routes take over the older repository route (extended, not duplicated).
+    assert.equal((router.match('GET', 'berth/v1/repositories/acme/api') as { op: { id: string } }).op.id, 'getRepository');
+    assert.equal((router.match('DELETE', 'berth/v1/repositories/acme/api') as { op: { id: string } }).op.id, 'deleteRepository');
+    assert.equal(router.match('GET', 'berth/v1/nothing-here'), null);
+  });
+
+  it('routes repository names with slashes as they are or percent-encoded, and ends them at /-/', () => {
+    const router = new Router(HUB_OPERATIONS);
+    for (const [path, id, name] of [
+      ['berth/v1/repositories/a/b/c', 'getRepository', 'a/b/c'],
+      ['berth/v1/repositories/a%2Fb%2Fc', 'getRepository', 'a/b/c'],
+      ['berth/v1/repositories/ubuntu', 'getRepository', 'library/ubuntu'],
+      ['berth/v1/repositories/a/b/-/collaborators', 'listCollaborators', 'a/b'],
+      ['berth/v1/repositories/a/b/-/collaborators/bob', 'setCollaborator', 'a/b'],
+    ] as const) {
+      const method = id === 'setCollaborator' ? 'PUT' : 'GET';
+      const m = router.match(method, path);
+      assert.ok(m && m.kind === 'operation', path);
+      assert.equal(m.op.id, id, path);
+      assert.equal(Router.params(m.op, m.params).name, name, path);
+    }
+    assert.throws(() => {
+      const m = router.match('GET', 'berth/v1/repositories/UPPER/case');
+      if (m?.kind === 'operation') Router.params(m.op, m.params);
+    }, /path\.name: invalid repository name/);
+    assert.deepEqual(router.match('POST', 'berth/v1/repositories/a/b'), { kind: 'method not allowed', allowed: ['GET', 'PATCH', 'DELETE'] });
+  });
+
+  it('is an OpenAPI 3.1 document in structure', () => {
+    assert.match(doc.openapi as string, /^3\.1\.\d+$/);
+    const info = doc.info as Json;
+    assert.equal(typeof info.title, 'string');
+    assert.equal(typeof info.version, 'string');
+    const schemes = (doc.components as Json).securitySchemes as Record<string, Json>;
+    assert.deepEqual(Object.keys(schemes).sort(), ['basicAuth', 'bearerAuth', 'csrfToken', 'sessionCookie']);
+    assert.deepEqual([schemes.basicAuth!.type, schemes.basicAuth!.scheme, schemes.bearerAuth!.scheme, schemes.sessionCookie!.in, schemes.sessionCookie!.name], ['http', 'basic', 'bearer', 'cookie', 'berth_session']);
+    const ids = new Set<string>();
+    for (const [path, item] of Object.entries(paths)) {
+      assert.ok(path.startsWith('/'), path);
+      const templated = [...path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]!);
+      for (const [method, op] of Object.entries(item)) {
+        const where = `${method} ${path}`;
+        assert.ok(METHODS.includes(method), where);
+        assert.equal(typeof op.operationId, 'string', where);
+        assert.ok(!ids.has(op.operationId as string), `duplicate operationId ${String(op.operationId)}`);
+        ids.add(op.operationId as string);
+        const parameters = (op.parameters ?? []) as Json[];
+        for (const p of parameters) {
+          assert.ok(typeof p.name === 'string' && ['path', 'query', 'header', 'cookie'].includes(p.in as string), where);
+          assert.ok(p.schema && typeof p.schema === 'object', `${where}: parameter ${String(p.name)} has a schema`);
+        }
+        const declared = parameters.filter((p) => p.in === 'path');
+        assert.deepEqual(declared.map((p) => p.name).sort(), [...templated].sort(), `${where}: every templated parameter is declared, and no other`);
+        assert.ok(declared.every((p) => p.required === true), `${where}: path parameters are required`);
+        const responses = op.responses as Record<string, Json>;
+        assert.ok(Object.keys(responses).length > 0, where);
+        for (const [status, r] of Object.entries(responses)) {
+          assert.match(status, /^[1-5]\d\d$/, where);
+          const target = (r.$ref ? resolve(r.$ref as string) : r) as Json | undefined;
+          assert.equal(typeof target?.description, 'string', `${where} ${status}: a description`);
+        }
+        if (op.requestBody) assert.ok(((op.requestBody as Json).content as Json)['application/json'], where);
+        for (const requirement of (op.security ?? []) as Json[]) for (const name of Object.keys(requirement)) assert.ok(schemes[name], `${where}: security scheme ${name}`);
+      }
+    }
+    walk(doc, (n) => {
+      if (typeof n.$ref === 'string') assert.ok(resolve(n.$ref) !== undefined, `$ref ${n.$ref} resolves`);
+    });
+    // JSON Schema 2020-12 in every schema: no leftover $schema keys inside (the document names its dialect once).
+    walk(doc.paths, (n) => assert.equal(n.$schema, undefined));
+  });
+
+  it('is what docs/api.md holds as its reference', () => {
+    const text = readFileSync(fileURLToPath(new URL('../../../../../docs/api.md', import.meta.url)), 'utf8');
+    const start = text.indexOf(REFERENCE_START);
+    const end = text.indexOf(REFERENCE_END);
+    assert.ok(start >= 0 && end > start, 'docs/api.md has the reference markers');
+    assert.equal(text.slice(start, end + REFERENCE_END.length), apiReference(doc), 'docs/api.md is out of date: npm run build && node scripts/api-docs.mjs');
+    for (const d of documented) assert.ok(text.includes(`\`${d.method} ${d.path}\``), `docs/api.md names ${d.method} ${d.path}`);
+  });
+});
