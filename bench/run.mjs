@@ -18,7 +18,7 @@ import { Registry, GiB, MiB, bigBlob, pool, pushSmallImage, repeatedBody, sha256
 import { pushBlobs, runNodeLoad, runWrk } from './lib/load.mjs';
 import { MemorySampler, NoiseMeter, machineBefore, treeCpuSeconds } from './lib/proc.mjs';
 import { median, summarise, table } from './lib/report.mjs';
-import { buildCommit, cleanupSync, ensureBerthBuilt, ensureDebianTool, berthNodeFlags, startBerth, startReference, trackTempDir } from './lib/servers.mjs';
+import { buildCommit, cleanupSync, ensureBerthBuilt, ensureDebianTool, berthNodeFlags, berthSpawn, referenceSpawn, startBerth, startReference, timeStartup, trackTempDir } from './lib/servers.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '..');
@@ -36,6 +36,7 @@ const { values: opt } = parseArgs({
     tags: { type: 'string' },
     page: { type: 'string' },
     only: { type: 'string' },
+    startups: { type: 'string' },
     loadgen: { type: 'string' },
     'pull-client': { type: 'string' },
     'cpu-prof': { type: 'boolean', default: false },
@@ -60,7 +61,8 @@ if (opt.help) {
   --repos N           repositories seeded for _catalog (default 10000)
   --tags N            tags seeded in one repository (default 10000)
   --page N            page size n for _catalog and tags/list (default 1000)
-  --only LIST         phases to run, comma-separated: push,pull,small,blobs,list
+  --only LIST         phases to run, comma-separated: push,pull,small,blobs,list,startup
+  --startups N        restarts timed per server in the startup phase (default 5, 3 with --quick)
   --loadgen node|wrk  small-request load generator: node:net (default) or wrk for the GETs (installed when missing)
   --pull-client curl|node  what downloads the pulled blob: curl (default, installed when missing) or node:http
   --commit REV        benchmark Berth as committed at REV (built in a temp dir), not the work tree
@@ -93,7 +95,8 @@ const cfg = {
   pullStreams: 8,
   rangeReps: Q ? 10 : 20,
   listReps: 3,
-  phases: new Set((opt.only ?? 'push,pull,small,blobs,list').split(',').map((s) => s.trim())),
+  startups: int(opt.startups, Q ? 3 : 5),
+  phases: new Set((opt.only ?? 'push,pull,small,blobs,list,startup').split(',').map((s) => s.trim())),
 };
 const outFile = path.resolve(opt.out ?? path.join(here, 'results', Q ? 'latest-quick.json' : 'latest.json'));
 if (cfg.blobBytes % Math.min(MiB, cfg.blobBytes) !== 0) throw new Error('--blob-mib must be a whole number of MiB');
@@ -175,12 +178,13 @@ const wrkThreads = Math.max(1, Math.floor(os.cpus().length / 2));
 const profDir = path.join(here, 'results', 'profiles');
 if (opt['cpu-prof']) mkdirSync(profDir, { recursive: true });
 
-const berthSrv = await startBerth(mainJs, path.join(tmp, 'berth'), {
+const berthOpts = {
   // <root>/dist/src/cli/main.js → <root>/bin/berth
   nodeFlags: berthNodeFlags(path.resolve(mainJs, '../../../../bin/berth')),
   extraArgs: opt['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
   extraEnv: Object.fromEntries((opt['berth-env'] ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])),
-});
+};
+const berthSrv = await startBerth(mainJs, path.join(tmp, 'berth'), berthOpts);
 servers.push(berthSrv);
 const refSrv = await startReference(referenceBin, path.join(tmp, 'reference'));
 servers.push(refSrv);
@@ -506,6 +510,30 @@ for (const which of order) {
   t.mem.stop();
   t.reg.close();
 }
+
+// ── restart: spawn → first 200 on /v2/, on the data the run left ────────────
+const startup = { berth: {}, reference: {} };
+if (cfg.phases.has('startup')) {
+  await Promise.all(servers.map((srv) => srv.stop()));
+  const spawns = {
+    berth: berthSpawn(mainJs, path.join(tmp, 'berth'), { ...berthOpts, extraArgs: [] }),
+    reference: referenceSpawn(referenceBin, path.join(tmp, 'reference')),
+  };
+  const times = { berth: [], reference: [] };
+  const cpus = { berth: [], reference: [] };
+  for (let i = 0; i < cfg.startups; i++) {
+    for (const which of order) {
+      step = `${which}: restart ${i + 1}`;
+      const r = await timeStartup(spawns[which]);
+      times[which].push(r.ms);
+      cpus[which].push(r.cpu);
+    }
+  }
+  log(`restarts to the first 200: Berth ${times.berth.map((v) => v.toFixed(0)).join(', ')} ms; reference ${times.reference.map((v) => v.toFixed(0)).join(', ')} ms`);
+  for (const which of order) {
+    startup[which] = { 'startup.ms': median(times[which]), 'startup.maxMs': Math.max(...times[which]), 'startup.cpuMs': 1000 * median(cpus[which]) };
+  }
+}
 await cleanup();
 
 const sections = [];
@@ -597,7 +625,19 @@ sections.push({
   ],
 });
 
-const onceRound = [{ berth: { ...seedResults.berth, ...totals.berth }, reference: { ...seedResults.reference, ...totals.reference } }];
+if (cfg.phases.has('startup')) {
+  sections.push({
+    section: `7. restart on the run's data: spawn → first 200 on GET /v2/ (${cfg.startups} restarts each, alternated, after the rounds)`,
+    once: true,
+    metrics: [
+      M('startup.ms', 'time to first 200 (median)', 'ms', 'lower'),
+      M('startup.maxMs', '  slowest', 'ms', 'lower'),
+      M('startup.cpuMs', '  server CPU by then (median)', 'CPU-ms', 'lower'),
+    ],
+  });
+}
+
+const onceRound = [{ berth: { ...seedResults.berth, ...totals.berth, ...startup.berth }, reference: { ...seedResults.reference, ...totals.reference, ...startup.reference } }];
 const rows = [];
 const summary = [];
 for (const s of sections) {
@@ -662,6 +702,7 @@ const result = {
   rounds,
   seed: seedResults,
   totals,
+  startup,
 };
 mkdirSync(path.dirname(outFile), { recursive: true });
 writeFileSync(outFile, JSON.stringify(result, null, 2) + '\n');
