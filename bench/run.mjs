@@ -15,6 +15,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Registry, GiB, MiB, bigBlob, pool, pushSmallImage, repeatedBody, sha256, smallImage } from './lib/client.mjs';
+import { runFuzz } from './lib/fuzz.mjs';
 import { pushBlobs, runNodeLoad, runWrk } from './lib/load.mjs';
 import { MemorySampler, NoiseMeter, machineBefore, treeCpuSeconds } from './lib/proc.mjs';
 import { median, summarise, table } from './lib/report.mjs';
@@ -37,6 +38,8 @@ const { values: opt } = parseArgs({
     page: { type: 'string' },
     only: { type: 'string' },
     startups: { type: 'string' },
+    fuzz: { type: 'string' },
+    'fuzz-reference': { type: 'string' },
     loadgen: { type: 'string' },
     'pull-client': { type: 'string' },
     'cpu-prof': { type: 'boolean', default: false },
@@ -61,8 +64,10 @@ if (opt.help) {
   --repos N           repositories seeded for _catalog (default 10000)
   --tags N            tags seeded in one repository (default 10000)
   --page N            page size n for _catalog and tags/list (default 1000)
-  --only LIST         phases to run, comma-separated: push,pull,small,blobs,list,startup
-  --startups N        restarts timed per server in the startup phase (default 5, 3 with --quick)
+  --only LIST         phases to run, comma-separated: push,pull,small,blobs,list,startup,fuzz
+  --fuzz N            malformed requests sent to Berth one at a time in the fuzz phase (default 10000, 140 with --quick)
+  --fuzz-reference N  the same to the reference (default 56, 0 with --quick: it takes seconds and GiBs on some)
+  --startups N        restarts timed per server in the startup phase (default 5, 2 with --quick)
   --loadgen node|wrk  small-request load generator: node:net (default) or wrk for the GETs (installed when missing)
   --pull-client curl|node  what downloads the pulled blob: curl (default, installed when missing) or node:http
   --commit REV        benchmark Berth as committed at REV (built in a temp dir), not the work tree
@@ -95,8 +100,10 @@ const cfg = {
   pullStreams: 8,
   rangeReps: Q ? 10 : 20,
   listReps: 3,
-  startups: int(opt.startups, Q ? 3 : 5),
-  phases: new Set((opt.only ?? 'push,pull,small,blobs,list,startup').split(',').map((s) => s.trim())),
+  startups: int(opt.startups, Q ? 2 : 5),
+  fuzz: int(opt.fuzz, Q ? 140 : 10000),
+  fuzzReference: int(opt['fuzz-reference'], Q ? 0 : 56),
+  phases: new Set((opt.only ?? 'push,pull,small,blobs,list,startup,fuzz').split(',').map((s) => s.trim())),
 };
 const outFile = path.resolve(opt.out ?? path.join(here, 'results', Q ? 'latest-quick.json' : 'latest.json'));
 if (cfg.blobBytes % Math.min(MiB, cfg.blobBytes) !== 0) throw new Error('--blob-mib must be a whole number of MiB');
@@ -497,14 +504,45 @@ for (let round = 1; round <= cfg.rounds; round++) {
   rounds.push(r);
 }
 
+// ── fuzz: malformed requests one at a time, after the rounds ────────────────
+// Each server's peak resident memory while it answers them (Σ VmHWM of its
+// tree, which never falls: the largest the process has been since start),
+// and every answer's status: none may be a 5xx.
+const fuzz = { berth: {}, reference: {} };
+const fuzzDetail = {};
+if (cfg.phases.has('fuzz')) {
+  // The reference answers a few of these slowly and hugely: a 4 MiB manifest
+  // of a million empty objects, or of 260k annotations, took it past the
+  // 15 s timeout and its resident memory past 10 GiB. It gets far fewer
+  // requests, and not those two.
+  const plan = {
+    berth: { count: cfg.fuzz },
+    reference: { count: cfg.fuzzReference, exclude: /million empty objects|annotations/ },
+  };
+  for (const which of order) {
+    const t = targets[which];
+    const { count, exclude } = plan[which];
+    if (count === 0) continue;
+    const before = t.mem.peakHwmMiB();
+    const m = await measure(which, 'fuzz', () => runFuzz({ base: t.srv.base, count, exclude }), `${count} malformed requests`);
+    const r = m.value;
+    const fiveXX = Object.entries(r.statuses).filter(([s]) => Number(s) >= 500).reduce((n, [, v]) => n + v, 0);
+    fuzz[which] = { 'fuzz.peakMiB': t.mem.peakHwmMiB(), 'fuzz.growthMiB': t.mem.peakHwmMiB() - before, 'fuzz.cpuMs': (1000 * m.cpu) / count, 'fuzz.fiveXX': fiveXX };
+    fuzzDetail[which] = { ...r, count, excluded: exclude?.source, hwmBeforeMiB: before, cpu: m.cpu };
+    log(`  ${which}: ${count} malformed requests in ${r.seconds.toFixed(0)} s; statuses ${JSON.stringify(r.statuses)}; Σ VmHWM ${before.toFixed(0)} → ${fuzz[which]['fuzz.peakMiB'].toFixed(0)} MiB`);
+    for (const f of r.fiveXX.slice(0, 5)) log(`  ${which}: ${f.status} for "${f.name}"`);
+  }
+}
+
 // ── totals, memory, report ─────────────────────────────────────────────────
 const during = noise.read();
 const totals = {};
 for (const which of order) {
   const t = targets[which];
   totals[which] = {
-    'total.cpuSeconds': treeCpuSeconds(t.srv.pid) - cpu0[which],
-    'total.peakMiB': t.mem.peakHwmMiB(),
+    // Without the fuzz phase, so these rows keep measuring the same run as before it existed.
+    'total.cpuSeconds': treeCpuSeconds(t.srv.pid) - cpu0[which] - (fuzzDetail[which]?.cpu ?? 0),
+    'total.peakMiB': fuzzDetail[which]?.hwmBeforeMiB ?? t.mem.peakHwmMiB(),
     ...Object.fromEntries(Object.entries(phasePeak[which]).map(([g, v]) => [`rss.${g}.MiB`, v])),
   };
   t.mem.stop();
@@ -614,17 +652,29 @@ if (cfg.phases.has('list')) {
   });
 }
 sections.push({
-  section: '6. the server process tree over the whole run (one run)',
+  section: `6. the server process tree over the whole run (one run${cfg.phases.has('fuzz') ? ', without the fuzz' : ''})`,
   once: true,
   metrics: [
     M('total.peakMiB', 'peak resident memory (Σ VmHWM)', 'MiB', 'lower'),
     M('total.cpuSeconds', 'total CPU', 'CPU-s', 'lower'),
-    ...['seed', 'push', 'pull', 'small', 'blobs', 'list']
+    ...['seed', 'push', 'pull', 'small', 'blobs', 'list', 'fuzz']
       .filter((g) => phasePeak.berth[g] !== undefined)
-      .map((g) => M(`rss.${g}.MiB`, `  peak RSS while ${g === 'small' ? 'small requests' : g === 'list' ? 'listing' : g === 'seed' ? 'seeding' : g === 'push' ? 'pushing' : g === 'pull' ? 'pulling' : 'pushing small blobs'}`, 'MiB', 'lower')),
+      .map((g) => M(`rss.${g}.MiB`, `  peak RSS while ${g === 'small' ? 'small requests' : g === 'list' ? 'listing' : g === 'seed' ? 'seeding' : g === 'push' ? 'pushing' : g === 'pull' ? 'pulling' : g === 'fuzz' ? 'fuzzing' : 'pushing small blobs'}`, 'MiB', 'lower')),
   ],
 });
 
+if (cfg.phases.has('fuzz')) {
+  sections.push({
+    section: `8. malformed requests one at a time (oversize, truncated, deeply nested manifests, bad digests, huge headers, bad ranges…): Berth ${cfg.fuzz}, reference ${cfg.fuzzReference} (not its two slowest kinds)`,
+    once: true,
+    metrics: [
+      M('fuzz.peakMiB', 'peak resident memory by the end (Σ VmHWM)', 'MiB', 'lower'),
+      M('fuzz.growthMiB', '  growth of that peak during the fuzz', 'MiB', 'lower'),
+      M('fuzz.cpuMs', '  server CPU', 'CPU-ms/req', 'lower'),
+      M('fuzz.fiveXX', '  5xx answers (must be 0)', 'count', 'lower'),
+    ],
+  });
+}
 if (cfg.phases.has('startup')) {
   sections.push({
     section: `7. restart on the run's data: spawn → first 200 on GET /v2/ (${cfg.startups} restarts each, alternated, after the rounds)`,
@@ -637,7 +687,9 @@ if (cfg.phases.has('startup')) {
   });
 }
 
-const onceRound = [{ berth: { ...seedResults.berth, ...totals.berth, ...startup.berth }, reference: { ...seedResults.reference, ...totals.reference, ...startup.reference } }];
+const onceRound = [
+  { berth: { ...seedResults.berth, ...totals.berth, ...startup.berth, ...fuzz.berth }, reference: { ...seedResults.reference, ...totals.reference, ...startup.reference, ...fuzz.reference } },
+];
 const rows = [];
 const summary = [];
 for (const s of sections) {
@@ -703,6 +755,7 @@ const result = {
   seed: seedResults,
   totals,
   startup,
+  fuzz: { ...fuzz, detail: fuzzDetail },
 };
 mkdirSync(path.dirname(outFile), { recursive: true });
 writeFileSync(outFile, JSON.stringify(result, null, 2) + '\n');
