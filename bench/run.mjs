@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Registry, GiB, MiB, bigBlob, pool, pushSmallImage, repeatedBody, sha256, smallImage } from './lib/client.mjs';
 import { runFuzz } from './lib/fuzz.mjs';
+import { runSoak } from './lib/soak.mjs';
 import { pushBlobs, runNodeLoad, runWrk } from './lib/load.mjs';
 import { MemorySampler, NoiseMeter, machineBefore, treeCpuSeconds } from './lib/proc.mjs';
 import { median, summarise, table } from './lib/report.mjs';
@@ -39,6 +40,7 @@ const { values: opt } = parseArgs({
     only: { type: 'string' },
     startups: { type: 'string' },
     fuzz: { type: 'string' },
+    soak: { type: 'string' },
     'fuzz-reference': { type: 'string' },
     loadgen: { type: 'string' },
     'pull-client': { type: 'string' },
@@ -64,8 +66,9 @@ if (opt.help) {
   --repos N           repositories seeded for _catalog (default 10000)
   --tags N            tags seeded in one repository (default 10000)
   --page N            page size n for _catalog and tags/list (default 1000)
-  --only LIST         phases to run, comma-separated: push,pull,small,blobs,list,startup,fuzz
-  --fuzz N            malformed requests sent to Berth one at a time in the fuzz phase (default 10000, 140 with --quick)
+  --only LIST         phases to run, comma-separated: push,pull,small,blobs,list,soak,fuzz,startup
+  --soak S            seconds of the mixed push/pull soak at 64 connections, per server (default 60, 3 with --quick)
+  --fuzz N            malformed requests sent to Berth one at a time in the fuzz phase (default 10000, 112 with --quick)
   --fuzz-reference N  the same to the reference (default 56, 0 with --quick: it takes seconds and GiBs on some)
   --startups N        restarts timed per server in the startup phase (default 5, 2 with --quick)
   --loadgen node|wrk  small-request load generator: node:net (default) or wrk for the GETs (installed when missing)
@@ -101,9 +104,10 @@ const cfg = {
   rangeReps: Q ? 10 : 20,
   listReps: 3,
   startups: int(opt.startups, Q ? 2 : 5),
-  fuzz: int(opt.fuzz, Q ? 140 : 10000),
+  fuzz: int(opt.fuzz, Q ? 112 : 10000),
+  soakSeconds: Number(opt.soak ?? (Q ? 3 : 60)),
   fuzzReference: int(opt['fuzz-reference'], Q ? 0 : 56),
-  phases: new Set((opt.only ?? 'push,pull,small,blobs,list,startup,fuzz').split(',').map((s) => s.trim())),
+  phases: new Set((opt.only ?? 'push,pull,small,blobs,list,soak,fuzz,startup').split(',').map((s) => s.trim())),
 };
 const outFile = path.resolve(opt.out ?? path.join(here, 'results', Q ? 'latest-quick.json' : 'latest.json'));
 if (cfg.blobBytes % Math.min(MiB, cfg.blobBytes) !== 0) throw new Error('--blob-mib must be a whole number of MiB');
@@ -504,6 +508,25 @@ for (let round = 1; round <= cfg.rounds; round++) {
   rounds.push(r);
 }
 
+// The rows of section 6 cover the rounds only, as they did before the soak and fuzz phases.
+const afterRounds = Object.fromEntries(order.map((k) => [k, { hwm: targets[k].mem.peakHwmMiB(), cpu: treeCpuSeconds(targets[k].srv.pid) }]));
+
+// ── soak: pushes and pulls of small images at 64 connections, after the rounds ──
+const soak = { berth: {}, reference: {} };
+if (cfg.phases.has('soak')) {
+  for (const which of order) {
+    const t = targets[which];
+    const m = await measure(which, 'soak', () => runSoak({ base: t.srv.base, connections: cfg.connections, seconds: cfg.soakSeconds }), `${cfg.soakSeconds} s mixed soak`);
+    const r = m.value;
+    const out = (soak[which] = { 'soak.images.perSec': r.images / r.seconds, 'soak.cpuMs': (1000 * m.cpu) / r.images });
+    for (const [op, v] of [['push', r.push], ['pull', r.pull]]) Object.assign(out, { [`soak.${op}.p50`]: v.p50, [`soak.${op}.p99`]: v.p99, [`soak.${op}.max`]: v.max });
+    const errors = Object.values(r.errors).reduce((a, b) => a + b, 0);
+    out['soak.errors'] = errors;
+    log(`  ${which}: soak ${r.images} images pushed, ${r.pull.n} pull requests; ${Object.entries(r.kinds).map(([k, v]) => `${k} p50 ${v.p50.toFixed(1)} p99 ${v.p99.toFixed(1)} ms`).join('; ')}${errors ? `; ${errors} errors ${JSON.stringify(r.errors)}` : ''}`);
+    settle();
+  }
+}
+
 // ── fuzz: malformed requests one at a time, after the rounds ────────────────
 // Each server's peak resident memory while it answers them (Σ VmHWM of its
 // tree, which never falls: the largest the process has been since start),
@@ -540,9 +563,8 @@ const totals = {};
 for (const which of order) {
   const t = targets[which];
   totals[which] = {
-    // Without the fuzz phase, so these rows keep measuring the same run as before it existed.
-    'total.cpuSeconds': treeCpuSeconds(t.srv.pid) - cpu0[which] - (fuzzDetail[which]?.cpu ?? 0),
-    'total.peakMiB': fuzzDetail[which]?.hwmBeforeMiB ?? t.mem.peakHwmMiB(),
+    'total.cpuSeconds': afterRounds[which].cpu - cpu0[which],
+    'total.peakMiB': afterRounds[which].hwm,
     ...Object.fromEntries(Object.entries(phasePeak[which]).map(([g, v]) => [`rss.${g}.MiB`, v])),
   };
   t.mem.stop();
@@ -652,17 +674,33 @@ if (cfg.phases.has('list')) {
   });
 }
 sections.push({
-  section: `6. the server process tree over the whole run (one run${cfg.phases.has('fuzz') ? ', without the fuzz' : ''})`,
+  section: '6. the server process tree over the rounds (one run; the soak and fuzz phases come after)',
   once: true,
   metrics: [
     M('total.peakMiB', 'peak resident memory (Σ VmHWM)', 'MiB', 'lower'),
     M('total.cpuSeconds', 'total CPU', 'CPU-s', 'lower'),
-    ...['seed', 'push', 'pull', 'small', 'blobs', 'list', 'fuzz']
+    ...['seed', 'push', 'pull', 'small', 'blobs', 'list', 'soak', 'fuzz']
       .filter((g) => phasePeak.berth[g] !== undefined)
-      .map((g) => M(`rss.${g}.MiB`, `  peak RSS while ${g === 'small' ? 'small requests' : g === 'list' ? 'listing' : g === 'seed' ? 'seeding' : g === 'push' ? 'pushing' : g === 'pull' ? 'pulling' : g === 'fuzz' ? 'fuzzing' : 'pushing small blobs'}`, 'MiB', 'lower')),
+      .map((g) => M(`rss.${g}.MiB`, `  peak RSS while ${g === 'small' ? 'small requests' : g === 'list' ? 'listing' : g === 'seed' ? 'seeding' : g === 'push' ? 'pushing' : g === 'pull' ? 'pulling' : g === 'fuzz' ? 'fuzzing' : g === 'soak' ? 'soaking' : 'pushing small blobs'}`, 'MiB', 'lower')),
   ],
 });
 
+if (cfg.phases.has('soak')) {
+  sections.push({
+    section: `7. mixed soak, ${cfg.connections} connections × ${cfg.soakSeconds} s: half push a small image (2 blobs POST+PUT, manifest PUT), half pull one (manifest GET, blob GET)`,
+    once: true,
+    metrics: [
+      M('soak.images.perSec', 'images pushed', 'images/s', 'higher'),
+      M('soak.cpuMs', '  server CPU per image pushed (pulls included)', 'CPU-ms', 'lower'),
+      M('soak.push.p50', 'push requests p50', 'ms', 'lower'),
+      M('soak.push.p99', 'push requests p99', 'ms', 'lower'),
+      M('soak.push.max', 'push requests max', 'ms', 'lower'),
+      M('soak.pull.p50', 'pull requests p50', 'ms', 'lower'),
+      M('soak.pull.p99', 'pull requests p99', 'ms', 'lower'),
+      M('soak.errors', 'failed requests', 'count', 'lower'),
+    ],
+  });
+}
 if (cfg.phases.has('fuzz')) {
   sections.push({
     section: `8. malformed requests one at a time (oversize, truncated, deeply nested manifests, bad digests, huge headers, bad ranges…): Berth ${cfg.fuzz}, reference ${cfg.fuzzReference} (not its two slowest kinds)`,
@@ -677,7 +715,7 @@ if (cfg.phases.has('fuzz')) {
 }
 if (cfg.phases.has('startup')) {
   sections.push({
-    section: `7. restart on the run's data: spawn → first 200 on GET /v2/ (${cfg.startups} restarts each, alternated, after the rounds)`,
+    section: `9. restart on the run's data: spawn → first 200 on GET /v2/ (${cfg.startups} restarts each, alternated, after the rounds)`,
     once: true,
     metrics: [
       M('startup.ms', 'time to first 200 (median)', 'ms', 'lower'),
@@ -688,7 +726,7 @@ if (cfg.phases.has('startup')) {
 }
 
 const onceRound = [
-  { berth: { ...seedResults.berth, ...totals.berth, ...startup.berth, ...fuzz.berth }, reference: { ...seedResults.reference, ...totals.reference, ...startup.reference, ...fuzz.reference } },
+  { berth: { ...seedResults.berth, ...totals.berth, ...startup.berth, ...fuzz.berth, ...soak.berth }, reference: { ...seedResults.reference, ...totals.reference, ...startup.reference, ...fuzz.reference, ...soak.reference } },
 ];
 const rows = [];
 const summary = [];
@@ -756,6 +794,7 @@ const result = {
   totals,
   startup,
   fuzz: { ...fuzz, detail: fuzzDetail },
+  soak,
 };
 mkdirSync(path.dirname(outFile), { recursive: true });
 writeFileSync(outFile, JSON.stringify(result, null, 2) + '\n');
