@@ -15,10 +15,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Registry, GiB, MiB, bigBlob, pool, pushSmallImage, repeatedBody, sha256, smallImage } from './lib/client.mjs';
+import { runFuzz } from './lib/fuzz.mjs';
+import { runSoak } from './lib/soak.mjs';
 import { pushBlobs, runNodeLoad, runWrk } from './lib/load.mjs';
 import { MemorySampler, NoiseMeter, machineBefore, treeCpuSeconds } from './lib/proc.mjs';
 import { median, summarise, table } from './lib/report.mjs';
-import { buildCommit, cleanupSync, ensureBerthBuilt, ensureDebianTool, berthNodeFlags, startBerth, startReference, trackTempDir } from './lib/servers.mjs';
+import { buildCommit, cleanupSync, ensureBerthBuilt, ensureDebianTool, berthNodeFlags, berthSpawn, referenceSpawn, startBerth, startReference, timeStartup, trackTempDir } from './lib/servers.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '..');
@@ -36,6 +38,10 @@ const { values: opt } = parseArgs({
     tags: { type: 'string' },
     page: { type: 'string' },
     only: { type: 'string' },
+    startups: { type: 'string' },
+    fuzz: { type: 'string' },
+    soak: { type: 'string' },
+    'fuzz-reference': { type: 'string' },
     loadgen: { type: 'string' },
     'pull-client': { type: 'string' },
     'cpu-prof': { type: 'boolean', default: false },
@@ -60,7 +66,11 @@ if (opt.help) {
   --repos N           repositories seeded for _catalog (default 10000)
   --tags N            tags seeded in one repository (default 10000)
   --page N            page size n for _catalog and tags/list (default 1000)
-  --only LIST         phases to run, comma-separated: push,pull,small,blobs,list
+  --only LIST         phases to run, comma-separated: push,pull,small,blobs,list,soak,fuzz,startup
+  --soak S            seconds of the mixed push/pull soak at 64 connections, per server (default 60, 3 with --quick)
+  --fuzz N            malformed requests sent to Berth one at a time in the fuzz phase (default 10000, 112 with --quick)
+  --fuzz-reference N  the same to the reference (default 56, 0 with --quick: it takes seconds and GiBs on some)
+  --startups N        restarts timed per server in the startup phase (default 5, 2 with --quick)
   --loadgen node|wrk  small-request load generator: node:net (default) or wrk for the GETs (installed when missing)
   --pull-client curl|node  what downloads the pulled blob: curl (default, installed when missing) or node:http
   --commit REV        benchmark Berth as committed at REV (built in a temp dir), not the work tree
@@ -93,7 +103,11 @@ const cfg = {
   pullStreams: 8,
   rangeReps: Q ? 10 : 20,
   listReps: 3,
-  phases: new Set((opt.only ?? 'push,pull,small,blobs,list').split(',').map((s) => s.trim())),
+  startups: int(opt.startups, Q ? 2 : 5),
+  fuzz: int(opt.fuzz, Q ? 112 : 10000),
+  soakSeconds: Number(opt.soak ?? (Q ? 3 : 60)),
+  fuzzReference: int(opt['fuzz-reference'], Q ? 0 : 56),
+  phases: new Set((opt.only ?? 'push,pull,small,blobs,list,soak,fuzz,startup').split(',').map((s) => s.trim())),
 };
 const outFile = path.resolve(opt.out ?? path.join(here, 'results', Q ? 'latest-quick.json' : 'latest.json'));
 if (cfg.blobBytes % Math.min(MiB, cfg.blobBytes) !== 0) throw new Error('--blob-mib must be a whole number of MiB');
@@ -175,12 +189,13 @@ const wrkThreads = Math.max(1, Math.floor(os.cpus().length / 2));
 const profDir = path.join(here, 'results', 'profiles');
 if (opt['cpu-prof']) mkdirSync(profDir, { recursive: true });
 
-const berthSrv = await startBerth(mainJs, path.join(tmp, 'berth'), {
+const berthOpts = {
   // <root>/dist/src/cli/main.js → <root>/bin/berth
   nodeFlags: berthNodeFlags(path.resolve(mainJs, '../../../../bin/berth')),
   extraArgs: opt['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
   extraEnv: Object.fromEntries((opt['berth-env'] ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])),
-});
+};
+const berthSrv = await startBerth(mainJs, path.join(tmp, 'berth'), berthOpts);
 servers.push(berthSrv);
 const refSrv = await startReference(referenceBin, path.join(tmp, 'reference'));
 servers.push(refSrv);
@@ -493,18 +508,91 @@ for (let round = 1; round <= cfg.rounds; round++) {
   rounds.push(r);
 }
 
+// The rows of section 6 cover the rounds only, as they did before the soak and fuzz phases.
+const afterRounds = Object.fromEntries(order.map((k) => [k, { hwm: targets[k].mem.peakHwmMiB(), cpu: treeCpuSeconds(targets[k].srv.pid) }]));
+
+// ── soak: pushes and pulls of small images at 64 connections, after the rounds ──
+const soak = { berth: {}, reference: {} };
+if (cfg.phases.has('soak')) {
+  for (const which of order) {
+    const t = targets[which];
+    const m = await measure(which, 'soak', () => runSoak({ base: t.srv.base, connections: cfg.connections, seconds: cfg.soakSeconds }), `${cfg.soakSeconds} s mixed soak`);
+    const r = m.value;
+    const out = (soak[which] = { 'soak.images.perSec': r.images / r.seconds, 'soak.cpuMs': (1000 * m.cpu) / r.images });
+    for (const [op, v] of [['push', r.push], ['pull', r.pull]]) Object.assign(out, { [`soak.${op}.p50`]: v.p50, [`soak.${op}.p99`]: v.p99, [`soak.${op}.max`]: v.max });
+    const errors = Object.values(r.errors).reduce((a, b) => a + b, 0);
+    out['soak.errors'] = errors;
+    log(`  ${which}: soak ${r.images} images pushed, ${r.pull.n} pull requests; ${Object.entries(r.kinds).map(([k, v]) => `${k} p50 ${v.p50.toFixed(1)} p99 ${v.p99.toFixed(1)} ms`).join('; ')}${errors ? `; ${errors} errors ${JSON.stringify(r.errors)}` : ''}`);
+    settle();
+  }
+}
+
+// ── fuzz: malformed requests one at a time, after the rounds ────────────────
+// Each server's peak resident memory while it answers them (Σ VmHWM of its
+// tree, which never falls: the largest the process has been since start),
+// and every answer's status: none may be a 5xx.
+const fuzz = { berth: {}, reference: {} };
+const fuzzDetail = {};
+if (cfg.phases.has('fuzz')) {
+  // The reference answers a few of these slowly and hugely: a 4 MiB manifest
+  // of a million empty objects, or of 260k annotations, took it past the
+  // 15 s timeout and its resident memory past 10 GiB. It gets far fewer
+  // requests, and not those two.
+  const plan = {
+    berth: { count: cfg.fuzz },
+    reference: { count: cfg.fuzzReference, exclude: /million empty objects|annotations/ },
+  };
+  for (const which of order) {
+    const t = targets[which];
+    const { count, exclude } = plan[which];
+    if (count === 0) continue;
+    const before = t.mem.peakHwmMiB();
+    const m = await measure(which, 'fuzz', () => runFuzz({ base: t.srv.base, count, exclude }), `${count} malformed requests`);
+    const r = m.value;
+    const fiveXX = Object.entries(r.statuses).filter(([s]) => Number(s) >= 500).reduce((n, [, v]) => n + v, 0);
+    fuzz[which] = { 'fuzz.peakMiB': t.mem.peakHwmMiB(), 'fuzz.growthMiB': t.mem.peakHwmMiB() - before, 'fuzz.cpuMs': (1000 * m.cpu) / count, 'fuzz.fiveXX': fiveXX };
+    fuzzDetail[which] = { ...r, count, excluded: exclude?.source, hwmBeforeMiB: before, cpu: m.cpu };
+    log(`  ${which}: ${count} malformed requests in ${r.seconds.toFixed(0)} s; statuses ${JSON.stringify(r.statuses)}; Σ VmHWM ${before.toFixed(0)} → ${fuzz[which]['fuzz.peakMiB'].toFixed(0)} MiB`);
+    for (const f of r.fiveXX.slice(0, 5)) log(`  ${which}: ${f.status} for "${f.name}"`);
+  }
+}
+
 // ── totals, memory, report ─────────────────────────────────────────────────
 const during = noise.read();
 const totals = {};
 for (const which of order) {
   const t = targets[which];
   totals[which] = {
-    'total.cpuSeconds': treeCpuSeconds(t.srv.pid) - cpu0[which],
-    'total.peakMiB': t.mem.peakHwmMiB(),
+    'total.cpuSeconds': afterRounds[which].cpu - cpu0[which],
+    'total.peakMiB': afterRounds[which].hwm,
     ...Object.fromEntries(Object.entries(phasePeak[which]).map(([g, v]) => [`rss.${g}.MiB`, v])),
   };
   t.mem.stop();
   t.reg.close();
+}
+
+// ── restart: spawn → first 200 on /v2/, on the data the run left ────────────
+const startup = { berth: {}, reference: {} };
+if (cfg.phases.has('startup')) {
+  await Promise.all(servers.map((srv) => srv.stop()));
+  const spawns = {
+    berth: berthSpawn(mainJs, path.join(tmp, 'berth'), { ...berthOpts, extraArgs: [] }),
+    reference: referenceSpawn(referenceBin, path.join(tmp, 'reference')),
+  };
+  const times = { berth: [], reference: [] };
+  const cpus = { berth: [], reference: [] };
+  for (let i = 0; i < cfg.startups; i++) {
+    for (const which of order) {
+      step = `${which}: restart ${i + 1}`;
+      const r = await timeStartup(spawns[which]);
+      times[which].push(r.ms);
+      cpus[which].push(r.cpu);
+    }
+  }
+  log(`restarts to the first 200: Berth ${times.berth.map((v) => v.toFixed(0)).join(', ')} ms; reference ${times.reference.map((v) => v.toFixed(0)).join(', ')} ms`);
+  for (const which of order) {
+    startup[which] = { 'startup.ms': median(times[which]), 'startup.maxMs': Math.max(...times[which]), 'startup.cpuMs': 1000 * median(cpus[which]) };
+  }
 }
 await cleanup();
 
@@ -586,18 +674,60 @@ if (cfg.phases.has('list')) {
   });
 }
 sections.push({
-  section: '6. the server process tree over the whole run (one run)',
+  section: '6. the server process tree over the rounds (one run; the soak and fuzz phases come after)',
   once: true,
   metrics: [
     M('total.peakMiB', 'peak resident memory (Σ VmHWM)', 'MiB', 'lower'),
     M('total.cpuSeconds', 'total CPU', 'CPU-s', 'lower'),
-    ...['seed', 'push', 'pull', 'small', 'blobs', 'list']
+    ...['seed', 'push', 'pull', 'small', 'blobs', 'list', 'soak', 'fuzz']
       .filter((g) => phasePeak.berth[g] !== undefined)
-      .map((g) => M(`rss.${g}.MiB`, `  peak RSS while ${g === 'small' ? 'small requests' : g === 'list' ? 'listing' : g === 'seed' ? 'seeding' : g === 'push' ? 'pushing' : g === 'pull' ? 'pulling' : 'pushing small blobs'}`, 'MiB', 'lower')),
+      .map((g) => M(`rss.${g}.MiB`, `  peak RSS while ${g === 'small' ? 'small requests' : g === 'list' ? 'listing' : g === 'seed' ? 'seeding' : g === 'push' ? 'pushing' : g === 'pull' ? 'pulling' : g === 'fuzz' ? 'fuzzing' : g === 'soak' ? 'soaking' : 'pushing small blobs'}`, 'MiB', 'lower')),
   ],
 });
 
-const onceRound = [{ berth: { ...seedResults.berth, ...totals.berth }, reference: { ...seedResults.reference, ...totals.reference } }];
+if (cfg.phases.has('soak')) {
+  sections.push({
+    section: `7. mixed soak, ${cfg.connections} connections × ${cfg.soakSeconds} s: half push a small image (2 blobs POST+PUT, manifest PUT), half pull one (manifest GET, blob GET)`,
+    once: true,
+    metrics: [
+      M('soak.images.perSec', 'images pushed', 'images/s', 'higher'),
+      M('soak.cpuMs', '  server CPU per image pushed (pulls included)', 'CPU-ms', 'lower'),
+      M('soak.push.p50', 'push requests p50', 'ms', 'lower'),
+      M('soak.push.p99', 'push requests p99', 'ms', 'lower'),
+      M('soak.push.max', 'push requests max', 'ms', 'lower'),
+      M('soak.pull.p50', 'pull requests p50', 'ms', 'lower'),
+      M('soak.pull.p99', 'pull requests p99', 'ms', 'lower'),
+      M('soak.errors', 'failed requests', 'count', 'lower'),
+    ],
+  });
+}
+if (cfg.phases.has('fuzz')) {
+  sections.push({
+    section: `8. malformed requests one at a time (oversize, truncated, deeply nested manifests, bad digests, huge headers, bad ranges…): Berth ${cfg.fuzz}, reference ${cfg.fuzzReference} (not its two slowest kinds)`,
+    once: true,
+    metrics: [
+      M('fuzz.peakMiB', 'peak resident memory by the end (Σ VmHWM)', 'MiB', 'lower'),
+      M('fuzz.growthMiB', '  growth of that peak during the fuzz', 'MiB', 'lower'),
+      M('fuzz.cpuMs', '  server CPU', 'CPU-ms/req', 'lower'),
+      M('fuzz.fiveXX', '  5xx answers (must be 0)', 'count', 'lower'),
+    ],
+  });
+}
+if (cfg.phases.has('startup')) {
+  sections.push({
+    section: `9. restart on the run's data: spawn → first 200 on GET /v2/ (${cfg.startups} restarts each, alternated, after the rounds)`,
+    once: true,
+    metrics: [
+      M('startup.ms', 'time to first 200 (median)', 'ms', 'lower'),
+      M('startup.maxMs', '  slowest', 'ms', 'lower'),
+      M('startup.cpuMs', '  server CPU by then (median)', 'CPU-ms', 'lower'),
+    ],
+  });
+}
+
+const onceRound = [
+  { berth: { ...seedResults.berth, ...totals.berth, ...startup.berth, ...fuzz.berth, ...soak.berth }, reference: { ...seedResults.reference, ...totals.reference, ...startup.reference, ...fuzz.reference, ...soak.reference } },
+];
 const rows = [];
 const summary = [];
 for (const s of sections) {
@@ -662,6 +792,9 @@ const result = {
   rounds,
   seed: seedResults,
   totals,
+  startup,
+  fuzz: { ...fuzz, detail: fuzzDetail },
+  soak,
 };
 mkdirSync(path.dirname(outFile), { recursive: true });
 writeFileSync(outFile, JSON.stringify(result, null, 2) + '\n');

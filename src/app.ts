@@ -16,7 +16,7 @@ import { countUploads, GarbageCollector, scheduleCollection, schedulePurging } f
 import { createApiRoutes } from './http/api/index.js';
 import { fileCheck, HealthChecks, httpCheck, tcpCheck } from './health/index.js';
 import { createDebugHandler } from './http/debug.js';
-import { aggregateMetrics, createMetrics, type Metrics } from './http/metrics.js';
+import type { aggregateMetrics, Metrics } from './http/metrics.js';
 import type net from 'node:net';
 import { createRequestHandler, listen, serveHandedConnections, type RunningServer } from './http/server.js';
 import { MetadataStore, SAFETY_NET_PAGES, WalCheckpointer, type WriteGate } from './metadata/index.js';
@@ -181,8 +181,10 @@ export async function startServer(config: Config, log?: Logger, opts: ServeOptio
   const auth = createAuthenticator(config, app.log);
   if (auth && config.berth.admins.length === 0 && role !== 'worker') app.log.warn('berth.admins is empty: /berth/v1/ (gc, repository delete, storage usage) refuses every user with 403');
   const health = createHealthChecks(app);
-  const metrics = config.http.debug.prometheus.enabled
-    ? createMetrics({ uploadsInProgress: role === 'worker' ? undefined : () => countUploads(app.store), storageDriver: app.store.kind })
+  // prom-client is loaded only when metrics are on: tens of ms of every start-up otherwise.
+  const metricsModule = config.http.debug.prometheus.enabled ? await import('./http/metrics.js') : undefined;
+  const metrics = metricsModule
+    ? metricsModule.createMetrics({ uploadsInProgress: role === 'worker' ? undefined : () => countUploads(app.store), storageDriver: app.store.kind })
     : undefined;
   if (metrics) instrumentBlobStore(app.store, (action, seconds, failed) => metrics.observeStorage(action, seconds, failed));
   if (metrics) app.gc.onCollected = (summary) => metrics.gcCollected(summary);
@@ -240,7 +242,7 @@ export async function startServer(config: Config, log?: Logger, opts: ServeOptio
     if (config.http.debug.addr) {
       const d = parseAddr(config.http.debug.addr, 'http.debug.addr');
       const peers = opts.peerMetrics;
-      const source = metrics ? (peers ? async () => aggregateMetrics(metrics, await peers()) : () => metrics.text()) : undefined;
+      const source = metrics && metricsModule ? (peers ? async () => metricsModule.aggregateMetrics(metrics, await peers()) : () => metrics.text()) : undefined;
       debug = await listen(createDebugHandler(health, source, config.http.debug.prometheus.path), d.host, d.port);
     }
     stopJobs = startScheduledJobs(app);

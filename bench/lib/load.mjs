@@ -71,7 +71,7 @@ function percentile(sorted, p) {
  * chunked, no body for HEAD, 204 or 304) keeps a load generator's CPU per
  * request far below node:http's, which matters on a 2-core machine.
  */
-function responseReader(isHead, onResponse) {
+export function responseReader(isHead, onResponse) {
   let buf = Buffer.alloc(0);
   let need = -1; // bytes of the current body still to come, -1 = reading headers
   let chunked = false;
@@ -109,6 +109,61 @@ function responseReader(isHead, onResponse) {
 }
 
 /**
+ * One keep-alive connection for request/response round trips, opened
+ * again when the server said `Connection: close` (Berth does so on the
+ * connections its main thread took alone while its workers were starting)
+ * or closed it between requests.
+ */
+export function keepAliveConnection(u) {
+  let sock;
+  let answer = null;
+  let closing = false;
+  const open = () =>
+    new Promise((resolve, reject) => {
+      const s = net.connect({ host: u.hostname, port: Number(u.port) });
+      s.setNoDelay(true);
+      s.on(
+        'data',
+        responseReader(false, (status, head) => {
+          if (/\r\nconnection:\s*close/i.test(head)) closing = true;
+          const a = answer;
+          answer = null;
+          a?.res({ status, head });
+        }),
+      );
+      s.on('close', () => {
+        if (sock === s) sock = undefined;
+        answer?.rej(new Error('the server closed the connection mid-request'));
+      });
+      s.once('error', reject);
+      s.once('connect', () => {
+        s.off('error', reject);
+        s.on('error', () => {});
+        resolve(s);
+      });
+    });
+  return {
+    async roundTrip(request) {
+      if (closing && sock) {
+        sock.destroy();
+        sock = undefined;
+      }
+      closing = false;
+      sock ??= await open();
+      const s = sock;
+      return new Promise((res, rej) => {
+        answer = { res, rej };
+        s.write(request);
+      });
+    },
+    close() {
+      sock?.end();
+      sock = undefined;
+    },
+  };
+}
+
+/**
  * The same load from node: `connections` keep-alive sockets on node:net,
  * each sending one prebuilt request and waiting for the whole response
  * before the next. wrk cannot do HEAD: it waits for the Content-Length
@@ -130,6 +185,8 @@ export async function runNodeLoad({ url, method, headers, connections, seconds }
       const sock = net.connect({ host: u.hostname, port: Number(u.port) });
       sock.setNoDelay(true);
       let t0 = 0n;
+      // The server said Connection: close: go on with a new connection once this one closes.
+      let reopen = false;
       const send = () => {
         if (process.hrtime.bigint() >= end) {
           sock.end();
@@ -138,7 +195,7 @@ export async function runNodeLoad({ url, method, headers, connections, seconds }
         t0 = process.hrtime.bigint();
         sock.write(request);
       };
-      const done = (status) => {
+      const done = (status, head) => {
         if (status >= 400) errors++;
         if (n === lat.length) {
           const bigger = new Float64Array(lat.length * 2);
@@ -146,15 +203,19 @@ export async function runNodeLoad({ url, method, headers, connections, seconds }
           lat = bigger;
         }
         lat[n++] = Number(process.hrtime.bigint() - t0) / 1e6;
+        if (/\r\nconnection:\s*close/i.test(head)) {
+          reopen = true;
+          sock.end();
+          return;
+        }
         send();
       };
       sock.on('data', responseReader(method === 'HEAD', done));
       sock.on('connect', send);
       sock.on('error', () => {
-        errors++;
-        resolve();
+        if (!reopen) errors++;
       });
-      sock.on('close', resolve);
+      sock.on('close', () => resolve(reopen && process.hrtime.bigint() < end ? connection() : undefined));
     });
 
   await Promise.all(Array.from({ length: connections }, connection));
@@ -176,46 +237,27 @@ export async function pushBlobs({ base, repo, blobs, digests, connections }) {
   const post = Buffer.from(`POST /v2/${repo}/blobs/uploads/ HTTP/1.1\r\nHost: ${u.host}\r\nUser-Agent: berth-bench\r\nContent-Length: 0\r\n\r\n`);
   let next = 0;
 
-  const connection = () =>
-    new Promise((resolve, reject) => {
-      const sock = net.connect({ host: u.hostname, port: Number(u.port) });
-      sock.setNoDelay(true);
-      let answer = null; // the request in flight: its promise's resolve and reject
-      const roundTrip = (request) =>
-        new Promise((res, rej) => {
-          answer = { res, rej };
-          sock.write(request);
-        });
-      sock.on(
-        'data',
-        responseReader(false, (status, head) => {
-          const a = answer;
-          answer = null;
-          a?.res({ status, head });
-        }),
-      );
-      sock.on('close', () => answer?.rej(new Error(`pushing to ${repo}: the server closed the connection mid-request`)));
-      sock.on('error', reject);
-      sock.on('connect', async () => {
-        try {
-          for (let i = next++; i < blobs.length; i = next++) {
-            const started = await roundTrip(post);
-            const location = /\r\nlocation:\s*([^\r]*)/i.exec(started.head)?.[1];
-            if (started.status !== 202 || !location) throw new Error(`POST upload to ${repo}: ${started.status}, Location ${location}`);
-            const target = new URL(location, base);
-            if (target.host !== u.host) throw new Error(`upload Location ${location} leaves ${u.host}`);
-            target.searchParams.set('digest', digests[i]);
-            const head = `PUT ${target.pathname}${target.search} HTTP/1.1\r\nHost: ${u.host}\r\nUser-Agent: berth-bench\r\nContent-Type: application/octet-stream\r\nContent-Length: ${blobs[i].byteLength}\r\n\r\n`;
-            const put = await roundTrip(Buffer.concat([Buffer.from(head, 'latin1'), blobs[i]]));
-            if (put.status !== 201) throw new Error(`PUT blob ${digests[i]} to ${repo}: ${put.status}`);
-          }
-          sock.end(resolve);
-        } catch (err) {
-          sock.destroy();
-          reject(err);
-        }
-      });
-    });
+  const connection = async () => {
+    const conn = keepAliveConnection(u);
+    try {
+      for (let i = next++; i < blobs.length; i = next++) {
+        const started = await conn.roundTrip(post);
+        const location = /\r\nlocation:\s*([^\r]*)/i.exec(started.head)?.[1];
+        if (started.status !== 202 || !location) throw new Error(`POST upload to ${repo}: ${started.status}, Location ${location}`);
+        const target = new URL(location, base);
+        if (target.host !== u.host) throw new Error(`upload Location ${location} leaves ${u.host}`);
+        target.searchParams.set('digest', digests[i]);
+        const head = `PUT ${target.pathname}${target.search} HTTP/1.1\r\nHost: ${u.host}\r\nUser-Agent: berth-bench\r\nContent-Type: application/octet-stream\r\nContent-Length: ${blobs[i].byteLength}\r\n\r\n`;
+        const put = await conn.roundTrip(Buffer.concat([Buffer.from(head, 'latin1'), blobs[i]]));
+        if (put.status !== 201) throw new Error(`PUT blob ${digests[i]} to ${repo}: ${put.status}`);
+      }
+    } catch (err) {
+      err.message = `pushing to ${repo}: ${err.message}`;
+      throw err;
+    } finally {
+      conn.close();
+    }
+  };
 
   await Promise.all(Array.from({ length: connections }, connection));
 }

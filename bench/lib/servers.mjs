@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync, rmSync, readdirSync
 import net from 'node:net';
 import path from 'node:path';
 import http from 'node:http';
+import { treeCpuSeconds } from './proc.mjs';
 
 const children = new Set();
 const tempDirs = new Set();
@@ -193,9 +194,9 @@ export function berthNodeFlags(binBerth) {
   return line[1].split(/\s+/).filter((f) => f.startsWith('--') && f !== '--enable-source-maps');
 }
 
-export function startBerth(mainJs, dataDir, { extraArgs = [], extraEnv = {}, nodeFlags = [] } = {}) {
-  mkdirSync(dataDir, { recursive: true });
-  return launch('berth', (port) => ({
+/** How to start Berth on a port: { cmd, args, env }. */
+export function berthSpawn(mainJs, dataDir, { extraArgs = [], extraEnv = {}, nodeFlags = [] } = {}) {
+  return (port) => ({
     cmd: process.execPath,
     args: [...extraArgs, ...nodeFlags, mainJs, 'serve'],
     env: {
@@ -208,12 +209,17 @@ export function startBerth(mainJs, dataDir, { extraArgs = [], extraEnv = {}, nod
       REGISTRY_LOG_LEVEL: 'error',
       ...extraEnv,
     },
-  }));
+  });
 }
 
-export function startReference(bin, dir) {
-  mkdirSync(dir, { recursive: true });
-  return launch('reference', (port) => {
+export function startBerth(mainJs, dataDir, opts = {}) {
+  mkdirSync(dataDir, { recursive: true });
+  return launch('berth', berthSpawn(mainJs, dataDir, opts));
+}
+
+/** How to start the reference on a port (its config file written in `dir`): { cmd, args, env }. */
+export function referenceSpawn(bin, dir) {
+  return (port) => {
     const configFile = path.join(dir, 'config.yml');
     // JSON is YAML. The blob-descriptor cache is on as in Debian's and the
     // registry:2 image's shipped config: the reference as people run it.
@@ -229,5 +235,50 @@ export function startReference(bin, dir) {
     // Its environment must not carry REGISTRY_* overrides meant for anything else.
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('REGISTRY_')));
     return { cmd: bin, args: ['serve', configFile], env };
-  });
+  };
+}
+
+export function startReference(bin, dir) {
+  mkdirSync(dir, { recursive: true });
+  return launch('reference', referenceSpawn(bin, dir));
+}
+
+/**
+ * Start-up time: spawns the server (`makeSpawn(port)`) on its existing data
+ * and polls GET /v2/ on a fresh connection every 5 ms until one answers 200.
+ * Returns milliseconds from spawn to that 200, and the process's CPU
+ * seconds by then; the server is stopped (SIGTERM) before it resolves.
+ */
+export async function timeStartup(makeSpawn) {
+  const port = await freePort();
+  const { cmd, args, env } = makeSpawn(port);
+  const t0 = process.hrtime.bigint();
+  const child = trackChild(spawn(cmd, args, { env, stdio: ['ignore', 'ignore', 'pipe'] }));
+  let err = '';
+  child.stderr.on('data', (b) => (err = (err + b).slice(-4000)));
+  const exited = new Promise((r) => child.once('exit', r));
+  try {
+    for (;;) {
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${cmd} exited before serving:\n${err}`);
+      const status = await new Promise((resolve) => {
+        const req = http.get(`http://127.0.0.1:${port}/v2/`, { agent: false, timeout: 1000 }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode));
+        });
+        req.on('error', () => resolve(0));
+        req.on('timeout', () => req.destroy());
+      });
+      if (status === 200) break;
+      if (Number(process.hrtime.bigint() - t0) > 60e9) throw new Error(`${cmd} did not answer 200 within 60 s:\n${err}`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    const cpu = treeCpuSeconds(child.pid);
+    return { ms, cpu };
+  } finally {
+    child.kill('SIGTERM');
+    const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(t);
+  }
 }

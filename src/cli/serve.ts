@@ -3,7 +3,7 @@
  *
  * With berth.workers > 1 (by default one per core) the main thread listens,
  * deals the connections it accepts between itself and workers-1 worker
- * threads (threads.ts), and runs the debug server and the scheduled jobs.
+ * threads (threads.ts; it serves them all alone while the workers start), and runs the debug server and the scheduled jobs.
  * Every shared state lives in the database, so any thread can serve any
  * request.
  */
@@ -15,7 +15,7 @@ import { loadConfig, parseAddr, type Config } from '../config/index.js';
 import type { aggregateMetrics } from '../http/metrics.js';
 import { WriteGate } from '../metadata/index.js';
 import { bindAddress } from '../http/server.js';
-import { ServingThreads } from './threads.js';
+import { retireEarlyConnections, ServingThreads } from './threads.js';
 
 export function workerCount(config: Config): number {
   // In-memory storage lives in one process's heap: it cannot be shared.
@@ -61,7 +61,8 @@ export async function serve(args: string[]): Promise<void> {
 
 async function servePrimary(config: Config, log: Logger, args: string[], workers: number, summary: Record<string, unknown>): Promise<void> {
   // Listen first (the port may be :0), then start this thread's own share
-  // unlistening. Connections that arrive meanwhile wait, paused, in `early`.
+  // unlistening. Connections that arrive meanwhile wait, paused, in `early`,
+  // until this thread can serve them (the workers start after that).
   const { host, port } = parseAddr(config.http.addr);
   const balancer = net.createServer({ pauseOnConnect: true });
   const early: net.Socket[] = [];
@@ -98,6 +99,17 @@ async function servePrimary(config: Config, log: Logger, args: string[], workers
   // Signals are handled from now on, even while workers are still starting.
   onSignals((signal) => shutdown(log, signal, closeAll));
 
+  // This thread serves every connection until the workers are up (a worker
+  // loads and starts the whole app again: most of a restart's time). Dealing
+  // goes to ready threads only, so it needs no switch; the keep-alive
+  // connections this thread took meanwhile are closed after their next
+  // response once the workers are up, so their clients reconnect and are dealt.
+  let starting = true;
+  retireEarlyConnections(server.http.server, () => starting);
+  deal = (socket) => threads.deal(socket);
+  for (const socket of early.splice(0)) deal(socket);
+  log.info({ port: server.http.port }, `serving on ${config.http.addr} while ${workers - 1} more threads start`);
+
   try {
     await threads.start();
   } catch (err) {
@@ -105,10 +117,6 @@ async function servePrimary(config: Config, log: Logger, args: string[], workers
     await threads.terminate();
     throw err;
   }
-  // Connections are dealt only once every worker is up: a keep-alive
-  // connection stays where it first lands, so dealing them all to the main
-  // thread while the workers start would leave the workers idle.
-  deal = (socket) => threads.deal(socket);
-  for (const socket of early.splice(0)) deal(socket);
+  starting = false;
   log.info({ ...summary, port: server.http.port, database: server.app.meta.dialect }, `berth listening on ${config.http.addr} with ${workers} threads`);
 }

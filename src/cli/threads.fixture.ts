@@ -1,9 +1,13 @@
-/** A worker for threads.test.ts: answers with its index; `/crash` ends it with an uncaught exception. */
+/**
+ * A worker for threads.test.ts: answers with its index; `/crash` ends it with
+ * an uncaught exception. With workerData.holdReady it says it is ready only
+ * when the test says so on a BroadcastChannel, as a worker still starting its app.
+ */
 import http from 'node:http';
-import { parentPort, threadId, workerData } from 'node:worker_threads';
+import { BroadcastChannel, parentPort, threadId, workerData } from 'node:worker_threads';
 import { adoptConnection, type FromWorker, type ToWorker, type WorkerData } from './threads.js';
 
-const { index } = workerData as WorkerData;
+const { index, holdReady } = workerData as WorkerData & { holdReady?: boolean };
 const server = http.createServer((req, res) => {
   if (req.url === '/crash') {
     setImmediate(() => {
@@ -24,4 +28,15 @@ parentPort!.on('message', (m: ToWorker) => {
     process.exit(0);
   }
 });
-parentPort!.postMessage({ type: 'ready' } satisfies FromWorker);
+if (!holdReady) {
+  parentPort!.postMessage({ type: 'ready' } satisfies FromWorker);
+} else {
+  // Released by the test through a channel every thread of the process can open.
+  const channel = new BroadcastChannel('threads-fixture-hold');
+  channel.onmessage = (event) => {
+    if ((event as MessageEvent).data !== 'go') return;
+    channel.close();
+    parentPort!.postMessage({ type: 'ready' } satisfies FromWorker);
+  };
+  channel.postMessage('held');
+}

@@ -9,7 +9,8 @@ import http from 'node:http';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
-import { ServingThreads } from './threads.js';
+import { BroadcastChannel } from 'node:worker_threads';
+import { retireEarlyConnections, ServingThreads } from './threads.js';
 
 type Answer = { index: number; threadId: number; body: string };
 
@@ -119,5 +120,75 @@ describe('ServingThreads', () => {
     // What the dead thread held (the database write gate, in serve.ts) is released for it.
     assert.deepEqual(exited, [victim.index]);
     assert.equal(crashLoop, false);
+  });
+});
+
+/** GET with the answer's Connection header. */
+function getWithConnection(port: number, agent: http.Agent): Promise<Answer & { connection?: string }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port, path: '/', agent }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => resolve({ ...(JSON.parse(text) as Answer), connection: res.headers.connection }));
+      })
+      .on('error', reject);
+  });
+}
+
+describe('ServingThreads while the workers start', () => {
+  it('serves connections on the main thread until a worker is ready, then moves keep-alive ones over', async () => {
+    const here = http.createServer((_req, res) => res.end(JSON.stringify({ index: 0, threadId: 0, body: '' })));
+    let starting = true;
+    retireEarlyConnections(here, () => starting);
+    const threads = new ServingThreads({
+      count: 1,
+      entry: new URL('./threads.fixture.js', import.meta.url),
+      data: { holdReady: true },
+      serveHere: (socket) => {
+        here.emit('connection', socket);
+        socket.resume();
+      },
+      log: pino({ level: 'silent' }),
+      onCrashLoop: () => {},
+    });
+    const balancer = net.createServer({ pauseOnConnect: true }, (socket) => threads.deal(socket));
+    await new Promise<void>((resolve) => balancer.listen(0, '127.0.0.1', resolve));
+    const port = (balancer.address() as net.AddressInfo).port;
+    const channel = new BroadcastChannel('threads-fixture-hold');
+    const held = new Promise<void>((resolve) => {
+      channel.onmessage = (event) => {
+        if ((event as MessageEvent).data === 'held') resolve();
+      };
+    });
+    const started = threads.start();
+    await held;
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      // The worker holds its ready: every connection, new or kept alive, is served here meanwhile.
+      const kept = [await getWithConnection(port, agent), await getWithConnection(port, agent)];
+      const fresh = await Promise.all(Array.from({ length: 4 }, () => get(port)));
+      assert.deepEqual([...kept, ...fresh].map((a) => a.index), [0, 0, 0, 0, 0, 0]);
+      assert.equal(threads.readyWorkers().length, 0);
+      assert.notEqual(kept[1]!.connection, 'close', 'kept alive while the workers start');
+
+      channel.postMessage('go');
+      await started;
+      starting = false;
+      // The early keep-alive connection answers once more, here, and closes.
+      const last = await getWithConnection(port, agent);
+      assert.equal(last.index, 0);
+      assert.equal(last.connection, 'close');
+      // The agent reconnects; new connections are dealt to both threads.
+      const after = [(await getWithConnection(port, agent)).index, ...(await Promise.all(Array.from({ length: 5 }, () => get(port)))).map((a) => a.index)];
+      assert.deepEqual(new Set(after), new Set([0, 1]));
+    } finally {
+      channel.close();
+      agent.destroy();
+      balancer.close();
+      here.closeAllConnections();
+      await threads.stop();
+    }
   });
 });

@@ -11,6 +11,7 @@
  * its own handle, and posts the copy to the worker, which adopts it.
  */
 import { closeSync } from 'node:fs';
+import type http from 'node:http';
 import net from 'node:net';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
@@ -209,4 +210,19 @@ export function adoptConnection(message: { fd: number; id: number }, port: { pos
   }
   port.postMessage({ type: 'adopted', id: message.id });
   return socket;
+}
+
+/**
+ * Keep-alive connections that a thread took alone while the workers were
+ * starting (the first request on them came then) are answered once more
+ * after that with `Connection: close`, so their clients reconnect and the
+ * new connections are dealt: a connection stays on the thread it lands on.
+ */
+export function retireEarlyConnections(server: http.Server, starting: () => boolean): void {
+  const early = new WeakSet<object>();
+  // First among the request listeners: the handler may send its headers before returning.
+  server.prependListener('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    if (starting()) early.add(req.socket);
+    else if (early.has(req.socket)) res.shouldKeepAlive = false;
+  });
 }

@@ -85,6 +85,31 @@ describe('WriteGate', () => {
     (await here.acquire())();
   });
 
+  it('lets a waiting thread in after at most 8 hand-overs within the holding thread', async (t) => {
+    const shared = WriteGate.shared();
+    const counter = new SharedArrayBuffer(4);
+    const count = new Int32Array(counter);
+    const here = new WriteGate(shared, 1);
+    const first = await here.acquire();
+    // 20 writers of this thread queue up behind the first, each noting whether the other thread has been in.
+    const seen: number[] = [];
+    const local = Array.from({ length: 20 }, async () => {
+      const release = await here.acquire();
+      seen.push(count[0]!);
+      await new Promise((r) => setImmediate(r));
+      release();
+    });
+    const other = incrementer(shared, counter, 2, 1);
+    t.after(() => other.terminate());
+    // Until the other thread is waiting (its bit in the gate's second word).
+    while (new Int32Array(shared)[1] === 0) await new Promise((r) => setTimeout(r, 5));
+    first();
+    await Promise.all([message(other), ...local]);
+    assert.equal(count[0], 1);
+    assert.equal(seen.length, 20);
+    assert.ok(seen.filter((c) => c === 0).length <= 8, `this thread went in ${seen.filter((c) => c === 0).length} times before the waiting thread`);
+  });
+
   it('gives up, as SQLite would, when the gate stays held too long', async () => {
     const shared = WriteGate.shared();
     const release = await new WriteGate(shared, 2).acquire();

@@ -6,6 +6,7 @@ import { dockerManifestList } from './docker-manifest-list.js';
 import { dockerSchema2 } from './docker-schema2.js';
 import { ociIndex } from './oci-index.js';
 import { ociManifest } from './oci-manifest.js';
+import { jsonShapeProblem } from './json-shape.js';
 import { invalid, MediaTypes, type ManifestHandler, type ParsedManifest } from './types.js';
 
 export { MediaTypes } from './types.js';
@@ -29,6 +30,9 @@ export function parseManifest(contentType: string | undefined, body: Buffer): Pa
   const ct = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
   if (ct === MediaTypes.dockerSchema1 || ct === MediaTypes.dockerSchema1Signed) throw invalid(SCHEMA1_MESSAGE);
 
+  // Before JSON.parse: what a 4 MiB body can build is bounded by its shape, not its size.
+  const tooComplex = jsonShapeProblem(body);
+  if (tooComplex) throw invalid(tooComplex);
   let doc: unknown;
   try {
     doc = JSON.parse(body.toString('utf8'));
