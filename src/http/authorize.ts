@@ -75,9 +75,10 @@ export class EdgeAccess implements RequestAccess {
           if (principal.kind === 'anonymous') throw this.unauthorized(ctx, []);
           break;
         case 'catalog':
-          if (principal.kind === 'anonymous') {
-            if (this.opts.mode === 'token') throw this.unauthorized(ctx, needs);
-          } else if (!decideCatalog('accounts', principal).allowed) {
+          // A client with credentials learns here that it should use them (as distribution answers);
+          // one without gets an anonymous token, which lists the public repositories.
+          if (principal.kind === 'anonymous') throw this.unauthorized(ctx, needs);
+          if (!decideCatalog('accounts', principal).allowed) {
             throw this.unauthorized(ctx, needs, 'insufficient_scope');
           }
           break;
