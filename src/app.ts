@@ -9,6 +9,13 @@ import { createLogger } from './logging.js';
 
 export { createLogger } from './logging.js';
 import { HtpasswdAuthenticator, HtpasswdFile, type Authenticator } from './auth/index.js';
+import { ExternalTokenValidator, KeyRing, TokenEndpoint, TokenIssuer, TokenVerifier } from './auth/token/index.js';
+import { canonicalRepositoryName, createHub, type Hub } from './hub/index.js';
+import { AccountsAuthenticator, ExternalTokenAuthenticator, requestScope } from './http/authenticate.js';
+import { cachedFacts, EdgeAccess } from './http/authorize.js';
+import { auditTokenEvents, createTokenRoutes } from './http/token.js';
+import { CredentialQueries } from './metadata/credentials.js';
+import { SigningKeyQueries } from './metadata/keys.js';
 import { parseAddr, type Config } from './config/index.js';
 import { checkDataDirectory } from './config/datadir.js';
 import { newInstanceId, noEvents, NotificationQueue, type EventSink } from './events/index.js';
@@ -18,7 +25,7 @@ import { fileCheck, HealthChecks, httpCheck, tcpCheck } from './health/index.js'
 import { createDebugHandler } from './http/debug.js';
 import type { aggregateMetrics, Metrics } from './http/metrics.js';
 import type net from 'node:net';
-import { createRequestHandler, listen, serveHandedConnections, type RunningServer } from './http/server.js';
+import { createRequestHandler, listen, serveHandedConnections, type EdgeServices, type RunningServer } from './http/server.js';
 import { MetadataStore, SAFETY_NET_PAGES, WalCheckpointer, type WriteGate } from './metadata/index.js';
 import { requireNativeParts } from './native/index.js';
 import { Registry } from './registry/index.js';
@@ -106,15 +113,64 @@ export async function createApp(config: Config, log: Logger = createLogger(confi
 }
 
 function createAuthenticator(config: Config, log: Logger): Authenticator | undefined {
-  // The validator (src/auth/token/external.ts) is ready; until the HTTP edge checks each route's scope
-  // against a token, starting would serve without authorization, so start-up refuses.
-  if (config.auth.token) throw new Error('auth.token: token authentication is not enforced by the HTTP edge yet; refusing to start without it');
   const h = config.auth.htpasswd;
   if (!h) return undefined;
   const file = new HtpasswdFile(h.path, log);
   for (const w of file.warnings) log.warn(w);
   if (file.size === 0) log.warn({ path: h.path }, 'htpasswd file has no usable entries: every request will be refused');
   return new HtpasswdAuthenticator(file, h.realm);
+}
+
+/** With accounts or token auth: the edge's authentication and access decision, and (accounts) the token endpoint. */
+interface EdgeAuth {
+  access?: EdgeServices['access'];
+  token?: EdgeServices['token'];
+  hub?: Hub;
+  tokens?: { keys: KeyRing; issuer: TokenIssuer; verifier: TokenVerifier };
+}
+
+async function createEdgeAuth(config: Config, app: App): Promise<EdgeAuth> {
+  const a = config.auth.accounts;
+  if (a) {
+    const hub = createHub(
+      app.meta,
+      { registration: a.registration, defaultVisibility: a.defaultvisibility, anonymousPull: a.anonymouspull, refreshLifetimeMs: a.refreshlifetime },
+      { requestId: () => requestScope.getStore()?.id ?? null },
+    );
+    const keys = await KeyRing.open(new SigningKeyQueries(app.meta));
+    const issuer = new TokenIssuer({ keys, issuer: a.issuer, service: a.service, lifetimeMs: a.tokenlifetime });
+    const verifier = new TokenVerifier({ keys, issuer: a.issuer, service: a.service, status: hub.status });
+    const endpoint = new TokenEndpoint({
+      service: a.service,
+      issuer,
+      credentials: hub.verifier,
+      granter: hub.granter,
+      refreshTokens: hub.refreshTokens,
+      onEvent: auditTokenEvents(new CredentialQueries(app.meta), app.log),
+      canonicalName: canonicalRepositoryName,
+    });
+    return {
+      access: {
+        authenticator: new AccountsAuthenticator({ tokens: verifier, credentials: hub.verifier, status: hub.status }),
+        control: new EdgeAccess({ mode: 'accounts', service: a.service, realm: a.realm, facts: cachedFacts(app.meta, hub.facts), policy: { anonymousPull: a.anonymouspull } }),
+        canonicalName: canonicalRepositoryName,
+      },
+      token: createTokenRoutes({ endpoint, keys }),
+      hub,
+      tokens: { keys, issuer, verifier },
+    };
+  }
+  const t = config.auth.token;
+  if (t) {
+    const validator = await ExternalTokenValidator.load(t);
+    return {
+      access: {
+        authenticator: new ExternalTokenAuthenticator(validator),
+        control: new EdgeAccess({ mode: 'token', service: t.service, realm: t.realm, policy: { anonymousPull: false } }),
+      },
+    };
+  }
+  return {};
 }
 
 function createHealthChecks(app: App): HealthChecks {
@@ -152,6 +208,9 @@ export interface Server {
   events: EventSink;
   /** http(s)://127.0.0.1:<port> (or the configured host). */
   url: string;
+  /** Accounts on: the Hub's services (tests and the API use them) and the token service. */
+  hub?: Hub;
+  tokens?: EdgeAuth['tokens'];
   close(drainMs?: number): Promise<void>;
 }
 
@@ -179,6 +238,10 @@ export async function startServer(config: Config, log?: Logger, opts: ServeOptio
   const role = opts.role ?? 'single';
   const app = await createApp(config, log, { writeGate: opts.writeGate, checkpoints: role === 'worker' ? 'elsewhere' : 'here' });
   const auth = createAuthenticator(config, app.log);
+  const edgeAuth = await createEdgeAuth(config, app).catch(async (err: unknown) => {
+    await app.close();
+    throw err;
+  });
   if (auth && config.berth.admins.length === 0 && role !== 'worker') app.log.warn('berth.admins is empty: /berth/v1/ (gc, repository delete, storage usage) refuses every user with 403');
   const health = createHealthChecks(app);
   // prom-client is loaded only when metrics are on: tens of ms of every start-up otherwise.
@@ -206,14 +269,17 @@ export async function startServer(config: Config, log?: Logger, opts: ServeOptio
         registry: app.registry,
         log: app.log,
         auth,
+        access: edgeAuth.access,
+        token: edgeAuth.token,
         metrics,
         health,
         events: notifications,
         api: createApiRoutes({
           gc: app.gc,
           gcDefaults: { graceMs: config.berth.gc.grace, deleteUntagged: config.berth.gc.deleteuntagged },
-          // Without auth everyone is anonymous and the API stays open, as before; with htpasswd only berth.admins.
-          admins: auth ? config.berth.admins : 'open',
+          // Without auth everyone is anonymous and the API stays open, as before; with htpasswd (or an
+          // external token server) only berth.admins; with accounts, the edge's decision (administrators).
+          admins: config.auth.accounts ? 'edge' : auth || config.auth.token ? config.berth.admins : 'open',
         }),
       },
       {
@@ -256,6 +322,8 @@ export async function startServer(config: Config, log?: Logger, opts: ServeOptio
     health,
     events: notifications ?? noEvents,
     accept,
+    hub: edgeAuth.hub,
+    tokens: edgeAuth.tokens,
     url: `${tls ? 'https' : 'http'}://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${running.port}`,
     async close(drainMs = config.http.draintimeout) {
       stopJobs();

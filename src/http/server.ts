@@ -14,13 +14,16 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { SecureVersion } from 'node:tls';
 import type { Logger } from 'pino';
+import type { Principal } from '../access/types.js';
 import { anonymous, type AuthFailure, type Authenticator, type Identity } from '../auth/index.js';
 import { emitRequestEvents, type EventSink } from '../events/index.js';
 import type { HealthChecks } from '../health/index.js';
 import type { Metrics } from './metrics.js';
 import type { Registry } from '../registry/index.js';
 import { isRegistryError, RegistryError } from '../registry/index.js';
-import type { Ctx } from './context.js';
+import type { EdgeAuthenticator } from './authenticate.js';
+import type { EdgeAccess } from './authorize.js';
+import type { AccessNeed, Ctx, RequestAccess } from './context.js';
 import { redactQuery } from './redact.js';
 import { sendError } from './respond.js';
 import { RegistryResponse, sentHeader } from './response.js';
@@ -48,7 +51,26 @@ export interface EdgeServices {
   api?: (method: string, path: string) => Match | null;
   /** Notification events (push, pull, mount, delete) of successful requests; absent when no endpoint is configured. */
   events?: EventSink;
+  /**
+   * Accounts (`auth.accounts`) or an external token server (`auth.token`):
+   * who is asking, and the access decision every route's needs go through.
+   * Absent: `auth` as registry:2 (anonymous or htpasswd) decides alone.
+   */
+  access?: {
+    authenticator: EdgeAuthenticator;
+    control: EdgeAccess;
+    /** Accounts on: one-component names are `library/NAME`. */
+    canonicalName?: (name: string) => string;
+  };
+  /** The token endpoint and its keys (accounts on). */
+  token?: (method: string, path: string) => Match | null;
 }
+
+const ANONYMOUS: Principal = { kind: 'anonymous' };
+/** Without accounts or token auth, everyone may read everything (as registry:2). */
+const OPEN_ACCESS: RequestAccess = { catalogFilter: () => undefined, mayRead: () => true };
+const NO_NEEDS: AccessNeed[] = [];
+const sameName = (name: string) => name;
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -66,6 +88,8 @@ const NO_QUERY = new URLSearchParams();
 export function createRequestHandler(services: EdgeServices, opts: HttpOptions) {
   const { registry, log, metrics, health } = services;
   const auth = services.auth ?? anonymous;
+  const access = services.access;
+  const canonicalName = access?.canonicalName;
   const urlOptions: UrlOptions = { prefix: opts.prefix, host: opts.host, relative: opts.relativeUrls, tls: opts.tls };
   const fixedHeaders = opts.headers;
 
@@ -92,12 +116,16 @@ export function createRequestHandler(services: EdgeServices, opts: HttpOptions) 
       log,
       bytesIn: 0,
       identity: {},
+      principal: ANONYMOUS,
+      holder: ANONYMOUS,
+      access: access?.control ?? OPEN_ACCESS,
+      canonicalName: canonicalName ?? sameName,
     };
     let route = 'unknown';
     let error: unknown;
     let identity: Identity = {};
     // Why authentication failed, and for whom: logged, never told to the client.
-    let authError: AuthFailure | undefined;
+    let authError: AuthFailure | string | undefined;
     let authUser: string | undefined;
     let aborted = false;
     // Counted in the route's in-flight gauge until the response is done.
@@ -118,9 +146,11 @@ export function createRequestHandler(services: EdgeServices, opts: HttpOptions) 
         throw new RegistryError('UNSUPPORTED', `no such API endpoint: ${fullPath.slice(0, 200)}`, undefined, { status: 404 });
       }
       ctx.path = fullPath.slice(opts.prefix.length);
-      const match = matchV2(req.method ?? 'GET', ctx.path) ?? services.api?.(req.method ?? 'GET', ctx.path) ?? null;
+      const method = req.method ?? 'GET';
+      const match = matchV2(method, ctx.path, canonicalName) ?? services.api?.(method, ctx.path) ?? services.token?.(method, ctx.path) ?? null;
       if (!match) throw new RegistryError('UNSUPPORTED', `no such API endpoint: ${fullPath.slice(0, 200)}`, undefined, { status: 404 });
       route = match.route;
+      if (match.path !== undefined) ctx.path = match.path;
       if (metrics) {
         metrics.enter(route);
         entered = true;
@@ -129,14 +159,33 @@ export function createRequestHandler(services: EdgeServices, opts: HttpOptions) 
         // No detail: the failing checks (paths, URIs) are for the debug server only.
         throw new RegistryError('UNAVAILABLE', 'the registry is unhealthy', undefined, { status: 503 });
       }
-      const result = await auth.authenticate(req.headers);
-      if (!result.ok) {
-        authError = result.reason;
-        authUser = result.user;
-        throw new RegistryError('UNAUTHORIZED', 'authentication required', null, { headers: { 'WWW-Authenticate': result.challenge } });
+      if (match.public) {
+        // The token endpoint: it checks its own credentials.
+      } else if (access) {
+        // Malformed names are refused before any question about them is asked.
+        const needs = match.needs?.(ctx) ?? NO_NEEDS;
+        const result = await access.authenticator.authenticate(req, id);
+        if (!result.ok) {
+          authError = result.reason;
+          authUser = result.user;
+          throw access.control.unauthorized(ctx, needs, result.credentials === 'bearer' ? 'invalid_token' : undefined);
+        }
+        ctx.principal = result.principal;
+        ctx.holder = result.holder;
+        identity = result.name === undefined ? {} : { name: result.name };
+        ctx.identity = identity;
+        await access.control.authorize(ctx, needs);
+      } else {
+        const result = await auth.authenticate(req.headers);
+        if (!result.ok) {
+          authError = result.reason;
+          authUser = result.user;
+          throw new RegistryError('UNAUTHORIZED', 'authentication required', null, { headers: { 'WWW-Authenticate': result.challenge } });
+        }
+        identity = result.identity;
+        ctx.identity = identity;
+        if (identity.name !== undefined) ctx.principal = ctx.holder = { kind: 'htpasswd', name: identity.name };
       }
-      identity = result.identity;
-      ctx.identity = identity;
       await match.run(ctx);
     } catch (err) {
       error = err;

@@ -22,6 +22,14 @@ export class UrlBuilder {
 
   private base(): string {
     if (this.opts.relative) return '';
+    return this.origin();
+  }
+
+  /**
+   * `scheme://host` of the registry as clients reach it, even with relative
+   * URLs (the token realm must be absolute): http.host, else the request's.
+   */
+  origin(): string {
     if (this.opts.host) return this.opts.host.replace(/\/+$/, '');
     const forwardedProto = first(this.req.headers['x-forwarded-proto']);
     const forwardedHost = first(this.req.headers['x-forwarded-host']);

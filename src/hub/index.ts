@@ -46,7 +46,7 @@ export interface Hub {
  * `newRepositoryVisibility: settings.defaultVisibility` for new repositories
  * to get the configured visibility.
  */
-export function createHub(store: MetadataStore, settings: Partial<HubSettings> = {}): Hub {
+export function createHub(store: MetadataStore, settings: Partial<HubSettings> = {}, hooks: { requestId?: () => string | null } = {}): Hub {
   const full: HubSettings = { ...DEFAULT_SETTINGS, ...settings, loginLimits: { ...DEFAULT_SETTINGS.loginLimits, ...settings.loginLimits } };
   const context = new HubContext(store, full);
   const principals = new Principals(context);
@@ -63,7 +63,8 @@ export function createHub(store: MetadataStore, settings: Partial<HubSettings> =
     audit: new AuditLog(context),
     limiter,
     facts,
-    verifier: new HubCredentialVerifier(context, limiter, principals),
+    // The HTTP edge tells which request a login belongs to, for the audit log.
+    verifier: new HubCredentialVerifier(context, limiter, principals, hooks.requestId),
     granter: new HubAccessGranter(context, facts),
     status: new HubCredentialStatus(principals),
   };

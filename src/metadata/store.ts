@@ -11,11 +11,13 @@ import {
   sql,
   type Compilable,
   type CompiledQuery,
+  type Expression,
   type KyselyPlugin,
   type PluginTransformQueryArgs,
   type PluginTransformResultArgs,
   type QueryResult,
   type RootOperationNode,
+  type SqlBool,
   type Transaction,
   type UnknownRow,
 } from 'kysely';
@@ -344,9 +346,10 @@ export class MetadataStore {
    * Caches a read until anything in the database changes: a commit by any
    * other process (SQLite's data_version) or a write by this one. Manifest
    * and blob-existence lookups, the hottest requests, then cost no query at
-   * all under a read load. PostgreSQL reads are not cached.
+   * all under a read load. PostgreSQL reads are not cached. Public: the
+   * edge caches the access decision's facts the same way.
    */
-  private async cachedRead<T>(key: string, load: () => Promise<T>): Promise<T> {
+  async cachedRead<T>(key: string, load: () => Promise<T>): Promise<T> {
     if (!this.changes) return load();
     const generation = `${this.changes.dataVersion()}:${this.changes.writes.count}`;
     const hit = this.readCache.get(key);
@@ -481,7 +484,20 @@ export class MetadataStore {
   }
 
   /** Repositories holding at least one manifest, in byte order. */
-  async listRepositories(page: Page): Promise<string[]> {
+  async listRepositories(page: Page, readable?: Expression<SqlBool>): Promise<string[]> {
+    // Filtered for one caller (accounts on): a query of its own, the condition differs per caller.
+    if (readable) {
+      const filtered = await this.db
+        .selectFrom('repositories as r')
+        .select('r.name')
+        .where('r.name', '>', page.after ?? '')
+        .where(({ exists, selectFrom }) => exists(selectFrom('manifests as m').select('m.id').whereRef('m.repository_id', '=', 'r.id')))
+        .where(readable)
+        .orderBy('r.name')
+        .limit(page.limit)
+        .execute();
+      return filtered.map((r) => r.name);
+    }
     const rows = await this.hot('listRepositories', [page.after ?? '', page.limit], (after, limit) =>
       this.db
         .selectFrom('repositories as r')

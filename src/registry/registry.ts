@@ -4,6 +4,7 @@
  * nothing of HTTP. Errors are RegistryErrors from the one catalogue.
  */
 import { randomUUID } from 'node:crypto';
+import type { Expression, SqlBool } from 'kysely';
 import type { Readable } from 'node:stream';
 import { BlobNotFoundError, openReader, type BlobReader, type BlobStore, type ByteRange } from '../storage/index.js';
 import { RepositoryBeingDeletedError, StillReferencedError, type ManifestRecord, type MetadataStore } from '../metadata/index.js';
@@ -35,6 +36,14 @@ export type RepositoryFilter = (repository: string) => boolean | Promise<boolean
 
 /** Every repository: the filter of a registry without private repositories. */
 export const everyRepository: RepositoryFilter = () => true;
+
+/**
+ * The same question inside SQL, for listings that paginate (the catalog):
+ * a condition over the repositories table aliased `r` (columns `r.name` and
+ * `r.visibility`), built by whoever decides access. Filtering inside the
+ * query keeps `n` and `last` right.
+ */
+export type RepositoryCondition = Expression<SqlBool>;
 
 /** Descriptors in one page of referrers (the default and the most a client may ask for with `n`). */
 export const MAX_REFERRERS_PAGE = 1000;
@@ -345,10 +354,11 @@ export class Registry {
     return page(tags, limit);
   }
 
-  async catalog(n: number | undefined, last: string | undefined, maxEntries = 1000): Promise<Paginated<string>> {
+  /** Repository names in order, a page at a time; `readable` keeps only those the caller may see. */
+  async catalog(n: number | undefined, last: string | undefined, maxEntries = 1000, readable?: RepositoryCondition): Promise<Paginated<string>> {
     const limit = Math.min(n ?? maxEntries, maxEntries);
     if (limit === 0) return { items: [] };
-    return page(await this.meta.listRepositories({ after: last, limit: limit + 1 }), limit);
+    return page(await this.meta.listRepositories({ after: last, limit: limit + 1 }, readable), limit);
   }
 
   /**

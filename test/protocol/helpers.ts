@@ -11,6 +11,8 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before } from 'node:test';
+import { CLI } from '../../src/hub/index.js';
+import { BearerClient } from '../support/bearer.js';
 import { spawnBerth, startBerth, type BerthProcess, type TestBerth } from '../support/berth.js';
 import { freePort } from '../support/tools.js';
 
@@ -64,6 +66,42 @@ export async function dataDir(): Promise<{ root: string; remove(): Promise<void>
 }
 
 /**
+ * BERTH_AUTH=accounts (test/protocol-accounts.test.ts): every server runs
+ * with `auth: accounts`, an administrator is created in it, and every
+ * request of the suite goes through the Bearer flow as the OCI conformance
+ * suite's do with credentials: a 401 challenge, a token from the realm with
+ * the administrator's Basic credentials and the challenged scope, the
+ * request again with the token.
+ */
+export const TOKEN_AUTH = process.env.BERTH_AUTH === 'accounts';
+export const ADMIN = { user: 'operator', password: 'operator-password-1' };
+let bearer: BearerClient | undefined;
+process.on('exit', () => {
+  if (bearer && process.env.BERTH_BEARER_STATS) console.log('bearer flow:', bearer.stats);
+});
+
+/** The client doing the Bearer flow for the suite (token auth on only). */
+export function bearerClient(): BearerClient | undefined {
+  return bearer;
+}
+
+function installBearerFlow(): void {
+  if (bearer) return;
+  bearer = new BearerClient(ADMIN, globalThis.fetch.bind(globalThis));
+  globalThis.fetch = bearer.fetch;
+}
+
+/**
+ * The header line a request written on a socket must carry: with token
+ * auth on, `Authorization: Bearer …` for that method and path; otherwise nothing.
+ */
+export async function authorizationLine(base: string, method: string, path: string): Promise<string> {
+  if (!bearer) return '';
+  const value = await bearer.authorization(base, method, path);
+  return value ? `Authorization: ${value}\r\n` : '';
+}
+
+/**
  * Starts one Berth for the enclosing file (or describe) and stops it afterwards.
  * In-process by default; with BERTH_TARGET=process the same tests run against
  * `berth serve` as a real child process (test/protocol-process.test.ts does that).
@@ -81,6 +119,15 @@ export function useBerth(env: Record<string, string> = {}): BerthHandle {
         REGISTRY_LOG_ACCESSLOG_DISABLED: 'true',
         ...env,
       });
+    } else if (TOKEN_AUTH) {
+      b = await startBerth({ REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: dir.root, REGISTRY_AUTH: 'accounts', ...env });
+      const hub = b.server.hub!;
+      await hub.accounts.create({ name: ADMIN.user, password: ADMIN.password, admin: true }, CLI);
+      installBearerFlow();
+      // The administrator's personal access token as the password: checked by its SHA-256, where a
+      // password costs an scrypt on every token request (a few hundred of them in the suite).
+      const pat = await hub.tokens.create(ADMIN.user, { name: 'protocol-suite', scopes: ['read', 'write', 'delete'] }, CLI);
+      bearer!.use(new URL(b.url).origin, { user: ADMIN.user, password: pat.secret });
     } else {
       b = await startBerth({ REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: dir.root, ...env });
     }
@@ -111,7 +158,8 @@ let repoCounter = 0;
 /** A repository name unused so far in this process, so tests sharing a server do not see each other. */
 export function uniqueRepo(prefix = 'repo'): string {
   repoCounter += 1;
-  return `${prefix}-${repoCounter}`;
+  // With accounts on, a one-component name is an alias of library/NAME: the suite names the repository itself.
+  return TOKEN_AUTH ? `library/${prefix}-${repoCounter}` : `${prefix}-${repoCounter}`;
 }
 
 // ---- digests and bytes ---------------------------------------------------------
@@ -330,8 +378,10 @@ export interface RawResponse {
  * A request with the path sent byte for byte: fetch normalises `..` and
  * percent-encodes, and some tests need what a hostile client would send.
  */
-export function rawRequest(base: string, method: string, path: string, headers: Record<string, string> = {}, body?: Buffer | string): Promise<RawResponse> {
+export async function rawRequest(base: string, method: string, path: string, headers: Record<string, string> = {}, body?: Buffer | string): Promise<RawResponse> {
   const u = new URL(base);
+  const authorization = bearer ? await bearer.authorization(base, method, path) : '';
+  if (authorization) headers = { Authorization: authorization, ...headers };
   return new Promise((resolvePromise, reject) => {
     const req = http.request({ host: u.hostname, port: u.port, method, path, headers: { Connection: 'close', ...headers }, agent: false }, (res) => {
       const parts: Buffer[] = [];

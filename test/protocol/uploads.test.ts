@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { describe, test } from 'node:test';
-import { expectError, expectStatus, getBlob, pushBlob, randomData, resolve, sha256, startUpload, uniqueRepo, unknownDigest, useBerth, withDigest } from './helpers.js';
+import { authorizationLine, expectError, expectStatus, getBlob, pushBlob, randomData, resolve, sha256, startUpload, uniqueRepo, unknownDigest, useBerth, withDigest } from './helpers.js';
 
 /** The tests use repositories of their own, so they run side by side. */
 const parallel = { concurrency: true };
@@ -262,7 +262,8 @@ describe('chunked upload (end-5)', parallel, () => {
     sock.on('data', (d) => (answer += d.toString('latin1')));
     sock.on('error', () => {});
     const closed = new Promise((done) => sock.on('close', done));
-    sock.write(`PATCH ${location.pathname}${location.search} HTTP/1.1\r\nHost: ${location.host}\r\nContent-Type: application/octet-stream\r\nContent-Range: 1-${2 * half.byteLength}\r\nContent-Length: ${2 * half.byteLength}\r\n\r\n`);
+    const auth = await authorizationLine(location.origin, 'PATCH', `${location.pathname}${location.search}`);
+    sock.write(`PATCH ${location.pathname}${location.search} HTTP/1.1\r\nHost: ${location.host}\r\n${auth}Content-Type: application/octet-stream\r\nContent-Range: 1-${2 * half.byteLength}\r\nContent-Length: ${2 * half.byteLength}\r\n\r\n`);
     sock.write(half);
     const deadline = Date.now() + 5000;
     while (!answer.includes('BLOB_UPLOAD_INVALID') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));

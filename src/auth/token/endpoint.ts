@@ -57,6 +57,12 @@ export interface TokenEndpointOptions {
   /** Without it, no refresh tokens are issued or redeemed. */
   refreshTokens?: RefreshTokens;
   onEvent?: (event: TokenEvent) => void;
+  /**
+   * Rewrites a repository name of a requested scope as the registry's edge
+   * rewrites paths (accounts on: `ubuntu` is `library/ubuntu`), so the
+   * token names what the registry will check.
+   */
+  canonicalName?: (name: string) => string;
 }
 
 const BAD_CREDENTIALS = 'incorrect username or password';
@@ -130,7 +136,9 @@ export class TokenEndpoint {
     }
     const parsed = parseScopes(scopes);
     if ('invalid' in parsed) return { response: badRequest(`invalid scope ${JSON.stringify(parsed.invalid.slice(0, 200))}`, 'invalid_scope', oauth) };
-    return { access: parsed.access };
+    const canonical = this.opts.canonicalName;
+    if (!canonical) return { access: parsed.access };
+    return { access: parsed.access.map((a) => (a.type === 'repository' ? { ...a, name: canonical(a.name) } : a)) };
   }
 
   private refused(grant: 'basic' | 'password' | 'refresh_token', clientId: string, client: string, username: string | undefined, oauth: boolean, message = BAD_CREDENTIALS): TokenResponse {

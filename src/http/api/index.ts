@@ -6,7 +6,7 @@
 import { parseDuration } from '../../config/index.js';
 import type { CollectionRun, GarbageCollector } from '../../gc/index.js';
 import { RegistryError, assertName } from '../../registry/index.js';
-import type { Ctx } from '../context.js';
+import type { AccessNeed, Ctx } from '../context.js';
 import { sendJSON } from '../respond.js';
 import type { Match } from '../v2/index.js';
 
@@ -16,9 +16,11 @@ export interface ApiServices {
   /**
    * Who may use this API. `open`: everyone (a registry without auth, where
    * everyone is anonymous and may do everything, as today). Otherwise only
-   * the named users (berth.admins); with none named, nobody.
+   * the named users (berth.admins); with none named, nobody. `edge`
+   * (accounts on): the edge's access decision, on each route's needs
+   * (administrators; a repository's delete needs `delete` on it).
    */
-  admins: 'open' | readonly string[];
+  admins: 'open' | 'edge' | readonly string[];
 }
 
 /**
@@ -26,12 +28,14 @@ export interface ApiServices {
  * deletes, storage usage) is for the users berth.admins names.
  */
 function assertAdmin(admins: ApiServices['admins'], ctx: Ctx): void {
-  if (admins === 'open') return;
+  if (admins === 'open' || admins === 'edge') return;
   const name = ctx.identity.name;
   if (name !== undefined && admins.includes(name)) return;
   const why = admins.length === 0 ? 'no administrators are configured (berth.admins)' : 'it is for the users berth.admins names';
   throw new RegistryError('DENIED', `requested access to the resource is denied: ${why}`, undefined, { status: 403 });
 }
+
+const ADMIN: AccessNeed[] = [{ kind: 'admin' }];
 
 const GC_PARAMETERS = ['dryrun', 'deleteuntagged', 'grace', 'wait'];
 /** The longest POST /berth/v1/gc?wait holds a request (and what wait=true means); past it the answer is 202 and the client polls. */
@@ -78,10 +82,11 @@ export function createApiRoutes(services: ApiServices): (method: string, path: s
   return (method, path) => {
     if (!path.startsWith('berth/v1/')) return null;
     const rest = path.slice('berth/v1/'.length);
-    const allow = (route: string, methods: string[], run: (ctx: Ctx) => Promise<void>): Match =>
+    const allow = (route: string, methods: string[], run: (ctx: Ctx) => Promise<void>, needs: () => AccessNeed[] = () => ADMIN): Match =>
       methods.includes(method)
         ? {
             route,
+            needs,
             run: async (ctx) => {
               assertAdmin(services.admins, ctx);
               await run(ctx);
@@ -134,6 +139,11 @@ export function createApiRoutes(services: ApiServices): (method: string, path: s
     const repo = /^repositories\/(.+)$/.exec(rest);
     if (repo) {
       const name = repo[1]!;
+      // Accounts on: an administrator, or whoever may delete (read, for its usage) that repository.
+      const needs = (): AccessNeed[] => {
+        assertName(name);
+        return [{ kind: 'repository', name, actions: [method === 'DELETE' ? 'delete' : 'pull'] }];
+      };
       return allow('api-repository', ['GET', 'DELETE'], async (ctx) => {
         assertName(name);
         if (ctx.req.method === 'DELETE') {
@@ -145,7 +155,7 @@ export function createApiRoutes(services: ApiServices): (method: string, path: s
         const usage = await ctx.registry.meta.repositoryUsage(name);
         if (!usage) throw new RegistryError('NAME_UNKNOWN', 'repository name not known to registry', { name });
         sendJSON(ctx.res, 200, { name, sizeBytes: usage.bytes, blobs: usage.blobs, tags: usage.tags });
-      });
+      }, needs);
     }
     return {
       route: 'api-unknown',

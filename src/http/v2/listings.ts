@@ -16,7 +16,8 @@ export async function listTags(ctx: Ctx, name: string): Promise<void> {
 export async function catalog(ctx: Ctx): Promise<void> {
   const n = pageSize(ctx);
   const last = ctx.query.get('last') ?? undefined;
-  const page = await ctx.registry.catalog(n, last);
+  // Only what the caller may read, filtered inside the query so that `n` and `last` stay right.
+  const page = await ctx.registry.catalog(n, last, undefined, ctx.access.catalogFilter(ctx));
   const headers: Record<string, string> = {};
   if (page.next !== undefined) headers.Link = nextLink(ctx, 'v2/_catalog', n, page.next);
   sendJSON(ctx.res, 200, { repositories: page.items }, headers);

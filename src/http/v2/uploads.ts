@@ -3,7 +3,7 @@
  * POST starts (or mounts, or completes with ?digest=), PATCH appends a chunk,
  * PUT ?digest= completes, GET reports progress, DELETE cancels.
  */
-import { RegistryError, everyRepository, parseDigest, type RepositoryFilter, type UploadState } from '../../registry/index.js';
+import { RegistryError, parseDigest, type RepositoryFilter, type UploadState } from '../../registry/index.js';
 import type { ChunkRange } from '../../registry/index.js';
 import type { Ctx } from '../context.js';
 import { sendEmpty } from '../respond.js';
@@ -25,7 +25,9 @@ function blobCreated(ctx: Ctx, name: string, digest: string): void {
 export async function startUpload(ctx: Ctx, name: string): Promise<void> {
   ctx.registry.assertWritable();
   const mount = ctx.query.get('mount');
-  const from = ctx.query.get('from');
+  const rawFrom = ctx.query.get('from');
+  // With accounts on, `from=ubuntu` is `library/ubuntu`, as the path's name is.
+  const from = rawFrom === null || rawFrom === '' ? rawFrom : ctx.canonicalName(rawFrom);
   const digest = ctx.query.get('digest');
 
   if (mount !== null) {
@@ -49,13 +51,12 @@ export async function startUpload(ctx: Ctx, name: string): Promise<void> {
 }
 
 /**
- * The repositories the caller may read blobs from, for the automatic mount.
- * Every one today: Berth has no private repositories yet. When it has, this
- * is where the access decision for `ctx.identity` plugs in, so that a mount
- * never links (nor reveals) a blob only unreadable repositories hold.
+ * The repositories the caller may read blobs from, for the automatic mount:
+ * the access decision's (every one without accounts), so that a mount never
+ * links (nor reveals) a blob only unreadable repositories hold.
  */
-function readableRepositories(_ctx: Ctx): RepositoryFilter {
-  return everyRepository;
+function readableRepositories(ctx: Ctx): RepositoryFilter {
+  return (repository) => ctx.access.mayRead(ctx, repository);
 }
 
 export async function uploadStatus(ctx: Ctx, name: string, id: string): Promise<void> {
