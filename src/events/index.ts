@@ -2,5 +2,3 @@ export { EVENTS_MEDIA_TYPE, noEvents } from './types.js';
 export type { EventAction, EventSink, EventTarget, RegistryEvent } from './types.js';
 export { NotificationQueue, newInstanceId } from './queue.js';
 export type { EndpointConfig, EndpointStatus, NotificationQueueOptions } from './queue.js';
-export { emitRequestEvents, mayProduceEvents, requestEvents } from './edge.js';
-export type { FinishedRequest } from './edge.js';

@@ -19,44 +19,11 @@ import type { EventSink, RegistryEvent } from '../events/index.js';
 import type { GcRunRow, MetadataStore } from '../metadata/index.js';
 import type { BlobStore } from '../storage/index.js';
 import { randomUUID } from 'node:crypto';
-import { planCollection, type CollectionPlan, type PlannedItem } from './dry-run.js';
+import { planCollection } from './dry-run.js';
+import type { CollectOptions, CollectSummary, Progress } from './types.js';
+
+export type { CollectionPlan, CollectOptions, CollectSummary, PlannedItem, Progress } from './types.js';
 import { every } from './schedule.js';
-
-export interface CollectOptions {
-  /** Blobs and manifests younger than this are kept (ms). */
-  graceMs: number;
-  deleteUntagged: boolean;
-  dryRun: boolean;
-  /** Called as work proceeds (for progress bars). */
-  progress?: (p: Progress) => void;
-  /** A dry run: called with every item it would delete, as found (the summary's plan lists only the first ones). */
-  onPlanned?: (item: PlannedItem) => void;
-}
-
-export interface Progress {
-  phase: string;
-  done: number;
-  total?: number;
-}
-
-export interface CollectSummary {
-  dryRun: boolean;
-  graceMs: number;
-  deleteUntagged: boolean;
-  /** Blobs a manifest references (kept). */
-  blobsMarked: number;
-  /** Blobs found unreferenced and past the grace period. */
-  blobsEligible: number;
-  blobsDeleted: number;
-  bytesReclaimed: number;
-  manifestsDeleted: number;
-  linksPruned: number;
-  orphanFilesDeleted: number;
-  startedAt: string;
-  durationMs: number;
-  /** A dry run only: the manifests, blobs and orphaned files the real run would delete (the first PLAN_LIMIT of each). */
-  plan?: CollectionPlan;
-}
 
 /** A collection as the API reports it: recorded in the database, so any thread or process can tell. */
 export interface CollectionRun {

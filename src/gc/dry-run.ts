@@ -21,23 +21,9 @@
 import { sql } from 'kysely';
 import type { MetadataStore } from '../metadata/index.js';
 import type { BlobStore } from '../storage/index.js';
-import type { CollectOptions, CollectSummary } from './collector.js';
+import type { CollectionPlan, CollectOptions, CollectSummary, PlannedItem } from './types.js';
 
-/** What a dry run found, listed: the first PLAN_LIMIT of each kind (the summary's counts cover all). */
-export interface CollectionPlan {
-  manifests: { repository: string; digest: string; size: number }[];
-  blobs: { digest: string; size: number }[];
-  /** Files in the blob store the database has no record of. */
-  orphans: { digest: string; size: number }[];
-  /** True when a list was cut at PLAN_LIMIT. */
-  truncated: boolean;
-}
-
-/** One thing the real run would delete. */
-export type PlannedItem =
-  | { kind: 'manifest'; repository: string; digest: string; size: number }
-  | { kind: 'blob'; digest: string; size: number }
-  | { kind: 'orphan'; digest: string; size: number };
+export type { CollectionPlan, PlannedItem } from './types.js';
 
 /** Items of each kind a plan lists. */
 export const PLAN_LIMIT = 1000;

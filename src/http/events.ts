@@ -7,8 +7,8 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { sentHeader } from '../http/response.js';
-import type { EventAction, EventSink, EventTarget, RegistryEvent } from './types.js';
+import type { EventAction, EventSink, EventTarget, RegistryEvent } from '../events/index.js';
+import { sentHeader } from './response.js';
 
 /** What the edge knows about a finished request (the HTTP context satisfies it). */
 export interface FinishedRequest {
