@@ -108,6 +108,7 @@ export function createApiRoutes(services: ApiServices): (method: string, path: s
           }
         : {
             route,
+            decidesAccess: services.admins === 'edge',
             run: async () => {
               throw new RegistryError('UNSUPPORTED', `method not allowed; this endpoint supports ${methods.join(', ')}`, undefined, { headers: { Allow: methods.join(', ') } });
             },
