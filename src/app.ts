@@ -2,6 +2,7 @@
  * The composition root: turns a Config into stores, the registry domain and
  * an HTTP server. The CLI and the tests both start Berth through here.
  */
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -274,13 +275,7 @@ export async function startServer(config: Config, log?: Logger, opts: ServeOptio
         metrics,
         health,
         events: notifications,
-        api: createApiRoutes({
-          gc: app.gc,
-          gcDefaults: { graceMs: config.berth.gc.grace, deleteUntagged: config.berth.gc.deleteuntagged },
-          // Without auth everyone is anonymous and the API stays open, as before; with htpasswd (or an
-          // external token server) only berth.admins; with accounts, the edge's decision (administrators).
-          admins: config.auth.accounts ? 'edge' : auth || config.auth.token ? config.berth.admins : 'open',
-        }),
+        api: await berthApiRoutes(config, app, edgeAuth.hub, auth !== undefined, tls !== undefined),
       },
       {
         prefix: config.http.prefix,
@@ -334,6 +329,45 @@ export async function startServer(config: Config, log?: Logger, opts: ServeOptio
       await app.close();
     },
   };
+}
+
+/**
+ * Berth's own API under /berth/v1/: with accounts, the Hub's JSON API first
+ * (null for paths not its own), then the older routes (gc, storage); the
+ * OpenAPI document lists what is served in either mode.
+ */
+async function berthApiRoutes(config: Config, app: App, hub: Hub | undefined, htpasswd: boolean, tls: boolean): Promise<EdgeServices['api']> {
+  const version = berthVersion();
+  const serverUrl = config.http.prefix === '/' ? '/' : config.http.prefix.replace(/\/$/, '');
+  const registry = app.registry;
+  // Loaded only when used (the API's schemas bring zod): start-up without accounts stays as quick as it was.
+  const hubRoutes = hub
+    ? (await import('./http/api/mount.js')).hubApiRoutes({
+        api: (await import('./http/api/hub/index.js')).createHubApi({ hub, store: app.meta, deleteRepository: (name, actor) => registry.deleteRepository(name, actor), version, serverUrl }),
+        prefix: config.http.prefix,
+        tls,
+      })
+    : undefined;
+  let document: Record<string, unknown> | undefined;
+  const older = createApiRoutes({
+    gc: app.gc,
+    gcDefaults: { graceMs: config.berth.gc.grace, deleteUntagged: config.berth.gc.deleteuntagged },
+    // Without auth everyone is anonymous and the API stays open, as before; with htpasswd (or an
+    // external token server) only berth.admins; with accounts, the Hub's administrators.
+    admins: config.auth.accounts ? 'edge' : htpasswd || config.auth.token ? config.berth.admins : 'open',
+    openapi: hub ? undefined : async () => (document ??= (await import('./http/api/hub/index.js')).registryApiDocument({ version, serverUrl })),
+  });
+  return hubRoutes ? (method, path) => hubRoutes(method, path) ?? older(method, path) : older;
+}
+
+/** Berth's version from package.json, for the OpenAPI document. */
+function berthVersion(): string {
+  try {
+    // dist/src/app.js → the repository's package.json.
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? '0';
+  } catch {
+    return '0';
+  }
 }
 
 /** Upload purging and scheduled garbage collection; returns a stop function. */

@@ -141,7 +141,7 @@ export class EdgeAccess implements RequestAccess {
 }
 
 /** An administrator, signed in with a password, or with a token whose scopes reach as far as delete. */
-function isAdministrator(p: Principal): boolean {
+export function isAdministrator(p: Principal): boolean {
   return p.kind === 'user' && p.admin && (!p.token || scopeAllows(p.token.scopes, 'delete'));
 }
 

@@ -163,19 +163,22 @@ export function createRequestHandler(services: EdgeServices, opts: HttpOptions) 
       if (match.public) {
         // The token endpoint: it checks its own credentials.
       } else if (access) {
+        const api = match.decidesAccess === true;
         // Malformed names are refused before any question about them is asked.
-        const needs = match.needs?.(ctx) ?? NO_NEEDS;
+        const needs = api ? NO_NEEDS : (match.needs?.(ctx) ?? NO_NEEDS);
         const result = await access.authenticator.authenticate(req, id);
         if (!result.ok) {
           authError = result.reason;
           authUser = result.user;
+          // The JSON API's 401 carries no challenge: a Basic one would make browsers offer their login dialog.
+          if (api) throw new RegistryError('UNAUTHORIZED', 'authentication required');
           throw access.control.unauthorized(ctx, needs, result.credentials === 'bearer' ? 'invalid_token' : undefined);
         }
         ctx.principal = result.principal;
         ctx.holder = result.holder;
         identity = result.name === undefined ? {} : { name: result.name };
         ctx.identity = identity;
-        await access.control.authorize(ctx, needs);
+        if (!api) await access.control.authorize(ctx, needs);
       } else {
         const result = await auth.authenticate(req.headers);
         if (!result.ok) {
@@ -274,7 +277,7 @@ const LINGER_BYTES = 4 * 1024 * 1024;
  * destroyed. Destroying at once would make the kernel reset a connection
  * still receiving, and a client still sending could lose the answer.
  */
-function closeAfterRefusal(req: IncomingMessage, res: ServerResponse): void {
+export function closeAfterRefusal(req: IncomingMessage, res: ServerResponse): void {
   if (req.complete || req.destroyed || res.headersSent) return;
   const socket = req.socket;
   res.setHeader('Connection', 'close');

@@ -178,8 +178,13 @@ describe('Berth with accounts: access over HTTP', () => {
     const gc = await fetch(`${b.url}/berth/v1/gc?dryrun=true&wait=true`, { method: 'POST', headers: { Authorization: basic(b.admin.user, b.admin.password) } });
     assert.equal(gc.status, 200, await gc.clone().text());
     await pushSmallImage(as('alice'), b.url, 'alice/doomed', 'v1');
+    // bob cannot see the private repository: answered as a missing one; once he can read it, refused.
     const bob = await fetch(`${b.url}/berth/v1/repositories/alice/doomed`, { method: 'DELETE', headers: { Authorization: basic('bob', users.bob!.password) } });
-    assert.equal(bob.status, 403);
+    assert.equal(bob.status, 404);
+    assert.equal((await json(bob)).errors[0].code, 'NAME_UNKNOWN');
+    await b.hub.repositories.setVisibility('alice/doomed', 'public', CLI);
+    const bobPublic = await fetch(`${b.url}/berth/v1/repositories/alice/doomed`, { method: 'DELETE', headers: { Authorization: basic('bob', users.bob!.password) } });
+    assert.equal(bobPublic.status, 403);
     const alice = await fetch(`${b.url}/berth/v1/repositories/alice/doomed`, { method: 'DELETE', headers: { Authorization: basic('alice', users.alice!.password) } });
     assert.equal(alice.status, 202, await alice.clone().text());
   });

@@ -32,13 +32,14 @@ export interface AccountsBerth {
   close(): Promise<void>;
 }
 
-export async function startAccountsBerth(extraConfig = ''): Promise<AccountsBerth> {
+/** `accounts`: auth.accounts settings (registration: open, …); none is `auth: accounts`, the defaults. */
+export async function startAccountsBerth(extraConfig = '', accounts?: Record<string, string>): Promise<AccountsBerth> {
   const dir = await mkdtemp(path.join(tmpdir(), 'berth-accounts-'));
   const port = await freePort();
   const config = path.join(dir, 'config.yml');
   await writeFile(
     config,
-    ['version: 0.1', 'storage:', '  filesystem:', `    rootdirectory: ${path.join(dir, 'data')}`, '  delete:', '    enabled: true', 'http:', `  addr: 127.0.0.1:${port}`, 'auth: accounts', extraConfig, ''].join('\n'),
+    ['version: 0.1', 'storage:', '  filesystem:', `    rootdirectory: ${path.join(dir, 'data')}`, '  delete:', '    enabled: true', 'http:', `  addr: 127.0.0.1:${port}`, ...accountsConfig(accounts), extraConfig, ''].join('\n'),
   );
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('REGISTRY_'))) as Record<string, string>;
   const cli = async (args: string[], input?: string) => {
@@ -69,6 +70,11 @@ export async function startAccountsBerth(extraConfig = ''): Promise<AccountsBert
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+function accountsConfig(accounts: Record<string, string> | undefined): string[] {
+  if (!accounts) return ['auth: accounts'];
+  return ['auth:', '  accounts:', ...Object.entries(accounts).map(([k, v]) => `    ${k}: ${v}`)];
 }
 
 export const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;

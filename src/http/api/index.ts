@@ -7,6 +7,7 @@ import { parseDuration } from '../../config/index.js';
 import type { CollectionRun, GarbageCollector } from '../../gc/index.js';
 import { RegistryError, assertName } from '../../registry/index.js';
 import type { AccessNeed, Ctx } from '../context.js';
+import { isAdministrator } from '../authorize.js';
 import { sendJSON } from '../respond.js';
 import type { Match } from '../v2/index.js';
 
@@ -21,14 +22,24 @@ export interface ApiServices {
    * (administrators; a repository's delete needs `delete` on it).
    */
   admins: 'open' | 'edge' | readonly string[];
+  /** The OpenAPI document served at berth/v1/openapi.json (to anyone) when the Hub API does not serve it (accounts off). */
+  openapi?: () => Promise<Record<string, unknown>>;
 }
 
 /**
- * Until accounts and roles exist, this API (collections, repository
- * deletes, storage usage) is for the users berth.admins names.
+ * Without accounts, this API (collections, repository deletes, storage
+ * usage) is for the users berth.admins names. With accounts, for the Hub's
+ * administrators, decided here as the Hub's JSON API decides (the edge lets
+ * anonymous callers through to Berth's API): the holder of the credentials,
+ * as the edge's `admin` need did.
  */
 function assertAdmin(admins: ApiServices['admins'], ctx: Ctx): void {
-  if (admins === 'open' || admins === 'edge') return;
+  if (admins === 'open') return;
+  if (admins === 'edge') {
+    if (ctx.holder.kind === 'anonymous') throw new RegistryError('UNAUTHORIZED', 'authentication required');
+    if (!isAdministrator(ctx.holder)) throw new RegistryError('DENIED', 'requested access to the resource is denied: this is for administrators', undefined, { status: 403 });
+    return;
+  }
   const name = ctx.identity.name;
   if (name !== undefined && admins.includes(name)) return;
   const why = admins.length === 0 ? 'no administrators are configured (berth.admins)' : 'it is for the users berth.admins names';
@@ -82,18 +93,22 @@ export function createApiRoutes(services: ApiServices): (method: string, path: s
   return (method, path) => {
     if (!path.startsWith('berth/v1/')) return null;
     const rest = path.slice('berth/v1/'.length);
-    const allow = (route: string, methods: string[], run: (ctx: Ctx) => Promise<void>, needs: () => AccessNeed[] = () => ADMIN): Match =>
+    const allow = (route: string, methods: string[], run: (ctx: Ctx) => Promise<void>, needs?: () => AccessNeed[]): Match =>
       methods.includes(method)
         ? {
             route,
-            needs,
+            needs: needs ?? (() => ADMIN),
+            // Accounts on: administrators' routes decide for themselves (assertAdmin), as the Hub's API does.
+            decidesAccess: needs === undefined && services.admins === 'edge',
             run: async (ctx) => {
-              assertAdmin(services.admins, ctx);
+              // With accounts, a route with needs of its own was decided by the edge.
+              if (!(needs && services.admins === 'edge')) assertAdmin(services.admins, ctx);
               await run(ctx);
             },
           }
         : {
             route,
+            decidesAccess: services.admins === 'edge',
             run: async () => {
               throw new RegistryError('UNSUPPORTED', `method not allowed; this endpoint supports ${methods.join(', ')}`, undefined, { headers: { Allow: methods.join(', ') } });
             },
@@ -130,6 +145,13 @@ export function createApiRoutes(services: ApiServices): (method: string, path: s
         if (!run) throw runNotFound(id);
         sendJSON(ctx.res, 200, run);
       });
+    }
+    if (rest === 'openapi.json' && services.openapi) {
+      const document = services.openapi;
+      if (method !== 'GET') {
+        return { route: 'api-openapi', public: true, run: async () => { throw new RegistryError('UNSUPPORTED', 'method not allowed; this endpoint supports GET', undefined, { headers: { Allow: 'GET' } }); } };
+      }
+      return { route: 'api-openapi', public: true, run: async (ctx) => sendJSON(ctx.res, 200, await document()) };
     }
     if (rest === 'storage') {
       return allow('api-storage', ['GET'], async (ctx) => {

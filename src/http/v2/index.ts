@@ -59,6 +59,12 @@ export interface Match {
   needs?: (ctx: Ctx) => AccessNeed[];
   /** Served without the edge's authentication (the token endpoint checks its own credentials). */
   public?: boolean;
+  /**
+   * Berth's JSON API with accounts on: the edge authenticates (wrong
+   * credentials are a 401 without a challenge) and lets anonymous callers
+   * through; the route decides what the principal may do.
+   */
+  decidesAccess?: boolean;
   /** The path with a one-component repository name rewritten (accounts on), for the logs and events that read ctx.path. */
   path?: string;
 }

@@ -16,14 +16,14 @@ import type { MetadataStore } from '../../../metadata/store.js';
 import { accountOperations } from './accounts.js';
 import { operation, respond, type Services } from './common.js';
 import { ApiError, describeError, invalid } from './errors.js';
-import { LEGACY_OPERATIONS } from './legacy.js';
+import { LEGACY_OPERATIONS, REGISTRY_REPOSITORY_OPERATIONS } from './legacy.js';
 import { openApiDocument } from './openapi.js';
 import { organizationOperations } from './organizations.js';
 import { repositoryOperations } from './repositories.js';
 import { Router } from './router.js';
 import { EmptyQuery } from './schemas.js';
 import { cookieValue, csrfMatches, csrfTokenOf, DEFAULT_SESSION_LIFETIME_MS, SESSION_COOKIE, SessionStore } from './sessions.js';
-import type { ApiRequest, ApiResponse, AuthenticatedBy, Cookie, HandlerInput, Operation, SessionInfo } from './types.js';
+import type { ApiRequest, ApiResponse, AuthenticatedBy, Cookie, HandlerInput, Operation, OperationSpec, SessionInfo } from './types.js';
 
 export type { ApiRequest, ApiResponse, Cookie } from './types.js';
 export { ApiError, API_ERRORS } from './errors.js';
@@ -55,6 +55,14 @@ export const HUB_OPERATIONS: readonly Operation<Services>[] = [...accountOperati
 
 export { LEGACY_OPERATIONS };
 
+/** With accounts off, what /berth/v1/ serves: the registry's own routes (src/http/api/index.ts) and this document. */
+export const REGISTRY_OPERATIONS: readonly OperationSpec<z.ZodType, z.ZodType | undefined, z.ZodType | undefined>[] = [...LEGACY_OPERATIONS, ...REGISTRY_REPOSITORY_OPERATIONS, openApiOperation];
+
+/** The OpenAPI document of /berth/v1/ with accounts off (REGISTRY_OPERATIONS; no sessions). */
+export function registryApiDocument(options: { version?: string; serverUrl?: string }): Record<string, unknown> {
+  return openApiDocument(REGISTRY_OPERATIONS, { version: options.version ?? '1', serverUrl: options.serverUrl, sessions: false });
+}
+
 export interface HubApiOptions {
   hub: Hub;
   store: MetadataStore;
@@ -64,6 +72,8 @@ export interface HubApiOptions {
   sessionLifetimeMs?: number;
   /** Berth's version, for the OpenAPI document. */
   version?: string;
+  /** The OpenAPI document's server URL: http.prefix without its last slash (default `/`). */
+  serverUrl?: string;
 }
 
 export interface HubApiRoute {
@@ -151,7 +161,7 @@ export function createHubApi(options: HubApiOptions): HubApi {
   };
   const router = new Router(HUB_OPERATIONS);
   let doc: Record<string, unknown> | undefined;
-  const document = () => (doc ??= openApiDocument([...HUB_OPERATIONS, ...LEGACY_OPERATIONS], { version: options.version ?? '1' }));
+  const document = () => (doc ??= openApiDocument([...HUB_OPERATIONS, ...LEGACY_OPERATIONS], { version: options.version ?? '1', serverUrl: options.serverUrl }));
 
   async function run(op: Operation<Services>, rawParams: Record<string, string>, request: ApiRequest): Promise<ApiResponse> {
     const params = Router.params(op, rawParams);

@@ -59,3 +59,41 @@ export const LEGACY_OPERATIONS: Spec[] = [
     errors: [403],
   },
 ];
+
+/**
+ * With accounts off, src/http/api/index.ts also answers a repository's
+ * usage and its delete (with accounts on, the Hub API's getRepository and
+ * deleteRepository take these paths over).
+ */
+export const REGISTRY_REPOSITORY_OPERATIONS: Spec[] = [
+  {
+    id: 'getRepositoryUsage',
+    method: 'GET',
+    path: '/berth/v1/repositories/{name}',
+    summary: "A repository's size, blob and tag counts",
+    tag: 'repositories',
+    auth: 'required',
+    params: { name: 'repository' },
+    response: {
+      status: 200,
+      description: 'the figures',
+      schema: z.object({ name: z.string(), sizeBytes: z.number().int(), blobs: z.number().int(), tags: z.number().int() }),
+    },
+    errors: [403, 404],
+  },
+  {
+    id: 'deleteRepository',
+    method: 'DELETE',
+    path: '/berth/v1/repositories/{name}',
+    summary: 'Delete a repository: its tags, manifests and blob links',
+    tag: 'repositories',
+    auth: 'required',
+    params: { name: 'repository' },
+    response: {
+      status: 202,
+      description: 'deleted; the blobs go at the next garbage collection',
+      schema: z.object({ repository: z.string(), manifestsDeleted: z.number().int(), tagsDeleted: z.number().int() }),
+    },
+    errors: [403, 404, 405, 409],
+  },
+];

@@ -10,7 +10,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { GarbageCollector } from '../../../gc/index.js';
 import { createApiRoutes } from '../index.js';
-import { HUB_OPERATIONS, LEGACY_OPERATIONS } from './index.js';
+import { HUB_OPERATIONS, LEGACY_OPERATIONS, REGISTRY_OPERATIONS, registryApiDocument } from './index.js';
 import { openApiDocument } from './openapi.js';
 import { apiReference, REFERENCE_END, REFERENCE_START } from './reference.js';
 import { Router } from './router.js';
@@ -73,6 +73,30 @@ describe('OpenAPI document', () => {
     assert.equal((router.match('GET', 'berth/v1/repositories/acme/api') as { op: { id: string } }).op.id, 'getRepository');
     assert.equal((router.match('DELETE', 'berth/v1/repositories/acme/api') as { op: { id: string } }).op.id, 'deleteRepository');
     assert.equal(router.match('GET', 'berth/v1/nothing-here'), null);
+  });
+
+  it('with accounts off, lists exactly what the older routes answer, and no sessions', () => {
+    const off = registryApiDocument({ version: 'test', serverUrl: '/registry' });
+    const legacy = createApiRoutes({ gc: {} as GarbageCollector, gcDefaults: { graceMs: 0, deleteUntagged: false }, admins: 'open', openapi: async () => off });
+    const listed = Object.entries(off.paths as Record<string, Json>).flatMap(([path, item]) => Object.keys(item).map((m) => `${m.toUpperCase()} ${path}`));
+    assert.deepEqual(new Set(listed), new Set(REGISTRY_OPERATIONS.map((o) => `${o.method} ${o.path}`)));
+    // A route that runs (not unknown, not a refused method) is one with needs, or the public document.
+    const served = (method: string, path: string) => {
+      const m = legacy(method, path);
+      return m !== null && m.route !== 'api-unknown' && (m.needs !== undefined || (m.public === true && method === 'GET'));
+    };
+    const samples: Record<string, string> = { '/berth/v1/gc': 'berth/v1/gc', '/berth/v1/gc/runs/{id}': 'berth/v1/gc/runs/latest', '/berth/v1/storage': 'berth/v1/storage', '/berth/v1/repositories/{name}': 'berth/v1/repositories/a/b', '/berth/v1/openapi.json': 'berth/v1/openapi.json' };
+    assert.deepEqual(Object.keys(samples).sort(), Object.keys(off.paths as Json).sort());
+    for (const [template, path] of Object.entries(samples)) {
+      for (const method of ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']) {
+        assert.equal(served(method, path), listed.includes(`${method} ${template}`), `${method} ${path}`);
+      }
+    }
+    for (const path of ['berth/v1/accounts', 'berth/v1/sessions', 'berth/v1/orgs/acme', 'berth/v1/audit']) assert.equal(legacy('GET', path)?.route, 'api-unknown', path);
+    const schemes = (off.components as Json).securitySchemes as Json;
+    assert.deepEqual(Object.keys(schemes).sort(), ['basicAuth', 'bearerAuth']);
+    walk(off.paths, (n) => assert.equal(n.sessionCookie, undefined));
+    assert.deepEqual(off.servers, [{ url: '/registry' }]);
   });
 
   it('routes repository names with slashes as they are or percent-encoded, and ends them at /-/', () => {

@@ -25,10 +25,10 @@ function schema(s: z.ZodType, io: 'input' | 'output'): Json {
   return rest;
 }
 
-function security(auth: Authentication, method: Method): Json[] {
+function security(auth: Authentication, method: Method, sessions: boolean): Json[] {
   if (auth === 'none') return [];
   const cookie = method === 'GET' ? { sessionCookie: [] } : { sessionCookie: [], csrfToken: [] };
-  const schemes = [{ basicAuth: [] }, { bearerAuth: [] }, cookie];
+  const schemes: Json[] = sessions ? [{ basicAuth: [] }, { bearerAuth: [] }, cookie] : [{ basicAuth: [] }, { bearerAuth: [] }];
   return auth === 'optional' ? [{}, ...schemes] : schemes;
 }
 
@@ -44,7 +44,7 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   500: 'server error',
 };
 
-function operationObject(op: Spec): Json {
+function operationObject(op: Spec, sessions: boolean): Json {
   const parameters: Json[] = [];
   for (const [name, kind] of Object.entries(op.params ?? {})) {
     const d = PARAMETER_DESCRIPTIONS[kind];
@@ -65,7 +65,7 @@ function operationObject(op: Spec): Json {
   const statuses = [...new Set([400, ...(op.auth === 'none' ? [] : [401]), ...op.errors, 500])].sort();
   if (op.body) statuses.push(413, 415);
   for (const status of statuses) responses[String(status)] = { $ref: `#/components/responses/Error${status}` };
-  const o: Json = { operationId: op.id, summary: op.summary, tags: [op.tag], security: security(op.auth, op.method), responses };
+  const o: Json = { operationId: op.id, summary: op.summary, tags: [op.tag], security: security(op.auth, op.method, sessions), responses };
   if (op.description) o.description = op.description;
   if (parameters.length) o.parameters = parameters;
   if (op.body) o.requestBody = { required: true, content: { 'application/json': { schema: schema(op.body, 'input') } } };
@@ -74,16 +74,21 @@ function operationObject(op: Spec): Json {
 
 export interface DocumentOptions {
   version: string;
+  /** Where the paths start: http.prefix without its last slash (default `/`). */
+  serverUrl?: string;
+  /** Accounts on (default): the session cookie and CSRF token are ways to authenticate. */
+  sessions?: boolean;
 }
 
 /** The document for the given operations (the Hub API's and the older ones). */
 export function openApiDocument(operations: readonly Spec[], options: DocumentOptions): Json {
+  const sessions = options.sessions ?? true;
   const paths: Record<string, Json> = {};
   for (const op of operations) {
     const item = (paths[op.path] ??= {});
     const key = op.method.toLowerCase();
     if (item[key]) throw new Error(`two operations for ${op.method} ${op.path}`);
-    item[key] = operationObject(op);
+    item[key] = operationObject(op, sessions);
   }
   const responses: Json = {};
   for (const [status, description] of Object.entries(ERROR_DESCRIPTIONS)) {
@@ -95,21 +100,30 @@ export function openApiDocument(operations: readonly Spec[], options: DocumentOp
     info: {
       title: 'Berth API',
       version: options.version,
-      description:
-        "Berth's own JSON API under /berth/v1/ (the Hub: accounts, sessions, tokens, organizations, teams, robots, repositories, the audit log; and garbage collection). Lists take ?n=&last= and answer a Link header with rel=\"next\" while more follow. Errors are {\"errors\":[{\"code\",\"message\",\"detail\"}]}. See docs/api.md.",
+      description: sessions
+        ? "Berth's own JSON API under /berth/v1/ (the Hub: accounts, sessions, tokens, organizations, teams, robots, repositories, the audit log; and garbage collection). Lists take ?n=&last= and answer a Link header with rel=\"next\" while more follow. Errors are {\"errors\":[{\"code\",\"message\",\"detail\"}]}. See docs/api.md."
+        : "Berth's own JSON API under /berth/v1/ without accounts: garbage collection, storage usage, a repository's usage and its delete. Errors are {\"errors\":[{\"code\",\"message\",\"detail\"}]}. See docs/api.md.",
     },
     jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
-    servers: [{ url: '/' }],
+    servers: [{ url: options.serverUrl ?? '/' }],
     tags,
     paths,
     components: {
       schemas: { Error: schema(ErrorSchema, 'output') },
       responses,
       securitySchemes: {
-        basicAuth: { type: 'http', scheme: 'basic', description: 'a user name with its password or a personal access token (bpat_…), or a robot (ORG+NAME) with its secret (brob_…)' },
-        bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: "an access token from Berth's token endpoint" },
-        sessionCookie: { type: 'apiKey', in: 'cookie', name: 'berth_session', description: 'the session POST /berth/v1/sessions opens' },
-        csrfToken: { type: 'apiKey', in: 'header', name: 'X-CSRF-Token', description: "the session's csrfToken: required with the cookie on every state-changing request" },
+        basicAuth: sessions
+          ? { type: 'http', scheme: 'basic', description: 'a user name with its password or a personal access token (bpat_…), or a robot (ORG+NAME) with its secret (brob_…)' }
+          : { type: 'http', scheme: 'basic', description: 'a user of auth.htpasswd that berth.admins names' },
+        bearerAuth: sessions
+          ? { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: "an access token from Berth's token endpoint" }
+          : { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'an access token of the auth.token server, for a user berth.admins names' },
+        ...(sessions
+          ? {
+              sessionCookie: { type: 'apiKey', in: 'cookie', name: 'berth_session', description: 'the session POST /berth/v1/sessions opens' },
+              csrfToken: { type: 'apiKey', in: 'header', name: 'X-CSRF-Token', description: "the session's csrfToken: required with the cookie on every state-changing request" },
+            }
+          : {}),
       },
     },
   };
