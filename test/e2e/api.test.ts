@@ -196,7 +196,9 @@ describe('the Hub JSON API over HTTP (registration open)', () => {
     assert.deepEqual([me.status, me.json.name, me.json.authenticatedBy], [200, 'alice', 'session']);
     assert.equal((await api('GET', '/berth/v1/sessions/current', { session: s, csrf: false })).json.csrfToken, s.csrf);
 
-    for (const csrf of [false, 'not-the-token', `${s.csrf.slice(0, -1)}A`] as const) {
+    // One character changed (never to itself, whatever the token ends with).
+    const altered = `${s.csrf.slice(0, -1)}${s.csrf.endsWith('A') ? 'B' : 'A'}`;
+    for (const csrf of [false, 'not-the-token', altered] as const) {
       const refused = await api('PUT', '/berth/v1/accounts/alice/email', { session: s, csrf, body: { email: 'evil@example.com' } });
       assert.equal(refused.status, 403, String(csrf));
       assert.equal(refused.json.errors[0].code, 'DENIED');
