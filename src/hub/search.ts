@@ -82,7 +82,13 @@ export class SearchService {
     const sort = req.sort ?? 'relevance';
     if (!['relevance', 'stars', 'pulls', 'updated'].includes(sort)) throw new HubError('INVALID', `sort must be relevance, stars, pulls or updated, got ${JSON.stringify(sort)}`);
     const terms = queryTerms(req.query);
-    const text = req.query.trim().toLowerCase().slice(0, MAX_QUERY);
+    // Compared with names: what cannot be in a name goes, spaces between words become '-' ("web server" is exactly web-server).
+    const text = req.query
+      .toLowerCase()
+      .slice(0, MAX_QUERY)
+      .replace(/[^a-z0-9._/\s-]/g, '')
+      .trim()
+      .replace(/\s+/g, '-');
     const { total, results } = await this.queries.search({
       terms,
       text,

@@ -160,7 +160,7 @@ export class DiscoveryQueries {
     const week = Math.floor((await this.store.clock()) / PULL_WINDOW_MS);
     const recent = sql`CASE WHEN i.pulls_window = ${week} THEN i.pulls_current + i.pulls_previous WHEN i.pulls_window = ${week - 1} THEN i.pulls_current ELSE 0 END`;
     const exact = sql`(i.name = ${q} OR i.short_name = ${q})`;
-    const prefix = sql`(substr(i.short_name, 1, ${q.length}) = ${q} OR substr(i.name, 1, ${q.length}) = ${q})`;
+    const prefix = q.length ? sql`(substr(i.short_name, 1, ${q.length}) = ${q} OR substr(i.name, 1, ${q.length}) = ${q})` : sql`1 = 0`;
 
     let source: RawBuilder<unknown>;
     let tier: RawBuilder<unknown>;
