@@ -8,7 +8,7 @@
  */
 import type { AccessMode, PolicyOptions } from '../access/policy.js';
 import type { Principal } from '../access/types.js';
-import { DiscoveryQueries, type RepositorySummary, type SearchSort } from '../metadata/discovery.js';
+import { DiscoveryQueries, type RepositorySummary, type SearchSort, type SearchSpec } from '../metadata/discovery.js';
 import type { HubContext } from './context.js';
 import { HubError } from './errors.js';
 import { readableCondition } from './listing.js';
@@ -17,6 +17,8 @@ import { readableCondition } from './listing.js';
 const MAX_TERMS = 8;
 const MAX_QUERY = 200;
 export const MAX_PAGE_SIZE = 100;
+/** A search whose words match fewer repositories than this also looks for names like the query (typos). */
+export const FUZZY_WHEN_FEWER = 10;
 
 export interface SearchRequest {
   query: string;
@@ -89,7 +91,7 @@ export class SearchService {
       .replace(/[^a-z0-9._/\s-]/g, '')
       .trim()
       .replace(/\s+/g, '-');
-    const { total, results } = await this.queries.search({
+    const spec: SearchSpec = {
       terms,
       text,
       trigrams: queryTrigrams(terms),
@@ -101,7 +103,10 @@ export class SearchService {
       sort,
       limit: pageSize,
       offset: (page - 1) * pageSize,
-    });
+    };
+    let { total, results } = await this.queries.search(spec);
+    // Typo tolerance where it helps: names like the query are looked for when the words themselves find few.
+    if (terms.length > 0 && total < FUZZY_WHEN_FEWER) ({ total, results } = await this.queries.search({ ...spec, fuzzy: true }));
     return { query: req.query, page, pageSize, total, pages: Math.ceil(total / pageSize), results };
   }
 

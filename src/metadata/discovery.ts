@@ -16,6 +16,14 @@ export const PULL_WINDOW_MS = 7 * 24 * 3_600_000;
 export const FUZZY_THRESHOLD = 0.5;
 /** Candidates the fuzzy name match contributes at most (the best by trigram rank), so a common trigram cannot flood a search. */
 const FUZZY_CANDIDATES = 500;
+/**
+ * Full-text matches considered at most (SQLite: the best by BM25;
+ * PostgreSQL: the most starred), so a word that half the repositories contain
+ * costs a bounded sort, not one of them all. Names equal to or starting with
+ * the query are always considered.
+ */
+export const MAX_CANDIDATES = 1000;
+const PREFIX_CANDIDATES = 200;
 
 export type SearchSort = 'relevance' | 'stars' | 'pulls' | 'updated';
 
@@ -26,7 +34,11 @@ export interface SearchSpec {
   text: string;
   /** pg_trgm-style padded trigrams of the query's words (SQLite's fuzzy match). */
   trigrams: string[];
-  /** "Readable by the caller", over `r.name` and `r.visibility` (src/hub/listing.ts). */
+  /**
+   * "Readable by the caller", over `r.name` and `r.visibility` (src/hub/listing.ts):
+   * evaluated on the candidates only, which are materialized first, so a
+   * planner cannot decide to test every repository.
+   */
   readable: Expression<SqlBool>;
   namespace?: string;
   official?: boolean;
@@ -35,6 +47,8 @@ export interface SearchSpec {
   sort: SearchSort;
   limit: number;
   offset: number;
+  /** Also match names by trigram similarity (typos); the service asks for it when the strict match finds few. */
+  fuzzy?: boolean;
 }
 
 export interface RepositorySummary {
@@ -168,35 +182,51 @@ export class DiscoveryQueries {
       source = sql`repository_info i`;
       tier = sql`0`;
     } else if (!postgres) {
-      const words = spec.terms.map((t) => `"${t}"*`).join(' AND ');
-      const all = words;
-      const inName = `{short_name namespace} : (${words})`;
-      const inDescription = `{short_name namespace description} : (${words})`;
-      const trigramQuery = spec.trigrams.map((t) => `"${t}"`).join(' OR ');
-      const shared = spec.trigrams.length
-        ? sql.join(spec.trigrams.map((t) => sql`(instr(w.words, ${t}) > 0)`), sql` + `)
-        : sql`0`;
-      source = sql`(SELECT rowid AS id FROM repository_text WHERE repository_text MATCH ${all}
-          ${spec.trigrams.length ? sql`UNION SELECT id FROM (SELECT rowid AS id FROM repository_words WHERE repository_words MATCH ${trigramQuery} ORDER BY rank LIMIT ${FUZZY_CANDIDATES})` : sql``}) c
-        JOIN repository_info i ON i.repository_id = c.id
-        JOIN repository_words w ON w.rowid = c.id`;
+      // Every word whole, the last one also as a prefix (what is being typed): a prefix of a short word expands to many.
+      const all = spec.terms.map((t, n) => (n === spec.terms.length - 1 ? `"${t}"*` : `"${t}"`)).join(' AND ');
+      const inDescription = `{short_name namespace description} : (${all})`;
+      // Names as the index's words ('acme/api-server' → ' acme api server'), and padded as pg_trgm pads them.
+      const words = sql`replace(replace(replace(replace(i.name, '/', ' '), '-', ' '), '_', ' '), '.', ' ')`;
+      const padded = sql`'  ' || replace(replace(replace(replace(i.name, '/', '  '), '-', '  '), '_', '  '), '.', '  ') || ' '`;
+      const inName = sql.join(spec.terms.map((t) => sql`instr(' ' || ${words}, ${` ${t}`}) > 0`), sql` AND `);
+      const shared = sql.join(spec.trigrams.map((t) => sql`(instr(${padded}, ${t}) > 0)`), sql` + `);
+      // The candidates: the best full-text matches by BM25 (name weighted over namespace, description,
+      // README), names equal to or starting with the query (by index), and with `fuzzy` names sharing trigrams.
+      const inner = spec.trigrams.filter((t) => !t.startsWith(' ') && !t.endsWith(' '));
+      const trigramQuery = (inner.length ? inner : spec.trigrams).map((t) => `"${t}"`).join(' OR ');
+      const end = `${q}\u007f`;
+      source = sql`(SELECT id FROM (SELECT rowid AS id FROM repository_text WHERE repository_text MATCH ${all}
+                        ORDER BY bm25(repository_text, 10.0, 5.0, 2.0, 1.0) LIMIT ${MAX_CANDIDATES})
+          ${q.length ? sql`UNION SELECT repository_id FROM repository_info WHERE short_name = ${q} OR name = ${q}
+          UNION SELECT repository_id FROM (SELECT repository_id FROM repository_info WHERE short_name >= ${q} AND short_name < ${end} LIMIT ${PREFIX_CANDIDATES})
+          UNION SELECT repository_id FROM (SELECT repository_id FROM repository_info WHERE name >= ${q} AND name < ${end} LIMIT ${PREFIX_CANDIDATES})` : sql``}
+          ${spec.fuzzy ? sql`UNION SELECT id FROM (SELECT rowid AS id FROM repository_words WHERE repository_words MATCH ${trigramQuery} ORDER BY rank LIMIT ${FUZZY_CANDIDATES})` : sql``}
+        ) c JOIN repository_info i ON i.repository_id = c.id`;
       tier = sql`CASE WHEN ${exact} THEN 6 WHEN ${prefix} THEN 5
-        WHEN i.repository_id IN (SELECT rowid FROM repository_text WHERE repository_text MATCH ${inName}) THEN 4
-        WHEN (${shared}) * 1.0 / ${Math.max(1, spec.trigrams.length)} >= ${FUZZY_THRESHOLD} THEN 3
+        WHEN ${inName} THEN 4
+        ${spec.fuzzy ? sql`WHEN (${shared}) * 1.0 / ${spec.trigrams.length} >= ${FUZZY_THRESHOLD} THEN 3` : sql``}
         WHEN i.repository_id IN (SELECT rowid FROM repository_text WHERE repository_text MATCH ${inDescription}) THEN 2
-        WHEN i.repository_id IN (SELECT rowid FROM repository_text WHERE repository_text MATCH ${all}) THEN 1
-        ELSE 0 END`;
+        ${spec.fuzzy ? sql`WHEN i.repository_id IN (SELECT rowid FROM repository_text WHERE repository_text MATCH ${all}) THEN 1 ELSE 0` : sql`ELSE 1`} END`;
     } else {
-      const tsq = (weights: string) => spec.terms.map((t) => `${t}:*${weights}`).join(' & ');
+      const words = spec.terms.map((t, n) => (n === spec.terms.length - 1 ? `${t}:*` : t)).join(' & ');
+      const tsq = sql`to_tsquery('simple', ${words})`;
       const wordQuery = spec.terms.join(' ');
-      source = sql`repository_info i`;
-      filters.push(sql`AND (i.document @@ to_tsquery('simple', ${tsq('')}) OR ${wordQuery} <% i.name)`);
+      const end = `${q}\u007f`;
+      // The candidates, each through an index and bounded: name words (the small `names` vector), any text
+      // (`document`), the most starred first when there are more (`+ 0`: through the GIN index and a top-N sort,
+      // never a walk down the stars index hoping to meet matches); names equal to or starting with the query
+      // (btrees in byte order, COLLATE "C"); with `fuzzy`, names most like the query (pg_trgm's GIN).
+      source = sql`(SELECT repository_id AS id FROM (SELECT repository_id FROM repository_info WHERE names @@ ${tsq} ORDER BY star_count + 0 DESC LIMIT ${MAX_CANDIDATES}) a
+          UNION SELECT repository_id FROM (SELECT repository_id FROM repository_info WHERE document @@ ${tsq} ORDER BY star_count + 0 DESC LIMIT ${MAX_CANDIDATES}) b
+          ${q.length ? sql`UNION SELECT repository_id FROM (SELECT repository_id FROM repository_info WHERE short_name >= ${q} AND short_name < ${end} LIMIT ${PREFIX_CANDIDATES}) p
+          UNION SELECT repository_id FROM (SELECT repository_id FROM repository_info WHERE name >= ${q} AND name < ${end} LIMIT ${PREFIX_CANDIDATES}) n` : sql``}
+          ${spec.fuzzy ? sql`UNION SELECT repository_id FROM (SELECT repository_id FROM repository_info WHERE ${wordQuery}::text <% name ORDER BY word_similarity(${wordQuery}::text, name) DESC LIMIT ${FUZZY_CANDIDATES}) f` : sql``}
+        ) c JOIN repository_info i ON i.repository_id = c.id`;
       tier = sql`CASE WHEN ${exact} THEN 6 WHEN ${prefix} THEN 5
-        WHEN i.document @@ to_tsquery('simple', ${tsq('AB')}) THEN 4
-        WHEN word_similarity(${wordQuery}, i.name) >= ${FUZZY_THRESHOLD} THEN 3
-        WHEN i.document @@ to_tsquery('simple', ${tsq('ABC')}) THEN 2
-        WHEN i.document @@ to_tsquery('simple', ${tsq('')}) THEN 1
-        ELSE 0 END`;
+        WHEN i.names @@ ${tsq} THEN 4
+        ${spec.fuzzy ? sql`WHEN word_similarity(${wordQuery}::text, i.name) >= ${FUZZY_THRESHOLD} THEN 3` : sql``}
+        WHEN to_tsvector('simple', i.description) @@ ${tsq} THEN 2
+        ${spec.fuzzy ? sql`WHEN i.document @@ ${tsq} THEN 1 ELSE 0` : sql`ELSE 1`} END`;
     }
     const order = {
       relevance: sql`tier DESC, star_count DESC, recent DESC, pull_count DESC, name`,
@@ -216,15 +246,17 @@ export class DiscoveryQueries {
       last_pulled_at: number | null;
       tier: number;
       total: number;
-    }>`SELECT m.*, COUNT(*) OVER () AS total FROM (
-        SELECT i.name, i.namespace, i.short_name, i.description, i.official, i.star_count, i.pull_count,
+    }>`WITH r AS MATERIALIZED (
+        SELECT i.name, (SELECT v.visibility FROM repositories v WHERE v.id = i.repository_id) AS visibility,
+               i.namespace, i.short_name, i.description, i.official, i.star_count, i.pull_count,
                i.last_pushed_at, i.last_pulled_at, ${recent} AS recent, ${tier} AS tier
-        FROM ${source} JOIN repositories r ON r.id = i.repository_id
-        WHERE ${spec.readable}
-          AND EXISTS (SELECT 1 FROM manifests h WHERE h.repository_id = i.repository_id)
+        FROM ${source}
+        -- A correlated LIMIT 1, not EXISTS: PostgreSQL may turn an EXISTS into a semi join over every manifest.
+        WHERE (SELECT 1 FROM manifests h WHERE h.repository_id = i.repository_id LIMIT 1) IS NOT NULL
           ${sql.join(filters, sql` `)}
-      ) m
-      ${browsing ? sql`` : sql`WHERE tier > 0`}
+      )
+      SELECT r.*, COUNT(*) OVER () AS total FROM r
+      WHERE ${spec.readable} ${browsing ? sql`` : sql`AND r.tier > 0`}
       ORDER BY ${order}
       LIMIT ${spec.limit} OFFSET ${spec.offset}`;
     const rows = postgres
@@ -266,7 +298,7 @@ export class DiscoveryQueries {
     }
     return this.db.transaction().execute(async (trx) => {
       await sql`SET LOCAL enable_seqscan = off`.execute(trx);
-      const r = await sql<{ 'QUERY PLAN': string }>`EXPLAIN SELECT repository_id FROM repository_info i WHERE i.document @@ to_tsquery('simple', ${`${text}:*`}) OR ${text} <% i.name`.execute(trx);
+      const r = await sql<{ 'QUERY PLAN': string }>`EXPLAIN SELECT repository_id FROM repository_info i WHERE i.document @@ to_tsquery('simple', ${`${text}:*`}) OR ${text}::text <% i.name`.execute(trx);
       return r.rows.map((x) => x['QUERY PLAN']).join('\n');
     });
   }

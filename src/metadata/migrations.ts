@@ -364,6 +364,7 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
         await db.schema.createIndex('repository_info_name').on('repository_info').column('name').unique().execute();
         await db.schema.createIndex('repository_info_namespace').on('repository_info').columns(['namespace', 'name']).execute();
+        await db.schema.createIndex('repository_info_short_name').on('repository_info').column('short_name').execute();
         await db.schema.createIndex('repository_info_stars').on('repository_info').column('star_count').execute();
         await db.schema.createIndex('repository_info_pushed').on('repository_info').column('last_pushed_at').execute();
 
@@ -395,7 +396,12 @@ function migrations(dialect: Dialect): Record<string, Migration> {
             setweight(to_tsvector('simple', regexp_replace(namespace, '[^[:alnum:]]+', ' ', 'g')), 'B') ||
             setweight(to_tsvector('simple', description), 'C') ||
             setweight(to_tsvector('simple', left(readme, 100000)), 'D')) STORED`.execute(db);
+          // The name's words alone, small enough never to be stored out of line: the "words of the name" match reads it per candidate.
+          await sql`ALTER TABLE repository_info ADD COLUMN names tsvector GENERATED ALWAYS AS (
+            setweight(to_tsvector('simple', regexp_replace(short_name, '[^[:alnum:]]+', ' ', 'g')), 'A') ||
+            setweight(to_tsvector('simple', regexp_replace(namespace, '[^[:alnum:]]+', ' ', 'g')), 'B')) STORED`.execute(db);
           await sql`CREATE INDEX repository_info_document ON repository_info USING gin (document)`.execute(db);
+          await sql`CREATE INDEX repository_info_names ON repository_info USING gin (names)`.execute(db);
           await sql`CREATE INDEX repository_info_trigrams ON repository_info USING gin (name gin_trgm_ops)`.execute(db);
         }
 
