@@ -91,7 +91,8 @@ export function webhookPayload(hook: WebhookRow, event: { tag: string; pusher: s
 
 /**
  * The registry's events as activity and webhook deliveries: a manifest push
- * (per tag; a push by digest alone is recorded without one), a tag or
+ * (per tag; a push by digest alone is recorded without one; 'tag' when the
+ * tag was given to a manifest the repository already held), a tag or
  * manifest delete (a blob delete event looks the same and is recorded too).
  * Pulls, mounts and blob pushes are not activity (pulls are counted by PullCounter).
  */
@@ -109,7 +110,9 @@ export class HubEventSink implements EventSink {
       const actor = e.actor?.name ?? null;
       const manifest = e.target.mediaType !== undefined && e.target.mediaType !== BLOB_MEDIA_TYPE;
       if (e.action === 'push' && manifest) {
-        entries.push({ repository, namespace: namespaceOf(repository), actor, action: 'push', tag: e.target.tag ?? null, digest: e.target.digest ?? null });
+        // A tag given to a manifest the repository already held is a 'tag', not a 'push'.
+        const action = e.target.tag !== undefined && (await this.hub.discovery.retagged(repository, e.target.tag)) ? 'tag' : 'push';
+        entries.push({ repository, namespace: namespaceOf(repository), actor, action, tag: e.target.tag ?? null, digest: e.target.digest ?? null });
         if (e.target.tag) pushes.push({ repository, tag: e.target.tag, digest: e.target.digest ?? null, actor });
       } else if (e.action === 'delete') {
         // A tag, a manifest (by digest, or by a repository delete), or a blob: the edge's events do not tell the last two apart by route.

@@ -412,6 +412,15 @@ export function runDiscoverySuite(engine: string, makeEngine: () => Promise<Disc
         const rest = await d.activity.read(anonymous, { repository: 'alice/active' }, { limit: 2, before: page.next! });
         assert.deepEqual(rest.entries.map((x) => x.action), ['visibility', 'push']);
         assert.ok((await d.activity.read(anonymous, { namespace: 'alice' })).entries.some((x) => x.repository === 'alice/active'));
+        // The same manifest under a second tag: a 'tag', not a push; a new manifest under that tag: a push.
+        await new Promise((r) => setTimeout(r, 5));
+        const body = (await registry.getManifest('alice/active', img.digest)).body;
+        await registry.putManifest('alice/active', 'stable', OCI_MANIFEST, body);
+        await d.events.emit([pushEvent('alice/active', 'stable', img.digest, 'alice')]);
+        const other = await pushImage('alice/active', 'stable', { layer: 'another layer' });
+        await d.events.emit([pushEvent('alice/active', 'stable', other.digest, 'alice')]);
+        const latest = await d.activity.read(anonymous, { repository: 'alice/active' }, { limit: 2 });
+        assert.deepEqual(latest.entries.map((x) => [x.action, x.tag]), [['push', 'stable'], ['tag', 'stable']]);
       });
 
       it('feeds a follower what happens in followed accounts and repositories they may read', async () => {

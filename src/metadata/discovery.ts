@@ -608,6 +608,23 @@ export class DiscoveryQueries {
     }));
   }
 
+  /**
+   * Whether `tag` points at a manifest that was in the repository before the
+   * tag last moved: a tag given to an existing image, not a new push (a
+   * manifest write stamps the manifest and its tags with one time).
+   */
+  async retagged(repository: string, tag: string): Promise<boolean> {
+    const r = await this.db
+      .selectFrom('tags as t')
+      .innerJoin('repositories as r', 'r.id', 't.repository_id')
+      .innerJoin('manifests as m', 'm.id', 't.manifest_id')
+      .select(['m.created_at', 't.updated_at'])
+      .where('r.name', '=', repository)
+      .where('t.name', '=', tag)
+      .executeTakeFirst();
+    return r !== undefined && num(r.created_at) < num(r.updated_at);
+  }
+
   // ---- pull counts ------------------------------------------------------------------
 
   /**
