@@ -322,6 +322,22 @@ export function runDiscoverySuite(engine: string, makeEngine: () => Promise<Disc
         await rejectsWith(d.pages.repository(anonymous, 'bob/nothing'), 'NOT_FOUND');
       });
 
+      it('records, once, the details of manifests pushed before the Hub knew them', async () => {
+        const img = await pushImage('alice/legacy', 'v1', { architecture: 's390x' });
+        const child = await pushImage('alice/legacy', null, { architecture: 'ppc64le' });
+        await pushIndex('alice/legacy', 'multi', [{ digest: child.digest, bytes: child.bytes, platform: { os: 'linux', architecture: 'ppc64le' } }]);
+        // As a database from before migration 0012 would have it: no details at all.
+        await e.store.db.deleteFrom('manifest_info').execute();
+        await e.store.db.deleteFrom('manifest_platforms').execute();
+        const before = await d.pages.tags(alice, 'alice/legacy', { sort: 'name' });
+        assert.deepEqual(before.results.map((t) => [t.name, t.full_size, t.images.length]), [['multi', null, 0], ['v1', null, 0]]);
+        const n = await d.images.backfill(async (repo, digest) => (await registry.getManifest(repo, digest)).body);
+        assert.ok(n >= 3, `${n} recorded`);
+        const after = await d.pages.tags(alice, 'alice/legacy', { sort: 'name' });
+        assert.deepEqual(after.results.map((t) => [t.name, t.full_size, t.images.map((i) => i.architecture)]), [['multi', child.size, ['ppc64le']], ['v1', img.size, ['s390x']]]);
+        assert.equal(await d.images.backfill(async (repo, digest) => (await registry.getManifest(repo, digest)).body), 0, 'nothing left to do');
+      });
+
       it('gives an index its children as images, sized and with platforms', async () => {
         const tags = await d.pages.tags(alice, 'alice/multi', { sort: 'name' });
         const latest = tags.results.find((t) => t.name === 'latest')!;

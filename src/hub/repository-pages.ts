@@ -230,7 +230,35 @@ export class ImageDetails implements ManifestObserver {
     }
   }
 
-  private async record(repository: string, m: StoredManifestEvent): Promise<void> {
+  /**
+   * Records the details of manifests pushed before migration 0012 (a
+   * one-time job after an upgrade: reads each image's config blob once),
+   * images first, then indexes. `manifest` reads a manifest's bytes (the
+   * registry's getManifest). Returns how many were recorded.
+   */
+  async backfill(manifest: (repository: string, digest: string) => Promise<Buffer>, onProgress?: (done: number) => void): Promise<number> {
+    let done = 0;
+    for (const indexes of [false, true]) {
+      let after = 0;
+      for (;;) {
+        const page = await this.queries.manifestsWithoutDetails(indexes, after, 100);
+        for (const m of page) {
+          try {
+            await this.record(m.repository, { digest: m.digest, mediaType: m.mediaType, body: await manifest(m.repository, m.digest), tags: [] }, false);
+            done++;
+          } catch (err) {
+            this.log?.warn({ err, repository: m.repository, digest: m.digest }, 'could not record the details of a manifest');
+          }
+        }
+        onProgress?.(done);
+        if (page.length < 100) break;
+        after = page[page.length - 1]!.id;
+      }
+    }
+    return done;
+  }
+
+  private async record(repository: string, m: StoredManifestEvent, pushed = true): Promise<void> {
     const doc = JSON.parse(m.body.toString('utf8')) as Json;
     const annotations = isObject(doc.annotations) ? doc.annotations : {};
     let description = str(annotations[DESCRIPTION_ANNOTATION]);
@@ -269,8 +297,8 @@ export class ImageDetails implements ManifestObserver {
         }
       }
     }
-    await this.queries.recordManifest(repository, m.digest, { totalSize, platforms });
-    if (description) await this.queries.setText(repository, 'description', [...description].slice(0, MAX_DESCRIPTION_CHARS).join(''), 'image');
+    await this.queries.recordManifest(repository, m.digest, { totalSize, platforms }, pushed);
+    if (description && pushed) await this.queries.setText(repository, 'description', [...description].slice(0, MAX_DESCRIPTION_CHARS).join(''), 'image');
   }
 
   /** A README artifact: its Markdown layer (or its only layer) becomes the README, unless one was set by hand. */

@@ -390,7 +390,7 @@ export class DiscoveryQueries {
    * platforms (read from its config or its index once, here), and the
    * repository's last push. Written once per manifest.
    */
-  async recordManifest(repository: string, digest: string, details: { totalSize: number; platforms: Omit<PlatformRow, 'lastPulledAt'>[] }): Promise<void> {
+  async recordManifest(repository: string, digest: string, details: { totalSize: number; platforms: Omit<PlatformRow, 'lastPulledAt'>[] }, pushed = true): Promise<void> {
     await this.store.writeTransaction(async (trx) => {
       const m = await trx
         .selectFrom('manifests as m')
@@ -400,8 +400,10 @@ export class DiscoveryQueries {
         .where('m.digest', '=', digest)
         .executeTakeFirst();
       if (!m) return;
-      const at = await this.store.clock(trx);
-      await trx.updateTable('repository_info').set({ last_pushed_at: at, updated_at: at }).where('repository_id', '=', m.repository_id).execute();
+      if (pushed) {
+        const at = await this.store.clock(trx);
+        await trx.updateTable('repository_info').set({ last_pushed_at: at, updated_at: at }).where('repository_id', '=', m.repository_id).execute();
+      }
       const inserted = await trx.insertInto('manifest_info').values({ manifest_id: m.id, total_size: details.totalSize }).onConflict((oc) => oc.column('manifest_id').doNothing()).executeTakeFirst();
       if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0 || details.platforms.length === 0) return;
       await trx
@@ -409,6 +411,27 @@ export class DiscoveryQueries {
         .values(details.platforms.slice(0, 1000).map((p, position) => ({ manifest_id: m.id, position, os: p.os, architecture: p.architecture, variant: p.variant, digest: p.digest, size: p.size })))
         .execute();
     });
+  }
+
+  /**
+   * Manifests with no recorded details (pushed before migration 0012), a
+   * page at a time by id: image manifests first (`indexes` false), then
+   * indexes, whose sizes add up their children's.
+   */
+  async manifestsWithoutDetails(indexes: boolean, afterId: number, limit: number): Promise<{ id: number; repository: string; digest: string; mediaType: string }[]> {
+    const kinds = ['application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json'];
+    const rows = await this.db
+      .selectFrom('manifests as m')
+      .innerJoin('repositories as r', 'r.id', 'm.repository_id')
+      .leftJoin('manifest_info as x', 'x.manifest_id', 'm.id')
+      .select(['m.id', 'r.name', 'm.digest', 'm.media_type'])
+      .where('x.manifest_id', 'is', null)
+      .where('m.id', '>', afterId)
+      .where('m.media_type', indexes ? 'in' : 'not in', kinds)
+      .orderBy('m.id')
+      .limit(limit)
+      .execute();
+    return rows.map((r) => ({ id: num(r.id), repository: r.name, digest: r.digest, mediaType: r.media_type }));
   }
 
   /** The recorded compressed size of manifests of a repository (an index sums its children's). */
