@@ -189,16 +189,23 @@ export class NotificationQueue implements EventSink {
   }
 }
 
-interface WorkerSettings {
+export interface WorkerSettings {
   pollMs: number;
   leaseMs: number;
   maxBatch: number;
   owner: string;
   writing: <T>(fn: () => Promise<T>) => Promise<T>;
   clock: () => Promise<number>;
+  /**
+   * Each row is a whole JSON document, POSTed alone as application/json (a
+   * Hub-style repository webhook), instead of rows batched into one
+   * distribution envelope.
+   */
+  single?: boolean;
 }
 
-class EndpointWorker {
+/** The delivery loop of one endpoint (exported for the Hub's repository webhooks, which reuse its lease and backoff). */
+export class EndpointWorker {
   private stopping = false;
   private running: Promise<void> | undefined;
   /** Set by wake(); a loop that was busy when woken does not sleep next time. */
@@ -316,14 +323,14 @@ class EndpointWorker {
         .select(['id', 'payload'])
         .where('endpoint', '=', this.name)
         .orderBy('id')
-        .limit(this.settings.maxBatch)
+        .limit(this.settings.single ? 1 : this.settings.maxBatch)
         .execute();
       if (rows.length === 0) {
         await this.release();
         return idle;
       }
       // The payloads are already JSON: the envelope is assembled, not re-serialised.
-      this.batch = { ids: rows.map((r) => Number(r.id)), body: `{"events":[${rows.map((r) => r.payload).join(',')}]}` };
+      this.batch = { ids: rows.map((r) => Number(r.id)), body: this.settings.single ? rows[0]!.payload : `{"events":[${rows.map((r) => r.payload).join(',')}]}` };
     }
     const batch = this.batch;
     const error = await this.post(batch.body);
@@ -363,7 +370,7 @@ class EndpointWorker {
   /** POSTs one envelope; null when accepted, else why not. */
   private async post(body: string): Promise<string | null> {
     const headers = new Headers();
-    headers.set('Content-Type', EVENTS_MEDIA_TYPE);
+    headers.set('Content-Type', this.settings.single ? 'application/json' : EVENTS_MEDIA_TYPE);
     for (const [name, value] of this.headers) headers.append(name, value);
     try {
       const res = await fetch(this.target, { method: 'POST', headers, body, signal: AbortSignal.timeout(this.config.timeout), redirect: 'follow' });

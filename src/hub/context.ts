@@ -1,6 +1,7 @@
 /** What every Hub service shares: the queries, the settings, and who is acting (for the audit log). */
 import { AccountQueries } from '../metadata/accounts.js';
 import { CredentialQueries, type NewAuditEntry } from '../metadata/credentials.js';
+import { DiscoveryQueries, type NewActivity } from '../metadata/discovery.js';
 import type { MetadataStore } from '../metadata/store.js';
 
 export interface HubSettings {
@@ -38,16 +39,34 @@ export const CLI: Actor = { name: null, client: 'cli' };
 export class HubContext {
   readonly accounts: AccountQueries;
   readonly credentials: CredentialQueries;
+  readonly discovery: DiscoveryQueries;
   constructor(
     readonly store: MetadataStore,
     readonly settings: HubSettings,
   ) {
     this.accounts = new AccountQueries(store);
     this.credentials = new CredentialQueries(store);
+    this.discovery = new DiscoveryQueries(store);
   }
 
   audit(actor: Actor, action: string, target: string | null, detail: Record<string, unknown> | null = null): Promise<void> {
     const entry: NewAuditEntry = { actor: actor.name, actorId: actor.id ?? null, action, target, requestId: actor.requestId ?? null, client: actor.client ?? null, detail };
-    return this.credentials.appendAudit(entry);
+    const activity = repositoryActivity(actor, action, target, detail);
+    return activity ? this.credentials.appendAudit(entry).then(() => this.discovery.appendActivity([activity])) : this.credentials.appendAudit(entry);
   }
+}
+
+/** The audited acts that are also a repository's activity (visibility and permission changes), as its activity entry. */
+function repositoryActivity(actor: Actor, action: string, target: string | null, detail: Record<string, unknown> | null): NewActivity | null {
+  let repository: string | null = null;
+  let kind: string;
+  if (action === 'repository.visibility') [repository, kind] = [target, 'visibility'];
+  else if (action === 'collaborator.set') [repository, kind] = [target, 'permission'];
+  else if (action === 'team.permission' && typeof detail?.repository === 'string' && detail.repository !== '*') {
+    [repository, kind] = [detail.repository, 'permission'];
+    detail = { ...detail, team: target };
+  } else return null;
+  if (!repository) return null;
+  const slash = repository.indexOf('/');
+  return { repository, namespace: slash < 0 ? '' : repository.slice(0, slash), actor: actor.name, actorId: actor.id ?? null, action: kind, tag: null, digest: null, detail };
 }

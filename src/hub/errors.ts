@@ -13,7 +13,9 @@ export type HubErrorCode =
   | 'LAST_ADMIN'
   /** an account that still owns repositories or is the last owner of an organization (detail: which) */
   | 'ACCOUNT_IN_USE'
-  | 'WRONG_PASSWORD';
+  | 'WRONG_PASSWORD'
+  /** the caller may see the thing but not change it (a reader asking to set a README) */
+  | 'FORBIDDEN';
 
 export class HubError extends Error {
   constructor(

@@ -23,6 +23,12 @@ export { accountNameProblem, canonicalRepositoryName, namespaceOf, parseRobotNam
 export { hashPassword, verifyPassword } from './passwords.js';
 export { readableCondition, whereReadable, type ReadableColumns } from './listing.js';
 export type { Account } from './accounts.js';
+export { createDiscovery, type Discovery, type DiscoveryOptions } from './discovery.js';
+export { queryTerms, type DockerSearchResponse, type SearchPage, type SearchRequest } from './search.js';
+export { renderReadme, safeUrl, MAX_README_BYTES, MAX_DESCRIPTION_CHARS } from './readme.js';
+export { PullCounter } from './pulls.js';
+export { webhookPayload, type WebhookInput } from './activity.js';
+export type { RepositoryPage, TagPage } from './repository-pages.js';
 export type { AccessTokenInfo, RobotInfo } from './tokens.js';
 
 export interface Hub {

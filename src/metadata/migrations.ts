@@ -328,6 +328,210 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0012_hub_discovery': {
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      async up(db: Kysely<any>) {
+        if (dialect === 'postgres') {
+          // Typo-tolerant name search needs trigram similarity (contrib's pg_trgm, in Debian's postgresql package).
+          try {
+            await sql`CREATE EXTENSION IF NOT EXISTS pg_trgm`.execute(db);
+          } catch (err) {
+            throw new Error(
+              `the PostgreSQL extension pg_trgm is needed for repository search and could not be created (${(err as Error).message}); ` +
+                'install PostgreSQL\'s contrib modules and run `CREATE EXTENSION pg_trgm` as a superuser in this database, or grant this user CREATE on it',
+            );
+          }
+        }
+        await db.schema
+          .createTable('repository_info')
+          .addColumn('repository_id', bigint, (c) => c.primaryKey().references('repositories.id').onDelete('cascade'))
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('namespace', 'text', (c) => c.notNull())
+          .addColumn('short_name', 'text', (c) => c.notNull())
+          .addColumn('description', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('description_source', 'text', (c) => c.notNull().defaultTo('none'))
+          .addColumn('readme', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('readme_source', 'text', (c) => c.notNull().defaultTo('none'))
+          .addColumn('official', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('star_count', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('pull_count', bigint, (c) => c.notNull().defaultTo(0))
+          .addColumn('pulls_window', bigint, (c) => c.notNull().defaultTo(0))
+          .addColumn('pulls_current', bigint, (c) => c.notNull().defaultTo(0))
+          .addColumn('pulls_previous', bigint, (c) => c.notNull().defaultTo(0))
+          .addColumn('last_pulled_at', bigint)
+          .addColumn('last_pushed_at', bigint)
+          .addColumn('updated_at', bigint, (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('repository_info_name').on('repository_info').column('name').unique().execute();
+        await db.schema.createIndex('repository_info_namespace').on('repository_info').columns(['namespace', 'name']).execute();
+        await db.schema.createIndex('repository_info_short_name').on('repository_info').column('short_name').execute();
+        await db.schema.createIndex('repository_info_stars').on('repository_info').column('star_count').execute();
+        await db.schema.createIndex('repository_info_pushed').on('repository_info').column('last_pushed_at').execute();
+
+        // The search index follows repository_info, kept by the database itself: no code path can forget it.
+        // Only the first 100,000 characters of a README are indexed (PostgreSQL's tsvector has a size limit).
+        if (dialect === 'sqlite') {
+          await sql`CREATE VIRTUAL TABLE repository_text USING fts5(short_name, namespace, description, readme, tokenize = 'unicode61', prefix = '2 3')`.execute(db);
+          // Names as words padded like pg_trgm's ('  word '), for typo-tolerant and substring matching of names.
+          await sql`CREATE VIRTUAL TABLE repository_words USING fts5(words, tokenize = 'trigram')`.execute(db);
+          await sql`CREATE TRIGGER repository_info_index AFTER INSERT ON repository_info BEGIN
+            INSERT INTO repository_text (rowid, short_name, namespace, description, readme)
+              VALUES (new.repository_id, new.short_name, new.namespace, new.description, substr(new.readme, 1, 100000));
+            INSERT INTO repository_words (rowid, words)
+              VALUES (new.repository_id, '  ' || replace(replace(replace(replace(new.name, '/', '  '), '-', '  '), '_', '  '), '.', '  ') || ' ');
+          END`.execute(db);
+          await sql`CREATE TRIGGER repository_info_unindex AFTER DELETE ON repository_info BEGIN
+            DELETE FROM repository_text WHERE rowid = old.repository_id;
+            DELETE FROM repository_words WHERE rowid = old.repository_id;
+          END`.execute(db);
+          await sql`CREATE TRIGGER repository_info_reindex AFTER UPDATE OF description, readme ON repository_info BEGIN
+            UPDATE repository_text SET description = new.description, readme = substr(new.readme, 1, 100000) WHERE rowid = new.repository_id;
+          END`.execute(db);
+        } else {
+          for (const column of ['name', 'namespace', 'short_name']) {
+            await sql`ALTER TABLE repository_info ALTER COLUMN ${sql.ref(column)} TYPE text COLLATE "C"`.execute(db);
+          }
+          await sql`ALTER TABLE repository_info ADD COLUMN document tsvector GENERATED ALWAYS AS (
+            setweight(to_tsvector('simple', regexp_replace(short_name, '[^[:alnum:]]+', ' ', 'g')), 'A') ||
+            setweight(to_tsvector('simple', regexp_replace(namespace, '[^[:alnum:]]+', ' ', 'g')), 'B') ||
+            setweight(to_tsvector('simple', description), 'C') ||
+            setweight(to_tsvector('simple', left(readme, 100000)), 'D')) STORED`.execute(db);
+          // The name's words alone, small enough never to be stored out of line: the "words of the name" match reads it per candidate.
+          await sql`ALTER TABLE repository_info ADD COLUMN names tsvector GENERATED ALWAYS AS (
+            setweight(to_tsvector('simple', regexp_replace(short_name, '[^[:alnum:]]+', ' ', 'g')), 'A') ||
+            setweight(to_tsvector('simple', regexp_replace(namespace, '[^[:alnum:]]+', ' ', 'g')), 'B')) STORED`.execute(db);
+          await sql`CREATE INDEX repository_info_document ON repository_info USING gin (document)`.execute(db);
+          await sql`CREATE INDEX repository_info_names ON repository_info USING gin (names)`.execute(db);
+          await sql`CREATE INDEX repository_info_trigrams ON repository_info USING gin (name gin_trgm_ops)`.execute(db);
+        }
+
+        // Existing repositories get their row (and so their place in the index) once, here.
+        const created = dialect === 'sqlite'
+          ? {
+              namespace: sql`CASE WHEN instr(r.name, '/') > 0 THEN substr(r.name, 1, instr(r.name, '/') - 1) ELSE '' END`,
+              short: sql`CASE WHEN instr(r.name, '/') > 0 THEN substr(r.name, instr(r.name, '/') + 1) ELSE r.name END`,
+            }
+          : {
+              namespace: sql`CASE WHEN strpos(r.name, '/') > 0 THEN split_part(r.name, '/', 1) ELSE '' END`,
+              short: sql`CASE WHEN strpos(r.name, '/') > 0 THEN substr(r.name, strpos(r.name, '/') + 1) ELSE r.name END`,
+            };
+        await sql`INSERT INTO repository_info (repository_id, name, namespace, short_name, official, last_pushed_at, updated_at)
+          SELECT r.id, r.name, ${created.namespace}, ${created.short}, CASE WHEN substr(r.name, 1, 8) = 'library/' THEN 1 ELSE 0 END,
+                 (SELECT max(m.created_at) FROM manifests m WHERE m.repository_id = r.id), r.created_at
+          FROM repositories r`.execute(db);
+        const newRow = (n: string) =>
+          dialect === 'sqlite'
+            ? sql.raw(`INSERT INTO repository_info (repository_id, name, namespace, short_name, official, updated_at) VALUES (${n}.id, ${n}.name,
+                CASE WHEN instr(${n}.name, '/') > 0 THEN substr(${n}.name, 1, instr(${n}.name, '/') - 1) ELSE '' END,
+                CASE WHEN instr(${n}.name, '/') > 0 THEN substr(${n}.name, instr(${n}.name, '/') + 1) ELSE ${n}.name END,
+                CASE WHEN substr(${n}.name, 1, 8) = 'library/' THEN 1 ELSE 0 END, ${n}.created_at);`)
+            : sql.raw(`INSERT INTO repository_info (repository_id, name, namespace, short_name, official, updated_at) VALUES (${n}.id, ${n}.name,
+                CASE WHEN strpos(${n}.name, '/') > 0 THEN split_part(${n}.name, '/', 1) ELSE '' END,
+                CASE WHEN strpos(${n}.name, '/') > 0 THEN substr(${n}.name, strpos(${n}.name, '/') + 1) ELSE ${n}.name END,
+                CASE WHEN left(${n}.name, 8) = 'library/' THEN 1 ELSE 0 END, ${n}.created_at);`);
+        // Every path that creates a repository (a blob claim, a mount, a manifest) inserts its row: the trigger covers them all.
+        if (dialect === 'sqlite') {
+          await sql`CREATE TRIGGER repository_info_create AFTER INSERT ON repositories BEGIN ${newRow('new')} END`.execute(db);
+          // Foreign keys cascade too when enabled (the store enables them); this holds without.
+          await sql`CREATE TRIGGER repository_info_drop AFTER DELETE ON repositories BEGIN DELETE FROM repository_info WHERE repository_id = old.id; END`.execute(db);
+        } else {
+          await sql`CREATE FUNCTION berth_repository_info_create() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN ${newRow('NEW')} RETURN NULL; END $$`.execute(db);
+          await sql`CREATE TRIGGER repository_info_create AFTER INSERT ON repositories FOR EACH ROW EXECUTE FUNCTION berth_repository_info_create()`.execute(db);
+        }
+
+        await db.schema
+          .createTable('manifest_info')
+          .addColumn('manifest_id', bigint, (c) => c.primaryKey().references('manifests.id').onDelete('cascade'))
+          .addColumn('total_size', bigint, (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('manifest_platforms')
+          .addColumn('manifest_id', bigint, (c) => c.notNull().references('manifests.id').onDelete('cascade'))
+          .addColumn('position', 'integer', (c) => c.notNull())
+          .addColumn('os', 'text', (c) => c.notNull())
+          .addColumn('architecture', 'text', (c) => c.notNull())
+          .addColumn('variant', 'text')
+          .addColumn('digest', 'text', (c) => c.notNull())
+          .addColumn('size', bigint, (c) => c.notNull())
+          .addPrimaryKeyConstraint('manifest_platforms_pk', ['manifest_id', 'position'])
+          .execute();
+        await db.schema.createIndex('manifest_platforms_platform').on('manifest_platforms').columns(['os', 'architecture', 'manifest_id']).execute();
+
+        await db.schema
+          .createTable('stars')
+          .addColumn('account_id', bigint, (c) => c.notNull().references('accounts.id').onDelete('cascade'))
+          .addColumn('repository_id', bigint, (c) => c.notNull().references('repositories.id').onDelete('cascade'))
+          .addColumn('created_at', bigint, (c) => c.notNull())
+          .addPrimaryKeyConstraint('stars_pk', ['account_id', 'repository_id'])
+          .execute();
+        await db.schema.createIndex('stars_repository').on('stars').column('repository_id').execute();
+
+        await db.schema
+          .createTable('follows')
+          .addColumn('account_id', bigint, (c) => c.notNull().references('accounts.id').onDelete('cascade'))
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('target', 'text', (c) => c.notNull())
+          .addColumn('created_at', bigint, (c) => c.notNull())
+          .addPrimaryKeyConstraint('follows_pk', ['account_id', 'kind', 'target'])
+          .execute();
+        await db.schema.createIndex('follows_target').on('follows').columns(['kind', 'target']).execute();
+
+        await db.schema
+          .createTable('tag_pulls')
+          .addColumn('repository_id', bigint, (c) => c.notNull().references('repositories.id').onDelete('cascade'))
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('pull_count', bigint, (c) => c.notNull())
+          .addColumn('last_pulled_at', bigint, (c) => c.notNull())
+          .addPrimaryKeyConstraint('tag_pulls_pk', ['repository_id', 'name'])
+          .execute();
+        await db.schema
+          .createTable('manifest_pulls')
+          .addColumn('repository_id', bigint, (c) => c.notNull().references('repositories.id').onDelete('cascade'))
+          .addColumn('digest', 'text', (c) => c.notNull())
+          .addColumn('pull_count', bigint, (c) => c.notNull())
+          .addColumn('last_pulled_at', bigint, (c) => c.notNull())
+          .addPrimaryKeyConstraint('manifest_pulls_pk', ['repository_id', 'digest'])
+          .execute();
+
+        await id(db, 'activity')
+          .addColumn('at', bigint, (c) => c.notNull())
+          .addColumn('repository', 'text')
+          .addColumn('namespace', 'text', (c) => c.notNull())
+          .addColumn('actor', 'text')
+          .addColumn('actor_id', bigint)
+          .addColumn('action', 'text', (c) => c.notNull())
+          .addColumn('tag', 'text')
+          .addColumn('digest', 'text')
+          .addColumn('detail', 'text')
+          .execute();
+        await db.schema.createIndex('activity_repository').on('activity').columns(['repository', 'id']).execute();
+        await db.schema.createIndex('activity_namespace').on('activity').columns(['namespace', 'id']).execute();
+        await db.schema.createIndex('activity_actor').on('activity').columns(['actor', 'id']).execute();
+
+        await id(db, 'webhooks')
+          .addColumn('repository_id', bigint, (c) => c.notNull().references('repositories.id').onDelete('cascade'))
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('url', 'text', (c) => c.notNull())
+          .addColumn('events', 'text', (c) => c.notNull())
+          .addColumn('active', 'integer', (c) => c.notNull().defaultTo(1))
+          .addColumn('created_by', 'text')
+          .addColumn('created_at', bigint, (c) => c.notNull())
+          .addUniqueConstraint('webhooks_repository_name', ['repository_id', 'name'])
+          .execute();
+
+        if (dialect === 'postgres') {
+          for (const [table, column] of [
+            ['follows', 'target'],
+            ['tag_pulls', 'name'],
+            ['activity', 'repository'],
+            ['activity', 'namespace'],
+            ['activity', 'actor'],
+          ] as const) {
+            await sql`ALTER TABLE ${sql.table(table)} ALTER COLUMN ${sql.ref(column)} TYPE text COLLATE "C"`.execute(db);
+          }
+        }
+      },
+    },
   };
 }
 

@@ -249,7 +249,125 @@ export interface LoginFailuresTable {
   failures: number;
 }
 
+// ---- the Hub's discovery (migration 0012_hub_discovery) ------------------------
+
+/**
+ * The Hub's data about one repository, one row per repository (made by a
+ * trigger when the repository row is inserted, gone with it). The search
+ * index follows this row: SQLite's FTS5 tables by triggers, PostgreSQL's
+ * generated tsvector column.
+ */
+export interface RepositoryInfoTable {
+  repository_id: number;
+  name: string;
+  namespace: string;
+  /** The name without its namespace ('api/server' of 'acme/api/server'; the whole name when it has one component). */
+  short_name: string;
+  description: string;
+  /** Where the description came from: nothing yet, the image (an annotation or label), or someone with admin. */
+  description_source: 'none' | 'image' | 'manual';
+  readme: string;
+  readme_source: 'none' | 'image' | 'manual';
+  official: number;
+  star_count: number;
+  pull_count: number;
+  /** Pull counts of the current and previous 7-day windows (window number = database ms / 7 days), for "recent pulls". */
+  pulls_window: number;
+  pulls_current: number;
+  pulls_previous: number;
+  last_pulled_at: number | null;
+  last_pushed_at: number | null;
+  /** The last push or change of the description or README. */
+  updated_at: number;
+}
+
+/** What a manifest's page needs and no blob read at page time should: its compressed size (config + layers; an index: its children's). */
+export interface ManifestInfoTable {
+  manifest_id: number;
+  total_size: number;
+}
+
+/** The platforms of a manifest: one row for an image (from its config), one per child for an index (from its descriptors). */
+export interface ManifestPlatformsTable {
+  manifest_id: number;
+  position: number;
+  os: string;
+  architecture: string;
+  variant: string | null;
+  /** An index child's digest and compressed size; the image's own for an image manifest. */
+  digest: string;
+  size: number;
+}
+
+export interface StarsTable {
+  account_id: number;
+  repository_id: number;
+  created_at: number;
+}
+
+/** What an account follows: another account (its namespace and what it does) or a repository, by name. */
+export interface FollowsTable {
+  account_id: number;
+  kind: 'account' | 'repository';
+  target: string;
+  created_at: number;
+}
+
+/** Pull counts by tag name (a GET of the manifest by that tag). */
+export interface TagPullsTable {
+  repository_id: number;
+  name: string;
+  pull_count: number;
+  last_pulled_at: number;
+}
+
+/** Pull counts by manifest digest (every GET that served that manifest, by tag or digest). */
+export interface ManifestPullsTable {
+  repository_id: number;
+  digest: string;
+  pull_count: number;
+  last_pulled_at: number;
+}
+
+/** What happened in a repository or namespace: no foreign keys, it outlives what it names. */
+export interface ActivityTable {
+  id: Generated<number>;
+  /** Database clock, ms. */
+  at: number;
+  repository: string | null;
+  namespace: string;
+  actor: string | null;
+  actor_id: number | null;
+  action: string;
+  tag: string | null;
+  digest: string | null;
+  /** JSON text. */
+  detail: string | null;
+}
+
+/** A repository's webhook (Hub style): deliveries go through notification_queue as endpoint 'webhook:ID'. */
+export interface WebhooksTable {
+  id: Generated<number>;
+  repository_id: number;
+  name: string;
+  url: string;
+  /** Comma-separated actions that trigger it (today: push). */
+  events: string;
+  active: number;
+  created_by: string | null;
+  created_at: number;
+}
+
 export interface Database {
+  repository_info: RepositoryInfoTable;
+  manifest_info: ManifestInfoTable;
+  manifest_platforms: ManifestPlatformsTable;
+  stars: StarsTable;
+  follows: FollowsTable;
+  tag_pulls: TagPullsTable;
+  manifest_pulls: ManifestPullsTable;
+  activity: ActivityTable;
+  webhooks: WebhooksTable;
   gc_runs: GcRunsTable;
   accounts: AccountsTable;
   organization_members: OrganizationMembersTable;

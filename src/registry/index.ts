@@ -1,5 +1,5 @@
 export { Registry, MAX_MANIFEST_BYTES, everyRepository } from './registry.js';
-export type { RegistryOptions, StoredManifest, BlobHandle, Paginated, RepositoryFilter, RepositoryCondition } from './registry.js';
+export type { RegistryOptions, StoredManifest, BlobHandle, Paginated, RepositoryFilter, RepositoryCondition, ManifestObserver, StoredManifestEvent } from './registry.js';
 export { RegistryError, ERROR_CODES, isRegistryError } from './errors.js';
 export type { ErrorCode } from './errors.js';
 export { assertName, assertTag, parseDigest, parseReference, isValidName } from './reference.js';

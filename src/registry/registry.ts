@@ -66,6 +66,19 @@ export interface BlobHandle {
   size: number;
 }
 
+/** A manifest just stored (its bytes, as pushed), for observers such as the Hub's page details. */
+export interface StoredManifestEvent {
+  digest: string;
+  mediaType: string;
+  body: Buffer;
+  tags: string[];
+}
+
+/** Told of every stored manifest, after its metadata committed; must not throw (the push has succeeded). */
+export interface ManifestObserver {
+  manifestStored(repository: string, manifest: StoredManifestEvent): Promise<void>;
+}
+
 export interface Paginated<T> {
   items: T[];
   /** Set when more items follow: pass it as `last` for the next page. */
@@ -76,6 +89,8 @@ export class Registry {
   readonly uploads: Uploads;
   /** Where domain operations that no single API request describes (repository deletes) report events. */
   events: EventSink = noEvents;
+  /** The Hub's observer of pushed manifests (sizes, platforms, description, README), or none. */
+  manifestObserver: ManifestObserver | null = null;
   private readonly manifestCache: ByteLimitedCache;
 
   constructor(
@@ -278,6 +293,7 @@ export class Registry {
       });
     }
     this.manifestCache.set(digest, body);
+    if (this.manifestObserver) await this.manifestObserver.manifestStored(repository, { digest, mediaType: parsed.mediaType, body, tags });
     return { digest, subject: parsed.subject };
   }
 

@@ -1,0 +1,845 @@
+/**
+ * The Hub's discovery queries over the metadata store's database handle:
+ * search, stars and follows, pull counts, repository descriptions and
+ * READMEs, tag and platform details, activity and repository webhooks.
+ * SQL only, written once where the engines agree; the search itself differs
+ * (SQLite's FTS5 tables, PostgreSQL's tsvector and pg_trgm), see
+ * migration 0012_hub_discovery.
+ */
+import { sql, type Expression, type RawBuilder, type SqlBool, type Transaction } from 'kysely';
+import type { Database } from './schema.js';
+import type { MetadataStore } from './store.js';
+
+/** Days in a "recent pulls" window: pulls of the current and the previous window count as recent. */
+export const PULL_WINDOW_MS = 7 * 24 * 3_600_000;
+/** Fuzzy (trigram) matches of a name count from this share of the query's trigrams found in it. */
+export const FUZZY_THRESHOLD = 0.5;
+/** Candidates the fuzzy name match contributes at most (the best by trigram rank), so a common trigram cannot flood a search. */
+const FUZZY_CANDIDATES = 500;
+/**
+ * Full-text matches considered at most (SQLite: the best by BM25;
+ * PostgreSQL: the most starred), so a word that half the repositories contain
+ * costs a bounded sort, not one of them all. Names equal to or starting with
+ * the query are always considered.
+ */
+export const MAX_CANDIDATES = 1000;
+const PREFIX_CANDIDATES = 200;
+
+export type SearchSort = 'relevance' | 'stars' | 'pulls' | 'updated';
+
+export interface SearchSpec {
+  /** Lower-case words of the query (letters and digits); none browses everything readable. */
+  terms: string[];
+  /** The whole query, lower-cased and trimmed: compared with names for exact and prefix matches. */
+  text: string;
+  /** pg_trgm-style padded trigrams of the query's words (SQLite's fuzzy match). */
+  trigrams: string[];
+  /**
+   * "Readable by the caller", over `r.name` and `r.visibility` (src/hub/listing.ts):
+   * evaluated on the candidates only, which are materialized first, so a
+   * planner cannot decide to test every repository.
+   */
+  readable: Expression<SqlBool>;
+  namespace?: string;
+  official?: boolean;
+  minStars?: number;
+  platform?: { os?: string; architecture?: string };
+  sort: SearchSort;
+  limit: number;
+  offset: number;
+  /** Also match names by trigram similarity (typos); the service asks for it when the strict match finds few. */
+  fuzzy?: boolean;
+}
+
+export interface RepositorySummary {
+  name: string;
+  namespace: string;
+  shortName: string;
+  description: string;
+  official: boolean;
+  starCount: number;
+  pullCount: number;
+  lastPushedAt: number | null;
+  lastPulledAt: number | null;
+  /** Why it matched, best first: 6 exact name, 5 name prefix, 4 words of the name, 3 name like it (typo), 2 description, 1 README, 0 browsing. */
+  tier: number;
+}
+
+export interface RepositoryInfo {
+  id: number;
+  name: string;
+  namespace: string;
+  shortName: string;
+  visibility: 'public' | 'private';
+  description: string;
+  descriptionSource: 'none' | 'image' | 'manual';
+  readme: string;
+  readmeSource: 'none' | 'image' | 'manual';
+  official: boolean;
+  starCount: number;
+  pullCount: number;
+  recentPulls: number;
+  createdAt: number;
+  updatedAt: number;
+  lastPushedAt: number | null;
+  lastPulledAt: number | null;
+}
+
+export interface PlatformRow {
+  os: string;
+  architecture: string;
+  variant: string | null;
+  digest: string;
+  size: number;
+  lastPulledAt: number | null;
+}
+
+export interface TagDetails {
+  name: string;
+  digest: string;
+  mediaType: string;
+  /** Compressed bytes: config + layers, or an index's children together; null when not known (pushed before 0012). */
+  size: number | null;
+  pushedAt: number;
+  lastPulledAt: number | null;
+  platforms: PlatformRow[];
+}
+
+export type TagSort = 'name' | 'updated' | 'pulled';
+
+export interface ActivityEntry {
+  id: number;
+  at: number;
+  repository: string | null;
+  namespace: string;
+  actor: string | null;
+  action: string;
+  tag: string | null;
+  digest: string | null;
+  detail: Record<string, unknown> | null;
+}
+
+export type NewActivity = Omit<ActivityEntry, 'id' | 'at' | 'detail'> & { actorId?: number | null; detail?: Record<string, unknown> | null };
+
+export interface WebhookRow {
+  id: number;
+  repository: string;
+  name: string;
+  url: string;
+  events: string[];
+  active: boolean;
+  createdBy: string | null;
+  createdAt: number;
+}
+
+/** Pulls gathered by one process since its last flush (src/hub/pulls.ts). */
+export interface PullBatch {
+  /** repository → tag → GETs by that tag. */
+  tags: Map<string, Map<string, number>>;
+  /** repository → digest → GETs that served that manifest (by tag or digest). */
+  served: Map<string, Map<string, number>>;
+  /** repository → digest → GETs by that digest. */
+  direct: Map<string, Map<string, number>>;
+}
+
+type Db = MetadataStore['db'] | Transaction<Database>;
+
+const num = (v: unknown): number => Number(v ?? 0);
+const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+
+export class DiscoveryQueries {
+  constructor(private readonly store: MetadataStore) {}
+
+  private get db() {
+    return this.store.db;
+  }
+
+  // ---- search ------------------------------------------------------------------
+
+  /** One page of matches, best first, with the number of matches in all. */
+  async search(spec: SearchSpec): Promise<{ total: number; results: RepositorySummary[] }> {
+    const postgres = this.store.dialect === 'postgres';
+    const browsing = spec.terms.length === 0;
+    const q = spec.text;
+    const filters: RawBuilder<unknown>[] = [];
+    if (spec.namespace !== undefined) filters.push(sql`AND i.namespace = ${spec.namespace}`);
+    if (spec.official !== undefined) filters.push(sql`AND i.official = ${spec.official ? 1 : 0}`);
+    if (spec.minStars !== undefined && spec.minStars > 0) filters.push(sql`AND i.star_count >= ${spec.minStars}`);
+    if (spec.platform && (spec.platform.os || spec.platform.architecture)) {
+      const p = spec.platform;
+      filters.push(sql`AND EXISTS (SELECT 1 FROM tags t JOIN manifest_platforms p ON p.manifest_id = t.manifest_id
+        WHERE t.repository_id = i.repository_id
+        ${p.os ? sql`AND p.os = ${p.os}` : sql``} ${p.architecture ? sql`AND p.architecture = ${p.architecture}` : sql``})`);
+    }
+    const week = Math.floor((await this.store.clock()) / PULL_WINDOW_MS);
+    const recent = sql`CASE WHEN i.pulls_window = ${week} THEN i.pulls_current + i.pulls_previous WHEN i.pulls_window = ${week - 1} THEN i.pulls_current ELSE 0 END`;
+    const exact = sql`(i.name = ${q} OR i.short_name = ${q})`;
+    const prefix = q.length ? sql`(substr(i.short_name, 1, ${q.length}) = ${q} OR substr(i.name, 1, ${q.length}) = ${q})` : sql`1 = 0`;
+
+    let source: RawBuilder<unknown>;
+    let tier: RawBuilder<unknown>;
+    if (browsing) {
+      source = sql`repository_info i`;
+      tier = sql`0`;
+    } else if (!postgres) {
+      // Every word whole, the last one also as a prefix (what is being typed): a prefix of a short word expands to many.
+      const all = spec.terms.map((t, n) => (n === spec.terms.length - 1 ? `"${t}"*` : `"${t}"`)).join(' AND ');
+      const inDescription = `{short_name namespace description} : (${all})`;
+      // Names as the index's words ('acme/api-server' → ' acme api server'), and padded as pg_trgm pads them.
+      const words = sql`replace(replace(replace(replace(i.name, '/', ' '), '-', ' '), '_', ' '), '.', ' ')`;
+      const padded = sql`'  ' || replace(replace(replace(replace(i.name, '/', '  '), '-', '  '), '_', '  '), '.', '  ') || ' '`;
+      const inName = sql.join(spec.terms.map((t) => sql`instr(' ' || ${words}, ${` ${t}`}) > 0`), sql` AND `);
+      const shared = sql.join(spec.trigrams.map((t) => sql`(instr(${padded}, ${t}) > 0)`), sql` + `);
+      // The candidates: the best full-text matches by BM25 (name weighted over namespace, description,
+      // README), names equal to or starting with the query (by index), and with `fuzzy` names sharing trigrams.
+      const inner = spec.trigrams.filter((t) => !t.startsWith(' ') && !t.endsWith(' '));
+      const trigramQuery = (inner.length ? inner : spec.trigrams).map((t) => `"${t}"`).join(' OR ');
+      const end = `${q}\u007f`;
+      source = sql`(SELECT id FROM (SELECT rowid AS id FROM repository_text WHERE repository_text MATCH ${all}
+                        ORDER BY bm25(repository_text, 10.0, 5.0, 2.0, 1.0) LIMIT ${MAX_CANDIDATES})
+          ${q.length ? sql`UNION SELECT repository_id FROM repository_info WHERE short_name = ${q} OR name = ${q}
+          UNION SELECT repository_id FROM (SELECT repository_id FROM repository_info WHERE short_name >= ${q} AND short_name < ${end} LIMIT ${PREFIX_CANDIDATES})
+          UNION SELECT repository_id FROM (SELECT repository_id FROM repository_info WHERE name >= ${q} AND name < ${end} LIMIT ${PREFIX_CANDIDATES})` : sql``}
+          ${spec.fuzzy ? sql`UNION SELECT id FROM (SELECT rowid AS id FROM repository_words WHERE repository_words MATCH ${trigramQuery} ORDER BY rank LIMIT ${FUZZY_CANDIDATES})` : sql``}
+        ) c JOIN repository_info i ON i.repository_id = c.id`;
+      tier = sql`CASE WHEN ${exact} THEN 6 WHEN ${prefix} THEN 5
+        WHEN ${inName} THEN 4
+        ${spec.fuzzy ? sql`WHEN (${shared}) * 1.0 / ${spec.trigrams.length} >= ${FUZZY_THRESHOLD} THEN 3` : sql``}
+        WHEN i.repository_id IN (SELECT rowid FROM repository_text WHERE repository_text MATCH ${inDescription}) THEN 2
+        ${spec.fuzzy ? sql`WHEN i.repository_id IN (SELECT rowid FROM repository_text WHERE repository_text MATCH ${all}) THEN 1 ELSE 0` : sql`ELSE 1`} END`;
+    } else {
+      const words = spec.terms.map((t, n) => (n === spec.terms.length - 1 ? `${t}:*` : t)).join(' & ');
+      const tsq = sql`to_tsquery('simple', ${words})`;
+      const wordQuery = spec.terms.join(' ');
+      const end = `${q}\u007f`;
+      // The candidates, each through an index and bounded: name words (the small `names` vector), any text
+      // (`document`), the most starred first when there are more (`+ 0`: through the GIN index and a top-N sort,
+      // never a walk down the stars index hoping to meet matches); names equal to or starting with the query
+      // (btrees in byte order, COLLATE "C"); with `fuzzy`, names most like the query (pg_trgm's GIN).
+      source = sql`(SELECT repository_id AS id FROM (SELECT repository_id FROM repository_info WHERE names @@ ${tsq} ORDER BY star_count + 0 DESC LIMIT ${MAX_CANDIDATES}) a
+          UNION SELECT repository_id FROM (SELECT repository_id FROM repository_info WHERE document @@ ${tsq} ORDER BY star_count + 0 DESC LIMIT ${MAX_CANDIDATES}) b
+          ${q.length ? sql`UNION SELECT repository_id FROM (SELECT repository_id FROM repository_info WHERE short_name >= ${q} AND short_name < ${end} LIMIT ${PREFIX_CANDIDATES}) p
+          UNION SELECT repository_id FROM (SELECT repository_id FROM repository_info WHERE name >= ${q} AND name < ${end} LIMIT ${PREFIX_CANDIDATES}) n` : sql``}
+          ${spec.fuzzy ? sql`UNION SELECT repository_id FROM (SELECT repository_id FROM repository_info WHERE ${wordQuery}::text <% name ORDER BY word_similarity(${wordQuery}::text, name) DESC LIMIT ${FUZZY_CANDIDATES}) f` : sql``}
+        ) c JOIN repository_info i ON i.repository_id = c.id`;
+      tier = sql`CASE WHEN ${exact} THEN 6 WHEN ${prefix} THEN 5
+        WHEN i.names @@ ${tsq} THEN 4
+        ${spec.fuzzy ? sql`WHEN word_similarity(${wordQuery}::text, i.name) >= ${FUZZY_THRESHOLD} THEN 3` : sql``}
+        WHEN to_tsvector('simple', i.description) @@ ${tsq} THEN 2
+        ${spec.fuzzy ? sql`WHEN i.document @@ ${tsq} THEN 1 ELSE 0` : sql`ELSE 1`} END`;
+    }
+    const order = {
+      relevance: sql`tier DESC, star_count DESC, recent DESC, pull_count DESC, name`,
+      stars: sql`star_count DESC, tier DESC, recent DESC, name`,
+      pulls: sql`pull_count DESC, tier DESC, star_count DESC, name`,
+      updated: sql`COALESCE(last_pushed_at, 0) DESC, tier DESC, name`,
+    }[spec.sort];
+    const query = sql<{
+      name: string;
+      namespace: string;
+      short_name: string;
+      description: string;
+      official: number;
+      star_count: number;
+      pull_count: number;
+      last_pushed_at: number | null;
+      last_pulled_at: number | null;
+      tier: number;
+      total: number;
+    }>`WITH r AS MATERIALIZED (
+        SELECT i.name, (SELECT v.visibility FROM repositories v WHERE v.id = i.repository_id) AS visibility,
+               i.namespace, i.short_name, i.description, i.official, i.star_count, i.pull_count,
+               i.last_pushed_at, i.last_pulled_at, ${recent} AS recent, ${tier} AS tier
+        FROM ${source}
+        -- A correlated LIMIT 1, not EXISTS: PostgreSQL may turn an EXISTS into a semi join over every manifest.
+        WHERE (SELECT 1 FROM manifests h WHERE h.repository_id = i.repository_id LIMIT 1) IS NOT NULL
+          ${sql.join(filters, sql` `)}
+      )
+      SELECT r.*, COUNT(*) OVER () AS total FROM r
+      WHERE ${spec.readable} ${browsing ? sql`` : sql`AND r.tier > 0`}
+      ORDER BY ${order}
+      LIMIT ${spec.limit} OFFSET ${spec.offset}`;
+    const rows = postgres
+      ? await this.db.transaction().execute(async (trx) => {
+          // The threshold of pg_trgm's <% operator (its index condition), for this transaction only.
+          await sql`SELECT set_config('pg_trgm.word_similarity_threshold', ${String(FUZZY_THRESHOLD)}, true)`.execute(trx);
+          return (await query.execute(trx)).rows;
+        })
+      : (await query.execute(this.db)).rows;
+    let total = rows.length ? num(rows[0]!.total) : 0;
+    if (rows.length === 0 && spec.offset > 0) total = await this.countOnly(spec);
+    return {
+      total,
+      results: rows.map((r) => ({
+        name: r.name,
+        namespace: r.namespace,
+        shortName: r.short_name,
+        description: r.description,
+        official: num(r.official) === 1,
+        starCount: num(r.star_count),
+        pullCount: num(r.pull_count),
+        lastPushedAt: numOrNull(r.last_pushed_at),
+        lastPulledAt: numOrNull(r.last_pulled_at),
+        tier: num(r.tier),
+      })),
+    };
+  }
+
+  /** The number of matches when a page past the end came back empty. */
+  private async countOnly(spec: SearchSpec): Promise<number> {
+    return (await this.search({ ...spec, offset: 0, limit: 1 })).total;
+  }
+
+  /** The query plan of a search (SQLite's EXPLAIN QUERY PLAN, PostgreSQL's EXPLAIN): for tests that want an index, not a scan. */
+  async explainSearch(text: string): Promise<string> {
+    if (this.store.dialect === 'sqlite') {
+      const r = await sql<{ detail: string }>`EXPLAIN QUERY PLAN SELECT rowid FROM repository_text WHERE repository_text MATCH ${`"${text}"*`}`.execute(this.db);
+      return r.rows.map((x) => x.detail).join('\n');
+    }
+    return this.db.transaction().execute(async (trx) => {
+      await sql`SET LOCAL enable_seqscan = off`.execute(trx);
+      const r = await sql<{ 'QUERY PLAN': string }>`EXPLAIN SELECT repository_id FROM repository_info i WHERE i.document @@ to_tsquery('simple', ${`${text}:*`}) OR ${text}::text <% i.name`.execute(trx);
+      return r.rows.map((x) => x['QUERY PLAN']).join('\n');
+    });
+  }
+
+  // ---- repository info --------------------------------------------------------
+
+  async info(name: string): Promise<RepositoryInfo | null> {
+    const r = await this.db
+      .selectFrom('repository_info as i')
+      .innerJoin('repositories as r', 'r.id', 'i.repository_id')
+      .select([
+        'i.repository_id',
+        'i.name',
+        'i.namespace',
+        'i.short_name',
+        'r.visibility',
+        'i.description',
+        'i.description_source',
+        'i.readme',
+        'i.readme_source',
+        'i.official',
+        'i.star_count',
+        'i.pull_count',
+        'i.pulls_window',
+        'i.pulls_current',
+        'i.pulls_previous',
+        'r.created_at',
+        'i.updated_at',
+        'i.last_pushed_at',
+        'i.last_pulled_at',
+      ])
+      .where('i.name', '=', name)
+      .executeTakeFirst();
+    if (!r) return null;
+    const week = Math.floor((await this.store.clock()) / PULL_WINDOW_MS);
+    const w = num(r.pulls_window);
+    return {
+      id: num(r.repository_id),
+      name: r.name,
+      namespace: r.namespace,
+      shortName: r.short_name,
+      visibility: r.visibility,
+      description: r.description,
+      descriptionSource: r.description_source,
+      readme: r.readme,
+      readmeSource: r.readme_source,
+      official: num(r.official) === 1,
+      starCount: num(r.star_count),
+      pullCount: num(r.pull_count),
+      recentPulls: w === week ? num(r.pulls_current) + num(r.pulls_previous) : w === week - 1 ? num(r.pulls_current) : 0,
+      createdAt: num(r.created_at),
+      updatedAt: num(r.updated_at),
+      lastPushedAt: numOrNull(r.last_pushed_at),
+      lastPulledAt: numOrNull(r.last_pulled_at),
+    };
+  }
+
+  /**
+   * Sets the description or README. `source` 'image' writes only where
+   * nobody set the field by hand; 'manual' always writes. Returns whether
+   * the repository exists and the field was written.
+   */
+  async setText(name: string, field: 'description' | 'readme', value: string, source: 'image' | 'manual'): Promise<boolean> {
+    return this.store.writing(async () => {
+      const at = await this.store.clock();
+      const set = field === 'description' ? { description: value, description_source: source, updated_at: at } : { readme: value, readme_source: source, updated_at: at };
+      let q = this.db.updateTable('repository_info').set(set).where('name', '=', name);
+      if (source === 'image') q = q.where(field === 'description' ? 'description_source' : 'readme_source', '!=', 'manual');
+      return Number((await q.executeTakeFirst()).numUpdatedRows) > 0;
+    });
+  }
+
+  /** Clears a hand-set description or README, so the image's may take its place again. */
+  async clearText(name: string, field: 'description' | 'readme'): Promise<boolean> {
+    return this.store.writing(async () => {
+      const at = await this.store.clock();
+      const set = field === 'description' ? { description: '', description_source: 'none' as const, updated_at: at } : { readme: '', readme_source: 'none' as const, updated_at: at };
+      return Number((await this.db.updateTable('repository_info').set(set).where('name', '=', name).executeTakeFirst()).numUpdatedRows) > 0;
+    });
+  }
+
+  async setOfficial(name: string, official: boolean): Promise<boolean> {
+    const r = await this.store.writing(() => this.db.updateTable('repository_info').set({ official: official ? 1 : 0 }).where('name', '=', name).executeTakeFirst());
+    return Number(r.numUpdatedRows) > 0;
+  }
+
+  /**
+   * What a manifest push leaves for the pages: the manifest's size and
+   * platforms (read from its config or its index once, here), and the
+   * repository's last push. Written once per manifest.
+   */
+  async recordManifest(repository: string, digest: string, details: { totalSize: number; platforms: Omit<PlatformRow, 'lastPulledAt'>[] }, pushed = true): Promise<void> {
+    await this.store.writeTransaction(async (trx) => {
+      const m = await trx
+        .selectFrom('manifests as m')
+        .innerJoin('repositories as r', 'r.id', 'm.repository_id')
+        .select(['m.id', 'm.repository_id'])
+        .where('r.name', '=', repository)
+        .where('m.digest', '=', digest)
+        .executeTakeFirst();
+      if (!m) return;
+      if (pushed) {
+        const at = await this.store.clock(trx);
+        await trx.updateTable('repository_info').set({ last_pushed_at: at, updated_at: at }).where('repository_id', '=', m.repository_id).execute();
+      }
+      const inserted = await trx.insertInto('manifest_info').values({ manifest_id: m.id, total_size: details.totalSize }).onConflict((oc) => oc.column('manifest_id').doNothing()).executeTakeFirst();
+      if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0 || details.platforms.length === 0) return;
+      await trx
+        .insertInto('manifest_platforms')
+        .values(details.platforms.slice(0, 1000).map((p, position) => ({ manifest_id: m.id, position, os: p.os, architecture: p.architecture, variant: p.variant, digest: p.digest, size: p.size })))
+        .execute();
+    });
+  }
+
+  /**
+   * Manifests with no recorded details (pushed before migration 0012), a
+   * page at a time by id: image manifests first (`indexes` false), then
+   * indexes, whose sizes add up their children's.
+   */
+  async manifestsWithoutDetails(indexes: boolean, afterId: number, limit: number): Promise<{ id: number; repository: string; digest: string; mediaType: string }[]> {
+    const kinds = ['application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json'];
+    const rows = await this.db
+      .selectFrom('manifests as m')
+      .innerJoin('repositories as r', 'r.id', 'm.repository_id')
+      .leftJoin('manifest_info as x', 'x.manifest_id', 'm.id')
+      .select(['m.id', 'r.name', 'm.digest', 'm.media_type'])
+      .where('x.manifest_id', 'is', null)
+      .where('m.id', '>', afterId)
+      .where('m.media_type', indexes ? 'in' : 'not in', kinds)
+      .orderBy('m.id')
+      .limit(limit)
+      .execute();
+    return rows.map((r) => ({ id: num(r.id), repository: r.name, digest: r.digest, mediaType: r.media_type }));
+  }
+
+  /** The recorded compressed size of manifests of a repository (an index sums its children's). */
+  async manifestSizes(repository: string, digests: string[]): Promise<Map<string, number>> {
+    if (digests.length === 0) return new Map();
+    const rows = await this.db
+      .selectFrom('manifests as m')
+      .innerJoin('repositories as r', 'r.id', 'm.repository_id')
+      .innerJoin('manifest_info as x', 'x.manifest_id', 'm.id')
+      .select(['m.digest', 'x.total_size'])
+      .where('r.name', '=', repository)
+      .where('m.digest', 'in', digests.slice(0, 1000))
+      .execute();
+    return new Map(rows.map((r) => [r.digest, num(r.total_size)]));
+  }
+
+  /** A repository's tags with what a page shows, sorted and paginated. */
+  async tags(repository: string, page: { sort: TagSort; limit: number; offset: number }): Promise<{ total: number; tags: TagDetails[] }> {
+    const repositoryId = await this.store.repositoryId(repository);
+    if (repositoryId === null) return { total: 0, tags: [] };
+    const order = {
+      name: sql`t.name`,
+      updated: sql`t.updated_at DESC, t.name`,
+      pulled: sql`COALESCE(last_pulled_at, 0) DESC, t.name`,
+    }[page.sort];
+    const rows = (
+      await sql<{ name: string; manifest_id: number; digest: string; media_type: string; updated_at: number; total_size: number | null; last_pulled_at: number | null; total: number }>`
+        SELECT t.name, t.manifest_id, m.digest, m.media_type, t.updated_at, x.total_size,
+          CASE WHEN tp.last_pulled_at IS NULL THEN mp.last_pulled_at WHEN mp.last_pulled_at IS NULL OR tp.last_pulled_at > mp.last_pulled_at THEN tp.last_pulled_at ELSE mp.last_pulled_at END AS last_pulled_at,
+          COUNT(*) OVER () AS total
+        FROM tags t JOIN manifests m ON m.id = t.manifest_id
+        LEFT JOIN manifest_info x ON x.manifest_id = m.id
+        LEFT JOIN tag_pulls tp ON tp.repository_id = t.repository_id AND tp.name = t.name
+        LEFT JOIN manifest_pulls mp ON mp.repository_id = t.repository_id AND mp.digest = m.digest
+        WHERE t.repository_id = ${repositoryId}
+        ORDER BY ${order}
+        LIMIT ${page.limit} OFFSET ${page.offset}`.execute(this.db)
+    ).rows;
+    const ids = [...new Set(rows.map((r) => num(r.manifest_id)))];
+    const platforms = new Map<number, PlatformRow[]>();
+    if (ids.length) {
+      const prow = (
+        await sql<{ manifest_id: number; os: string; architecture: string; variant: string | null; digest: string; size: number; last_pulled_at: number | null }>`
+          SELECT p.manifest_id, p.os, p.architecture, p.variant, p.digest, p.size, mp.last_pulled_at
+          FROM manifest_platforms p LEFT JOIN manifest_pulls mp ON mp.repository_id = ${repositoryId} AND mp.digest = p.digest
+          WHERE p.manifest_id IN (${sql.join(ids)}) ORDER BY p.manifest_id, p.position`.execute(this.db)
+      ).rows;
+      for (const p of prow) {
+        const list = platforms.get(num(p.manifest_id)) ?? [];
+        list.push({ os: p.os, architecture: p.architecture, variant: p.variant, digest: p.digest, size: num(p.size), lastPulledAt: numOrNull(p.last_pulled_at) });
+        platforms.set(num(p.manifest_id), list);
+      }
+    }
+    return {
+      total: rows.length ? num(rows[0]!.total) : 0,
+      tags: rows.map((r) => ({
+        name: r.name,
+        digest: r.digest,
+        mediaType: r.media_type,
+        size: numOrNull(r.total_size),
+        pushedAt: num(r.updated_at),
+        lastPulledAt: numOrNull(r.last_pulled_at),
+        platforms: platforms.get(num(r.manifest_id)) ?? [],
+      })),
+    };
+  }
+
+  // ---- stars and follows ----------------------------------------------------------
+
+  /** Stars (or unstars) a repository; returns whether anything changed, or null when there is no such repository. */
+  async setStar(accountId: number, repository: string, starred: boolean): Promise<boolean | null> {
+    return this.store.writeTransaction(async (trx) => {
+      const repositoryId = await this.store.repositoryId(repository, trx);
+      if (repositoryId === null) return null;
+      let changed: boolean;
+      if (starred) {
+        const r = await trx
+          .insertInto('stars')
+          .values({ account_id: accountId, repository_id: repositoryId, created_at: await this.store.clock(trx) })
+          .onConflict((oc) => oc.columns(['account_id', 'repository_id']).doNothing())
+          .executeTakeFirst();
+        changed = Number(r.numInsertedOrUpdatedRows ?? 0) > 0;
+      } else {
+        const r = await trx.deleteFrom('stars').where('account_id', '=', accountId).where('repository_id', '=', repositoryId).executeTakeFirst();
+        changed = Number(r.numDeletedRows) > 0;
+      }
+      if (changed) {
+        await trx
+          .updateTable('repository_info')
+          .set({ star_count: sql`star_count + ${starred ? 1 : -1}` })
+          .where('repository_id', '=', repositoryId)
+          .execute();
+      }
+      return changed;
+    });
+  }
+
+  async hasStarred(accountId: number, repository: string): Promise<boolean> {
+    const r = await this.db
+      .selectFrom('stars as s')
+      .innerJoin('repositories as r', 'r.id', 's.repository_id')
+      .select('s.created_at')
+      .where('s.account_id', '=', accountId)
+      .where('r.name', '=', repository)
+      .executeTakeFirst();
+    return r !== undefined;
+  }
+
+  /** Repositories an account starred (those readable by the caller), newest star first. */
+  async starred(accountId: number, readable: Expression<SqlBool>, page: { limit: number; offset: number }): Promise<{ name: string; starredAt: number }[]> {
+    const rows = await sql<{ name: string; created_at: number }>`
+      SELECT r.name, s.created_at FROM stars s JOIN repositories r ON r.id = s.repository_id
+      WHERE s.account_id = ${accountId} AND ${readable}
+      ORDER BY s.created_at DESC, r.name LIMIT ${page.limit} OFFSET ${page.offset}`.execute(this.db);
+    return rows.rows.map((r) => ({ name: r.name, starredAt: num(r.created_at) }));
+  }
+
+  async setFollow(accountId: number, kind: 'account' | 'repository', target: string, following: boolean): Promise<boolean> {
+    return this.store.writing(async () => {
+      if (following) {
+        const r = await this.db
+          .insertInto('follows')
+          .values({ account_id: accountId, kind, target, created_at: await this.store.clock() })
+          .onConflict((oc) => oc.columns(['account_id', 'kind', 'target']).doNothing())
+          .executeTakeFirst();
+        return Number(r.numInsertedOrUpdatedRows ?? 0) > 0;
+      }
+      const r = await this.db.deleteFrom('follows').where('account_id', '=', accountId).where('kind', '=', kind).where('target', '=', target).executeTakeFirst();
+      return Number(r.numDeletedRows) > 0;
+    });
+  }
+
+  async following(accountId: number): Promise<{ kind: 'account' | 'repository'; target: string; since: number }[]> {
+    const rows = await this.db.selectFrom('follows').select(['kind', 'target', 'created_at']).where('account_id', '=', accountId).orderBy('kind').orderBy('target').execute();
+    return rows.map((r) => ({ kind: r.kind, target: r.target, since: num(r.created_at) }));
+  }
+
+  // ---- activity -------------------------------------------------------------------
+
+  async appendActivity(entries: NewActivity[], db?: Db): Promise<void> {
+    if (entries.length === 0) return;
+    const run = async (d: Db) => {
+      const at = await this.store.clock(d);
+      const rows = entries.map((e) => ({
+        at,
+        repository: e.repository,
+        namespace: e.namespace,
+        actor: e.actor,
+        actor_id: e.actorId ?? null,
+        action: e.action,
+        tag: e.tag,
+        digest: e.digest,
+        detail: e.detail ? JSON.stringify(e.detail) : null,
+      }));
+      for (let i = 0; i < rows.length; i += 500) await d.insertInto('activity').values(rows.slice(i, i + 500)).execute();
+    };
+    if (db) return run(db);
+    await this.store.writing(() => run(this.db));
+  }
+
+  /**
+   * Activity newest first, older than `before` (an id), of one repository,
+   * one namespace, or what an account follows (repositories by name;
+   * accounts: their namespace and what they did). `readable` is over
+   * `r.name` and `r.visibility`, `r` being the repository if it still exists.
+   */
+  async activity(
+    scope: { repository: string } | { namespace: string } | { follower: number },
+    readable: Expression<SqlBool>,
+    page: { before?: number; limit: number },
+  ): Promise<ActivityEntry[]> {
+    const where =
+      'repository' in scope
+        ? sql`a.repository = ${scope.repository}`
+        : 'namespace' in scope
+          ? sql`a.namespace = ${scope.namespace}`
+          : sql`(a.repository IN (SELECT f.target FROM follows f WHERE f.account_id = ${scope.follower} AND f.kind = 'repository')
+               OR a.namespace IN (SELECT f.target FROM follows f WHERE f.account_id = ${scope.follower} AND f.kind = 'account')
+               OR a.actor IN (SELECT f.target FROM follows f WHERE f.account_id = ${scope.follower} AND f.kind = 'account'))`;
+    // An entry about a repository shows to whoever may read that name now (a deleted one: whoever could if it existed).
+    const rows = await sql<{ id: number; at: number; repository: string | null; namespace: string; actor: string | null; action: string; tag: string | null; digest: string | null; detail: string | null }>`
+      SELECT a.id, a.at, a.repository, a.namespace, a.actor, a.action, a.tag, a.digest, a.detail
+      FROM activity a LEFT JOIN repositories r ON r.name = a.repository
+      WHERE ${where} AND a.id < ${page.before ?? Number.MAX_SAFE_INTEGER}
+        AND (a.repository IS NULL OR ${readable})
+      ORDER BY a.id DESC LIMIT ${page.limit}`.execute(this.db);
+    return rows.rows.map((r) => ({
+      id: num(r.id),
+      at: num(r.at),
+      repository: r.repository,
+      namespace: r.namespace,
+      actor: r.actor,
+      action: r.action,
+      tag: r.tag,
+      digest: r.digest,
+      detail: r.detail ? (JSON.parse(r.detail) as Record<string, unknown>) : null,
+    }));
+  }
+
+  /**
+   * Whether `tag` points at a manifest that was in the repository before the
+   * tag last moved: a tag given to an existing image, not a new push (a
+   * manifest write stamps the manifest and its tags with one time).
+   */
+  async retagged(repository: string, tag: string): Promise<boolean> {
+    const r = await this.db
+      .selectFrom('tags as t')
+      .innerJoin('repositories as r', 'r.id', 't.repository_id')
+      .innerJoin('manifests as m', 'm.id', 't.manifest_id')
+      .select(['m.created_at', 't.updated_at'])
+      .where('r.name', '=', repository)
+      .where('t.name', '=', tag)
+      .executeTakeFirst();
+    return r !== undefined && num(r.created_at) < num(r.updated_at);
+  }
+
+  // ---- pull counts ------------------------------------------------------------------
+
+  /**
+   * Adds one process's gathered pulls, in one transaction of additive
+   * UPDATEs (and upserts), so several processes flushing at once add up.
+   * Rows are written in name order, so two flushes lock them in one order.
+   * A repository's count adds the GETs by tag and the GETs by digest of a
+   * manifest that no index of the repository lists (a platform's manifest
+   * fetched after its index is the same pull).
+   */
+  async addPulls(batch: PullBatch): Promise<void> {
+    const repositories = [...new Set([...batch.tags.keys(), ...batch.served.keys(), ...batch.direct.keys()])].sort();
+    if (repositories.length === 0) return;
+    await this.store.writeTransaction(async (trx) => {
+      const at = await this.store.clock(trx);
+      const week = Math.floor(at / PULL_WINDOW_MS);
+      for (const repository of repositories) {
+        const repositoryId = await this.store.repositoryId(repository, trx);
+        if (repositoryId === null) continue;
+        let pulls = 0;
+        for (const n of batch.tags.get(repository)?.values() ?? []) pulls += n;
+        const direct = batch.direct.get(repository);
+        if (direct && direct.size) {
+          const digests = [...direct.keys()];
+          const children = new Set<string>();
+          for (let i = 0; i < digests.length; i += 500) {
+            const rows = await trx
+              .selectFrom('manifest_references')
+              .select('digest')
+              .where('repository_id', '=', repositoryId)
+              .where('kind', '=', 'manifest')
+              .where('digest', 'in', digests.slice(i, i + 500))
+              .execute();
+            for (const r of rows) children.add(r.digest);
+          }
+          for (const [digest, n] of direct) if (!children.has(digest)) pulls += n;
+        }
+        if (pulls > 0) {
+          await trx
+            .updateTable('repository_info')
+            .set({
+              pull_count: sql`pull_count + ${pulls}`,
+              pulls_previous: sql`CASE WHEN pulls_window = ${week} THEN pulls_previous WHEN pulls_window = ${week - 1} THEN pulls_current ELSE 0 END`,
+              pulls_current: sql`CASE WHEN pulls_window = ${week} THEN pulls_current + ${pulls} ELSE ${pulls} END`,
+              pulls_window: week,
+              last_pulled_at: at,
+            })
+            .where('repository_id', '=', repositoryId)
+            .execute();
+        }
+        for (const [table, counts] of [
+          ['tag_pulls', batch.tags.get(repository)],
+          ['manifest_pulls', batch.served.get(repository)],
+        ] as const) {
+          if (!counts) continue;
+          for (const key of [...counts.keys()].sort()) {
+            const n = counts.get(key)!;
+            if (table === 'tag_pulls') {
+              await trx
+                .insertInto('tag_pulls')
+                .values({ repository_id: repositoryId, name: key, pull_count: n, last_pulled_at: at })
+                .onConflict((oc) => oc.columns(['repository_id', 'name']).doUpdateSet({ pull_count: sql`tag_pulls.pull_count + ${n}`, last_pulled_at: at }))
+                .execute();
+            } else {
+              await trx
+                .insertInto('manifest_pulls')
+                .values({ repository_id: repositoryId, digest: key, pull_count: n, last_pulled_at: at })
+                .onConflict((oc) => oc.columns(['repository_id', 'digest']).doUpdateSet({ pull_count: sql`manifest_pulls.pull_count + ${n}`, last_pulled_at: at }))
+                .execute();
+            }
+          }
+        }
+      }
+    });
+  }
+
+  /** Pull count and last pull of one tag (GETs by that tag). */
+  async tagPulls(repository: string, tag: string): Promise<{ count: number; lastPulledAt: number | null }> {
+    const r = await this.db
+      .selectFrom('tag_pulls as p')
+      .innerJoin('repositories as r', 'r.id', 'p.repository_id')
+      .select(['p.pull_count', 'p.last_pulled_at'])
+      .where('r.name', '=', repository)
+      .where('p.name', '=', tag)
+      .executeTakeFirst();
+    return { count: num(r?.pull_count), lastPulledAt: numOrNull(r?.last_pulled_at) };
+  }
+
+  // ---- webhooks ---------------------------------------------------------------------
+
+  async createWebhook(repository: string, w: { name: string; url: string; events: string[]; createdBy: string | null }): Promise<WebhookRow | null | 'taken'> {
+    return this.store.writeTransaction(async (trx) => {
+      const repositoryId = await this.store.repositoryId(repository, trx);
+      if (repositoryId === null) return null;
+      const r = await trx
+        .insertInto('webhooks')
+        .values({ repository_id: repositoryId, name: w.name, url: w.url, events: w.events.join(','), active: 1, created_by: w.createdBy, created_at: await this.store.clock(trx) })
+        .onConflict((oc) => oc.columns(['repository_id', 'name']).doNothing())
+        .returning('id')
+        .executeTakeFirst();
+      if (!r) return 'taken';
+      return (await this.webhooks(repository, trx)).find((x) => x.id === Number(r.id)) ?? null;
+    });
+  }
+
+  async webhooks(repository: string, db: Db = this.db): Promise<WebhookRow[]> {
+    const rows = await db
+      .selectFrom('webhooks as w')
+      .innerJoin('repositories as r', 'r.id', 'w.repository_id')
+      .select(['w.id', 'r.name as repository', 'w.name', 'w.url', 'w.events', 'w.active', 'w.created_by', 'w.created_at'])
+      .where('r.name', '=', repository)
+      .orderBy('w.id')
+      .execute();
+    return rows.map(toWebhook);
+  }
+
+  async webhookById(id: number): Promise<WebhookRow | null> {
+    const r = await this.db
+      .selectFrom('webhooks as w')
+      .innerJoin('repositories as r', 'r.id', 'w.repository_id')
+      .select(['w.id', 'r.name as repository', 'w.name', 'w.url', 'w.events', 'w.active', 'w.created_by', 'w.created_at'])
+      .where('w.id', '=', id)
+      .executeTakeFirst();
+    return r ? toWebhook(r) : null;
+  }
+
+  async updateWebhook(repository: string, id: number, change: { url?: string; events?: string[]; active?: boolean }): Promise<boolean> {
+    const set: { url?: string; events?: string; active?: number } = {};
+    if (change.url !== undefined) set.url = change.url;
+    if (change.events !== undefined) set.events = change.events.join(',');
+    if (change.active !== undefined) set.active = change.active ? 1 : 0;
+    const repositoryId = await this.store.repositoryId(repository);
+    if (repositoryId === null) return false;
+    if (Object.keys(set).length === 0) return (await this.webhookById(id))?.repository === repository;
+    const r = await this.store.writing(() => this.db.updateTable('webhooks').set(set).where('id', '=', id).where('repository_id', '=', repositoryId).executeTakeFirst());
+    return Number(r.numUpdatedRows) > 0;
+  }
+
+  /** Deletes a webhook and its undelivered events. */
+  async deleteWebhook(repository: string, id: number): Promise<boolean> {
+    return this.store.writeTransaction(async (trx) => {
+      const repositoryId = await this.store.repositoryId(repository, trx);
+      if (repositoryId === null) return false;
+      const r = await trx.deleteFrom('webhooks').where('id', '=', id).where('repository_id', '=', repositoryId).executeTakeFirst();
+      if (Number(r.numDeletedRows) === 0) return false;
+      await trx.deleteFrom('notification_queue').where('endpoint', '=', webhookEndpoint(id)).execute();
+      await trx.deleteFrom('notification_endpoints').where('endpoint', '=', webhookEndpoint(id)).execute();
+      return true;
+    });
+  }
+
+  /** Queues one payload for each active webhook of `repository` that wants `action`; returns how many were queued. */
+  async enqueueWebhooks(repository: string, action: string, payload: (hook: WebhookRow) => string): Promise<number> {
+    const hooks = (await this.webhooks(repository)).filter((h) => h.active && h.events.includes(action));
+    if (hooks.length === 0) return 0;
+    const t = Date.now();
+    await this.store.writing(() =>
+      this.db
+        .insertInto('notification_queue')
+        .values(hooks.map((h) => ({ endpoint: webhookEndpoint(h.id), payload: payload(h), created_at: t })))
+        .execute(),
+    );
+    return hooks.length;
+  }
+
+  /** Webhook endpoints with events waiting (their queue names). */
+  async pendingWebhookEndpoints(): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('notification_queue')
+      .select('endpoint')
+      .where('endpoint', '>=', 'webhook:')
+      .where('endpoint', '<', 'webhook;')
+      .groupBy('endpoint')
+      .execute();
+    return rows.map((r) => r.endpoint);
+  }
+}
+
+/** The notification queue's endpoint name of a webhook. */
+export function webhookEndpoint(id: number): string {
+  return `webhook:${id}`;
+}
+
+function toWebhook(r: { id: number; repository: string; name: string; url: string; events: string; active: number; created_by: string | null; created_at: number }): WebhookRow {
+  return {
+    id: num(r.id),
+    repository: r.repository,
+    name: r.name,
+    url: r.url,
+    events: r.events.split(',').filter(Boolean),
+    active: num(r.active) === 1,
+    createdBy: r.created_by,
+    createdAt: num(r.created_at),
+  };
+}
