@@ -65,6 +65,7 @@ const HUB_CODES: Record<HubErrorCode, ApiErrorCode> = {
   LAST_ADMIN: 'LAST_ADMIN',
   ACCOUNT_IN_USE: 'ACCOUNT_IN_USE',
   WRONG_PASSWORD: 'WRONG_PASSWORD',
+  FORBIDDEN: 'DENIED',
 };
 
 /** Status, headers and the error entry for anything a handler threw; null for what is not a known error (a 500). */
