@@ -18,6 +18,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { REPO_ROOT } from '../support/berth.js';
 import { stockConfig } from '../support/distribution.js';
+import { startDockerd } from '../support/clients.js';
 import { buildImage, pullImage, pushImage } from '../support/images.js';
 import { ensureTool, run } from '../support/tools.js';
 
@@ -55,9 +56,9 @@ interface Started {
 }
 
 /** Runs bin/berth with `args` in `cwd`, as a user would type it, and waits until :5000 answers. */
-async function startAsUser(cwd: string, args: string[]): Promise<Started> {
+async function startAsUser(cwd: string, args: string[], env: Record<string, string> = {}): Promise<Started> {
   assert.ok(await portIsFree('127.0.0.1'), `port ${PORT} is taken by another process: this test needs it, as the README's first command does`);
-  const child = spawn(BIN, args, { cwd, env: userEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(BIN, args, { cwd, env: { ...userEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d) => (out += String(d)));
   child.stderr!.on('data', (d) => (out += String(d)));
@@ -69,7 +70,8 @@ async function startAsUser(cwd: string, args: string[]): Promise<Started> {
     if (child.exitCode !== null) throw new Error(`bin/berth ${args.join(' ')} exited with ${child.exitCode}:\n${out}`);
     try {
       const r = await fetch(`http://127.0.0.1:${PORT}/v2/`, { signal: AbortSignal.timeout(2000) });
-      if (r.status === 200) break;
+      // 200, or the challenge of a registry with accounts.
+      if (r.status === 200 || r.status === 401) break;
     } catch {
       // not listening yet
     }
@@ -89,6 +91,14 @@ async function startAsUser(cwd: string, args: string[]): Promise<Started> {
       return code;
     },
   };
+}
+
+/** The README's sh block that holds `needle`. */
+async function readmeBlock(needle: string): Promise<string> {
+  const readme = await readFile(path.join(REPO_ROOT, 'README.md'), 'utf8');
+  const block = [...readme.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!).find((b) => b.includes(needle));
+  assert.ok(block, `README.md has a sh block with ${needle}`);
+  return block;
 }
 
 /** The README's shell block that builds, pushes and pulls the first image. */
@@ -131,7 +141,10 @@ describe('the README, followed literally', () => {
       }
       // The data went where the README says: ./data of the directory it was started in.
       assert.ok(existsSync(path.join(home, 'data', 'berth.db')), 'the SQLite database is under ./data');
-      const start = berth.output().split('\n').find((l) => l.includes('berth listening'));
+      // The start-up line comes once every serving thread is up (the main thread serves before).
+      const startLine = () => berth.output().split('\n').find((l) => l.includes('berth listening'));
+      for (let waited = 0; !startLine() && waited < 30_000; waited += 50) await new Promise((r) => setTimeout(r, 50));
+      const start = startLine();
       assert.ok(start, `a start-up line:\n${berth.output()}`);
       assert.match(start, /":5000"/);
     } finally {
@@ -160,6 +173,39 @@ describe('the README, followed literally', () => {
     } finally {
       assert.equal(await berth.stop(), 0, `a clean exit on SIGTERM:\n${berth.output()}`);
       if (!existed) await rm(root, { recursive: true, force: true });
+    }
+  });
+  it("the README's accounts quick start: an administrator from the command line, REGISTRY_AUTH=accounts bin/berth serve, docker login and push", async () => {
+    const block = (await readmeBlock('REGISTRY_AUTH=accounts bin/berth user add')).split('\n').filter((l) => l.trim() !== '');
+    const [addAdmin, serve, login, push] = block;
+    assert.match(addAdmin!, /^printf '%s\\n' "\$ADMIN_PASSWORD" \| REGISTRY_AUTH=accounts bin\/berth user add chief --admin$/);
+    assert.match(serve!, /^REGISTRY_AUTH=accounts bin\/berth serve$/);
+    assert.match(login!, /^docker login localhost:5000/);
+    assert.match(push!, /^docker push localhost:5000\/library\/alpine:3\.20$/);
+    const home = await fresh('accounts');
+    const password = 'correct horse battery staple';
+    // The README's first line as written, with bin/berth where this checkout keeps it.
+    await run('bash', ['-euo', 'pipefail', '-c', addAdmin!.replace('bin/berth', BIN)], { cwd: home, env: { ...userEnv(), ADMIN_PASSWORD: password } });
+    const berth = await startAsUser(home, ['serve'], { REGISTRY_AUTH: 'accounts' });
+    const dockerd = await startDockerd();
+    try {
+      const challenge = await fetch(`http://127.0.0.1:${PORT}/v2/`);
+      assert.equal(challenge.status, 401);
+      assert.match(challenge.headers.get('www-authenticate') ?? '', /^Bearer realm="http:\/\/127\.0\.0\.1:5000\/token",service="/);
+      // An image in the daemon to push, as `docker pull alpine:3.20` would leave one.
+      const image = await buildImage(path.join(home, 'layout'), { tag: 'v1', seed: 'accounts-readme', layers: 1 });
+      const archive = path.join(home, 'alpine.tar');
+      await run(await ensureTool('skopeo'), ['copy', '--quiet', image.ref, `docker-archive:${archive}:localhost:5000/library/alpine:3.20`]);
+      await dockerd.docker(['load', '-i', archive]);
+      await dockerd.login('localhost:5000', { username: 'chief', password });
+      await dockerd.docker(['push', 'localhost:5000/library/alpine:3.20']);
+      // The push arrived, and is private to the administrator: anonymous callers are challenged.
+      const tags = await fetch(`http://127.0.0.1:${PORT}/v2/library/alpine/tags/list`, { headers: { Authorization: `Basic ${Buffer.from(`chief:${password}`).toString('base64')}` } });
+      assert.deepEqual(await tags.json(), { name: 'library/alpine', tags: ['3.20'] });
+      assert.equal((await fetch(`http://127.0.0.1:${PORT}/v2/library/alpine/tags/list`)).status, 401);
+    } finally {
+      await dockerd.stop();
+      assert.equal(await berth.stop(), 0, `a clean exit on SIGTERM:\n${berth.output()}`);
     }
   });
 });
