@@ -17,6 +17,7 @@ import { parseArgs } from 'node:util';
 import { Registry, GiB, MiB, bigBlob, pool, pushSmallImage, repeatedBody, sha256, smallImage } from './lib/client.mjs';
 import { runFuzz } from './lib/fuzz.mjs';
 import { runSoak } from './lib/soak.mjs';
+import { authReport, runSmallAuth } from './lib/auth.mjs';
 import { pushBlobs, runNodeLoad, runWrk } from './lib/load.mjs';
 import { MemorySampler, NoiseMeter, machineBefore, treeCpuSeconds } from './lib/proc.mjs';
 import { median, summarise, table } from './lib/report.mjs';
@@ -42,6 +43,8 @@ const { values: opt } = parseArgs({
     fuzz: { type: 'string' },
     soak: { type: 'string' },
     'fuzz-reference': { type: 'string' },
+    'auth-rounds': { type: 'string' },
+    'auth-duration': { type: 'string' },
     loadgen: { type: 'string' },
     'pull-client': { type: 'string' },
     'cpu-prof': { type: 'boolean', default: false },
@@ -66,7 +69,10 @@ if (opt.help) {
   --repos N           repositories seeded for _catalog (default 10000)
   --tags N            tags seeded in one repository (default 10000)
   --page N            page size n for _catalog and tags/list (default 1000)
-  --only LIST         phases to run, comma-separated: push,pull,small,blobs,list,soak,fuzz,startup
+  --only LIST         phases to run, comma-separated: push,pull,small,small-auth,blobs,list,soak,fuzz,startup
+                      (small-auth is not in --quick's default list: add it with --only)
+  --auth-rounds N     small-auth: alternations of auth off / Bearer / Basic / anonymous (default 5, 1 with --quick)
+  --auth-duration S   small-auth: seconds of load per measurement (default 5, 1 with --quick)
   --soak S            seconds of the mixed push/pull soak at 64 connections, per server (default 60, 3 with --quick)
   --fuzz N            malformed requests sent to Berth one at a time in the fuzz phase (default 10000, 112 with --quick)
   --fuzz-reference N  the same to the reference (default 56, 0 with --quick: it takes seconds and GiBs on some)
@@ -107,7 +113,12 @@ const cfg = {
   fuzz: int(opt.fuzz, Q ? 112 : 10000),
   soakSeconds: Number(opt.soak ?? (Q ? 3 : 60)),
   fuzzReference: int(opt['fuzz-reference'], Q ? 0 : 56),
-  phases: new Set((opt.only ?? 'push,pull,small,blobs,list,soak,fuzz,startup').split(',').map((s) => s.trim())),
+  authRounds: int(opt['auth-rounds'], Q ? 1 : 5),
+  authSeconds: Number(opt['auth-duration'] ?? (Q ? 1 : 5)),
+  authWarmupSeconds: Q ? 0 : 2, // untimed, once per request and credentials before the first alternation
+  tokenSeconds: Q ? 1 : 2,
+  tokenConnections: 8,
+  phases: new Set((opt.only ?? `push,pull,small,${Q ? '' : 'small-auth,'}blobs,list,soak,fuzz,startup`).split(',').map((s) => s.trim())),
 };
 const outFile = path.resolve(opt.out ?? path.join(here, 'results', Q ? 'latest-quick.json' : 'latest.json'));
 if (cfg.blobBytes % Math.min(MiB, cfg.blobBytes) !== 0) throw new Error('--blob-mib must be a whole number of MiB');
@@ -258,13 +269,14 @@ async function measure(which, group, fn, label = '') {
 
 // ── seeding (once, before the rounds) ──────────────────────────────────────
 const smallImg = smallImage('berth-bench-small');
+const smallRepo = 'bench/small';
 const seedImg = smallImage('berth-bench-seed');
 const seedResults = { berth: {}, reference: {} };
 const noise = new NoiseMeter();
 
 for (const which of order) {
   const t = targets[which];
-  await pushSmallImage(t.reg, 'bench/small', smallImg, 'latest');
+  await pushSmallImage(t.reg, smallRepo, smallImg, 'latest');
 }
 
 if (cfg.phases.has('list')) {
@@ -306,14 +318,14 @@ const ACCEPT = [
   'application/vnd.docker.distribution.manifest.list.v2+json',
 ].join(', ');
 const smallOps = [
-  { key: 'manifestGetTag', label: 'manifest GET by tag', method: 'GET', path: '/v2/bench/small/manifests/latest', headers: { Accept: ACCEPT } },
-  { key: 'manifestHeadTag', label: 'manifest HEAD by tag', method: 'HEAD', path: '/v2/bench/small/manifests/latest', headers: { Accept: ACCEPT } },
-  { key: 'manifestGetDigest', label: 'manifest GET by digest', method: 'GET', path: `/v2/bench/small/manifests/${smallImg.manifestDigest}`, headers: { Accept: ACCEPT } },
-  { key: 'blobHead', label: 'blob HEAD', method: 'HEAD', path: `/v2/bench/small/blobs/${smallImg.layerDigest}`, headers: {} },
+  { key: 'manifestGetTag', label: 'manifest GET by tag', method: 'GET', path: `/v2/${smallRepo}/manifests/latest`, headers: { Accept: ACCEPT } },
+  { key: 'manifestHeadTag', label: 'manifest HEAD by tag', method: 'HEAD', path: `/v2/${smallRepo}/manifests/latest`, headers: { Accept: ACCEPT } },
+  { key: 'manifestGetDigest', label: 'manifest GET by digest', method: 'GET', path: `/v2/${smallRepo}/manifests/${smallImg.manifestDigest}`, headers: { Accept: ACCEPT } },
+  { key: 'blobHead', label: 'blob HEAD', method: 'HEAD', path: `/v2/${smallRepo}/blobs/${smallImg.layerDigest}`, headers: {} },
 ];
 
-async function load(base, op, seconds) {
-  const spec = { url: `${base}${op.path}`, method: op.method, headers: op.headers, connections: cfg.connections, seconds };
+async function load(base, op, seconds, connections = cfg.connections) {
+  const spec = { url: `${base}${op.path}`, method: op.method, headers: op.headers, connections, seconds };
   return wrkBin && op.method !== 'HEAD' ? runWrk(wrkBin, tmp, { ...spec, threads: wrkThreads }) : runNodeLoad(spec);
 }
 
@@ -510,6 +522,26 @@ for (let round = 1; round <= cfg.rounds; round++) {
 
 // The rows of section 6 cover the rounds only, as they did before the soak and fuzz phases.
 const afterRounds = Object.fromEntries(order.map((k) => [k, { hwm: targets[k].mem.peakHwmMiB(), cpu: treeCpuSeconds(targets[k].srv.pid) }]));
+
+// ── small-auth: the small requests with credentials, Berth against Berth ────
+// Two more Berths of the same build, fresh: one with auth off, one with
+// accounts on (bench/lib/auth.mjs). The main servers idle meanwhile.
+let smallAuth;
+if (cfg.phases.has('small-auth')) {
+  smallAuth = await runSmallAuth({
+    mainJs,
+    dir: path.join(tmp, 'small-auth'),
+    berthOpts,
+    servers,
+    repo: smallRepo,
+    img: smallImg,
+    ops: smallOps,
+    load,
+    cfg,
+    log,
+    setStep: (s) => (step = s),
+  });
+}
 
 // ── soak: pushes and pulls of small images at 64 connections, after the rounds ──
 const soak = { berth: {}, reference: {} };
@@ -762,6 +794,7 @@ console.log(
   `machine: load average ${before.loadavg.join(' ')} before; other processes ${before.otherPct.toFixed(0)}% before, ${during.otherPct.toFixed(0)}% during; steal ${during.stealPct.toFixed(1)}%; bench+servers ${during.ownPct.toFixed(0)}% of ${os.cpus().length} CPUs`,
 );
 for (const w of warnings) console.log(`WARNING: ${w} — ratios are less reliable`);
+if (smallAuth) console.log(`\n${authReport(smallAuth, cfg, loadgen)}`);
 const smallErrors = rounds.flatMap((r) => order.flatMap((w) => Object.entries(r[w]).filter(([k, v]) => k.endsWith('.errors') && v > 0).map(([k, v]) => `${w} ${k}=${v}`)));
 if (smallErrors.length) console.log(`WARNING: failed requests under load: ${smallErrors.join(', ')}`);
 const disk = rounds.map((r) => r.diskMBps).filter((v) => v !== undefined);
@@ -795,6 +828,7 @@ const result = {
   startup,
   fuzz: { ...fuzz, detail: fuzzDetail },
   soak,
+  smallAuth,
 };
 mkdirSync(path.dirname(outFile), { recursive: true });
 writeFileSync(outFile, JSON.stringify(result, null, 2) + '\n');

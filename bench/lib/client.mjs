@@ -94,10 +94,15 @@ export function sha256(buf) {
 }
 
 export class Registry {
-  constructor(base, maxSockets = 16) {
+  /** `headers`: sent with every request (an Authorization header for a server with accounts on). */
+  constructor(base, maxSockets = 16, headers = {}) {
     this.base = base; // "http://127.0.0.1:port"
     this.agent = agent(maxSockets);
+    this.headers = headers;
     checkLoopback(new URL(base));
+  }
+  request(method, url, opts = {}, ag = this.agent) {
+    return request(ag, method, url, { ...opts, headers: { ...this.headers, ...opts.headers } });
   }
   url(path) {
     return new URL(path, this.base);
@@ -110,7 +115,7 @@ export class Registry {
     return u;
   }
   async startUpload(repo) {
-    const res = await request(this.agent, 'POST', this.url(`/v2/${repo}/blobs/uploads/`));
+    const res = await this.request('POST', this.url(`/v2/${repo}/blobs/uploads/`));
     expect(res, 202, `POST upload ${repo}`);
     return this.location(res);
   }
@@ -118,7 +123,7 @@ export class Registry {
   async pushMonolithic(repo, digest, body) {
     const loc = await this.startUpload(repo);
     loc.searchParams.set('digest', digest);
-    const res = await request(this.agent, 'PUT', loc, { headers: { 'Content-Type': 'application/octet-stream' }, body });
+    const res = await this.request('PUT', loc, { headers: { 'Content-Type': 'application/octet-stream' }, body });
     expect(res, 201, `PUT blob ${repo}`);
   }
   /** POST, PATCH chunks of chunkSize with Content-Range, then PUT ?digest= with no body. */
@@ -126,7 +131,7 @@ export class Registry {
     let loc = await this.startUpload(repo);
     for (let start = 0; start < blob.size; start += chunkSize) {
       const len = Math.min(chunkSize, blob.size - start);
-      const res = await request(this.agent, 'PATCH', loc, {
+      const res = await this.request('PATCH', loc, {
         headers: { 'Content-Type': 'application/octet-stream', 'Content-Range': `${start}-${start + len - 1}` },
         body: repeatedBody(blob.block, len),
       });
@@ -134,30 +139,30 @@ export class Registry {
       loc = this.location(res);
     }
     loc.searchParams.set('digest', blob.digest);
-    expect(await request(this.agent, 'PUT', loc), 201, `PUT finish ${repo}`);
+    expect(await this.request('PUT', loc), 201, `PUT finish ${repo}`);
   }
   async mount(repo, digest, from) {
-    const res = await request(this.agent, 'POST', this.url(`/v2/${repo}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}`));
+    const res = await this.request('POST', this.url(`/v2/${repo}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}`));
     if (res.status === 201) return;
     throw new Error(`mount ${digest} from ${from} into ${repo}: ${res.status} ${res.body?.toString().slice(0, 300)}`);
   }
   async putManifest(repo, ref, mediaType, bytes) {
-    const res = await request(this.agent, 'PUT', this.url(`/v2/${repo}/manifests/${ref}`), { headers: { 'Content-Type': mediaType }, body: bytes });
+    const res = await this.request('PUT', this.url(`/v2/${repo}/manifests/${ref}`), { headers: { 'Content-Type': mediaType }, body: bytes });
     expect(res, 201, `PUT manifest ${repo}:${ref}`);
   }
   /** GET a blob, counting and discarding the bytes. */
   async pullBlob(repo, digest, ag = this.agent) {
-    const res = await request(ag, 'GET', this.url(`/v2/${repo}/blobs/${digest}`), { sink: 'discard' });
+    const res = await this.request('GET', this.url(`/v2/${repo}/blobs/${digest}`), { sink: 'discard' }, ag);
     if (res.status !== 200) throw new Error(`GET blob ${repo}: ${res.status}`);
     return res.bytes;
   }
   async rangeGet(repo, digest, start, end) {
-    const res = await request(this.agent, 'GET', this.url(`/v2/${repo}/blobs/${digest}`), { headers: { Range: `bytes=${start}-${end}` } });
+    const res = await this.request('GET', this.url(`/v2/${repo}/blobs/${digest}`), { headers: { Range: `bytes=${start}-${end}` } });
     expect(res, 206, `GET range ${repo}`);
     return res.body;
   }
   async get(path, headers = {}) {
-    return request(this.agent, 'GET', this.url(path), { headers });
+    return this.request('GET', this.url(path), { headers });
   }
   /** Follows Link rel="next" from `path`; returns { items, pages }. */
   async walk(path, key) {

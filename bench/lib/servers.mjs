@@ -135,7 +135,8 @@ async function waitReady(base, child, output) {
     const ok = await new Promise((resolve) => {
       const req = http.get(`${base}/v2/`, { agent: false, timeout: 1000 }, (res) => {
         res.resume();
-        res.on('end', () => resolve(res.statusCode === 200));
+        // 401: a server with accounts on challenges an anonymous GET /v2/, and is up.
+        res.on('end', () => resolve(res.statusCode === 200 || res.statusCode === 401));
       });
       req.on('error', () => resolve(false));
       req.on('timeout', () => req.destroy());

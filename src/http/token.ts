@@ -7,10 +7,10 @@
  * skip the edge's authentication: the endpoint checks its own credentials.
  */
 import type { Logger } from 'pino';
-import type { KeyRing, TokenEndpoint, TokenEvent } from '../auth/token/index.js';
+import type { KeyRing, TokenEndpoint, TokenEvent, TokenRequest } from '../auth/token/index.js';
 import type { CredentialQueries } from '../metadata/credentials.js';
 import { RegistryError } from '../registry/index.js';
-import { clientAddress, principalName, requestScope } from './authenticate.js';
+import { clientAddress, principalName } from './authenticate.js';
 import type { Ctx } from './context.js';
 import type { Match } from './v2/index.js';
 
@@ -38,17 +38,15 @@ export function createTokenRoutes(routes: TokenRoutes): (method: string, path: s
         public: true,
         run: async (ctx) => {
           const body = method === 'POST' ? await readForm(ctx) : undefined;
-          const client = clientAddress(ctx.req);
-          const answer = await requestScope.run({ id: ctx.id, client }, () =>
-            endpoint.handle({
-              method,
-              query: ctx.query,
-              body,
-              contentType: ctx.req.headers['content-type'],
-              authorization: ctx.req.headers.authorization,
-              client,
-            }),
-          );
+          const answer = await endpoint.handle({
+            method,
+            query: ctx.query,
+            body,
+            contentType: ctx.req.headers['content-type'],
+            authorization: ctx.req.headers.authorization,
+            client: clientAddress(ctx.req),
+            requestId: ctx.id,
+          });
           const data = Buffer.from(JSON.stringify(answer.body));
           ctx.res.writeHead(answer.status, { ...answer.headers, 'Content-Length': data.byteLength });
           ctx.res.end(method === 'HEAD' ? undefined : data);
@@ -98,10 +96,9 @@ async function readForm(ctx: Ctx): Promise<string> {
  * CredentialVerifier itself; access tokens, issued every few minutes to
  * every client, are not audited one by one.
  */
-export function auditTokenEvents(queries: CredentialQueries, log: Logger): (event: TokenEvent) => void {
-  return (event) => {
-    const scope = requestScope.getStore();
-    const requestId = scope?.id ?? null;
+export function auditTokenEvents(queries: CredentialQueries, log: Logger): (event: TokenEvent, req: TokenRequest) => void {
+  return (event, req) => {
+    const requestId = req.requestId ?? null;
     let write: Promise<void> | undefined;
     if (event.outcome === 'issued' && event.refreshToken) {
       const p = event.principal;
@@ -111,7 +108,7 @@ export function auditTokenEvents(queries: CredentialQueries, log: Logger): (even
         action: 'session.create',
         target: principalName(p) ?? null,
         requestId,
-        client: scope?.client ?? null,
+        client: req.client || null,
         detail: { grant: event.grant, clientId: event.clientId.slice(0, 200) },
       });
     } else if (event.outcome === 'refused' && event.grant === 'refresh_token') {

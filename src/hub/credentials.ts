@@ -48,10 +48,10 @@ export class HubCredentialVerifier implements CredentialVerifier {
     private readonly requestId: () => string | null = () => null,
   ) {}
 
-  async verify(username: string, secret: string, client: string): Promise<Principal | null> {
+  async verify(username: string, secret: string, client: string, requestId?: string): Promise<Principal | null> {
     const robot = parseRobotName(username);
     const kind = robot ? 'robot' : secret.startsWith(PAT_PREFIX) ? 'token' : 'password';
-    const actor: Actor = { name: username, client, requestId: this.requestId() };
+    const actor: Actor = { name: username, client, requestId: requestId ?? this.requestId() };
     const limit = await this.limiter.locked(username, client, kind === 'password');
     if (limit.locked) {
       // The same answer, and about the same time, as a wrong password.

@@ -35,6 +35,8 @@ export interface TokenRequest {
   authorization?: string;
   /** The caller's address (rate limiting of failed logins). */
   client: string;
+  /** The request's id, for the audit log. */
+  requestId?: string;
 }
 
 export interface TokenResponse {
@@ -56,7 +58,8 @@ export interface TokenEndpointOptions {
   granter: AccessGranter;
   /** Without it, no refresh tokens are issued or redeemed. */
   refreshTokens?: RefreshTokens;
-  onEvent?: (event: TokenEvent) => void;
+  /** With the request it answers (its id and client address, for the audit log). */
+  onEvent?: (event: TokenEvent, req: TokenRequest) => void;
   /**
    * Rewrites a repository name of a requested scope as the registry's edge
    * rewrites paths (accounts on: `ubuntu` is `library/ubuntu`), so the
@@ -94,13 +97,13 @@ export class TokenEndpoint {
       if (creds && account !== null && account !== '' && account !== creds.user) {
         return badRequest('the account parameter does not match the user of the credentials');
       }
-      const found = creds ? await this.opts.credentials.verify(creds.user, creds.password, req.client) : null;
-      if (!found) return this.refused('basic', clientId, req.client, creds?.user, false);
+      const found = creds ? await this.opts.credentials.verify(creds.user, creds.password, req.client, req.requestId) : null;
+      if (!found) return this.refused(req, 'basic', clientId, creds?.user, false);
       principal = found;
       grant = 'basic';
     }
     const offline = q.get('offline_token') === 'true' && grant === 'basic';
-    return this.answer(principal, grant, checked.access, clientId, offline, false);
+    return this.answer(req, principal, grant, checked.access, clientId, offline, false);
   }
 
   private async post(req: TokenRequest): Promise<TokenResponse> {
@@ -116,16 +119,16 @@ export class TokenEndpoint {
       const username = form.get('username');
       const password = form.get('password');
       if (!username || password === null) return badRequest('grant_type=password needs username and password', 'invalid_request', true);
-      const principal = await this.opts.credentials.verify(username, password, req.client);
-      if (!principal) return this.refused('password', clientId, req.client, username, true);
-      return this.answer(principal, 'password', checked.access, clientId, form.get('access_type') === 'offline', true);
+      const principal = await this.opts.credentials.verify(username, password, req.client, req.requestId);
+      if (!principal) return this.refused(req, 'password', clientId, username, true);
+      return this.answer(req, principal, 'password', checked.access, clientId, form.get('access_type') === 'offline', true);
     }
     if (grantType === 'refresh_token') {
       const token = form.get('refresh_token');
       if (!token) return badRequest('grant_type=refresh_token needs refresh_token', 'invalid_request', true);
       const principal = this.opts.refreshTokens ? await this.opts.refreshTokens.redeem(token) : null;
-      if (!principal) return this.refused('refresh_token', clientId, req.client, undefined, true, 'the refresh token is not valid');
-      return this.answer(principal, 'refresh_token', checked.access, clientId, false, true);
+      if (!principal) return this.refused(req, 'refresh_token', clientId, undefined, true, 'the refresh token is not valid');
+      return this.answer(req, principal, 'refresh_token', checked.access, clientId, false, true);
     }
     return badRequest(grantType ? `unsupported grant_type ${JSON.stringify(grantType.slice(0, 50))}` : 'grant_type is required', grantType ? 'unsupported_grant_type' : 'invalid_request', true);
   }
@@ -141,14 +144,14 @@ export class TokenEndpoint {
     return { access: parsed.access.map((a) => (a.type === 'repository' ? { ...a, name: canonical(a.name) } : a)) };
   }
 
-  private refused(grant: 'basic' | 'password' | 'refresh_token', clientId: string, client: string, username: string | undefined, oauth: boolean, message = BAD_CREDENTIALS): TokenResponse {
-    this.opts.onEvent?.({ outcome: 'refused', grant, username, clientId, client });
+  private refused(req: TokenRequest, grant: 'basic' | 'password' | 'refresh_token', clientId: string, username: string | undefined, oauth: boolean, message = BAD_CREDENTIALS): TokenResponse {
+    this.opts.onEvent?.({ outcome: 'refused', grant, username, clientId, client: req.client }, req);
     const body: Record<string, unknown> = errors('UNAUTHORIZED', message);
     if (oauth) Object.assign(body, { error: 'invalid_grant', error_description: message });
     return { status: 401, headers: { ...JSON_HEADERS, 'WWW-Authenticate': `Basic realm=${quote(this.opts.service)}` }, body };
   }
 
-  private async answer(principal: Principal, grant: Grant, requested: GrantedAccess[], clientId: string, offline: boolean, oauth: boolean): Promise<TokenResponse> {
+  private async answer(req: TokenRequest, principal: Principal, grant: Grant, requested: GrantedAccess[], clientId: string, offline: boolean, oauth: boolean): Promise<TokenResponse> {
     const access = requested.length === 0 ? [] : (await this.opts.granter.grant(principal, requested)).filter((a) => a.actions.length > 0);
     const issued = await this.opts.issuer.issue(principal, access);
     const body: Record<string, unknown> = {
@@ -163,7 +166,7 @@ export class TokenEndpoint {
       body.refresh_token = await this.opts.refreshTokens.issue(principal, clientId);
       refreshToken = true;
     }
-    this.opts.onEvent?.({ outcome: 'issued', grant, principal, clientId, access, refreshToken });
+    this.opts.onEvent?.({ outcome: 'issued', grant, principal, clientId, access, refreshToken }, req);
     return { status: 200, headers: { ...JSON_HEADERS }, body };
   }
 }

@@ -81,4 +81,21 @@ describe('Lru', () => {
     assert.equal(l.get('a'), 1);
     assert.equal(l.size, 2);
   });
+
+  it('never evicts an entry read within the last max/2 insertions, and evicts the others oldest first', () => {
+    const l = new Lru<number, number>(8);
+    for (let i = 0; i < 8; i++) l.set(i, i);
+    // Read 0 now and then: it survives any number of insertions.
+    for (let i = 8; i < 200; i++) {
+      if (i % 4 === 0) assert.equal(l.get(0), 0, `0 is kept (insertion ${i})`);
+      l.set(i, i);
+      assert.equal(l.size, 8);
+    }
+    // The others went in insertion order: the 7 newest remain.
+    for (let i = 1; i < 193; i++) assert.equal(l.get(i), undefined, `${i} was evicted`);
+    for (let i = 193; i < 200; i++) assert.equal(l.get(i), i);
+    // Unread for max insertions, it goes too.
+    for (let i = 200; i < 208; i++) l.set(i, i);
+    assert.equal(l.get(0), undefined);
+  });
 });

@@ -173,6 +173,47 @@ describe('Berth access tokens', () => {
     assert.equal(r.principal.subject, '');
     assert.equal(status.calls, calls);
   });
+
+  it('known: a cached token with a settled, fresh CredentialStatus answer is decided without waiting; anything else is left to verify', async () => {
+    t = Date.now();
+    const status = new FakeStatus();
+    const v = new TokenVerifier({ ...settings(), status });
+    const { token } = await issuer().issue(alice, pull);
+    assert.equal(v.known(token), undefined, 'never verified');
+    const pending = v.verify(token);
+    assert.equal(v.known(token), undefined, 'its status answer has not arrived');
+    const first = await pending;
+    assert.ok(first.ok);
+    const known = v.known(token);
+    assert.deepEqual(known, first);
+    assert.deepEqual(v.stats, { checked: 1, cached: 1 });
+    assert.equal(v.known(`${token} `), undefined, 'another string');
+    // The cache is keyed by the token's end: a token that ends the same but says more is not taken from it.
+    const [h, p, s] = token.split('.');
+    const claims = JSON.parse(Buffer.from(p!, 'base64url').toString());
+    const forged = `${h}.${b64url(JSON.stringify({ ...claims, access: [{ type: 'repository', name: 'alice/app', actions: ['pull', 'push'] }] }))}.${s}`;
+    assert.equal(forged.slice(-64), token.slice(-64));
+    assert.equal(v.known(forged), undefined);
+    assert.deepEqual(await v.verify(forged), { ok: false, reason: 'signature' });
+    assert.deepEqual(v.known(token), first, 'the real one is still known');
+    // A revocation: known says so once the new answer has arrived, not before.
+    status.revoked.add('user:7:42');
+    t += 1000;
+    assert.equal(v.known(token), undefined, 'the answer is a second old');
+    assert.deepEqual(await v.verify(token), { ok: false, reason: 'revoked' });
+    assert.deepEqual(v.known(token), { ok: false, reason: 'revoked' });
+    // Expired: left to verify, which says why.
+    status.revoked.clear();
+    t += 300_000 + 10_000;
+    assert.equal(v.known(token), undefined);
+    assert.deepEqual(await v.verify(token), { ok: false, reason: 'expired' });
+    // Without CredentialStatus (or for anonymous tokens) there is no answer to wait for.
+    t = Date.now();
+    const bare = new TokenVerifier(settings());
+    const anon = await issuer().issue({ kind: 'anonymous' }, pull);
+    assert.ok((await bare.verify(anon.token)).ok);
+    assert.ok(bare.known(anon.token)?.ok);
+  });
 });
 
 describe('the berth claim', () => {

@@ -150,10 +150,23 @@ export type TokenCheck =
   | { ok: false; reason: VerifyFailure };
 
 interface Verified {
+  /** The whole token: the cache is keyed by its end only (cacheKey). */
+  raw: string;
   principal: Extract<Principal, { kind: 'granted' }>;
   holder: Principal;
   expiresAt: number;
   kid: string;
+  /** The holder's key among the CredentialStatus answers, or null when there is nothing to revoke. */
+  statusKey: string | null;
+  /** The answer for a cached token, made once. */
+  check: Extract<TokenCheck, { ok: true }>;
+}
+
+/** A CredentialStatus answer: `settled` once it arrived, so a cached token is decided without awaiting. */
+interface Status {
+  until: number;
+  valid: Promise<boolean>;
+  settled?: boolean;
 }
 
 export interface VerifierSettings extends Omit<TokenSettings, 'lifetimeMs'> {
@@ -167,12 +180,22 @@ export interface VerifierSettings extends Omit<TokenSettings, 'lifetimeMs'> {
   statusTtlMs?: number;
 }
 
+/**
+ * The cache's key for a token: its last 64 characters (of the signature),
+ * with the whole token compared on a hit. Hashing a string costs a pass over
+ * it, and Berth's tokens are over a kilobyte (the x5c certificate), on every
+ * request; a comparison of equal strings is a memcmp.
+ */
+function cacheKey(raw: string): string {
+  return raw.length > 64 ? raw.slice(-64) : raw;
+}
+
 /** How often an unknown kid may make the key ring be read again (a rotation on another replica). */
 const UNKNOWN_KID_RELOAD_MS = 1000;
 
 export class TokenVerifier {
   private readonly cache: Lru<string, Verified>;
-  private readonly statuses = new Map<string, { until: number; valid: Promise<boolean> }>();
+  private readonly statuses = new Map<string, Status>();
   private readonly now: () => number;
   private readonly leeway: number;
   private readonly statusTtlMs: number;
@@ -187,15 +210,39 @@ export class TokenVerifier {
     this.cache = new Lru(settings.cacheSize ?? 10_000);
   }
 
+  /**
+   * A token verified before, decided without waiting: its answer, or
+   * undefined when the token is not in the cache, is expired, or the
+   * credential behind it has no fresh CredentialStatus answer yet (then
+   * `verify` decides). The hot path of every request with a Bearer token.
+   */
+  known(raw: string): TokenCheck | undefined {
+    const v = this.cache.get(cacheKey(raw));
+    if (!v || v.raw !== raw) return undefined;
+    const now = this.now();
+    const { keys } = this.settings;
+    if (now >= v.expiresAt || keys.isStale() || !keys.byKid(v.kid)) return undefined;
+    let valid = true;
+    if (v.statusKey !== null && this.settings.status) {
+      const s = this.statuses.get(v.statusKey);
+      if (!s || s.until <= now || s.settled === undefined) return undefined;
+      valid = s.settled;
+    }
+    this.stats.cached++;
+    return valid ? v.check : { ok: false, reason: 'revoked' };
+  }
+
   async verify(raw: string): Promise<TokenCheck> {
     const { keys } = this.settings;
     // Retirements and rotations made elsewhere are picked up in the background.
     if (keys.isStale()) void keys.reload().catch(() => {});
     const now = this.now();
-    let v = this.cache.get(raw);
+    const key = cacheKey(raw);
+    let v = this.cache.get(key);
+    if (v && v.raw !== raw) v = undefined;
     if (v && (now >= v.expiresAt || !keys.byKid(v.kid))) {
       // Expired, or its key was retired since it was verified.
-      this.cache.delete(raw);
+      this.cache.delete(key);
       return { ok: false, reason: now >= v.expiresAt ? 'expired' : 'unknown key' };
     }
     if (v) this.stats.cached++;
@@ -204,10 +251,10 @@ export class TokenVerifier {
       const fresh = await this.check(raw, now);
       if (!fresh.ok) return fresh;
       v = fresh.verified;
-      this.cache.set(raw, v);
+      this.cache.set(key, v);
     }
-    if (!(await this.stillValid(v.holder, now))) return { ok: false, reason: 'revoked' };
-    return { ok: true, principal: v.principal, holder: v.holder, expiresAt: v.expiresAt };
+    if (!(await this.stillValid(v, now))) return { ok: false, reason: 'revoked' };
+    return v.check;
   }
 
   private async check(raw: string, now: number): Promise<{ ok: true; verified: Verified } | { ok: false; reason: VerifyFailure }> {
@@ -234,17 +281,18 @@ export class TokenVerifier {
     const sub = jwt.claims.sub ?? '';
     const holder = holderOf(sub, jwt.claims.berth);
     if (!holder) return { ok: false, reason: 'not berth' };
+    const principal: Verified['principal'] = { kind: 'granted', subject: sub, access: accessOf(jwt.claims) };
+    const expiresAt = validUntil(jwt.claims, this.leeway);
     return {
       ok: true,
-      verified: { principal: { kind: 'granted', subject: sub, access: accessOf(jwt.claims) }, holder, expiresAt: validUntil(jwt.claims, this.leeway), kid },
+      verified: { raw, principal, holder, expiresAt, kid, statusKey: statusKey(holder), check: { ok: true, principal, holder, expiresAt } },
     };
   }
 
   /** CredentialStatus for users and robots, its answer shared and kept statusTtlMs; anonymous and htpasswd holders have nothing to revoke here. */
-  private stillValid(holder: Principal, now: number): Promise<boolean> | boolean {
+  private stillValid({ holder, statusKey: key }: Verified, now: number): Promise<boolean> | boolean {
     const status = this.settings.status;
-    if (!status || (holder.kind !== 'user' && holder.kind !== 'robot')) return true;
-    const key = holder.kind === 'user' ? `u:${holder.id}:${holder.token?.id ?? ''}` : `r:${holder.id}`;
+    if (!status || key === null) return true;
     const known = this.statuses.get(key);
     if (known && known.until > now) return known.valid;
     if (this.statuses.size >= 10_000) {
@@ -252,12 +300,24 @@ export class TokenVerifier {
       if (this.statuses.size >= 10_000) this.statuses.clear();
     }
     const valid = status.stillValid(holder);
-    const entry = { until: now + this.statusTtlMs, valid };
+    const entry: Status = { until: now + this.statusTtlMs, valid };
     this.statuses.set(key, entry);
-    // A failed check is not remembered: the next request asks again.
-    valid.catch(() => {
-      if (this.statuses.get(key) === entry) this.statuses.delete(key);
-    });
+    valid.then(
+      (ok) => {
+        entry.settled = ok;
+      },
+      () => {
+        // A failed check is not remembered: the next request asks again.
+        if (this.statuses.get(key) === entry) this.statuses.delete(key);
+      },
+    );
     return valid;
   }
+}
+
+/** Where CredentialStatus's answer for a token's holder is kept: users (per personal access token) and robots; others have nothing to revoke. */
+function statusKey(holder: Principal): string | null {
+  if (holder.kind === 'user') return `u:${holder.id}:${holder.token?.id ?? ''}`;
+  if (holder.kind === 'robot') return `r:${holder.id}`;
+  return null;
 }

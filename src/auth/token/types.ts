@@ -7,8 +7,12 @@ import type { GrantedAccess, Principal } from '../../access/types.js';
 
 /** Checks a username and secret (a password, a personal access token, or a robot secret) sent to the token endpoint or as Basic auth. */
 export interface CredentialVerifier {
-  /** The principal, or null when the credentials are wrong (never says which part). `client` is the caller's address, for rate limiting. */
-  verify(username: string, secret: string, client: string): Promise<Principal | null>;
+  /**
+   * The principal, or null when the credentials are wrong (never says which
+   * part). `client` is the caller's address, for rate limiting; `requestId`
+   * the request's, for the audit log.
+   */
+  verify(username: string, secret: string, client: string, requestId?: string): Promise<Principal | null>;
 }
 
 /** Decides what of a requested access list a principal gets: the intersection of what was asked and what is allowed. */
