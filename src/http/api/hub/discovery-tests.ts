@@ -14,7 +14,7 @@ import { CLI, createDiscovery, MAX_DESCRIPTION_CHARS, MAX_README_BYTES, type Dis
 import { Registry } from '../../../registry/registry.js';
 import { InMemoryBlobStore } from '../../../storage/index.js';
 import { redactWebhookUrl } from './discovery.js';
-import { createHubApi, type ApiResponse, type HubApi } from './index.js';
+import { createHubApi, MAX_BODY_BYTES, type ApiResponse, type HubApi } from './index.js';
 import type { ApiEngine, Call } from './suite.js';
 
 type Errors = { errors: { code: string; message: string; detail?: unknown }[] };
@@ -243,6 +243,12 @@ export function runDiscoveryApiTests(t: DiscoveryTestContext): void {
         assert.doesNotMatch(b.full_description_html, /<script|<img|href="javascript:/i);
         assert.deepEqual(names(await page('berth/v1/search?q=server')), ['alice/web'], 'the search follows the new description');
         assert.equal((await call('PUT', 'berth/v1/repositories/alice/web/-/readme', t.who.alice!, { readme: 'x', extra: 1 })).status, 400);
+        // A README's body may pass the API's 64 KiB (the edge reads up to the route's maxBodyBytes), up to 2 MiB.
+        assert.equal(api.route('PUT', 'berth/v1/repositories/alice/web/-/readme')!.maxBodyBytes, 2 * MAX_README_BYTES);
+        assert.equal(api.route('PUT', 'berth/v1/repositories/alice/web/-/description')!.maxBodyBytes, MAX_BODY_BYTES);
+        r = await call('PUT', 'berth/v1/repositories/alice/web/-/readme', t.who.alice!, { readme: 'b'.repeat(2 * MAX_README_BYTES) });
+        assert.equal(r.status, 413);
+        assert.equal((await call('PUT', 'berth/v1/repositories/alice/web/-/description', t.who.alice!, { description: 'd'.repeat(MAX_BODY_BYTES) })).status, 413);
       });
 
       it('marks repositories official for administrators only', async () => {
