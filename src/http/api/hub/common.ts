@@ -6,7 +6,7 @@
 import type { z } from 'zod';
 import { decide, type PolicyOptions } from '../../../access/policy.js';
 import type { Action, Principal, RepositoryFacts } from '../../../access/types.js';
-import type { Hub } from '../../../hub/index.js';
+import type { Discovery, Hub } from '../../../hub/index.js';
 import type { HubContext } from '../../../hub/context.js';
 import type { Principals } from '../../../hub/credentials.js';
 import type { MetadataStore } from '../../../metadata/store.js';
@@ -23,6 +23,8 @@ export interface Services {
   policy: PolicyOptions;
   /** The registry's repository delete (Registry.deleteRepository): its batches, events and refusals. */
   deleteRepository(name: string, actor: string | undefined): Promise<{ manifests: number; tags: number }>;
+  /** Search, pages, stars, follows, activity, webhooks: set when createHubApi was given one (discovery.ts's operations are routed then). */
+  discovery?: Discovery;
 }
 
 /** Declares an operation with its handler typed by its own schemas. */

@@ -11,10 +11,11 @@ import { z } from 'zod';
 import type { Principal } from '../../../access/types.js';
 import { HubContext } from '../../../hub/context.js';
 import { Principals } from '../../../hub/credentials.js';
-import type { Actor, Hub } from '../../../hub/index.js';
+import type { Actor, Discovery, Hub } from '../../../hub/index.js';
 import type { MetadataStore } from '../../../metadata/store.js';
 import { accountOperations } from './accounts.js';
 import { operation, respond, type Services } from './common.js';
+import { DISCOVERY_OPERATIONS, DISCOVERY_REPLACEMENTS } from './discovery.js';
 import { ApiError, describeError, invalid } from './errors.js';
 import { LEGACY_OPERATIONS, REGISTRY_REPOSITORY_OPERATIONS } from './legacy.js';
 import { openApiDocument } from './openapi.js';
@@ -50,8 +51,19 @@ const openApiOperation = operation(
   },
 );
 
-/** Every operation this module serves, in routing order. */
+/** Every operation this module serves without a Discovery, in routing order. */
 export const HUB_OPERATIONS: readonly Operation<Services>[] = [...accountOperations, ...organizationOperations, ...repositoryOperations, openApiOperation];
+
+/**
+ * With a Discovery: the same, getRepository and updateRepository answering
+ * the repository's page too, and search, tags, description, README,
+ * official flag, stars, follows, activity and webhooks (discovery.ts).
+ */
+export const HUB_DISCOVERY_OPERATIONS: readonly Operation<Services>[] = [
+  ...HUB_OPERATIONS.filter((op) => op !== openApiOperation).map((op) => DISCOVERY_REPLACEMENTS.find((r) => r.id === op.id) ?? op),
+  ...DISCOVERY_OPERATIONS,
+  openApiOperation,
+];
 
 export { LEGACY_OPERATIONS };
 
@@ -74,11 +86,19 @@ export interface HubApiOptions {
   version?: string;
   /** The OpenAPI document's server URL: http.prefix without its last slash (default `/`). */
   serverUrl?: string;
+  /**
+   * The Hub's discovery services (createDiscovery over the same store, mode
+   * 'accounts', the same policy): with it, search, repository pages, stars,
+   * follows, activity and webhooks are served (HUB_DISCOVERY_OPERATIONS).
+   */
+  discovery?: Discovery;
 }
 
 export interface HubApiRoute {
   /** The route label for logs and metrics: `api-<operationId>`. */
   route: string;
+  /** The largest request body this route takes (MAX_BODY_BYTES but for a README's): the edge reads at most this. */
+  maxBodyBytes: number;
   handle(request: ApiRequest): Promise<ApiResponse>;
 }
 
@@ -122,7 +142,8 @@ function parseBody(op: Operation<Services>, request: ApiRequest): unknown {
   const raw = request.body;
   let value: unknown;
   if (raw && raw.byteLength > 0) {
-    if (raw.byteLength > MAX_BODY_BYTES) throw new ApiError('TOO_LARGE', `the request body is larger than ${MAX_BODY_BYTES} bytes`);
+    const limit = op.maxBodyBytes ?? MAX_BODY_BYTES;
+    if (raw.byteLength > limit) throw new ApiError('TOO_LARGE', `the request body is larger than ${limit} bytes`);
     const type = (header(request.headers, 'content-type') ?? '').split(';')[0]!.trim().toLowerCase();
     if (type !== 'application/json' && !/^application\/[a-z0-9.+-]+\+json$/.test(type)) throw new ApiError('UNSUPPORTED_MEDIA_TYPE');
     try {
@@ -158,10 +179,12 @@ export function createHubApi(options: HubApiOptions): HubApi {
     sessions: new SessionStore(context, principals, options.sessionLifetimeMs ?? DEFAULT_SESSION_LIFETIME_MS),
     policy: { anonymousPull: options.hub.settings.anonymousPull },
     deleteRepository: options.deleteRepository,
+    discovery: options.discovery,
   };
-  const router = new Router(HUB_OPERATIONS);
+  const operations = options.discovery ? HUB_DISCOVERY_OPERATIONS : HUB_OPERATIONS;
+  const router = new Router(operations);
   let doc: Record<string, unknown> | undefined;
-  const document = () => (doc ??= openApiDocument([...HUB_OPERATIONS, ...LEGACY_OPERATIONS], { version: options.version ?? '1', serverUrl: options.serverUrl }));
+  const document = () => (doc ??= openApiDocument([...operations, ...LEGACY_OPERATIONS], { version: options.version ?? '1', serverUrl: options.serverUrl }));
 
   async function run(op: Operation<Services>, rawParams: Record<string, string>, request: ApiRequest): Promise<ApiResponse> {
     const params = Router.params(op, rawParams);
@@ -212,12 +235,14 @@ export function createHubApi(options: HubApiOptions): HubApi {
       if (m.kind === 'method not allowed') {
         return {
           route: 'api-method-not-allowed',
+          maxBodyBytes: MAX_BODY_BYTES,
           handle: async () =>
             errorResponse(new ApiError('UNSUPPORTED', `method not allowed; this endpoint supports ${m.allowed.join(', ')}`, undefined, { Allow: m.allowed.join(', ') })),
         };
       }
       return {
         route: `api-${m.op.id}`,
+        maxBodyBytes: m.op.maxBodyBytes ?? MAX_BODY_BYTES,
         handle: async (request) => {
           try {
             return await run(m.op, m.params, request);
@@ -247,15 +272,15 @@ export function serializeCookie(c: Cookie): string {
   return parts.join('; ');
 }
 
-/** Reads a request body of at most MAX_BODY_BYTES (an ApiError TOO_LARGE past it). */
-export async function readApiBody(req: IncomingMessage): Promise<Buffer> {
+/** Reads a request body of at most `limit` bytes (a route's maxBodyBytes; an ApiError TOO_LARGE past it). */
+export async function readApiBody(req: IncomingMessage, limit = MAX_BODY_BYTES): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > MAX_BODY_BYTES) throw new ApiError('TOO_LARGE', `the request body is larger than ${MAX_BODY_BYTES} bytes`);
+  if (declared > limit) throw new ApiError('TOO_LARGE', `the request body is larger than ${limit} bytes`);
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.byteLength;
-    if (size > MAX_BODY_BYTES) throw new ApiError('TOO_LARGE', `the request body is larger than ${MAX_BODY_BYTES} bytes`);
+    if (size > limit) throw new ApiError('TOO_LARGE', `the request body is larger than ${limit} bytes`);
     chunks.push(chunk);
   }
   return Buffer.concat(chunks);

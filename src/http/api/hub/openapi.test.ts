@@ -10,7 +10,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { GarbageCollector } from '../../../gc/index.js';
 import { createApiRoutes } from '../index.js';
-import { HUB_OPERATIONS, LEGACY_OPERATIONS, REGISTRY_OPERATIONS, registryApiDocument } from './index.js';
+import { HUB_DISCOVERY_OPERATIONS, HUB_OPERATIONS, LEGACY_OPERATIONS, REGISTRY_OPERATIONS, registryApiDocument } from './index.js';
 import { openApiDocument } from './openapi.js';
 import { apiReference, REFERENCE_END, REFERENCE_START } from './reference.js';
 import { Router } from './router.js';
@@ -18,15 +18,18 @@ import type { ParamKind } from './types.js';
 
 type Json = Record<string, unknown>;
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
-const SAMPLES: Record<ParamKind, string> = { account: 'acme', team: 'devs', robot: 'ci', repository: 'acme/api/server', id: '7', run: 'latest' };
+const SAMPLES: Record<ParamKind, string> = { account: 'acme', namespace: 'library', team: 'devs', robot: 'ci', repository: 'acme/api/server', id: '7', run: 'latest' };
 
-const doc = openApiDocument([...HUB_OPERATIONS, ...LEGACY_OPERATIONS], { version: 'test' });
+// docs/api.md and the structural checks: the whole API as served with accounts on and a Discovery.
+const doc = openApiDocument([...HUB_DISCOVERY_OPERATIONS, ...LEGACY_OPERATIONS], { version: 'test' });
 const paths = doc.paths as Record<string, Record<string, Json>>;
-const documented = Object.entries(paths).flatMap(([path, item]) => Object.entries(item).map(([method, op]) => ({ path, method: method.toUpperCase(), op })));
+const documentedIn = (d: Json) =>
+  Object.entries(d.paths as Record<string, Record<string, Json>>).flatMap(([path, item]) => Object.entries(item).map(([method, op]) => ({ path, method: method.toUpperCase(), op })));
+const documented = documentedIn(doc);
 
 /** The template with a sample value for each parameter, by the kind its operation declares. */
 function concrete(template: string, operationId: string): { path: string; values: Record<string, string> } {
-  const spec = [...HUB_OPERATIONS, ...LEGACY_OPERATIONS].find((o) => o.id === operationId)!;
+  const spec = [...HUB_DISCOVERY_OPERATIONS, ...LEGACY_OPERATIONS].find((o) => o.id === operationId)!;
   const values: Record<string, string> = {};
   const path = template.replace(/\{([a-z]+)\}/gi, (_, name: string) => (values[name] = SAMPLES[spec.params![name]!]));
   return { path: path.slice(1), values };
@@ -48,31 +51,55 @@ function walk(node: unknown, visit: (n: Json) => void): void {
 }
 
 describe('OpenAPI document', () => {
-  it('has exactly the operations the routers serve', () => {
-    const router = new Router(HUB_OPERATIONS);
-    const legacy = createApiRoutes({ gc: {} as GarbageCollector, gcDefaults: { graceMs: 0, deleteUntagged: false }, admins: 'open' });
-    const expected = new Set([...HUB_OPERATIONS, ...LEGACY_OPERATIONS].map((o) => `${o.method} ${o.path}`));
-    assert.deepEqual(new Set(documented.map((d) => `${d.method} ${d.path}`)), expected);
-    assert.equal(documented.length, expected.size);
-    const legacyIds = new Set(LEGACY_OPERATIONS.map((o) => o.id));
-    for (const d of documented) {
-      const { path, values } = concrete(d.path, d.op.operationId as string);
-      const m = router.match(d.method, path);
-      if (legacyIds.has(d.op.operationId as string)) {
-        // Not the Hub API's: its router leaves it to src/http/api/index.ts, which has a route for it.
-        assert.equal(m, null, `${d.method} ${d.path} is left to the older routes`);
-        const route = legacy(d.method, path);
-        assert.ok(route && route.route !== 'api-unknown', `${d.method} ${path} has an older route`);
-        continue;
+  for (const [label, operations] of [
+    ['without discovery', HUB_OPERATIONS],
+    ['with discovery', HUB_DISCOVERY_OPERATIONS],
+  ] as const) {
+    it(`has exactly the operations the routers serve (${label})`, () => {
+      const router = new Router(operations);
+      const legacy = createApiRoutes({ gc: {} as GarbageCollector, gcDefaults: { graceMs: 0, deleteUntagged: false }, admins: 'open' });
+      const listed = documentedIn(openApiDocument([...operations, ...LEGACY_OPERATIONS], { version: 'test' }));
+      const expected = new Set([...operations, ...LEGACY_OPERATIONS].map((o) => `${o.method} ${o.path}`));
+      assert.deepEqual(new Set(listed.map((d) => `${d.method} ${d.path}`)), expected);
+      assert.equal(listed.length, expected.size);
+      const legacyIds = new Set(LEGACY_OPERATIONS.map((o) => o.id));
+      for (const d of listed) {
+        const { path, values } = concrete(d.path, d.op.operationId as string);
+        const m = router.match(d.method, path);
+        if (legacyIds.has(d.op.operationId as string)) {
+          // Not the Hub API's: its router leaves it to src/http/api/index.ts, which has a route for it.
+          assert.equal(m, null, `${d.method} ${d.path} is left to the older routes`);
+          const route = legacy(d.method, path);
+          assert.ok(route && route.route !== 'api-unknown', `${d.method} ${path} has an older route`);
+          continue;
+        }
+        assert.ok(m && m.kind === 'operation', `${d.method} ${path} routes`);
+        assert.equal(m.op.id, d.op.operationId);
+        assert.deepEqual(Router.params(m.op, m.params), values);
       }
-      assert.ok(m && m.kind === 'operation', `${d.method} ${path} routes`);
-      assert.equal(m.op.id, d.op.operationId);
-      assert.deepEqual(Router.params(m.op, m.params), values);
+      // The Hub API's routes take over the older repository route (extended, not duplicated).
+      assert.equal((router.match('GET', 'berth/v1/repositories/acme/api') as { op: { id: string } }).op.id, 'getRepository');
+      assert.equal((router.match('DELETE', 'berth/v1/repositories/acme/api') as { op: { id: string } }).op.id, 'deleteRepository');
+      assert.equal(router.match('GET', 'berth/v1/nothing-here'), null);
+      // Discovery's paths are served exactly when there is a Discovery.
+      assert.equal(router.match('GET', 'berth/v1/search') !== null, label === 'with discovery');
+      assert.equal(router.match('PUT', 'berth/v1/repositories/acme/api/-/star') !== null, label === 'with discovery');
+    });
+  }
+
+  it('with discovery, the repository answers keep every field they had', () => {
+    const shape = (ops: typeof HUB_OPERATIONS, id: string) => {
+      const op = ops.find((o) => o.id === id)!;
+      return Object.keys(((openApiDocument([op], { version: 't' }).paths as Record<string, Record<string, Json>>)[op.path]![op.method.toLowerCase()]!.responses as Record<string, Json>)['200']!.content as Json);
+    };
+    for (const id of ['getRepository', 'updateRepository']) {
+      const before = HUB_OPERATIONS.find((o) => o.id === id)!.response.schema!;
+      const after = HUB_DISCOVERY_OPERATIONS.find((o) => o.id === id)!.response.schema!;
+      const keys = (z: unknown) => Object.keys((z as { shape: Record<string, unknown> }).shape);
+      for (const k of keys(before)) assert.ok(keys(after).includes(k), `${id} keeps ${k}`);
+      assert.ok(keys(after).includes('star_count') && keys(after).includes('full_description_html'), id);
+      assert.deepEqual(shape(HUB_DISCOVERY_OPERATIONS, id), ['application/json']);
     }
-    // The Hub API's routes take over the older repository route (extended, not duplicated).
-    assert.equal((router.match('GET', 'berth/v1/repositories/acme/api') as { op: { id: string } }).op.id, 'getRepository');
-    assert.equal((router.match('DELETE', 'berth/v1/repositories/acme/api') as { op: { id: string } }).op.id, 'deleteRepository');
-    assert.equal(router.match('GET', 'berth/v1/nothing-here'), null);
   });
 
   it('with accounts off, lists exactly what the older routes answer, and no sessions', () => {

@@ -13,6 +13,7 @@ type Spec = OperationSpec<z.ZodType, z.ZodType | undefined, z.ZodType | undefine
 
 const PARAMETER_DESCRIPTIONS: Record<ParamKind, { description: string; pattern?: string }> = {
   account: { description: 'an account name: 2 to 64 lower-case letters and digits, separated by ".", "_", "__" or "-"', pattern: '^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*$' },
+  namespace: { description: 'a namespace: an account (user or organization) name, or library', pattern: '^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*$' },
   team: { description: 'a team name', pattern: '^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*$' },
   robot: { description: "a robot's short name (it logs in as ORG+NAME)", pattern: '^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*$' },
   repository: { description: 'a repository name; its slashes as they are or percent-encoded (%2F); a one-component name is library/NAME' },

@@ -1,12 +1,14 @@
 /**
- * The two listings the Hub's services do not have in the shape the API
- * needs: repositories the caller may read (filtered inside the query with
- * whereReadable, so a page is always full and a private name never shows)
- * and the audit log with filters by actor, action, target and time.
+ * The listings the Hub's services do not have in the shape the API needs:
+ * repositories the caller may read (filtered inside the query with
+ * whereReadable, so a page is always full and a private name never shows),
+ * the audit log with filters by actor, action, target and time, and stars
+ * (who starred a repository, what a user starred) paged by key.
  */
 import type { PolicyOptions } from '../../../access/policy.js';
 import type { Principal } from '../../../access/types.js';
-import { whereReadable } from '../../../hub/index.js';
+import { sql } from 'kysely';
+import { readableCondition, whereReadable } from '../../../hub/index.js';
 import { namespaceRange } from '../../../metadata/accounts.js';
 import type { AuditEntry } from '../../../metadata/credentials.js';
 import type { MetadataStore } from '../../../metadata/store.js';
@@ -88,4 +90,48 @@ export async function auditEntries(store: MetadataStore, f: AuditFilter): Promis
     client: r.client,
     detail: r.detail === null ? null : (JSON.parse(r.detail) as Record<string, unknown>),
   }));
+}
+
+/** A key of a newest-first list of stars: the star's time and the name, `MS:NAME`. */
+export interface StarKey {
+  at: number;
+  name: string;
+}
+
+export function parseStarKey(last: string | undefined): StarKey | undefined {
+  if (last === undefined) return undefined;
+  const m = /^(\d{1,15}):(.+)$/s.exec(last);
+  if (!m) return undefined;
+  return { at: Number(m[1]), name: m[2]! };
+}
+
+export const starKey = (s: { name: string; starredAt: number }) => `${s.starredAt}:${s.name}`;
+
+/** Who starred a repository, newest star first, after `after`. */
+export async function stargazers(store: MetadataStore, repository: string, page: { after?: StarKey; limit: number }): Promise<{ name: string; starredAt: number }[]> {
+  const after = page.after ? sql`AND (s.created_at < ${page.after.at} OR (s.created_at = ${page.after.at} AND a.name > ${page.after.name}))` : sql``;
+  const rows = await sql<{ name: string; created_at: number }>`
+    SELECT a.name, s.created_at FROM stars s
+      JOIN repositories r ON r.id = s.repository_id
+      JOIN accounts a ON a.id = s.account_id
+    WHERE r.name = ${repository} ${after}
+    ORDER BY s.created_at DESC, a.name LIMIT ${page.limit}`.execute(store.db);
+  return rows.rows.map((r) => ({ name: r.name, starredAt: Number(r.created_at) }));
+}
+
+/** What an account starred that `reader` may read, newest star first, after `after`. */
+export async function starredRepositories(
+  store: MetadataStore,
+  reader: Principal,
+  options: PolicyOptions,
+  accountId: number,
+  page: { after?: StarKey; limit: number },
+): Promise<{ name: string; starredAt: number }[]> {
+  const readable = readableCondition('accounts', reader, options, { name: 'r.name', visibility: 'r.visibility', at: await store.clock() });
+  const after = page.after ? sql`AND (s.created_at < ${page.after.at} OR (s.created_at = ${page.after.at} AND r.name > ${page.after.name}))` : sql``;
+  const rows = await sql<{ name: string; created_at: number }>`
+    SELECT r.name, s.created_at FROM stars s JOIN repositories r ON r.id = s.repository_id
+    WHERE s.account_id = ${accountId} AND ${readable} ${after}
+    ORDER BY s.created_at DESC, r.name LIMIT ${page.limit}`.execute(store.db);
+  return rows.rows.map((r) => ({ name: r.name, starredAt: Number(r.created_at) }));
 }

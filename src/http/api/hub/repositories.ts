@@ -14,7 +14,8 @@ import type { HandlerInput } from './types.js';
 
 const repo = { name: 'repository' } as const;
 
-async function describe(s: Services, input: HandlerInput<unknown, unknown, unknown>, name: string) {
+/** The repository as getRepository answers it (after the one decision: 404 NAME_UNKNOWN when the caller may not read it). */
+export async function describeRepository(s: Services, input: HandlerInput<unknown, unknown, unknown>, name: string) {
   const facts = await repositoryFor(s, input.principal, name, 'pull');
   const ns = namespaceOf(name);
   const owner = name.includes('/') ? await s.hub.accounts.get(ns) : null;
@@ -68,7 +69,7 @@ export const repositoryOperations = [
       response: { status: 200, description: 'the repository', schema: S.RepositorySchema },
       errors: [404],
     },
-    async (s, input) => respond(200, await describe(s, input, input.params.name!)),
+    async (s, input) => respond(200, await describeRepository(s, input, input.params.name!)),
   ),
   operation(
     {
@@ -87,7 +88,7 @@ export const repositoryOperations = [
       const name = input.params.name!;
       await repositoryFor(s, input.principal, name, 'delete');
       await s.hub.repositories.setVisibility(name, input.body.visibility, input.actor);
-      return respond(200, await describe(s, input, name));
+      return respond(200, await describeRepository(s, input, name));
     },
   ),
   operation(

@@ -67,6 +67,12 @@ export function checkParam(name: string, kind: ParamKind, raw: string): string {
       if (problem) throw new ApiError('NAME_INVALID', `path.${name}: ${JSON.stringify(value.slice(0, 100))} ${problem}`, { parameter: name });
       return value;
     }
+    case 'namespace': {
+      // A namespace is an account's, or library (reserved as an account name: administrators own it).
+      const problem = value === 'library' ? null : accountNameProblem(value);
+      if (problem) throw new ApiError('NAME_INVALID', `path.${name}: ${JSON.stringify(value.slice(0, 100))} ${problem}`, { parameter: name });
+      return value;
+    }
     case 'team':
     case 'robot': {
       const problem = robotNameProblem(value);

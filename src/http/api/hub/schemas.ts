@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { parseDuration } from '../../../config/index.js';
+import { MAX_DESCRIPTION_CHARS, MAX_README_BYTES } from '../../../hub/readme.js';
 
 export const MAX_PAGE = 1000;
 export const DEFAULT_PAGE = 100;
@@ -225,3 +226,158 @@ export const AuditEntrySchema = z.object({
 export const AuditListSchema = list(AuditEntrySchema);
 
 export const EmptyQuery = z.strictObject({});
+
+// ---- discovery: search, repository pages, stars, follows, activity, webhooks ------------
+
+/** The discovery domain answers pages of at most 100 entries. */
+export const MAX_DISCOVERY_PAGE = 100;
+export const DEFAULT_DISCOVERY_PAGE = 25;
+
+/** Pagination of the discovery lists: the same `?n=&last=`, with the domain's page bound. */
+export const DiscoveryPageQuery = z.strictObject({
+  n: z.coerce.number().int().min(1).max(MAX_DISCOVERY_PAGE).default(DEFAULT_DISCOVERY_PAGE).describe(`entries per page, 1 to ${MAX_DISCOVERY_PAGE} (default ${DEFAULT_DISCOVERY_PAGE})`),
+  last: z.string().min(1).max(300).optional().describe("the previous answer's `next` (as in the Link header's next URL)"),
+});
+
+const isoTime = z.string().describe('ISO 8601');
+const optionalIso = isoTime.nullable();
+const countedList = <T extends z.ZodType>(item: T) =>
+  z.object({
+    count: z.number().int().describe('entries in all (for search: the matches the caller may read, at most about the best thousand)'),
+    items: z.array(item),
+    next: z.string().nullable().describe("the `last` to ask for the next page (a position in the ordering); null on the last page"),
+  });
+
+const boolText = z.enum(['true', 'false']).transform((v) => v === 'true');
+
+export const SearchQuery = DiscoveryPageQuery.extend({
+  q: z.string().max(200).default('').describe('words to look for in names, namespaces, descriptions and READMEs; empty lists everything readable'),
+  namespace: z.string().max(256).optional().describe('only repositories of this namespace'),
+  official: boolText.optional().describe('true: only official repositories; false: only others'),
+  min_stars: z.coerce.number().int().min(0).max(1_000_000_000).optional().describe('at least this many stars'),
+  os: z.string().min(1).max(64).optional().describe('with a tagged image for this OS (linux, windows…)'),
+  architecture: z.string().min(1).max(64).optional().describe('with a tagged image for this architecture (amd64, arm64…)'),
+  sort: z.enum(['relevance', 'stars', 'pulls', 'updated']).default('relevance').describe('relevance (how the words match, then stars, then recent pulls), stars, pulls or updated (last push)'),
+});
+
+export const SearchResultSchema = z.object({
+  name: z.string().describe('the full name: NAMESPACE/NAME'),
+  namespace: z.string(),
+  short_name: z.string(),
+  description: z.string(),
+  star_count: z.number().int(),
+  pull_count: z.number().int(),
+  is_official: z.boolean(),
+  last_updated: optionalIso.describe('the last push'),
+  last_pulled: optionalIso,
+});
+export const SearchListSchema = countedList(SearchResultSchema).extend({ query: z.string() });
+
+/** Docker Hub's repository fields (v2/repositories/NS/NAME/) beside Berth's own. */
+const RepositoryPageFields = {
+  repository_type: z.literal('image'),
+  status: z.literal(1),
+  status_description: z.literal('active'),
+  description: z.string().describe('the short description (at most 100 characters)'),
+  is_private: z.boolean(),
+  is_official: z.boolean(),
+  star_count: z.number().int(),
+  pull_count: z.number().int().describe('manifest GETs by clients, counted as Docker Hub counts pulls'),
+  last_updated: optionalIso.describe('the last push, else the last change'),
+  last_pushed: optionalIso,
+  last_pulled: optionalIso,
+  date_registered: isoTime,
+  full_description: z.string().describe('the README, Markdown as set'),
+  full_description_html: z.string().describe('the README rendered as safe HTML: no raw HTML, no script, no event handlers, no javascript: links'),
+  full_name: z.string(),
+  has_starred: z.boolean().describe('whether the caller starred it (false for anonymous callers)'),
+};
+export const RepositoryPageSchema = RepositorySchema.extend(RepositoryPageFields).describe('`name` is the full name here, as in the rest of this API (Docker Hub answers the short name: `full_name` minus `namespace/`)');
+
+export const TagSchema = z.object({
+  name: z.string(),
+  digest: z.string(),
+  media_type: z.string(),
+  full_size: z.number().int().nullable().describe("compressed bytes: the config and layers, or an index's images together; null for images pushed before this was recorded"),
+  last_updated: isoTime.describe('when the tag was last pushed or moved'),
+  last_pulled: optionalIso,
+  tag_status: z.literal('active'),
+  images: z.array(
+    z.object({
+      architecture: z.string(),
+      os: z.string(),
+      variant: z.string().nullable(),
+      digest: z.string(),
+      size: z.number().int(),
+      status: z.literal('active'),
+      last_pulled: optionalIso,
+    }),
+  ),
+});
+export const TagListSchema = countedList(TagSchema);
+export const TagListQuery = DiscoveryPageQuery.extend({
+  sort: z.enum(['name', 'updated', 'pulled']).default('updated').describe('name, updated (last push first) or pulled (last pulled first)'),
+});
+
+export const DescriptionBody = z.strictObject({
+  description: z
+    .string()
+    .refine((s) => [...s].length <= MAX_DESCRIPTION_CHARS, `at most ${MAX_DESCRIPTION_CHARS} characters`)
+    .describe(`at most ${MAX_DESCRIPTION_CHARS} characters; empty clears it (the image's own shows again)`),
+});
+export const ReadmeBody = z.strictObject({
+  readme: z
+    .string()
+    .refine((s) => Buffer.byteLength(s) <= MAX_README_BYTES, `at most ${MAX_README_BYTES} bytes of UTF-8`)
+    .describe(`Markdown, at most ${MAX_README_BYTES} bytes; empty clears it (a README attached to the image shows again)`),
+});
+export const OfficialBody = z.strictObject({ official: z.boolean() });
+
+export const StarListSchema = list(z.object({ name: z.string(), starredAt: time }));
+
+export const FollowSchema = z.object({ kind: z.enum(['account', 'repository']), target: z.string().describe('a namespace (user, organization or library) or a repository'), since: time });
+export const FollowListSchema = list(FollowSchema);
+
+export const ActivityEntrySchema = z.object({
+  id: z.number().int(),
+  at: time,
+  repository: z.string().nullable(),
+  namespace: z.string(),
+  actor: z.string().nullable().describe('null: the command line, the system, or an anonymous push'),
+  action: z.string().describe('push, tag, delete, visibility, permission, star, unstar, description, readme, official'),
+  tag: z.string().nullable(),
+  digest: z.string().nullable(),
+  detail: z.record(z.string(), z.unknown()).nullable(),
+});
+export const ActivityListSchema = list(ActivityEntrySchema);
+
+const WebhookEvents = z.array(z.enum(['push'])).min(1).describe('what triggers it: push (a push with a tag)');
+const WebhookUrl = z
+  .string()
+  .max(2000)
+  .refine((s) => {
+    try {
+      return ['http:', 'https:'].includes(new URL(s).protocol);
+    } catch {
+      return false;
+    }
+  }, 'must be an http or https URL');
+export const WebhookSchema = z.object({
+  id: z.number().int(),
+  name: z.string(),
+  url: z.string().describe('the URL, with the password of its user part and the values of its query parameters shown as ***'),
+  events: z.array(z.string()),
+  active: z.boolean(),
+  createdBy: z.string().nullable(),
+  createdAt: time,
+});
+export const WebhookListSchema = list(WebhookSchema);
+export const WebhookBody = z.strictObject({
+  name: z.string().regex(/^[\w .-]{1,100}$/, 'must be 1 to 100 letters, digits, spaces, ".", "_" or "-"'),
+  url: WebhookUrl,
+  events: WebhookEvents.optional().describe('default: push'),
+});
+export const WebhookPatchBody = z.strictObject({ url: WebhookUrl.optional(), events: WebhookEvents.optional(), active: z.boolean().optional() });
+export type DiscoveryPage = z.output<typeof DiscoveryPageQuery>;
+/** A README's JSON body: the README (at most 1 MiB) escaped, with room to spare. */
+export const README_BODY_BYTES = 2 * MAX_README_BYTES;

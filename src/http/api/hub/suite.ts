@@ -9,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Principal } from '../../../access/types.js';
 import { CLI, createHub, type Hub } from '../../../hub/index.js';
 import type { MetadataStore } from '../../../metadata/store.js';
+import { runDiscoveryApiTests } from './discovery-tests.js';
 import { createHubApi, type ApiRequest, type ApiResponse, type HubApi } from './index.js';
 
 export interface ApiEngine {
@@ -19,7 +20,7 @@ export interface ApiEngine {
 const PASSWORD = 'correct horse battery';
 const digest = (s: string) => `sha256:${createHash('sha256').update(s).digest('hex')}`;
 
-interface Call {
+export interface Call {
   principal?: Principal;
   body?: unknown;
   rawBody?: string;
@@ -28,6 +29,8 @@ interface Call {
   csrf?: string;
   client?: string;
   tls?: boolean;
+  /** Another API than the suite's own (the one with a Discovery). */
+  via?: HubApi;
 }
 
 type Errors = { errors: { code: string; message: string; detail?: unknown }[] };
@@ -62,7 +65,7 @@ export function runApiSuite(engine: string, makeEngine: () => Promise<ApiEngine>
         tls: c.tls ?? false,
         prefix: '/',
       };
-      return api.handle(request);
+      return (c.via ?? api).handle(request);
     };
     const as = (name: string, rest: Omit<Call, 'principal'> = {}): Call => ({ ...rest, principal: who[name]! });
 
@@ -505,6 +508,8 @@ export function runApiSuite(engine: string, makeEngine: () => Promise<ApiEngine>
         assert.equal(r.status, 204);
       });
     });
+
+    runDiscoveryApiTests({ engine: () => e, hub: () => hub, api: () => api, who, call });
 
     it('serves its OpenAPI document without credentials', async () => {
       const r = await call('GET', 'berth/v1/openapi.json');

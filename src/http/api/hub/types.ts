@@ -90,7 +90,7 @@ export interface HandlerInput<P = Record<string, string>, Q = Record<string, unk
 }
 
 /** How a path parameter is checked before it reaches a query. */
-export type ParamKind = 'account' | 'team' | 'robot' | 'repository' | 'id' | 'run';
+export type ParamKind = 'account' | 'namespace' | 'team' | 'robot' | 'repository' | 'id' | 'run';
 
 /** Who may call an operation at all (the handler decides the rest). */
 export type Authentication = 'none' | 'optional' | 'required';
@@ -112,6 +112,8 @@ export interface OperationSpec<Q extends z.ZodType, B extends z.ZodType | undefi
   errors: number[];
   /** A list: answers with `Link: <…>; rel="next"` when more follow. */
   paginated?: boolean;
+  /** The largest body this operation takes (default MAX_BODY_BYTES, 64 KiB): a README's is larger. */
+  maxBodyBytes?: number;
 }
 
 export interface Operation<S = unknown> extends OperationSpec<z.ZodType, z.ZodType | undefined, z.ZodType | undefined> {
