@@ -181,7 +181,7 @@ export async function planCollection(
 
   for await (const blob of store.list()) {
     if (blob.modified && blob.modified.getTime() >= cutoff) continue;
-    if (await meta.blobRecorded(blob.digest)) continue;
+    if (await meta.collection.blobRecorded(blob.digest)) continue;
     counts.orphans++;
     counts.bytes += blob.size;
     planned({ kind: 'orphan', digest: blob.digest, size: blob.size });

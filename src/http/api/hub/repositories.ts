@@ -18,7 +18,7 @@ async function describe(s: Services, input: HandlerInput<unknown, unknown, unkno
   const facts = await repositoryFor(s, input.principal, name, 'pull');
   const ns = namespaceOf(name);
   const owner = name.includes('/') ? await s.hub.accounts.get(ns) : null;
-  const [usage, createdAt] = await Promise.all([s.store.repositoryUsage(name), repositoryCreatedAt(s.store, name)]);
+  const [usage, createdAt] = await Promise.all([s.store.collection.repositoryUsage(name), repositoryCreatedAt(s.store, name)]);
   const permission = effectivePermission(input.principal, facts, s.policy);
   return {
     name,
