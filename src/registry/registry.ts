@@ -328,7 +328,7 @@ export class Registry {
 
   /**
    * Deletes a whole repository: every tag, manifest, blob link and upload,
-   * in batches (see MetadataStore.deleteRepository), with the `delete`
+   * in batches (see RegistryQueries.deleteRepository), with the `delete`
    * events of each batch queued as it commits. Pushes into the repository
    * meanwhile are refused. Blob bytes no other repository uses are left to
    * garbage collection.
