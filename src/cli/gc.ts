@@ -91,7 +91,7 @@ export async function diskUsage(args: string[]): Promise<number> {
   const { config } = await loadConfig(file);
   const app = await createApp(config, createLogger({ ...config, log: { ...config.log, level: 'warn' } }));
   try {
-    const usage = await app.meta.storageUsage();
+    const usage = await app.meta.collection.storageUsage();
     if (json) {
       console.log(JSON.stringify(usage, null, 2));
       return 0;

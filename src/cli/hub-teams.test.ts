@@ -147,7 +147,7 @@ describe('berth org member | team | robot | repo | collaborator | invite | audit
     assert.equal((await ok(['robot', 'list', 'acme'])).stdout, '');
 
     await withHub(async (_hub, store) => {
-      await store.putManifest('alice/app', { digest: `sha256:${createHash('sha256').update('m').digest('hex')}`, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 2, artifactType: null, subjectDigest: null, annotations: null, blobs: [], manifests: [] }, ['v1']);
+      await store.registry.putManifest('alice/app', { digest: `sha256:${createHash('sha256').update('m').digest('hex')}`, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 2, artifactType: null, subjectDigest: null, annotations: null, blobs: [], manifests: [] }, ['v1']);
     });
     await ok(['repo', 'visibility', 'alice/app', 'private']);
     await withHub(async (hub) => assert.equal(await hub.repositories.visibility('alice/app'), 'private'));

@@ -149,11 +149,11 @@ describe('berth user | org | token (SQLite data directory)', () => {
 
     const store = await open();
     try {
-      await store.ensureRepository('carol/app');
+      await store.registry.ensureRepository('carol/app');
       r = await berth(env, ['user', 'del', 'carol']);
       assert.equal(r.code, 1);
       assert.match(r.stderr, /carol cannot be deleted: it owns repositories \(carol\/app\).*last owner of acme/);
-      await store.deleteRepository('carol/app');
+      await store.registry.deleteRepository('carol/app');
       r = await berth(env, ['user', 'del', 'acme']);
       assert.equal(r.code, 0, r.stderr);
       r = await berth(env, ['user', 'del', 'carol']);

@@ -27,10 +27,10 @@ describe('garbage collector batches', () => {
     // Untagged manifests: with delete-untagged, every one and its bytes are garbage once the grace period is over.
     for (let i = 0; i < COUNT; i++) {
       const m = { digest: d(`manifest ${i}`), mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 10, artifactType: null, subjectDigest: null, annotations: null, blobs: [], manifests: [] };
-      assert.deepEqual(await meta.putManifest(`batch/r${i % 3}`, m, []), { ok: true });
+      assert.deepEqual(await meta.registry.putManifest(`batch/r${i % 3}`, m, []), { ok: true });
     }
-    const candidates = meta.blobCandidates.bind(meta);
-    meta.blobCandidates = async (cutoff, limit, after) => {
+    const candidates = meta.collection.blobCandidates.bind(meta.collection);
+    meta.collection.blobCandidates = async (cutoff, limit, after) => {
       const page = await candidates(cutoff, limit, after);
       pages.push(page.length);
       return page;

@@ -82,7 +82,7 @@ export class GarbageCollector {
    * scheduler): after any this process is running, recorded like every run.
    */
   async collect(opts: CollectOptions): Promise<CollectSummary> {
-    const { run } = await this.meta.createGcRun(opts, this.owner, null);
+    const { run } = await this.meta.collection.createGcRun(opts, this.owner, null);
     return this.enqueue(run.id, opts);
   }
 
@@ -94,14 +94,14 @@ export class GarbageCollector {
   async start(opts: RunOptions): Promise<CollectionRun> {
     if (this.stopped) throw new Stopped();
     const freshSince = (await this.meta.clock()) - ABANDONED_MS;
-    const { run, joined } = await this.meta.createGcRun(opts, this.owner, { freshSince });
+    const { run, joined } = await this.meta.collection.createGcRun(opts, this.owner, { freshSince });
     if (!joined) this.enqueue(run.id, opts).catch((err) => this.log?.error({ err, gcRun: run.id }, 'garbage collection failed')); // and recorded in the run's row
     return describe(run, freshSince);
   }
 
   /** A run's record, or the newest one's; null when there is none. */
   async status(id: number | 'latest'): Promise<CollectionRun | null> {
-    const row = await this.meta.gcRun(id);
+    const row = await this.meta.collection.gcRun(id);
     return row ? describe(row, (await this.meta.clock()) - ABANDONED_MS) : null;
   }
 
@@ -136,7 +136,7 @@ export class GarbageCollector {
     this.queue = done.catch(() => {});
     this.local.set(id, done);
     this.heartbeat ??= setInterval(() => {
-      this.meta.touchGcRuns([...this.local.keys()]).catch((err) => this.log?.warn({ err }, 'could not refresh garbage collection runs'));
+      this.meta.collection.touchGcRuns([...this.local.keys()]).catch((err) => this.log?.warn({ err }, 'could not refresh garbage collection runs'));
     }, HEARTBEAT_MS).unref();
     const forget = () => {
       this.local.delete(id);
@@ -152,20 +152,20 @@ export class GarbageCollector {
   private async execute(id: number, opts: CollectOptions): Promise<CollectSummary> {
     try {
       if (this.stopped) throw new Stopped();
-      await this.meta.updateGcRun(id, { state: 'running', started: true });
+      await this.meta.collection.updateGcRun(id, { state: 'running', started: true });
       let lastWrite = 0;
       const progress = (p: Progress) => {
         opts.progress?.(p);
         const now = Date.now();
         if (now - lastWrite < PROGRESS_WRITE_MS) return;
         lastWrite = now;
-        this.meta.updateGcRun(id, { progress: JSON.stringify(p) }).catch((err) => this.log?.warn({ err }, 'could not record garbage collection progress'));
+        this.meta.collection.updateGcRun(id, { progress: JSON.stringify(p) }).catch((err) => this.log?.warn({ err }, 'could not record garbage collection progress'));
       };
       const summary = await this.run({ ...opts, progress });
-      await this.meta.updateGcRun(id, { state: 'finished', finished: true, summary: JSON.stringify(summary) });
+      await this.meta.collection.updateGcRun(id, { state: 'finished', finished: true, summary: JSON.stringify(summary) });
       return summary;
     } catch (err) {
-      await this.meta.updateGcRun(id, { state: 'failed', finished: true, error: (err as Error).message ?? String(err) }).catch(() => {});
+      await this.meta.collection.updateGcRun(id, { state: 'failed', finished: true, error: (err as Error).message ?? String(err) }).catch(() => {});
       throw err;
     }
   }
@@ -209,12 +209,12 @@ export class GarbageCollector {
     if (opts.deleteUntagged) {
       for (let pass = 0; pass < 100; pass++) {
         this.checkStopped();
-        const batch = await this.meta.untaggedManifests(cutoff, BATCH);
+        const batch = await this.meta.collection.untaggedManifests(cutoff, BATCH);
         if (batch.length === 0) break;
         let freed = 0;
         const events: RegistryEvent[] = [];
         for (const m of batch) {
-          if (await this.meta.deleteUntaggedManifest(m.id, cutoff)) {
+          if (await this.meta.collection.deleteUntaggedManifest(m.id, cutoff)) {
             freed++;
             events.push(deleteEvent(m.repository, { digest: m.digest, mediaType: m.mediaType, size: m.size }));
           }
@@ -227,8 +227,8 @@ export class GarbageCollector {
     }
 
     this.checkStopped();
-    summary.linksPruned = await this.meta.pruneStaleLinks(cutoff);
-    summary.blobsMarked = await this.meta.referencedBlobCount();
+    summary.linksPruned = await this.meta.collection.pruneStaleLinks(cutoff);
+    summary.blobsMarked = await this.meta.collection.referencedBlobCount();
 
     // Candidates a page at a time, in digest order: a page is deleted before the next is read.
     // (No count first: it would cost another pass over every blob, for a progress bar's total.)
@@ -236,16 +236,16 @@ export class GarbageCollector {
     let after = '';
     for (;;) {
       this.checkStopped();
-      const batch = await this.meta.blobCandidates(cutoff, BATCH, after);
+      const batch = await this.meta.collection.blobCandidates(cutoff, BATCH, after);
       if (batch.length === 0) break;
       after = batch[batch.length - 1]!.digest;
       summary.blobsEligible += batch.length;
       const events: RegistryEvent[] = [];
       for (const c of batch) {
-        const marked = await this.meta.markBlobDeleting(c.digest, cutoff);
+        const marked = await this.meta.collection.markBlobDeleting(c.digest, cutoff);
         if (!marked) continue;
         await this.store.delete(c.digest);
-        await this.meta.forgetBlob(c.digest);
+        await this.meta.collection.forgetBlob(c.digest);
         summary.blobsDeleted++;
         summary.bytesReclaimed += marked.size;
         for (const repository of marked.repositories) events.push(deleteEvent(repository, { digest: c.digest, mediaType: 'application/octet-stream', size: marked.size }));
@@ -258,10 +258,10 @@ export class GarbageCollector {
     for await (const blob of this.store.list()) {
       if (++listed % BATCH === 0) this.checkStopped();
       if (blob.modified && blob.modified.getTime() >= cutoff) continue;
-      if (await this.meta.blobRecorded(blob.digest)) continue;
-      if (!(await this.meta.claimOrphan(blob.digest, blob.size))) continue;
+      if (await this.meta.collection.blobRecorded(blob.digest)) continue;
+      if (!(await this.meta.collection.claimOrphan(blob.digest, blob.size))) continue;
       await this.store.delete(blob.digest);
-      await this.meta.forgetBlob(blob.digest);
+      await this.meta.collection.forgetBlob(blob.digest);
       summary.orphanFilesDeleted++;
       summary.bytesReclaimed += blob.size;
     }

@@ -5,7 +5,7 @@
  * The real run deletes untagged manifests pass after pass (deleting an
  * index's tag frees its children in the next pass, deleting a manifest frees
  * its blobs), so a dry run cannot ask the database "what is collectable now":
- * it replays the same rules (store.ts's untaggedCondition, blobCollectable
+ * it replays the same rules (collection.ts's untaggedCondition, blobCollectable
  * and pruneStaleLinks) on the snapshot, deletes in memory, and reports the
  * end state. On a registry nobody writes to meanwhile it reports exactly what
  * the real run then does; under concurrent pushes it is an estimate, as any
@@ -181,7 +181,7 @@ export async function planCollection(
 
   for await (const blob of store.list()) {
     if (blob.modified && blob.modified.getTime() >= cutoff) continue;
-    if (await meta.blobRecorded(blob.digest)) continue;
+    if (await meta.collection.blobRecorded(blob.digest)) continue;
     counts.orphans++;
     counts.bytes += blob.size;
     planned({ kind: 'orphan', digest: blob.digest, size: blob.size });

@@ -38,7 +38,7 @@ describe('migration 0010_hub_accounts', () => {
       try {
         const hub = createHub(store);
         assert.equal(await hub.repositories.visibility('old/repo'), 'public');
-        await store.ensureRepository('new/repo');
+        await store.registry.ensureRepository('new/repo');
         assert.equal(await hub.repositories.visibility('new/repo'), 'private');
       } finally {
         await store.close();

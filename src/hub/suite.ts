@@ -129,7 +129,7 @@ export function runHubSuite(engine: string, makeEngine: () => Promise<HubEngine>
         await hub.organizations.setTeamPermission('acme', 'writers', 'acme/missing', 'write', CLI);
         for (const [name, visibility] of Object.entries(R)) {
           if (visibility === null) continue;
-          await e.store.ensureRepository(name);
+          await e.store.registry.ensureRepository(name);
           await hub.repositories.setVisibility(name, visibility, CLI);
         }
         await hub.repositories.setCollaborator('alice/private', 'gina', 'write', CLI);
@@ -285,14 +285,14 @@ export function runHubSuite(engine: string, makeEngine: () => Promise<HubEngine>
       it('delete: refused while the account owns repositories or is the last owner of an organization, naming them', async () => {
         await hub.accounts.create({ name: 'del-user', password: PASSWORD }, CLI);
         await hub.accounts.create({ name: 'del-other', password: PASSWORD }, CLI);
-        await e.store.ensureRepository('del-user/one');
-        await e.store.ensureRepository('del-user/two/deep');
-        await e.store.ensureRepository('del-user0/not-theirs');
+        await e.store.registry.ensureRepository('del-user/one');
+        await e.store.registry.ensureRepository('del-user/two/deep');
+        await e.store.registry.ensureRepository('del-user0/not-theirs');
         await hub.organizations.create('del-org', 'del-user', CLI);
         const err = await rejectsWith(hub.accounts.delete('del-user', CLI), 'ACCOUNT_IN_USE', /del-user\/one, del-user\/two\/deep.*last owner of del-org/);
         assert.deepEqual(err.detail, { repositories: ['del-user/one', 'del-user/two/deep'], organizations: ['del-org'] });
-        await e.store.deleteRepository('del-user/one');
-        await e.store.deleteRepository('del-user/two/deep');
+        await e.store.registry.deleteRepository('del-user/one');
+        await e.store.registry.deleteRepository('del-user/two/deep');
         await hub.organizations.addTeamMember('del-org', 'owners', 'del-other', CLI);
         const p = (await hub.verifier.verify('del-user', PASSWORD, '10.1.0.3'))!;
         const t = await hub.tokens.create('del-user', { name: 'ci', scopes: ['read'] }, CLI);
@@ -367,7 +367,7 @@ export function runHubSuite(engine: string, makeEngine: () => Promise<HubEngine>
         await rejectsWith(hub.organizations.setTeamPermission('o-org', 'devs', 'o-org/app', 'owner', CLI), 'INVALID');
         assert.deepEqual(await hub.organizations.teamPermissions('o-org', 'devs'), [{ repository: 'o-org/app', permission: 'write' }]);
         const dina = (await hub.verifier.verify('o-dina', PASSWORD, '10.2.0.1'))!;
-        await e.store.ensureRepository('o-org/app');
+        await e.store.registry.ensureRepository('o-org/app');
         assert.equal((await hub.facts.facts(dina, 'o-org/app')).permission, 'write');
         // Leaving the organization leaves its teams too.
         await hub.organizations.removeMember('o-org', 'o-dina', CLI);
@@ -387,7 +387,7 @@ export function runHubSuite(engine: string, makeEngine: () => Promise<HubEngine>
         await hub.accounts.create({ name: 'c-own', password: PASSWORD }, CLI);
         await hub.accounts.create({ name: 'c-col', password: PASSWORD }, CLI);
         await rejectsWith(hub.repositories.setCollaborator('c-own/app', 'c-col', 'read', CLI), 'NOT_FOUND');
-        await e.store.ensureRepository('c-own/app');
+        await e.store.registry.ensureRepository('c-own/app');
         await rejectsWith(hub.repositories.setCollaborator('c-own/app', 'c-own', 'read', CLI), 'INVALID');
         await rejectsWith(hub.repositories.setCollaborator('acme/api', 'c-col', 'read', CLI), 'INVALID');
         await hub.repositories.setCollaborator('c-own/app', 'c-col', 'admin', CLI);
@@ -400,10 +400,10 @@ export function runHubSuite(engine: string, makeEngine: () => Promise<HubEngine>
     describe('visibility', () => {
       it('new repositories take the visibility the store was opened with; set and read back', async () => {
         assert.equal(await hub.repositories.visibility('vis/none'), null);
-        await e.store.ensureRepository('vis/default');
+        await e.store.registry.ensureRepository('vis/default');
         assert.equal(await hub.repositories.visibility('vis/default'), 'public', 'public unless configured (accounts off)');
         const privateByDefault = await another({ newRepositoryVisibility: 'private' });
-        await privateByDefault.ensureRepository('vis/private-by-default');
+        await privateByDefault.registry.ensureRepository('vis/private-by-default');
         assert.equal(await hub.repositories.visibility('vis/private-by-default'), 'private');
         await hub.repositories.setVisibility('vis/private-by-default', 'public', { name: 'alice', requestId: 'req-vis' });
         assert.equal(await hub.repositories.visibility('vis/private-by-default'), 'public');

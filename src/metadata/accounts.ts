@@ -7,7 +7,7 @@
  */
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database } from './schema.js';
-import type { MetadataStore } from './store.js';
+import type { MetadataDatabase } from './database.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
 
@@ -86,7 +86,7 @@ export function strongest(perms: Iterable<string>): GrantedPermission | 'none' {
 }
 
 export class AccountQueries {
-  constructor(private readonly store: MetadataStore) {}
+  constructor(private readonly store: MetadataDatabase) {}
 
   private get db(): Kysely<Database> {
     return this.store.db;

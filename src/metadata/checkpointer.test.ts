@@ -46,7 +46,7 @@ describe('WAL checkpointer', () => {
       await sleep(50);
       const before = statSync(file).size;
       const checkpointsBefore = checkpointer.stats.checkpoints;
-      for (let i = 0; i < 2000; i++) await store.linkBlob(`checkpoint/repo-${i % 50}`, `sha256:${i.toString(16).padStart(64, '0')}`, i);
+      for (let i = 0; i < 2000; i++) await store.registry.linkBlob(`checkpoint/repo-${i % 50}`, `sha256:${i.toString(16).padStart(64, '0')}`, i);
       await until('the new pages in the database file', () => statSync(file).size > before + 100 * 4096 && checkpointer.stats.checkpoints > checkpointsBefore);
       await until('the whole log copied', () => checkpointer.stats.checkpointed === checkpointer.stats.log);
       assert.ok(checkpointer.stats.log > 100, `frames in the log: ${checkpointer.stats.log}`);
@@ -62,7 +62,7 @@ describe('WAL checkpointer', () => {
         // copy is not the file's state, so it counts as "not yet". A file that
         // stays corrupt times out below.
         const found = await MetadataStore.open({ sqlitePath: alone })
-          .then((other) => other.linkedBlob('checkpoint/repo-49', last).finally(() => other.close()))
+          .then((other) => other.registry.linkedBlob('checkpoint/repo-49', last).finally(() => other.close()))
           .catch((err: { code?: string }) => {
             if (err.code === 'SQLITE_CORRUPT' || err.code === 'SQLITE_NOTADB') return undefined;
             throw err;
@@ -83,7 +83,7 @@ describe('WAL checkpointer', () => {
       await checkpointer.stop();
       const stopped = { ...checkpointer.stats };
       const size = statSync(file).size;
-      for (let i = 0; i < 500; i++) await store.ensureRepository(`stopped/repo-${i}`);
+      for (let i = 0; i < 500; i++) await store.registry.ensureRepository(`stopped/repo-${i}`);
       await sleep(100);
       assert.deepEqual(checkpointer.stats, stopped);
       assert.equal(statSync(file).size, size, 'nothing copied into the database file after stop');

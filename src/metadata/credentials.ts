@@ -6,7 +6,7 @@
  */
 import { sql, type Kysely } from 'kysely';
 import type { Database } from './schema.js';
-import type { MetadataStore } from './store.js';
+import type { MetadataDatabase } from './database.js';
 import type { GrantedPermission } from './accounts.js';
 
 export interface AccessTokenRow {
@@ -58,7 +58,7 @@ export type NewAuditEntry = Omit<AuditEntry, 'id' | 'at'>;
 const n = (v: number | null): number | null => (v === null ? null : Number(v));
 
 export class CredentialQueries {
-  constructor(private readonly store: MetadataStore) {}
+  constructor(private readonly store: MetadataDatabase) {}
 
   private get db(): Kysely<Database> {
     return this.store.db;

@@ -450,7 +450,7 @@ export class DiscoveryQueries {
 
   /** A repository's tags with what a page shows, sorted and paginated. */
   async tags(repository: string, page: { sort: TagSort; limit: number; offset: number }): Promise<{ total: number; tags: TagDetails[] }> {
-    const repositoryId = await this.store.repositoryId(repository);
+    const repositoryId = await this.store.registry.repositoryId(repository);
     if (repositoryId === null) return { total: 0, tags: [] };
     const order = {
       name: sql`t.name`,
@@ -504,7 +504,7 @@ export class DiscoveryQueries {
   /** Stars (or unstars) a repository; returns whether anything changed, or null when there is no such repository. */
   async setStar(accountId: number, repository: string, starred: boolean): Promise<boolean | null> {
     return this.store.writeTransaction(async (trx) => {
-      const repositoryId = await this.store.repositoryId(repository, trx);
+      const repositoryId = await this.store.registry.repositoryId(repository, trx);
       if (repositoryId === null) return null;
       let changed: boolean;
       if (starred) {
@@ -665,7 +665,7 @@ export class DiscoveryQueries {
       const at = await this.store.clock(trx);
       const week = Math.floor(at / PULL_WINDOW_MS);
       for (const repository of repositories) {
-        const repositoryId = await this.store.repositoryId(repository, trx);
+        const repositoryId = await this.store.registry.repositoryId(repository, trx);
         if (repositoryId === null) continue;
         let pulls = 0;
         for (const n of batch.tags.get(repository)?.values() ?? []) pulls += n;
@@ -740,7 +740,7 @@ export class DiscoveryQueries {
 
   async createWebhook(repository: string, w: { name: string; url: string; events: string[]; createdBy: string | null }): Promise<WebhookRow | null | 'taken'> {
     return this.store.writeTransaction(async (trx) => {
-      const repositoryId = await this.store.repositoryId(repository, trx);
+      const repositoryId = await this.store.registry.repositoryId(repository, trx);
       if (repositoryId === null) return null;
       const r = await trx
         .insertInto('webhooks')
@@ -779,7 +779,7 @@ export class DiscoveryQueries {
     if (change.url !== undefined) set.url = change.url;
     if (change.events !== undefined) set.events = change.events.join(',');
     if (change.active !== undefined) set.active = change.active ? 1 : 0;
-    const repositoryId = await this.store.repositoryId(repository);
+    const repositoryId = await this.store.registry.repositoryId(repository);
     if (repositoryId === null) return false;
     if (Object.keys(set).length === 0) return (await this.webhookById(id))?.repository === repository;
     const r = await this.store.writing(() => this.db.updateTable('webhooks').set(set).where('id', '=', id).where('repository_id', '=', repositoryId).executeTakeFirst());
@@ -789,7 +789,7 @@ export class DiscoveryQueries {
   /** Deletes a webhook and its undelivered events. */
   async deleteWebhook(repository: string, id: number): Promise<boolean> {
     return this.store.writeTransaction(async (trx) => {
-      const repositoryId = await this.store.repositoryId(repository, trx);
+      const repositoryId = await this.store.registry.repositoryId(repository, trx);
       if (repositoryId === null) return false;
       const r = await trx.deleteFrom('webhooks').where('id', '=', id).where('repository_id', '=', repositoryId).executeTakeFirst();
       if (Number(r.numDeletedRows) === 0) return false;

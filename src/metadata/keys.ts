@@ -3,7 +3,7 @@
  * the metadata store's one database handle. Writes go through the store's
  * writeTransaction (the write gate on SQLite, conflict retries on PostgreSQL).
  */
-import type { MetadataStore } from './store.js';
+import type { MetadataDatabase } from './database.js';
 
 export interface SigningKeyRecord {
   ordinal: number;
@@ -43,7 +43,7 @@ function toRecord(row: {
 }
 
 export class SigningKeyQueries {
-  constructor(readonly store: MetadataStore) {}
+  constructor(readonly store: MetadataDatabase) {}
 
   /** Every key, retired ones too, oldest first. */
   async list(): Promise<SigningKeyRecord[]> {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { MAX_WRITE_ATTEMPTS, retryConflicts } from './store.js';
+import { MAX_WRITE_ATTEMPTS, retryConflicts } from './database.js';
 
 const failure = (code: string) => Object.assign(new Error(`failed with ${code}`), { code });
 

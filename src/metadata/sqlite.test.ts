@@ -23,27 +23,27 @@ describe('sqlite read cache', () => {
     const b = await MetadataStore.open({ sqlitePath: file });
     try {
       const m = (n: string) => ({ digest: `sha256:${n.repeat(64)}`, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 1, artifactType: null, subjectDigest: null, annotations: null, blobs: [], manifests: [] });
-      await a.putManifest('cache/repo', m('a'), ['latest']);
-      assert.equal((await a.manifestByTag('cache/repo', 'latest'))?.digest, m('a').digest);
-      assert.equal((await a.manifestByTag('cache/repo', 'latest'))?.digest, m('a').digest, 'served again (from the cache)');
-      await b.putManifest('cache/repo', m('b'), ['latest']);
+      await a.registry.putManifest('cache/repo', m('a'), ['latest']);
+      assert.equal((await a.registry.manifestByTag('cache/repo', 'latest'))?.digest, m('a').digest);
+      assert.equal((await a.registry.manifestByTag('cache/repo', 'latest'))?.digest, m('a').digest, 'served again (from the cache)');
+      await b.registry.putManifest('cache/repo', m('b'), ['latest']);
       await nextRequest();
-      assert.equal((await a.manifestByTag('cache/repo', 'latest'))?.digest, m('b').digest, 'the other connection moved the tag');
-      await b.deleteTag('cache/repo', 'latest');
+      assert.equal((await a.registry.manifestByTag('cache/repo', 'latest'))?.digest, m('b').digest, 'the other connection moved the tag');
+      await b.registry.deleteTag('cache/repo', 'latest');
       await nextRequest();
-      assert.equal(await a.manifestByTag('cache/repo', 'latest'), null);
+      assert.equal(await a.registry.manifestByTag('cache/repo', 'latest'), null);
 
-      await b.linkBlob('cache/repo', `sha256:${'c'.repeat(64)}`, 5);
+      await b.registry.linkBlob('cache/repo', `sha256:${'c'.repeat(64)}`, 5);
       await nextRequest();
-      assert.deepEqual(await a.linkedBlob('cache/repo', `sha256:${'c'.repeat(64)}`), { size: 5 });
-      await b.unlinkBlob('cache/repo', `sha256:${'c'.repeat(64)}`);
+      assert.deepEqual(await a.registry.linkedBlob('cache/repo', `sha256:${'c'.repeat(64)}`), { size: 5 });
+      await b.registry.unlinkBlob('cache/repo', `sha256:${'c'.repeat(64)}`);
       await nextRequest();
-      assert.equal(await a.linkedBlob('cache/repo', `sha256:${'c'.repeat(64)}`), null);
+      assert.equal(await a.registry.linkedBlob('cache/repo', `sha256:${'c'.repeat(64)}`), null);
       // And this connection's own writes.
-      await a.linkBlob('cache/repo', `sha256:${'c'.repeat(64)}`, 5);
-      assert.deepEqual(await a.linkedBlob('cache/repo', `sha256:${'c'.repeat(64)}`), { size: 5 });
-      await a.unlinkBlob('cache/repo', `sha256:${'c'.repeat(64)}`);
-      assert.equal(await a.linkedBlob('cache/repo', `sha256:${'c'.repeat(64)}`), null);
+      await a.registry.linkBlob('cache/repo', `sha256:${'c'.repeat(64)}`, 5);
+      assert.deepEqual(await a.registry.linkedBlob('cache/repo', `sha256:${'c'.repeat(64)}`), { size: 5 });
+      await a.registry.unlinkBlob('cache/repo', `sha256:${'c'.repeat(64)}`);
+      assert.equal(await a.registry.linkedBlob('cache/repo', `sha256:${'c'.repeat(64)}`), null);
     } finally {
       await a.close();
       await b.close();

@@ -116,7 +116,7 @@ export class Registry {
   async statBlob(repository: string, digest: string): Promise<BlobHandle> {
     assertName(repository);
     parseDigest(digest);
-    const linked = await this.meta.linkedBlob(repository, digest);
+    const linked = await this.meta.registry.linkedBlob(repository, digest);
     if (!linked) throw blobUnknown(digest);
     return { digest, size: linked.size };
   }
@@ -138,7 +138,7 @@ export class Registry {
     this.assertDeletable();
     assertName(repository);
     parseDigest(digest);
-    if (!(await this.meta.unlinkBlob(repository, digest).catch(refuseStillReferenced))) throw blobUnknown(digest);
+    if (!(await this.meta.registry.unlinkBlob(repository, digest).catch(refuseStillReferenced))) throw blobUnknown(digest);
   }
 
   /**
@@ -178,7 +178,7 @@ export class Registry {
     let after: string | undefined;
     for (let asked = 0; asked < MAX_MOUNT_CANDIDATES; ) {
       const limit = Math.min(MOUNT_CANDIDATE_PAGE, MAX_MOUNT_CANDIDATES - asked);
-      const holders = await this.meta.repositoriesWithBlob(digest, { after, limit });
+      const holders = await this.meta.registry.repositoriesWithBlob(digest, { after, limit });
       for (const from of holders) {
         if (!(await mayRead(from))) continue;
         // Null when the link went away since the page was read: try the next holder.
@@ -193,7 +193,7 @@ export class Registry {
   }
 
   private async mountFrom(repository: string, digest: string, from: string): Promise<BlobHandle | null> {
-    const mounted = await this.meta.mountBlob(repository, from, digest).catch(refuseWhileDeleting);
+    const mounted = await this.meta.registry.mountBlob(repository, from, digest).catch(refuseWhileDeleting);
     return mounted ? { digest, size: mounted.size } : null;
   }
 
@@ -215,7 +215,7 @@ export class Registry {
       if (err instanceof RegistryError) throw manifestUnknown(reference.slice(0, 200));
       throw err;
     }
-    const record = ref.kind === 'tag' ? await this.meta.manifestByTag(repository, ref.tag) : await this.meta.manifestByDigest(repository, ref.digest);
+    const record = ref.kind === 'tag' ? await this.meta.registry.manifestByTag(repository, ref.tag) : await this.meta.registry.manifestByDigest(repository, ref.digest);
     if (!record) throw manifestUnknown(reference);
     return { digest: record.digest, mediaType: record.mediaType, size: record.size, body: await this.manifestBody(record) };
   }
@@ -282,7 +282,7 @@ export class Registry {
     const tags = ref.kind === 'tag' ? [ref.tag, ...extraTags] : extraTags;
     let result;
     try {
-      result = await this.meta.putManifest(repository, record, tags, writeBytes).catch(refuseWhileDeleting);
+      result = await this.meta.registry.putManifest(repository, record, tags, writeBytes).catch(refuseWhileDeleting);
     } finally {
       if (staged) await this.store.deleteUpload(staged);
     }
@@ -319,16 +319,16 @@ export class Registry {
     assertName(repository);
     const ref = parseReference(reference);
     if (ref.kind === 'tag') {
-      if (!(await this.meta.deleteTag(repository, ref.tag))) throw manifestUnknown(reference);
+      if (!(await this.meta.registry.deleteTag(repository, ref.tag))) throw manifestUnknown(reference);
       return { kind: 'tag' };
     }
-    if (!(await this.meta.deleteManifest(repository, ref.digest).catch(refuseStillReferenced))) throw manifestUnknown(reference);
+    if (!(await this.meta.registry.deleteManifest(repository, ref.digest).catch(refuseStillReferenced))) throw manifestUnknown(reference);
     return { kind: 'digest', digest: ref.digest };
   }
 
   /**
    * Deletes a whole repository: every tag, manifest, blob link and upload,
-   * in batches (see MetadataStore.deleteRepository), with the `delete`
+   * in batches (see RegistryQueries.deleteRepository), with the `delete`
    * events of each batch queued as it commits. Pushes into the repository
    * meanwhile are refused. Blob bytes no other repository uses are left to
    * garbage collection.
@@ -336,7 +336,7 @@ export class Registry {
   async deleteRepository(repository: string, actor?: string): Promise<{ manifests: number; tags: number }> {
     this.assertDeletable();
     assertName(repository);
-    const deleted = await this.meta.deleteRepository(repository, async (batch) => {
+    const deleted = await this.meta.registry.deleteRepository(repository, async (batch) => {
       const timestamp = new Date().toISOString();
       const events: RegistryEvent[] = [
         ...batch.tags.map((t) => ({ id: randomUUID(), timestamp, action: 'delete' as const, target: { repository, tag: t.tag, digest: t.digest }, actor: { name: actor } })),
@@ -362,10 +362,10 @@ export class Registry {
     assertName(repository);
     const limit = n ?? 1_000_000;
     if (limit === 0) {
-      if ((await this.meta.listTags(repository, { limit: 0 })) === null) throw nameUnknown(repository);
+      if ((await this.meta.registry.listTags(repository, { limit: 0 })) === null) throw nameUnknown(repository);
       return { items: [] };
     }
-    const tags = await this.meta.listTags(repository, { after: last, limit: limit + 1 });
+    const tags = await this.meta.registry.listTags(repository, { after: last, limit: limit + 1 });
     if (tags === null) throw nameUnknown(repository);
     return page(tags, limit);
   }
@@ -374,7 +374,7 @@ export class Registry {
   async catalog(n: number | undefined, last: string | undefined, maxEntries = 1000, readable?: RepositoryCondition): Promise<Paginated<string>> {
     const limit = Math.min(n ?? maxEntries, maxEntries);
     if (limit === 0) return { items: [] };
-    return page(await this.meta.listRepositories({ after: last, limit: limit + 1 }, readable), limit);
+    return page(await this.meta.registry.listRepositories({ after: last, limit: limit + 1 }, readable), limit);
   }
 
   /**
@@ -388,7 +388,7 @@ export class Registry {
     assertName(repository);
     parseDigest(digest);
     const limit = Math.min(n ?? MAX_REFERRERS_PAGE, MAX_REFERRERS_PAGE);
-    const rows = limit === 0 ? [] : await this.meta.referrers(repository, digest, artifactType, { afterId: after, limit: limit + 1 });
+    const rows = limit === 0 ? [] : await this.meta.registry.referrers(repository, digest, artifactType, { afterId: after, limit: limit + 1 });
     const manifests: Record<string, unknown>[] = [];
     let bytes = 0;
     let next: number | undefined;

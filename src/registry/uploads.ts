@@ -139,15 +139,15 @@ export class Uploads {
       const store = this.store;
       const startedAt = startTime(id);
       try {
-        const linked = store.existsNow ? await this.meta.claimLinkNow(repository, digest, state.size, () => store.existsNow!(digest), startedAt) : null;
+        const linked = store.existsNow ? await this.meta.registry.claimLinkNow(repository, digest, state.size, () => store.existsNow!(digest), startedAt) : null;
         if (linked !== true) {
           // No synchronous path (PostgreSQL, a remote store), or the bytes were gone.
-          await this.meta.claimBlob(
+          await this.meta.registry.claimBlob(
             digest,
             state.size,
             async (trx) => {
               if (!(await store.exists(digest))) await store.commitUpload(id, digest);
-              await this.meta.linkUploadInTransaction(trx, repository, digest, startedAt);
+              await this.meta.registry.linkUploadInTransaction(trx, repository, digest, startedAt);
             },
             { repository },
           );

@@ -68,7 +68,7 @@ export interface BlobStore {
   /**
    * `exists`, answered at once on this thread (a local stat). A driver that
    * has it lets a push's claim run as one synchronous transaction (see
-   * MetadataStore.claimLinkNow); one whose check is a network call leaves
+   * RegistryQueries.claimLinkNow); one whose check is a network call leaves
    * it out.
    */
   existsNow?(digest: string): boolean;

@@ -130,7 +130,7 @@ describe('real clients against Berth with accounts', { timeout: 600_000 }, () =>
     await ctr('images', 'pull', '--plain-http', `${b.host}/alice/app:v1`);
     for (const to of ['acme/api:ci', 'acme/other:ci']) await ctr('images', 'tag', `${b.host}/alice/app:v1`, `${b.host}/${to}`);
     await ctr('images', 'push', '--plain-http', '--user', `acme+ci:${robot.secret}`, `${b.host}/acme/api:ci`);
-    assert.deepEqual((await b.store.listTags('acme/api', { limit: 10 }))?.sort(), ['ci', 'v1']);
+    assert.deepEqual((await b.store.registry.listTags('acme/api', { limit: 10 }))?.sort(), ['ci', 'v1']);
     await failure(ctr('images', 'push', '--plain-http', '--user', `acme+ci:${robot.secret}`, `${b.host}/acme/other:ci`), 'the robot pushing elsewhere');
     await ctr('images', 'rm', `${b.host}/acme/api:ci`);
     await failure(ctr('images', 'pull', '--plain-http', `${b.host}/acme/api:ci`), 'an anonymous pull of a private repository');

@@ -491,7 +491,7 @@ describe("leak test: a private repository's API resources answer as a missing on
       assert.equal(await b.hub.repositories.visibility('alice/secret'), 'private');
       assert.deepEqual(await b.hub.repositories.collaborators('alice/secret'), []);
       assert.deepEqual((await b.hub.repositories.collaborators('alice/absent')).length, 0);
-      assert.deepEqual(await b.store.repositoryUsage('alice/secret').then((u) => u?.tags), 1);
+      assert.deepEqual(await b.store.collection.repositoryUsage('alice/secret').then((u) => u?.tags), 1);
     });
   }
 });

@@ -1066,7 +1066,7 @@ describe('SQLite WAL checkpoints', () => {
       const db = path.join(root, 'berth.db');
       const before = (await stat(db)).size;
       // Far fewer pages than the safety net: only the checkpoint thread can move them into the database file.
-      for (let i = 0; i < 1500; i++) await elsewhere.meta.ensureRepository(`checkpoints/repository-${i}`);
+      for (let i = 0; i < 1500; i++) await elsewhere.meta.registry.ensureRepository(`checkpoints/repository-${i}`);
       await eventually('the checkpoint thread to copy the log into the database file', async () => (await stat(db)).size > before + 16 * 4096, 10_000, 20);
     } finally {
       await Promise.all([here.close(), elsewhere.close(), cli.close()]);

@@ -155,7 +155,7 @@ export function createApiRoutes(services: ApiServices): (method: string, path: s
     }
     if (rest === 'storage') {
       return allow('api-storage', ['GET'], async (ctx) => {
-        sendJSON(ctx.res, 200, await ctx.registry.meta.storageUsage());
+        sendJSON(ctx.res, 200, await ctx.registry.meta.collection.storageUsage());
       });
     }
     const repo = /^repositories\/(.+)$/.exec(rest);
@@ -174,7 +174,7 @@ export function createApiRoutes(services: ApiServices): (method: string, path: s
           return;
         }
         // Queries scoped to this repository (indexed), not the whole registry's accounting filtered.
-        const usage = await ctx.registry.meta.repositoryUsage(name);
+        const usage = await ctx.registry.meta.collection.repositoryUsage(name);
         if (!usage) throw new RegistryError('NAME_UNKNOWN', 'repository name not known to registry', { name });
         sendJSON(ctx.res, 200, { name, sizeBytes: usage.bytes, blobs: usage.blobs, tags: usage.tags });
       }, needs);

@@ -19,7 +19,7 @@ export async function describeRepository(s: Services, input: HandlerInput<unknow
   const facts = await repositoryFor(s, input.principal, name, 'pull');
   const ns = namespaceOf(name);
   const owner = name.includes('/') ? await s.hub.accounts.get(ns) : null;
-  const [usage, createdAt] = await Promise.all([s.store.repositoryUsage(name), repositoryCreatedAt(s.store, name)]);
+  const [usage, createdAt] = await Promise.all([s.store.collection.repositoryUsage(name), repositoryCreatedAt(s.store, name)]);
   const permission = effectivePermission(input.principal, facts, s.policy);
   return {
     name,

@@ -76,7 +76,7 @@ export function runApiSuite(engine: string, makeEngine: () => Promise<ApiEngine>
         hub,
         store: e.store,
         deleteRepository: async (name) => {
-          const r = await e.store.deleteRepository(name);
+          const r = await e.store.registry.deleteRepository(name);
           if (!r) throw new Error(`no repository ${name}`);
           return r;
         },
@@ -92,7 +92,7 @@ export function runApiSuite(engine: string, makeEngine: () => Promise<ApiEngine>
         ['alice/zz-private', 'private'],
         ['library/ubuntu', 'public'],
       ] as const) {
-        await e.store.putManifest(
+        await e.store.registry.putManifest(
           name,
           { digest: digest(name), mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 10, artifactType: null, subjectDigest: null, annotations: null, blobs: [], manifests: [] },
           ['latest', 'v1'],

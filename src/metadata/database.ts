@@ -1,0 +1,401 @@
+/**
+ * The metadata database's handle, shared by every query module of this
+ * folder (registry.ts, collection.ts, and the Hub's accounts.ts,
+ * credentials.ts, keys.ts, discovery.ts): opening either engine (SQLite
+ * embedded, PostgreSQL at scale) and migrating it, one writer at a time
+ * (the write gate) or conflicts retried (PostgreSQL), the locks in their one
+ * order, the database's clock, reads cached by data_version, and queries
+ * compiled once. It holds no query of any table: those live in the modules.
+ */
+import {
+  Kysely,
+  Migrator,
+  PostgresDialect,
+  SqliteDialect,
+  sql,
+  type Compilable,
+  type CompiledQuery,
+  type KyselyPlugin,
+  type PluginTransformQueryArgs,
+  type PluginTransformResultArgs,
+  type QueryResult,
+  type RootOperationNode,
+  type Transaction,
+  type UnknownRow,
+} from 'kysely';
+import { createHash } from 'node:crypto';
+import type { Database } from './schema.js';
+import type { WriteGate } from './gate.js';
+import { migrationProvider, type Dialect } from './migrations.js';
+
+export interface MetadataOptions {
+  /** `postgres://…` selects PostgreSQL; otherwise `sqlitePath` (or `:memory:`) is used. */
+  url?: string;
+  sqlitePath?: string;
+  /** SQLite: taken before every write, shared with this process's other serving threads. */
+  writeGate?: WriteGate;
+  /**
+   * SQLite: the log size (pages) at which a commit runs a checkpoint itself
+   * (SQLite's default is 1000). Raised while a WalCheckpointer keeps the log
+   * short from its own thread.
+   */
+  walAutocheckpoint?: number;
+  /** The visibility of repositories created from now on (the Hub's auth.accounts.defaultvisibility); default 'public'. */
+  newRepositoryVisibility?: 'public' | 'private';
+}
+
+/** A database handle, or a transaction on it: what a query runs on. */
+export type Db = Kysely<Database> | Transaction<Database>;
+
+/** This process's clock: used only on SQLite, whose processes share one machine (and its clock). */
+export const now = () => Date.now();
+
+/** PostgreSQL's answers to a lock cycle (deadlock_detected) and to a serialization failure: the transaction may simply run again. */
+const RETRYABLE = new Set(['40P01', '40001']);
+/** Attempts of a write transaction that keeps meeting a retryable conflict before the error reaches the caller. */
+export const MAX_WRITE_ATTEMPTS = 10;
+
+/**
+ * Runs `attempt` (a whole transaction, or one statement) again when
+ * PostgreSQL aborted it with a deadlock or a serialization failure, after a
+ * short random wait that doubles each time (2–4 ms, 4–8 ms, … up to 250–500 ms),
+ * so two transactions that collided do not collide again in step.
+ * Everything it runs must be safe to run again: it was rolled back.
+ */
+export async function retryConflicts<T>(attempt: () => Promise<T>, attempts = MAX_WRITE_ATTEMPTS): Promise<T> {
+  for (let n = 1; ; n++) {
+    try {
+      return await attempt();
+    } catch (err) {
+      const code = (err as { code?: unknown } | null)?.code;
+      if (n >= attempts || typeof code !== 'string' || !RETRYABLE.has(code)) throw err;
+      const base = Math.min(250, 2 ** n);
+      await new Promise((r) => setTimeout(r, base + Math.random() * base));
+    }
+  }
+}
+
+/**
+ * Keys of PostgreSQL's transaction-level advisory locks: (1, key) for a
+ * repository, (2, key) for a blob. A key is 32 bits of a hash of the name or
+ * digest; two names sharing a key only wait for each other needlessly.
+ */
+const REPOSITORY_LOCKS = 1;
+const BLOB_LOCKS = 2;
+/** PostgreSQL: the advisory lock taken alone to create a collection's row, so two processes asked at once start one run. */
+const GC_RUN_LOCKS = 3;
+function lockKey(text: string): number {
+  return createHash('sha256').update(text).digest().readInt32BE(0);
+}
+function sortedKeys(texts: Iterable<string>): number[] {
+  return [...new Set([...texts].map(lockKey))].sort((a, b) => a - b);
+}
+
+/** SQLite: what the synchronous transactions (writeNow) need of the connection under Kysely. */
+interface SqliteHandle {
+  /** A prepared statement, cached by its text (shared with Kysely's queries). */
+  prepare(text: string): { reader: boolean; all(parameters: readonly unknown[]): unknown[]; run(parameters: readonly unknown[]): unknown };
+  /** Runs `fn` in a BEGIN IMMEDIATE transaction: committed when it returns, rolled back when it throws. */
+  immediate<T>(fn: () => T): T;
+  /** Whether a transaction is open on the connection (better-sqlite3 would nest a savepoint in it). */
+  inTransaction(): boolean;
+}
+
+/** Thrown inside a writeNow body to roll its transaction back; writeNow then returns its `rolledBack` value. */
+export const ROLL_BACK = Symbol('roll back');
+
+interface CompiledHot {
+  compiled: CompiledQuery;
+  /** For each compiled parameter, the argument it takes, or -1 for a constant of the query. */
+  positions: number[];
+}
+
+/**
+ * Counts statements that may write. Within one process every statement runs
+ * on one connection, and a transaction holds it until commit, so a reader can
+ * never see the count before a write it then reads the result of.
+ */
+class WriteCounter implements KyselyPlugin {
+  count = 0;
+  transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
+    if (args.node.kind !== 'SelectQueryNode') this.count++;
+    return args.node;
+  }
+  async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
+    return args.result;
+  }
+}
+
+/** What connect() opened: the handle's parts, each engine's own. */
+export interface Connection {
+  db: Kysely<Database>;
+  dialect: Dialect;
+  /** SQLite's data_version (changes when another connection commits) and our own write count. */
+  changes?: { dataVersion: () => number; writes: WriteCounter };
+  gate?: WriteGate;
+  /** SQLite: the connection under Kysely, for the transactions run synchronously (writeNow). */
+  sqlite?: SqliteHandle;
+}
+
+/**
+ * The one handle (MetadataStore is this handle with the registry's and the
+ * collector's queries on it). Its members marked "query modules" are there
+ * for the modules of this folder, not for callers outside it.
+ */
+export class MetadataDatabase {
+  private readonly hotQueries = new Map<string, CompiledHot>();
+  private readonly readCache = new Map<string, { generation: string; value: unknown }>();
+
+  readonly db: Kysely<Database>;
+  readonly dialect: Dialect;
+  /** SQLite: whether writeNow can run (a synchronous transaction on the connection). */
+  readonly canWriteNow: boolean;
+  private readonly changes?: Connection['changes'];
+  private readonly gate?: WriteGate;
+  private readonly sqlite?: SqliteHandle;
+
+  protected constructor(c: Connection) {
+    this.db = c.db;
+    this.dialect = c.dialect;
+    this.changes = c.changes;
+    this.gate = c.gate;
+    this.sqlite = c.sqlite;
+    this.canWriteNow = c.sqlite !== undefined;
+  }
+
+  /**
+   * Caches a read until anything in the database changes: a commit by any
+   * other process (SQLite's data_version) or a write by this one. Manifest
+   * and blob-existence lookups, the hottest requests, then cost no query at
+   * all under a read load. PostgreSQL reads are not cached. Public: the
+   * edge caches the access decision's facts the same way.
+   */
+  async cachedRead<T>(key: string, load: () => Promise<T>): Promise<T> {
+    if (!this.changes) return load();
+    const generation = `${this.changes.dataVersion()}:${this.changes.writes.count}`;
+    const hit = this.readCache.get(key);
+    if (hit && hit.generation === generation) return hit.value as T;
+    const value = await load();
+    if (this.readCache.size >= 20_000) this.readCache.clear();
+    this.readCache.set(key, { generation, value });
+    return value;
+  }
+
+  /**
+   * Runs a query built once and compiled once. The builder gets marker
+   * values in place of `args`; later calls swap the real arguments into the
+   * compiled parameters, so the hot paths skip Kysely's per-call building
+   * and compiling while the SQL is still written once for both engines.
+   * For the query modules: `key` names the query across all of them.
+   */
+  async hot<R>(key: string, args: unknown[], build: (...markers: string[]) => Compilable<R>, db: Db = this.db): Promise<R[]> {
+    return (await db.executeQuery<R>(this.compiledHot(key, args, build))).rows;
+  }
+
+  /** The query `hot` and `runNow` run: compiled on first use, with `args` swapped into its parameters. */
+  private compiledHot<R>(key: string, args: unknown[], build: (...markers: string[]) => Compilable<R>): CompiledQuery<R> {
+    let entry = this.hotQueries.get(key);
+    if (!entry) {
+      const markers = args.map((_, i) => `\u0000berth-parameter-${i}`);
+      const compiled = build(...markers).compile();
+      entry = { compiled, positions: compiled.parameters.map((p) => markers.indexOf(p as string)) };
+      this.hotQueries.set(key, entry);
+    }
+    const { compiled, positions } = entry;
+    // The write counter's plugin saw this query once, when it was compiled; each run that may write counts.
+    if (this.changes && compiled.query.kind !== 'SelectQueryNode') this.changes.writes.count++;
+    const parameters = compiled.parameters.map((p, i) => (positions[i]! >= 0 ? args[positions[i]!] : p));
+    return { ...compiled, parameters } as CompiledQuery<R>;
+  }
+
+  /**
+   * SQLite only, inside a writeNow body: a hot query run synchronously on
+   * the connection, as Kysely's SQLite driver would run it. For the query modules.
+   */
+  runNow<R>(key: string, args: unknown[], build: (...markers: string[]) => Compilable<R>): R[] {
+    const { sql: text, parameters } = this.compiledHot(key, args, build);
+    const statement = this.sqlite!.prepare(text);
+    if (statement.reader) return statement.all(parameters) as R[];
+    statement.run(parameters);
+    return [];
+  }
+
+  /** Opens the engine `opts` names, unmigrated. */
+  protected static async connect(opts: MetadataOptions): Promise<Connection> {
+    if (opts.url && /^postgres(ql)?:\/\//.test(opts.url)) {
+      const pg = (await import('pg')).default;
+      // bigint (oid 20) as a JS number: sizes and ids stay well below 2^53.
+      const types = { getTypeParser: (oid: number, format?: 'text' | 'binary') => (oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format)) };
+      const pool = new pg.Pool({ connectionString: opts.url, max: 10, types: types as never });
+      return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), dialect: 'postgres' };
+    }
+    const Sqlite = (await import('better-sqlite3')).default;
+    const database = new Sqlite(opts.sqlitePath ?? ':memory:');
+    database.pragma('journal_mode = WAL');
+    database.pragma('synchronous = NORMAL');
+    database.pragma('busy_timeout = 10000');
+    database.pragma('foreign_keys = ON');
+    if (opts.walAutocheckpoint !== undefined) database.pragma(`wal_autocheckpoint = ${Math.max(0, Math.floor(opts.walAutocheckpoint))}`);
+    // Kysely prepares every query afresh; preparing is most of a small query's cost, so statements are cached by SQL text.
+    const statements = new Map<string, ReturnType<typeof database.prepare>>();
+    const cached = {
+      close: () => database.close(),
+      prepare: (text: string) => {
+        let stmt = statements.get(text);
+        if (!stmt) {
+          stmt = database.prepare(text);
+          if (statements.size < 2000) statements.set(text, stmt);
+        }
+        return stmt;
+      },
+    };
+    const writes = new WriteCounter();
+    const dataVersionStatement = database.prepare('PRAGMA data_version').pluck();
+    // Read at most once per event-loop iteration: a request that arrives after
+    // another process's commit is read in a later poll phase, whose first
+    // check already sees the commit.
+    let dataVersion: number | undefined;
+    const currentDataVersion = () => {
+      if (dataVersion === undefined) {
+        dataVersion = dataVersionStatement.get() as number;
+        setImmediate(() => {
+          dataVersion = undefined;
+        });
+      }
+      return dataVersion;
+    };
+    return {
+      db: new Kysely<Database>({ dialect: new SqliteDialect({ database: cached as unknown as typeof database }), plugins: [writes] }),
+      dialect: 'sqlite',
+      changes: { dataVersion: currentDataVersion, writes },
+      gate: opts.writeGate,
+      sqlite: { prepare: cached.prepare, immediate: (fn) => database.transaction(fn).immediate(), inTransaction: () => database.inTransaction },
+    };
+  }
+
+  async migrate(): Promise<void> {
+    const migrator = new Migrator({ db: this.db, provider: migrationProvider(this.dialect), migrationTableName: 'berth_migrations', migrationLockTableName: 'berth_migrations_lock' });
+    const { error, results } = await migrator.migrateToLatest();
+    if (error) {
+      const failed = results?.find((r) => r.status === 'Error')?.migrationName;
+      throw new Error(`metadata database migration ${failed ?? ''} failed: ${(error as Error).message ?? String(error)}`);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.db.destroy();
+  }
+
+  /**
+   * Takes the write lock at the start of a transaction. SQLite's deferred
+   * transactions would otherwise read a snapshot that a writer in another
+   * process can make stale before this one writes.
+   */
+  private async lockWrites(trx: Db): Promise<void> {
+    if (this.dialect === 'sqlite') await this.hot('lockWrites', [], () => ({ compile: () => sql`UPDATE blobs SET size = size WHERE 0`.compile(this.db) }), trx);
+  }
+
+  /** Every transaction that writes goes through here, so the write lock is always taken first. */
+  writeTransaction<T>(fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+    return this.writing(() =>
+      this.db.transaction().execute(async (trx) => {
+        await this.lockWrites(trx);
+        return fn(trx);
+      }),
+    );
+  }
+
+  /**
+   * Runs `fn`, which writes, as the one writer among this process's threads
+   * that share a write gate (see gate.ts). Without a gate it just runs. The
+   * gate is not re-entrant: `fn` must not call `writing` or
+   * `writeTransaction` again (nor could it: it would also wait for this
+   * thread's one connection, which a transaction holds).
+   */
+  async writing<T>(fn: () => Promise<T>): Promise<T> {
+    // PostgreSQL: no gate; a transaction chosen as a deadlock's victim (or a
+    // serialization failure) is run again here and never reaches a client.
+    if (this.dialect === 'postgres') return retryConflicts(fn);
+    if (!this.gate) return fn();
+    const release = await this.gate.acquire();
+    try {
+      return await fn();
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * The time on the database's clock (ms since the epoch). On PostgreSQL,
+   * every process serving one database reads the same clock, so grace
+   * periods, 'deleting' marks and leases agree across machines whatever
+   * their own clocks say. SQLite's processes share one machine: its clock.
+   */
+  async clock(db: Db = this.db): Promise<number> {
+    if (this.dialect !== 'postgres') return now();
+    const [row] = await this.hot('clock', [], () => ({ compile: () => sql<{ t: number }>`SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS t`.compile(this.db) }), db);
+    return Number(row!.t);
+  }
+
+  /**
+   * PostgreSQL: takes the transaction-level locks of these repositories, in
+   * key order. With lockBlobs, the one lock order of every write
+   * transaction: repositories first, then blobs, each in key order; so no two
+   * transactions can wait for each other in a cycle (see
+   * docs/architecture.md, "Concurrency on PostgreSQL"). SQLite needs none:
+   * a writer holds the whole database from its first statement.
+   */
+  async lockRepositories(trx: Db, names: Iterable<string>): Promise<void> {
+    if (this.dialect !== 'postgres') return;
+    const keys = sortedKeys(names);
+    if (keys.length) await sql`SELECT pg_advisory_xact_lock(${REPOSITORY_LOCKS}, k) FROM unnest(${keys}::int[]) AS k ORDER BY k`.execute(trx);
+  }
+
+  /** PostgreSQL: takes the transaction-level locks of these blobs, in key order, after any repository's. */
+  async lockBlobs(trx: Db, digests: Iterable<string>): Promise<void> {
+    if (this.dialect !== 'postgres') return;
+    const keys = sortedKeys(digests);
+    if (keys.length) await sql`SELECT pg_advisory_xact_lock(${BLOB_LOCKS}, k) FROM unnest(${keys}::int[]) AS k ORDER BY k`.execute(trx);
+  }
+
+  /**
+   * PostgreSQL: the lock taken alone to create a collection's row, in a
+   * transaction that takes no other lock: outside the repository/blob
+   * order, and no cycle with it.
+   */
+  async lockGcRuns(trx: Db): Promise<void> {
+    if (this.dialect === 'postgres') await sql`SELECT pg_advisory_xact_lock(${GC_RUN_LOCKS}, 0)`.execute(trx);
+  }
+
+  /**
+   * SQLite only (canWriteNow): runs `fn` as one synchronous BEGIN IMMEDIATE
+   * transaction on the connection under Kysely, its statements through
+   * runNow, as this thread's one writer. Committed when `fn` returns; rolled
+   * back when it throws, and then `rolledBack` is returned if what it threw
+   * was ROLL_BACK. For the query modules' hottest writes (claimLinkNow).
+   */
+  writeNow<T, R>(fn: () => T, rolledBack: R): Promise<T | R> {
+    const sqlite = this.sqlite!;
+    // A Kysely transaction may be open on this connection across an await
+    // (a manifest's, say), and a transaction begun beside it would nest in
+    // it as a savepoint, to be rolled back with it. Under a write gate none
+    // can be: every transaction is begun under the gate, which is exclusive
+    // within a thread too. Without one (a lone serving thread), Kysely's
+    // connection is taken first, as its transactions take it.
+    const run = async () => {
+      if (sqlite.inTransaction()) throw new Error('writeNow: a transaction is open on the connection');
+      try {
+        return sqlite.immediate(fn);
+      } catch (err) {
+        if (err === ROLL_BACK) return rolledBack;
+        throw err;
+      }
+    };
+    return this.writing(this.gate ? run : () => this.db.connection().execute(run));
+  }
+
+  /** Runs a trivial query; used by health checks. */
+  async ping(): Promise<void> {
+    await sql`select 1`.execute(this.db);
+  }
+}
