@@ -11,10 +11,13 @@
  * - htpasswd: Basic is required, as for /v2/;
  * - no auth: every repository;
  * - bad parameters are the spec's 400, other methods 405;
- * - manifest GETs answered 200 are counted, HEADs, 304s and errors are not.
+ * - manifest GETs answered 200 are counted, HEADs, 304s and errors are not;
+ * - with notification endpoints, events reach them and discovery both.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -201,5 +204,53 @@ describe('/v1/search with htpasswd and without auth; pull counting', () => {
     await pulls.flush();
     const page = await open.server.app.discovery.pages.repository({ kind: 'anonymous' }, 'team/web');
     assert.equal(page.pull_count, 2);
+  });
+});
+
+describe('with notification endpoints, the edge events reach both the endpoint and discovery', () => {
+  let b: TestBerth;
+  let listener: Server;
+  const envelopes: { events: { action: string; target: { repository: string; tag?: string; mediaType?: string } }[] }[] = [];
+  before(async () => {
+    listener = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += String(c)));
+      req.on('end', () => {
+        envelopes.push(JSON.parse(body) as (typeof envelopes)[number]);
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    b = await startBerth({
+      REGISTRY_NOTIFICATIONS_ENDPOINTS_0_NAME: 'listener',
+      REGISTRY_NOTIFICATIONS_ENDPOINTS_0_URL: `http://127.0.0.1:${(listener.address() as AddressInfo).port}/events`,
+      REGISTRY_NOTIFICATIONS_ENDPOINTS_0_TIMEOUT: '1s',
+      REGISTRY_NOTIFICATIONS_ENDPOINTS_0_BACKOFF: '200ms',
+    });
+  });
+  after(async () => {
+    await b?.close();
+    await new Promise((resolve) => listener?.close(resolve));
+  });
+
+  it('a push is delivered as a notification and recorded as activity; a pull is delivered and counted', async () => {
+    const { manifest } = await pushSmallImage(fetch, b.url, 'team/app', 'v1');
+    const activity = await b.server.app.discovery.activity.read({ kind: 'anonymous' }, { repository: 'team/app' });
+    assert.deepEqual(
+      activity.entries.map((e) => [e.action, e.tag, e.digest]),
+      [['push', 'v1', manifest]],
+    );
+    const got = await fetch(`${b.url}/v2/team/app/manifests/v1`, { headers: { Accept: 'application/vnd.oci.image.manifest.v1+json' } });
+    await got.arrayBuffer();
+    assert.equal(b.server.app.discovery.pulls.unflushed, 1);
+    const seen = () => envelopes.flatMap((e) => e.events).filter((e) => e.target.repository === 'team/app' && e.target.tag === 'v1');
+    const deadline = Date.now() + 15_000;
+    while (seen().length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(
+      seen()
+        .map((e) => e.action)
+        .sort(),
+      ['pull', 'push'],
+    );
   });
 });
