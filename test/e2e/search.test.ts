@@ -8,7 +8,9 @@
  * - after `docker login` (Berth keeps a refresh token), dockerd searches with
  *   a Bearer token of scope registry:catalog:search: alice sees her private
  *   repository and not bob's, and bob the other way round;
- * - podman searches /v1/search without credentials: public only;
+ * - podman searches /v1/search without credentials: public only; with
+ *   anonymous pulls off that search is challenged, and podman falls back
+ *   to the catalog with its login;
  * - a repository webhook created through the domain receives a push's
  *   Hub-style payload, and the push is recorded as activity.
  * The HTTP details (empty Basic pairs, challenges, htpasswd) are in
@@ -185,5 +187,41 @@ describe('docker search and podman search against Berth with accounts', { timeou
     } finally {
       await new Promise((resolve) => hook.close(resolve));
     }
+  });
+});
+
+describe('podman search against Berth with anonymous pulls off', { timeout: 300_000 }, () => {
+  let b: AccountsBerth;
+  let work: string;
+  let podman: Podman | undefined;
+
+  before(async () => {
+    const skopeo = await ensureTool('skopeo');
+    b = await startAccountsBerth('', { anonymouspull: 'false' });
+    for (const [name, password] of Object.entries(PASSWORDS)) await b.addUser(name, password);
+    work = await mkdtemp(path.join(tmpdir(), 'berth-search-off-'));
+    const image = await buildImage(path.join(work, 'layout'), { tag: 'v1', seed: 'search-off', layers: 1, platform: { os: 'linux', architecture: 'amd64' } });
+    const push = (creds: string, dest: string) =>
+      run(skopeo, ['copy', '--quiet', '--dest-tls-verify=false', '--dest-creds', creds, image.ref, `docker://${b.host}/${dest}`], { timeoutMs: 120_000 });
+    await push(`alice:${PASSWORDS.alice}`, 'alice/webapp:v1');
+    await push(`bob:${PASSWORDS.bob}`, 'bob/webpub:v1');
+    await push(`bob:${PASSWORDS.bob}`, 'bob/webprivate:v1');
+    await b.hub.repositories.setVisibility('bob/webpub', 'public', CLI);
+  });
+  after(async () => {
+    await podman?.close();
+    await b?.close();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  it('anonymous /v1/search is challenged, so podman falls back to the catalog with its login: what alice may read', async () => {
+    podman = await createPodman({ insecureRegistries: [b.host] });
+    await podman.login(b.host, { username: 'alice', password: PASSWORDS.alice });
+    const found = (await podman.podman(['search', '--format', '{{.Name}}', `${b.host}/web`])).stdout
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean)
+      .sort();
+    assert.deepEqual(found, [`${b.host}/alice/webapp`, `${b.host}/bob/webpub`]);
   });
 });
