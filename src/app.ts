@@ -11,7 +11,7 @@ import { createLogger } from './logging.js';
 export { createLogger } from './logging.js';
 import { HtpasswdAuthenticator, HtpasswdFile, type Authenticator } from './auth/index.js';
 import { ExternalTokenValidator, KeyRing, TokenEndpoint, TokenIssuer, TokenVerifier } from './auth/token/index.js';
-import { canonicalRepositoryName, createHub, type Hub } from './hub/index.js';
+import { canonicalRepositoryName, createDiscovery, createHub, type Discovery, type Hub } from './hub/index.js';
 import { AccountsAuthenticator, ExternalTokenAuthenticator } from './http/authenticate.js';
 import { cachedFacts, EdgeAccess } from './http/authorize.js';
 import { auditTokenEvents, createTokenRoutes } from './http/token.js';
@@ -19,11 +19,12 @@ import { CredentialQueries } from './metadata/credentials.js';
 import { SigningKeyQueries } from './metadata/keys.js';
 import { parseAddr, type Config } from './config/index.js';
 import { checkDataDirectory } from './config/datadir.js';
-import { newInstanceId, noEvents, NotificationQueue, type EventSink } from './events/index.js';
+import { newInstanceId, NotificationQueue, type EventSink, type RegistryEvent } from './events/index.js';
 import { countUploads, GarbageCollector, scheduleCollection, schedulePurging } from './gc/index.js';
 import { createApiRoutes } from './http/api/index.js';
 import { fileCheck, HealthChecks, httpCheck, tcpCheck } from './health/index.js';
 import { createDebugHandler } from './http/debug.js';
+import { v1Routes } from './http/v1/index.js';
 import type { aggregateMetrics, Metrics } from './http/metrics.js';
 import type net from 'node:net';
 import { createRequestHandler, listen, serveHandedConnections, type EdgeServices, type RunningServer } from './http/server.js';
@@ -40,6 +41,13 @@ export interface App {
   meta: MetadataStore;
   store: BlobStore;
   log: Logger;
+  /**
+   * The Hub's discovery (search, pages, stars, pull counts, activity,
+   * webhooks), in every mode: with accounts off it is the anonymous view of
+   * a registry where everything is public. It records pushed images
+   * (registry.manifestObserver) and the registry's own events.
+   */
+  discovery: Discovery;
   close(): Promise<void>;
 }
 
@@ -96,6 +104,17 @@ export async function createApp(config: Config, log: Logger = createLogger(confi
     deleteEnabled: config.storage.delete.enabled,
     readOnly: config.storage.maintenance.readonly.enabled,
   });
+  const accounts = config.auth.accounts;
+  const discovery = createDiscovery(meta, {
+    mode: accounts ? 'accounts' : 'open',
+    policy: { anonymousPull: accounts?.anonymouspull ?? true },
+    blobs: store,
+    log,
+    baseUrl: externalBaseUrl(config),
+  });
+  registry.manifestObserver = discovery.images;
+  // Repository deletes and collections become activity; startServer adds the notification queue beside it.
+  registry.events = discovery.events;
   const gc = new GarbageCollector(meta, store, log, () => registry.events);
   return {
     config,
@@ -104,11 +123,39 @@ export async function createApp(config: Config, log: Logger = createLogger(confi
     meta,
     store,
     log,
+    discovery,
     async close() {
       await gc.stop(); // a collection running in the background ends at its next batch
+      // This thread's pull counts are written before the database closes (each serving thread flushes its own).
+      await discovery.close().catch((err: unknown) => log.error({ err }, 'could not write the last pull counts'));
       await checkpointer?.stop();
       await meta.close();
       await store.close?.();
+    },
+  };
+}
+
+/** http.host and http.prefix, for links in webhook payloads; null when http.host is not set (no address is known). */
+function externalBaseUrl(config: Config): string | null {
+  const host = config.http.host?.replace(/\/+$/, '');
+  if (!host) return null;
+  return host + config.http.prefix.replace(/\/+$/, '');
+}
+
+/**
+ * Events to several sinks: the notification queue's failure is the caller's
+ * (as before), discovery's is logged (activity must not fail a request or
+ * a delete that has happened).
+ */
+function teeEvents(first: EventSink, hub: EventSink, log: Logger): EventSink {
+  return {
+    async emit(events: RegistryEvent[]) {
+      const recorded = hub.emit(events).catch((err: unknown) => log.error({ err }, 'could not record activity for these events'));
+      try {
+        await first.emit(events);
+      } finally {
+        await recorded;
+      }
     },
   };
 }
@@ -208,7 +255,7 @@ export interface Server {
   debug?: RunningServer;
   metrics?: Metrics;
   health: HealthChecks;
-  /** Where any module (edge, garbage collection, repository delete) emits notification events; a no-op without endpoints. */
+  /** Where any module (edge, garbage collection, repository delete) emits events: the Hub's activity and webhooks, and the notification endpoints when configured. */
   events: EventSink;
   /** http(s)://127.0.0.1:<port> (or the configured host). */
   url: string;
@@ -256,13 +303,16 @@ export async function startServer(config: Config, log?: Logger, opts: ServeOptio
   if (metrics) instrumentBlobStore(app.store, (action, seconds, failed) => metrics.observeStorage(action, seconds, failed));
   if (metrics) app.gc.onCollected = (summary) => metrics.gcCollected(summary);
   const tls = config.http.tls.certificate && config.http.tls.key ? { ...config.http.tls, certificate: config.http.tls.certificate, key: config.http.tls.key } : undefined;
-  // Notifications: a persisted queue only when an endpoint is enabled, so requests do no event work otherwise.
+  // Notifications: a persisted queue only when an endpoint is enabled; without one, requests build only the
+  // events discovery reads (pushes and deletes), and a pull builds none.
   const source = { addr: `${hostname()}:${parseAddr(config.http.addr).port}`, instanceID: newInstanceId() };
   const notifications = config.notifications.endpoints.some((e) => !e.disabled)
     ? new NotificationQueue({ db: app.meta.db, writing: (fn) => app.meta.writing(fn), clock: () => app.meta.clock(), endpoints: config.notifications.endpoints, source, log: app.log })
     : undefined;
-  // Repository deletes and collections report through the same queue.
-  if (notifications) app.registry.events = notifications;
+  // Repository deletes and collections report through the same queue, and to discovery.
+  const discovery = app.discovery;
+  const events = notifications ? teeEvents(notifications, discovery.events, app.log) : discovery.events;
+  app.registry.events = events;
 
   const { host, port } = parseAddr(config.http.addr);
   let running: RunningServer;
@@ -277,7 +327,10 @@ export async function startServer(config: Config, log?: Logger, opts: ServeOptio
         token: edgeAuth.token,
         metrics,
         health,
-        events: notifications,
+        events,
+        eventKinds: notifications ? 'all' : 'changes',
+        pulls: discovery.pulls,
+        v1: v1Routes({ search: discovery.search, accounts: config.auth.accounts !== undefined }),
         api: await berthApiRoutes(config, app, edgeAuth.hub, auth !== undefined, tls !== undefined),
       },
       {
@@ -299,6 +352,8 @@ export async function startServer(config: Config, log?: Logger, opts: ServeOptio
     source.addr = `${hostname()}:${running.port}`; // the real port when :0 was asked for
   }
   await notifications?.start();
+  // Repository webhooks: one delivering thread per process (leases make one deliverer per webhook across processes).
+  if (role !== 'worker') discovery.webhookDelivery(source.instanceID).start();
 
   let debug: RunningServer | undefined;
   let stopJobs = () => {};
@@ -318,7 +373,7 @@ export async function startServer(config: Config, log?: Logger, opts: ServeOptio
     debug,
     metrics,
     health,
-    events: notifications ?? noEvents,
+    events,
     accept,
     hub: edgeAuth.hub,
     tokens: edgeAuth.tokens,
@@ -329,7 +384,7 @@ export async function startServer(config: Config, log?: Logger, opts: ServeOptio
       await Promise.all([running.close(drainMs), debug?.close(1000)]);
       await app.gc.stop(); // before the queue its events go to closes
       await notifications?.close();
-      await app.close();
+      await app.close(); // flushes pull counts and stops webhook delivery (discovery.close)
     },
   };
 }
@@ -344,9 +399,12 @@ async function berthApiRoutes(config: Config, app: App, hub: Hub | undefined, ht
   const serverUrl = config.http.prefix === '/' ? '/' : config.http.prefix.replace(/\/$/, '');
   const registry = app.registry;
   // Loaded only when used (the API's schemas bring zod): start-up without accounts stays as quick as it was.
+  // `discovery` serves the API's search, pages, stars, activity and webhooks. Passed as a variable, not a
+  // literal, so this compiles before and after the API's options name it.
+  const apiOptions = { hub, store: app.meta, deleteRepository: (name: string, actor: string | undefined) => registry.deleteRepository(name, actor), version, serverUrl, discovery: app.discovery };
   const hubRoutes = hub
     ? (await import('./http/api/mount.js')).hubApiRoutes({
-        api: (await import('./http/api/hub/index.js')).createHubApi({ hub, store: app.meta, deleteRepository: (name, actor) => registry.deleteRepository(name, actor), version, serverUrl }),
+        api: (await import('./http/api/hub/index.js')).createHubApi({ ...apiOptions, hub }),
         prefix: config.http.prefix,
         tls,
       })

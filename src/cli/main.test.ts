@@ -55,6 +55,7 @@ describe('berth <command> --help', () => {
     [['garbage-collect'], /^usage: berth garbage-collect /],
     [['gc'], /^usage: berth garbage-collect /],
     [['du'], /^usage: berth du /],
+    [['backfill'], /^usage: berth backfill /],
   ];
   for (const [command, usage] of commands) {
     for (const flag of ['--help', '-h']) {

@@ -1,13 +1,14 @@
-/** `berth <command>`: serve (default), garbage-collect, du, user, org, team, robot, repo, collaborator, invite, audit, token, version, help. */
+/** `berth <command>`: serve (default), garbage-collect, du, backfill, user, org, team, robot, repo, collaborator, invite, audit, token, version, help. */
 import './threadpool.js';
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../config/index.js';
+import { backfill } from './backfill.js';
 import { diskUsage, garbageCollect } from './gc.js';
 import { auditCommand, collaboratorCommand, inviteCommand, orgCommand, repoCommand, robotCommand, teamCommand, tokenCommand, userCommand } from './hub.js';
 import { serve } from './serve.js';
 import { COMMAND_USAGE, USAGE, UsageError, type CommandName } from './usage.js';
 
-const ALIASES: Record<string, CommandName> = { serve: 'serve', 'garbage-collect': 'garbage-collect', gc: 'garbage-collect', du: 'du', user: 'user', org: 'org', token: 'token', team: 'team', robot: 'robot', repo: 'repo', collaborator: 'collaborator', invite: 'invite', audit: 'audit' };
+const ALIASES: Record<string, CommandName> = { serve: 'serve', 'garbage-collect': 'garbage-collect', gc: 'garbage-collect', du: 'du', backfill: 'backfill', user: 'user', org: 'org', token: 'token', team: 'team', robot: 'robot', repo: 'repo', collaborator: 'collaborator', invite: 'invite', audit: 'audit' };
 
 /** `berth 0.1.0 (node v20.…)`, from package.json. */
 function version(): string {
@@ -47,6 +48,9 @@ async function main(argv: string[]): Promise<void> {
         return;
       case 'du':
         process.exitCode = await diskUsage(args);
+        return;
+      case 'backfill':
+        process.exitCode = await backfill(args);
         return;
       case 'user':
         process.exitCode = await userCommand(args);

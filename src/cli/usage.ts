@@ -154,6 +154,15 @@ options:
       --expires DURATION  e.g. 30d, 12h, 90m (default: never)
       --config FILE       configuration file (default: REGISTRY_CONFIGURATION_PATH, or none)
   -h, --help              show this help`,
+  backfill: `usage: berth backfill [config.yml]
+
+Records what repository pages show of images pushed before Berth kept it
+(sizes, platforms, descriptions from labels and annotations): run once after
+upgrading, beside a running server or not. Reads each such image's config
+blob once; images first, then indexes; prints progress and a summary.
+
+options:
+  -h, --help   show this help`,
 } as const;
 
 export type CommandName = keyof typeof COMMAND_USAGE;
@@ -164,6 +173,7 @@ commands:
   serve             start the registry (the default; \`berth config.yml\` works too)
   garbage-collect   remove blobs no manifest references (alias: gc)
   du                storage used per repository
+  backfill          record image details of pushes from before an upgrade
   user              manage user accounts (add, passwd, del, list, import)
   org               organizations and their members (add, member add|del)
   team              teams, their members and permissions

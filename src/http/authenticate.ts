@@ -128,6 +128,8 @@ export class AccountsAuthenticator implements EdgeAuthenticator {
     if (bearer) return bearerOutcome(await this.opts.tokens.verify(bearer[1]!));
     const creds = parseBasic(header);
     if (!creds) return { ok: false, reason: 'malformed credentials', credentials: 'other' };
+    // No user and no secret is nobody: dockerd's v1 client sends exactly that to /v1/search over HTTPS when logged out.
+    if (creds.user === '' && creds.password === '') return NO_CREDENTIALS;
     const mac = this.basic.mac(creds.user, creds.password);
     const now = this.now();
     const known = this.basic.get(mac, now);

@@ -40,6 +40,7 @@ export interface EdgeAccessOptions {
 }
 
 const CATALOG_SCOPE: GrantedAccess[] = [{ type: 'registry', name: 'catalog', actions: ['*'] }];
+const SEARCH_SCOPE: GrantedAccess[] = [{ type: 'registry', name: 'catalog', actions: ['search'] }];
 
 /** Denials, each one shape whatever the repository: see the module comment. */
 function denied(): RegistryError {
@@ -81,6 +82,18 @@ export class EdgeAccess implements RequestAccess {
           if (!decideCatalog('accounts', principal).allowed) {
             throw this.unauthorized(ctx, needs, 'insufficient_scope');
           }
+          break;
+        case 'search':
+          // dockerd sends a token of scope registry:catalog:search after a token login (its stored refresh
+          // token), Basic credentials after a plain one, nothing when logged out; podman and skopeo never send any.
+          if (principal.kind === 'granted') {
+            if (accessHolds(principal.access, 'registry', 'catalog', 'search')) break;
+            throw this.unauthorized(ctx, needs, ctx.holder.kind === 'anonymous' ? undefined : 'insufficient_scope');
+          }
+          // An external token server's tokens are the only credentials; with accounts, anonymous callers
+          // search what they may pull (public repositories), or are challenged when they may pull nothing.
+          if (this.opts.mode === 'token' || (principal.kind === 'anonymous' && !this.opts.policy.anonymousPull)) throw this.unauthorized(ctx, needs);
+          if (!decideCatalog('accounts', principal).allowed) throw denied();
           break;
         case 'admin':
           if (ctx.holder.kind === 'anonymous') throw this.unauthorized(ctx, []);
@@ -151,6 +164,7 @@ function scopeOf(needs: readonly AccessNeed[]): GrantedAccess[] {
   for (const n of needs) {
     if (n.kind === 'repository') out.push({ type: 'repository', name: n.name, actions: n.actions });
     else if (n.kind === 'catalog') out.push(...CATALOG_SCOPE);
+    else if (n.kind === 'search') out.push(...SEARCH_SCOPE);
   }
   return out;
 }

@@ -13,6 +13,8 @@ import type { UrlBuilder } from './urls.js';
 export type AccessNeed =
   | { kind: 'base' }
   | { kind: 'catalog' }
+  /** `docker search` (GET /v1/search): `registry:catalog:search`; its results are filtered to what the caller may read. */
+  | { kind: 'search' }
   | { kind: 'admin' }
   | { kind: 'repository'; name: string; actions: Action[] };
 
@@ -22,6 +24,11 @@ export interface RequestAccess {
   catalogFilter(ctx: Ctx): RepositoryCondition | undefined;
   /** Whether the caller may pull from `repository` (the automatic cross-repository mount asks for each candidate). */
   mayRead(ctx: Ctx, repository: string): boolean | Promise<boolean>;
+}
+
+/** Where manifest GETs are counted (discovery's PullCounter): synchronous, O(1). */
+export interface PullRecorder {
+  pulled(repository: string, reference: string, digest: string): void;
 }
 
 /** What a route handler gets for one request. */
@@ -46,6 +53,8 @@ export interface Ctx {
   access: RequestAccess;
   /** A repository name as the registry stores it (with accounts on, `ubuntu` is `library/ubuntu`). */
   canonicalName(name: string): string;
+  /** Counts each manifest GET answered 200 (absent: nothing counts). */
+  pulls?: PullRecorder;
 }
 
 export type Handler = (ctx: Ctx) => Promise<void>;

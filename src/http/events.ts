@@ -1,8 +1,10 @@
 /**
  * Events from the HTTP edge: after a request has succeeded, the route,
  * method, status and headers say what happened (as distribution's
- * notifications/bridge.go does from inside its handlers). Only called when
- * notification endpoints are configured.
+ * notifications/bridge.go does from inside its handlers). With notification
+ * endpoints configured, every kind is built; without, only the changes the
+ * Hub's activity and webhooks read (mayProduceChanges), so a pull builds
+ * nothing.
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -53,6 +55,18 @@ export function mayProduceEvents(route: string, method: string, status: number):
       return method === 'PUT' && status === 201;
     case 'upload-start':
       return method === 'POST' && status === 201;
+    default:
+      return false;
+  }
+}
+
+/** Manifest pushes and deletes, blob deletes: the events discovery's activity and webhooks read (no pull, no blob push). */
+export function mayProduceChanges(route: string, method: string, status: number): boolean {
+  switch (route) {
+    case 'manifest':
+      return (method === 'PUT' && status === 201) || (method === 'DELETE' && status === 202);
+    case 'blob':
+      return method === 'DELETE' && status === 202;
     default:
       return false;
   }
@@ -146,12 +160,13 @@ export async function requestEvents(route: string, r: FinishedRequest): Promise<
 }
 
 /**
- * The hook the server calls after every request when a sink is configured.
- * Never throws: a failure to record an event is logged (the request has
- * already been answered).
+ * The hook the server calls after a request when a sink is configured;
+ * `wants` says which requests are worth building events for (every kind, or
+ * only changes). Never throws: a failure to record an event is logged (the
+ * request has already been answered).
  */
-export async function emitRequestEvents(sink: EventSink, route: string, r: FinishedRequest, log: Logger): Promise<void> {
-  if (!mayProduceEvents(route, r.req.method ?? '', r.res.statusCode)) return;
+export async function emitRequestEvents(sink: EventSink, route: string, r: FinishedRequest, log: Logger, wants = mayProduceEvents): Promise<void> {
+  if (!wants(route, r.req.method ?? '', r.res.statusCode)) return;
   try {
     const events = await requestEvents(route, r);
     if (events.length > 0) await sink.emit(events);

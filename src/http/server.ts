@@ -17,14 +17,14 @@ import type { Logger } from 'pino';
 import type { Principal } from '../access/types.js';
 import { anonymous, type AuthFailure, type Authenticator, type Identity } from '../auth/index.js';
 import type { EventSink } from '../events/index.js';
-import { emitRequestEvents } from './events.js';
+import { emitRequestEvents, mayProduceChanges, mayProduceEvents } from './events.js';
 import type { HealthChecks } from '../health/index.js';
 import type { Metrics } from './metrics.js';
 import type { Registry } from '../registry/index.js';
 import { isRegistryError, RegistryError } from '../registry/index.js';
 import type { EdgeAuthenticator } from './authenticate.js';
 import type { EdgeAccess } from './authorize.js';
-import type { AccessNeed, Ctx, RequestAccess } from './context.js';
+import type { AccessNeed, Ctx, PullRecorder, RequestAccess } from './context.js';
 import { redactQuery } from './redact.js';
 import { sendError } from './respond.js';
 import { RegistryResponse, sentHeader } from './response.js';
@@ -50,8 +50,18 @@ export interface EdgeServices {
   health?: HealthChecks;
   /** Routes beyond /v2/ (Berth's own API). */
   api?: (method: string, path: string) => Match | null;
-  /** Notification events (push, pull, mount, delete) of successful requests; absent when no endpoint is configured. */
+  /** Events of successful requests: for notification endpoints (push, pull, mount, delete), and the Hub's activity and webhooks. */
   events?: EventSink;
+  /**
+   * Which requests `events` are built for: `all` (notification endpoints
+   * are configured; the default), or only `changes` (manifest pushes and
+   * deletes, blob deletes), so that without endpoints a pull builds nothing.
+   */
+  eventKinds?: 'all' | 'changes';
+  /** Counts manifest GETs answered 200 (discovery's pull counts). */
+  pulls?: PullRecorder;
+  /** `/v1/_ping` and `/v1/search` (docker search). */
+  v1?: (method: string, path: string) => Match | null;
   /**
    * Accounts (`auth.accounts`) or an external token server (`auth.token`):
    * who is asking, and the access decision every route's needs go through.
@@ -93,6 +103,10 @@ export function createRequestHandler(services: EdgeServices, opts: HttpOptions) 
   const canonicalName = access?.canonicalName;
   const urlOptions: UrlOptions = { prefix: opts.prefix, host: opts.host, relative: opts.relativeUrls, tls: opts.tls };
   const fixedHeaders = opts.headers;
+  const events = services.events;
+  const allEvents = services.eventKinds !== 'changes';
+  const wants = allEvents ? mayProduceEvents : mayProduceChanges;
+  const pulls = services.pulls;
 
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = process.hrtime.bigint();
@@ -121,6 +135,7 @@ export function createRequestHandler(services: EdgeServices, opts: HttpOptions) 
       holder: ANONYMOUS,
       access: access?.control ?? OPEN_ACCESS,
       canonicalName: canonicalName ?? sameName,
+      pulls,
     };
     let route = 'unknown';
     let error: unknown;
@@ -132,11 +147,15 @@ export function createRequestHandler(services: EdgeServices, opts: HttpOptions) 
     // Counted in the route's in-flight gauge until the response is done.
     let entered = false;
     let eventsRecorded = false;
-    const recordEvents = async () => {
-      eventsRecorded = true;
-      if (services.events) await emitRequestEvents(services.events, route, ctx, log);
-    };
-    if (services.events) (res as RegistryResponse).beforeEnd = recordEvents;
+    // Changes come only from PUT and DELETE: without notification endpoints, other requests skip the hook entirely.
+    const eventful = events !== undefined && (allEvents || req.method === 'PUT' || req.method === 'DELETE');
+    const recordEvents = eventful
+      ? async () => {
+          eventsRecorded = true;
+          await emitRequestEvents(events, route, ctx, log, wants);
+        }
+      : undefined;
+    if (recordEvents) (res as RegistryResponse).beforeEnd = recordEvents;
     try {
       if (fullPath === '/livez' || fullPath === '/readyz') {
         route = fullPath.slice(1);
@@ -148,7 +167,7 @@ export function createRequestHandler(services: EdgeServices, opts: HttpOptions) 
       }
       ctx.path = fullPath.slice(opts.prefix.length);
       const method = req.method ?? 'GET';
-      const match = matchV2(method, ctx.path, canonicalName) ?? services.api?.(method, ctx.path) ?? services.token?.(method, ctx.path) ?? null;
+      const match = matchV2(method, ctx.path, canonicalName) ?? services.v1?.(method, ctx.path) ?? services.api?.(method, ctx.path) ?? services.token?.(method, ctx.path) ?? null;
       if (!match) throw new RegistryError('UNSUPPORTED', `no such API endpoint: ${fullPath.slice(0, 200)}`, undefined, { status: 404 });
       route = match.route;
       if (match.path !== undefined) ctx.path = match.path;
@@ -237,7 +256,7 @@ export function createRequestHandler(services: EdgeServices, opts: HttpOptions) 
     // Events are recorded as the response ends (RegistryResponse.beforeEnd). A
     // client that hangs up after a success was sent (skopeo does, having read
     // a whole blob) ends none, yet still pulled or pushed.
-    if (services.events && !eventsRecorded && (error === undefined || (res.headersSent && isClientAbort(error, req)))) await recordEvents();
+    if (recordEvents && !eventsRecorded && (error === undefined || (res.headersSent && isClientAbort(error, req)))) await recordEvents();
   };
 }
 

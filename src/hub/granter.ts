@@ -2,7 +2,8 @@
  * What a token grants: of the access a client asked for, what the policy
  * allows (Docker token specification: the intersection). Actions the policy
  * does not know, and resource types other than repositories and the
- * catalog, are left out; so are entries left with no action.
+ * catalog (`*`, and `search` for docker search), are left out; so are
+ * entries left with no action.
  */
 import { decide, decideCatalog } from '../access/policy.js';
 import type { Action, GrantedAccess, Principal } from '../access/types.js';
@@ -23,7 +24,11 @@ export class HubAccessGranter implements AccessGranter {
     const granted: GrantedAccess[] = [];
     for (const r of requested) {
       if (r.type === 'registry' && r.name === 'catalog') {
-        if (r.actions.includes('*') && decideCatalog('accounts', principal).allowed) granted.push({ type: 'registry', name: 'catalog', actions: ['*'] });
+        if (!decideCatalog('accounts', principal).allowed) continue;
+        // '*' lists the catalog; 'search' is docker search's (dockerd asks registry:catalog:search). Both
+        // answer only what the holder may read, so whoever may list may have them.
+        const actions = r.actions.filter((a) => a === '*' || a === 'search');
+        if (actions.length) granted.push({ type: 'registry', name: 'catalog', actions });
         continue;
       }
       if (r.type !== 'repository') continue;

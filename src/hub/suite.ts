@@ -224,6 +224,10 @@ export function runHubSuite(engine: string, makeEngine: () => Promise<HubEngine>
         const carol = who.get('carol (acme owner)')!;
         assert.deepEqual(await hub.granter.grant(carol, [{ type: 'repository', name: 'acme/new', actions: ['*'] }]), [{ type: 'repository', name: 'acme/new', actions: ['*'] }]);
         assert.deepEqual(await hub.granter.grant({ kind: 'anonymous' }, [{ type: 'repository', name: 'alice/private', actions: ['pull'] }]), []);
+        // docker search's scope (registry:catalog:search): granted to whoever may list, anonymous too (results are filtered).
+        const search = [{ type: 'registry', name: 'catalog', actions: ['search'] }];
+        assert.deepEqual(await hub.granter.grant(erin, [{ type: 'registry', name: 'catalog', actions: ['search', 'pull'] }]), search);
+        assert.deepEqual(await hub.granter.grant({ kind: 'anonymous' }, search), search);
       });
     });
 

@@ -364,6 +364,23 @@ describe('the Hub JSON API over HTTP (registration open)', () => {
     assert.equal((await api('POST', '/berth/v1/gc?dryrun=true&wait=true', { auth: asUser('chief') })).status, 200);
   });
 
+  it('discovery over HTTP: a README larger than the usual body bound is set by its admin and served rendered; search finds the repository', async () => {
+    const s = await login('alice');
+    const readme = `# alice/app\n\n${'A line of the README. '.repeat(5000)}\n<script>alert(1)</script>\n`;
+    assert.ok(Buffer.byteLength(readme) > 64 * 1024, 'more than the usual 64 KiB bound');
+    const set = await api('PUT', '/berth/v1/repositories/alice/app/-/readme', { session: s, body: { readme } });
+    assert.equal(set.status, 204, set.text);
+    const page = await api('GET', '/berth/v1/repositories/alice/app', { session: s });
+    assert.equal(page.json.full_description, readme);
+    assert.match(page.json.full_description_html, /<h1>alice\/app<\/h1>/);
+    assert.doesNotMatch(page.json.full_description_html, /<script/);
+    // bob is no admin of alice/app: refused, and the README is unchanged.
+    assert.equal((await api('PUT', '/berth/v1/repositories/alice/app/-/readme', { auth: asUser('bob'), body: { readme: 'defaced' } })).status, 403);
+    const found = await api('GET', '/berth/v1/search?q=app', { session: s });
+    assert.equal(found.status, 200, found.text);
+    assert.ok(found.json.items.some((r: { name: string }) => r.name === 'alice/app'), found.text);
+  });
+
   it('no secret reaches the server log', async () => {
     const output = b.process.output();
     assert.ok(output.includes('"route":"api-login"'), 'the access log is on and names API routes');

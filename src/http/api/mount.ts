@@ -32,19 +32,20 @@ function hasBody(req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
 }
 
-const tooLarge = () => new ApiError('TOO_LARGE', `the request body is larger than ${MAX_BODY_BYTES} bytes`);
+const tooLarge = (limit: number) => new ApiError('TOO_LARGE', `the request body is larger than ${limit} bytes`);
 
 /**
- * The request's body, at most MAX_BODY_BYTES of JSON. Anything else is
+ * The request's body, at most `limit` bytes of JSON (the route's own bound:
+ * MAX_BODY_BYTES, more for a README). Anything else is
  * refused without reading on (a declared size over the bound, a body that
  * is not JSON) or as soon as it passes the bound: the edge then closes the
  * connection after the answer rather than read what is left.
  */
-function readBody(ctx: Ctx): Promise<Buffer> {
+function readBody(ctx: Ctx, limit: number): Promise<Buffer> {
   const req = ctx.req;
   if (!hasBody(req)) return Promise.resolve(EMPTY);
   if (!isJson(req.headers['content-type'])) return Promise.reject(new ApiError('UNSUPPORTED_MEDIA_TYPE'));
-  if (Number(req.headers['content-length'] ?? 0) > MAX_BODY_BYTES) return Promise.reject(tooLarge());
+  if (Number(req.headers['content-length'] ?? 0) > limit) return Promise.reject(tooLarge(limit));
   return new Promise<Buffer>((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -61,7 +62,7 @@ function readBody(ctx: Ctx): Promise<Buffer> {
     const onData = (chunk: Buffer) => {
       size += chunk.byteLength;
       ctx.bytesIn += chunk.byteLength;
-      if (size > MAX_BODY_BYTES) return done(tooLarge());
+      if (size > limit) return done(tooLarge(limit));
       chunks.push(chunk);
     };
     const onEnd = () => done();
@@ -90,7 +91,7 @@ export function hubApiRoutes(options: HubRoutesOptions): (method: string, path: 
       run: async (ctx) => {
         let body: Buffer;
         try {
-          body = await readBody(ctx);
+          body = await readBody(ctx, r.maxBodyBytes);
         } catch (err) {
           closeAfterRefusal(ctx.req, ctx.res);
           writeApiResponse(ctx.res, errorAnswer(err), method);

@@ -55,7 +55,13 @@ export async function getManifest(ctx: Ctx, name: string, reference: string): Pr
     return;
   }
   ctx.res.writeHead(200, { ...headers, 'Content-Type': m.mediaType, 'Content-Length': m.size });
-  ctx.res.end(ctx.req.method === 'HEAD' ? undefined : m.body);
+  if (ctx.req.method === 'HEAD') {
+    ctx.res.end();
+    return;
+  }
+  ctx.res.end(m.body);
+  // A pull as Docker Hub counts one: a GET answered with the manifest (never a HEAD, a 304 or an error).
+  ctx.pulls?.pulled(name, reference, m.digest);
 }
 
 export async function putManifest(ctx: Ctx, name: string, reference: string): Promise<void> {
