@@ -104,7 +104,14 @@ export class PullCounter {
   async close(): Promise<void> {
     clearInterval(this.timer);
     this.timer = undefined;
-    await this.flush();
+    // A flush that fails keeps its counts (flush merges them back): at shutdown, try again a few
+    // times (another thread may hold the database's write lock while it closes) before giving up.
+    for (let attempt = 0; ; attempt++) {
+      await this.flush();
+      if (this.pending === 0 || attempt >= 4) break;
+      await new Promise((r) => setTimeout(r, 100 * (attempt + 1)));
+    }
     this.closed = true;
+    if (this.pending > 0) throw new Error(`${this.pending} pulls could not be written at shutdown`);
   }
 }
