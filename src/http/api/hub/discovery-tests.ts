@@ -15,7 +15,7 @@ import { Registry } from '../../../registry/registry.js';
 import { InMemoryBlobStore } from '../../../storage/index.js';
 import { redactWebhookUrl } from './discovery.js';
 import { createHubApi, MAX_BODY_BYTES, type ApiResponse, type HubApi } from './index.js';
-import type { ApiEngine, Call } from './suite.js';
+import type { ApiEngine, Call } from './suite-types.js';
 
 type Errors = { errors: { code: string; message: string; detail?: unknown }[] };
 const errorOf = (r: ApiResponse) => (r.body as Errors).errors[0]!;

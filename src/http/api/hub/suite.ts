@@ -11,27 +11,12 @@ import { CLI, createHub, type Hub } from '../../../hub/index.js';
 import type { MetadataStore } from '../../../metadata/store.js';
 import { runDiscoveryApiTests } from './discovery-tests.js';
 import { createHubApi, type ApiRequest, type ApiResponse, type HubApi } from './index.js';
+import type { ApiEngine, Call } from './suite-types.js';
 
-export interface ApiEngine {
-  store: MetadataStore;
-  cleanup(): Promise<void>;
-}
+export type { ApiEngine, Call } from './suite-types.js';
 
 const PASSWORD = 'correct horse battery';
 const digest = (s: string) => `sha256:${createHash('sha256').update(s).digest('hex')}`;
-
-export interface Call {
-  principal?: Principal;
-  body?: unknown;
-  rawBody?: string;
-  contentType?: string;
-  cookie?: string;
-  csrf?: string;
-  client?: string;
-  tls?: boolean;
-  /** Another API than the suite's own (the one with a Discovery). */
-  via?: HubApi;
-}
 
 type Errors = { errors: { code: string; message: string; detail?: unknown }[] };
 const errorOf = (r: ApiResponse) => (r.body as Errors).errors[0]!;
