@@ -17,6 +17,7 @@ import { parseArgs } from 'node:util';
 import { Registry, GiB, MiB, bigBlob, pool, pushSmallImage, repeatedBody, sha256, smallImage } from './lib/client.mjs';
 import { runFuzz } from './lib/fuzz.mjs';
 import { runSoak } from './lib/soak.mjs';
+import { runSearchBench, searchReport } from './lib/search.mjs';
 import { authReport, runSmallAuth } from './lib/auth.mjs';
 import { pushBlobs, runNodeLoad, runWrk } from './lib/load.mjs';
 import { MemorySampler, NoiseMeter, machineBefore, treeCpuSeconds } from './lib/proc.mjs';
@@ -45,6 +46,8 @@ const { values: opt } = parseArgs({
     'fuzz-reference': { type: 'string' },
     'auth-rounds': { type: 'string' },
     'auth-duration': { type: 'string' },
+    'search-repos': { type: 'string' },
+    'search-runs': { type: 'string' },
     loadgen: { type: 'string' },
     'pull-client': { type: 'string' },
     'cpu-prof': { type: 'boolean', default: false },
@@ -69,8 +72,10 @@ if (opt.help) {
   --repos N           repositories seeded for _catalog (default 10000)
   --tags N            tags seeded in one repository (default 10000)
   --page N            page size n for _catalog and tags/list (default 1000)
-  --only LIST         phases to run, comma-separated: push,pull,small,small-auth,blobs,list,soak,fuzz,startup
+  --only LIST         phases to run, comma-separated: push,pull,small,small-auth,blobs,list,soak,fuzz,startup,search
                       (small-auth is not in --quick's default list: add it with --only)
+  --search-repos N    search: repositories seeded in process (default 100000, 10000 with --quick)
+  --search-runs N     search: timed runs per kind of query (default 50, 20 with --quick)
   --auth-rounds N     small-auth: alternations of auth off / Bearer / Basic / anonymous (default 5, 1 with --quick)
   --auth-duration S   small-auth: seconds of load per measurement (default 5, 1 with --quick)
   --soak S            seconds of the mixed push/pull soak at 64 connections, per server (default 60, 3 with --quick)
@@ -113,12 +118,14 @@ const cfg = {
   fuzz: int(opt.fuzz, Q ? 112 : 10000),
   soakSeconds: Number(opt.soak ?? (Q ? 3 : 60)),
   fuzzReference: int(opt['fuzz-reference'], Q ? 0 : 56),
+  searchRepos: int(opt['search-repos'], Q ? 10000 : 100000),
+  searchRuns: int(opt['search-runs'], Q ? 20 : 50),
   authRounds: int(opt['auth-rounds'], Q ? 1 : 5),
   authSeconds: Number(opt['auth-duration'] ?? (Q ? 1 : 5)),
   authWarmupSeconds: Q ? 0 : 2, // untimed, once per request and credentials before the first alternation
   tokenSeconds: Q ? 1 : 2,
   tokenConnections: 8,
-  phases: new Set((opt.only ?? `push,pull,small,${Q ? '' : 'small-auth,'}blobs,list,soak,fuzz,startup`).split(',').map((s) => s.trim())),
+  phases: new Set((opt.only ?? `push,pull,small,${Q ? '' : 'small-auth,'}blobs,list,soak,fuzz,startup,search`).split(',').map((s) => s.trim())),
 };
 const outFile = path.resolve(opt.out ?? path.join(here, 'results', Q ? 'latest-quick.json' : 'latest.json'));
 if (cfg.blobBytes % Math.min(MiB, cfg.blobBytes) !== 0) throw new Error('--blob-mib must be a whole number of MiB');
@@ -173,6 +180,24 @@ const gitCommit = (() => {
   }
 })();
 ensureBerthBuilt(repoRoot, { build: !opt['no-build'] && !opt.commit });
+// ── search: in process on a fresh SQLite store, before the servers start (so they do not compete) ──
+let search;
+if (cfg.phases.has('search')) {
+  step = 'search';
+  log(`search: seeding ${cfg.searchRepos} repositories in process`);
+  search = await runSearchBench({ repoRoot, repos: cfg.searchRepos, runs: cfg.searchRuns, log });
+  if (cfg.phases.size === 1) {
+    // Nothing else asked for: no servers to start.
+    console.log(`\n${searchReport(search)}`);
+    console.log(`machine: load average ${before.loadavg.join(' ')} before; other processes ${before.otherPct.toFixed(0)}% before`);
+    const result = { date: started.toISOString(), seconds: (Date.now() - started.getTime()) / 1000, berth: { commit: gitCommit, node: process.version }, machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, before }, config: { ...cfg, phases: [...cfg.phases] }, search };
+    mkdirSync(path.dirname(outFile), { recursive: true });
+    writeFileSync(outFile, JSON.stringify(result, null, 2) + '\n');
+    console.log(`\nJSON: ${path.relative(process.cwd(), outFile)}`);
+    cleanupSync();
+    process.exit(0);
+  }
+}
 const mainJs = opt.commit ? buildCommit(repoRoot, commitSha, path.join(tmp, 'build')) : path.join(repoRoot, 'dist/src/cli/main.js');
 const referenceBin = ensureDebianTool('docker-registry', 'docker-registry', { required: true });
 // The node:net load generator is the default for all four small requests, so
@@ -795,6 +820,7 @@ console.log(
 );
 for (const w of warnings) console.log(`WARNING: ${w} — ratios are less reliable`);
 if (smallAuth) console.log(`\n${authReport(smallAuth, cfg, loadgen)}`);
+if (search) console.log(`\n${searchReport(search)}`);
 const smallErrors = rounds.flatMap((r) => order.flatMap((w) => Object.entries(r[w]).filter(([k, v]) => k.endsWith('.errors') && v > 0).map(([k, v]) => `${w} ${k}=${v}`)));
 if (smallErrors.length) console.log(`WARNING: failed requests under load: ${smallErrors.join(', ')}`);
 const disk = rounds.map((r) => r.diskMBps).filter((v) => v !== undefined);
@@ -829,6 +855,7 @@ const result = {
   fuzz: { ...fuzz, detail: fuzzDetail },
   soak,
   smallAuth,
+  search,
 };
 mkdirSync(path.dirname(outFile), { recursive: true });
 writeFileSync(outFile, JSON.stringify(result, null, 2) + '\n');
