@@ -6,21 +6,11 @@
 // same seed sends the same requests in the same order.
 import { createHash } from 'node:crypto';
 import net from 'node:net';
+import { prng } from './prng.mjs';
 
 const MiB = 1024 * 1024;
 const sha = (b) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
-/** A small seeded PRNG (mulberry32): the same run for both servers. */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const OCI = 'application/vnd.oci.image.manifest.v1+json';
 

@@ -7,20 +7,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { sql } from 'kysely';
+import { prng } from './prng.mjs';
 
 export const SEARCH_TARGET_MS = 20;
 
-/** A deterministic generator (mulberry32), so every run searches the same data. */
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Pronounceable distinct words (so a typo still shares trigrams with the word it misspells). */
 function vocabulary(n) {
@@ -75,7 +65,7 @@ export async function runSearchBench({ repoRoot, repos, runs = 50, warmup = 5, d
   const sqlitePath = path.join(dir, 'metadata.db');
   const store = await MetadataStore.open({ sqlitePath });
   try {
-    const random = rng(16);
+    const random = prng(16);
     const words = vocabulary(20000);
     const draw = zipf(words.length, random);
     const namespaces = 2000;
