@@ -22,8 +22,8 @@ toolchain() {
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
     say "installing the build tools the native parts need: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    flock /tmp/berth-apt.lock apt-get update -qq >&2
-    flock /tmp/berth-apt.lock apt-get install -y -qq -o DPkg::Lock::Timeout=600 make g++ python3 >/dev/null
+    flock /tmp/berth-test-apt.lock apt-get update -qq >&2
+    flock /tmp/berth-test-apt.lock apt-get install -y -qq -o DPkg::Lock::Timeout=600 make g++ python3 >/dev/null
     return 0
   fi
   say "cannot build: missing ${missing[*]}. Install a C/C++ toolchain and Python"
