@@ -31,7 +31,12 @@ const BLOB_MEDIA_TYPE = 'application/octet-stream';
 const WEBHOOK_EVENTS = new Set(['push']);
 const MAX_WEBHOOKS_PER_REPOSITORY = 20;
 
-const namespaceOf = (repository: string) => {
+/**
+ * The namespace an activity entry is filed under: the first path component,
+ * or '' for a one-component name (unlike names.ts's namespaceOf, which
+ * returns the whole name).
+ */
+export const activityNamespace = (repository: string): string => {
   const slash = repository.indexOf('/');
   return slash < 0 ? '' : repository.slice(0, slash);
 };
@@ -71,7 +76,7 @@ export class ActivityService {
 
 /** Hub-style webhook payload (Docker Hub's: repository, push_data, callback_url). */
 export function webhookPayload(hook: WebhookRow, event: { tag: string; pusher: string | null; pushedAt: number; digest: string | null }, baseUrl: string | null): string {
-  const namespace = namespaceOf(hook.repository);
+  const namespace = activityNamespace(hook.repository);
   const name = namespace ? hook.repository.slice(namespace.length + 1) : hook.repository;
   return JSON.stringify({
     callback_url: baseUrl ? `${baseUrl}/berth/v1/webhooks/${hook.id}/callback` : null,
@@ -112,11 +117,11 @@ export class HubEventSink implements EventSink {
       if (e.action === 'push' && manifest) {
         // A tag given to a manifest the repository already held is a 'tag', not a 'push'.
         const action = e.target.tag !== undefined && (await this.hub.discovery.retagged(repository, e.target.tag)) ? 'tag' : 'push';
-        entries.push({ repository, namespace: namespaceOf(repository), actor, action, tag: e.target.tag ?? null, digest: e.target.digest ?? null });
+        entries.push({ repository, namespace: activityNamespace(repository), actor, action, tag: e.target.tag ?? null, digest: e.target.digest ?? null });
         if (e.target.tag) pushes.push({ repository, tag: e.target.tag, digest: e.target.digest ?? null, actor });
       } else if (e.action === 'delete') {
         // A tag, a manifest (by digest, or by a repository delete), or a blob: the edge's events do not tell the last two apart by route.
-        entries.push({ repository, namespace: namespaceOf(repository), actor, action: 'delete', tag: e.target.tag ?? null, digest: e.target.digest ?? null });
+        entries.push({ repository, namespace: activityNamespace(repository), actor, action: 'delete', tag: e.target.tag ?? null, digest: e.target.digest ?? null });
       }
     }
     await this.hub.discovery.appendActivity(entries);

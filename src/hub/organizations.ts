@@ -17,13 +17,18 @@ export function checkPermission(p: string): GrantedPermission | 'none' {
   throw new HubError('INVALID', `permission must be one of read, write, admin (or none to remove), got ${JSON.stringify(p)}`);
 }
 
+/** The id of the organization `name`; NOT_FOUND when there is none (or it is a user). */
+export async function organizationId(hub: HubContext, name: string): Promise<number> {
+  const a = await hub.accounts.byName(name);
+  if (!a || a.kind !== 'org') throw new HubError('NOT_FOUND', `no organization ${name}`);
+  return a.id;
+}
+
 export class OrganizationService {
   constructor(private readonly hub: HubContext) {}
 
-  private async org(name: string): Promise<number> {
-    const a = await this.hub.accounts.byName(name);
-    if (!a || a.kind !== 'org') throw new HubError('NOT_FOUND', `no organization ${name}`);
-    return a.id;
+  private org(name: string): Promise<number> {
+    return organizationId(this.hub, name);
   }
 
   private async userId(name: string): Promise<number> {

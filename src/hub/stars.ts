@@ -7,7 +7,7 @@
 import { decide, type AccessMode, type PolicyOptions } from '../access/policy.js';
 import type { Principal } from '../access/types.js';
 import { accountNameProblem } from './names.js';
-import type { ActivityService } from './activity.js';
+import { activityNamespace, type ActivityService } from './activity.js';
 import type { Actor, HubContext } from './context.js';
 import { HubError } from './errors.js';
 import type { FactsLoader } from './facts.js';
@@ -17,11 +17,6 @@ function signedIn(principal: Principal): { id: number; name: string } {
   if (principal.kind !== 'user') throw new HubError('INVALID', 'stars and follows are for signed-in users');
   return principal;
 }
-
-const namespaceOf = (repository: string) => {
-  const slash = repository.indexOf('/');
-  return slash < 0 ? '' : repository.slice(0, slash);
-};
 
 export class StarService {
   constructor(
@@ -44,7 +39,7 @@ export class StarService {
     const changed = await this.hub.discovery.setStar(user.id, repository, starred);
     if (changed === null) throw new HubError('NOT_FOUND', `no repository ${repository}`);
     if (changed) {
-      await this.activity.record([{ repository, namespace: namespaceOf(repository), actor: actor.name, actorId: actor.id, action: starred ? 'star' : 'unstar', tag: null, digest: null }]);
+      await this.activity.record([{ repository, namespace: activityNamespace(repository), actor: actor.name, actorId: actor.id, action: starred ? 'star' : 'unstar', tag: null, digest: null }]);
     }
     return changed;
   }

@@ -11,7 +11,7 @@ import type { RefreshTokens } from '../auth/token/types.js';
 import type { Actor, HubContext } from './context.js';
 import { HubError } from './errors.js';
 import { namespaceOf, robotNameProblem } from './names.js';
-import { checkPermission } from './organizations.js';
+import { checkPermission, organizationId } from './organizations.js';
 import { hashSecret, newSecret, PAT_PREFIX, REFRESH_PREFIX, ROBOT_PREFIX } from './secrets.js';
 
 export const TOKEN_SCOPES: readonly TokenScope[] = ['read', 'write', 'delete'];
@@ -93,10 +93,8 @@ export interface RobotInfo {
 export class RobotService {
   constructor(private readonly hub: HubContext) {}
 
-  private async org(name: string): Promise<number> {
-    const a = await this.hub.accounts.byName(name);
-    if (!a || a.kind !== 'org') throw new HubError('NOT_FOUND', `no organization ${name}`);
-    return a.id;
+  private org(name: string): Promise<number> {
+    return organizationId(this.hub, name);
   }
 
   private checkRepository(org: string, repository: string): void {

@@ -5,8 +5,8 @@
  * access facts are built from. No policy here (that is src/hub and
  * src/access): only SQL, written once for SQLite and PostgreSQL.
  */
-import { sql, type Kysely, type Transaction } from 'kysely';
-import type { Database } from './schema.js';
+import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
+import type { AccountsTable, Database } from './schema.js';
 import type { MetadataDatabase } from './database.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -47,16 +47,7 @@ export interface DeleteBlockers {
   organizations: string[];
 }
 
-function toAccount(r: {
-  id: number;
-  name: string;
-  kind: 'user' | 'org';
-  email: string | null;
-  password_hash: string | null;
-  admin: number;
-  created_at: number;
-  disabled_at: number | null;
-}): AccountRow {
+function toAccount(r: Selectable<AccountsTable>): AccountRow {
   return {
     id: Number(r.id),
     name: r.name,
@@ -237,15 +228,21 @@ export class AccountQueries {
     });
   }
 
-  private async isLastOwner(orgId: number, accountId: number, db: Db): Promise<boolean> {
-    const owners = await db
+  /** Ids of the members of an organization's owners team. */
+  private async ownerIds(orgId: number, db: Db): Promise<number[]> {
+    const rows = await db
       .selectFrom('team_members as tm')
       .innerJoin('teams as t', 't.id', 'tm.team_id')
       .select('tm.account_id')
       .where('t.organization_id', '=', orgId)
       .where('t.name', '=', OWNERS_TEAM)
       .execute();
-    return owners.length === 1 && Number(owners[0]!.account_id) === accountId;
+    return rows.map((r) => Number(r.account_id));
+  }
+
+  private async isLastOwner(orgId: number, accountId: number, db: Db): Promise<boolean> {
+    const owners = await this.ownerIds(orgId, db);
+    return owners.length === 1 && owners[0] === accountId;
   }
 
   async members(orgId: number): Promise<{ name: string; owner: boolean }[]> {
@@ -256,17 +253,7 @@ export class AccountQueries {
       .where('m.organization_id', '=', orgId)
       .orderBy('a.name')
       .execute();
-    const owners = new Set(
-      (
-        await this.db
-          .selectFrom('team_members as tm')
-          .innerJoin('teams as t', 't.id', 'tm.team_id')
-          .select('tm.account_id')
-          .where('t.organization_id', '=', orgId)
-          .where('t.name', '=', OWNERS_TEAM)
-          .execute()
-      ).map((r) => Number(r.account_id)),
-    );
+    const owners = new Set(await this.ownerIds(orgId, this.db));
     return rows.map((r) => ({ name: r.name, owner: owners.has(Number(r.id)) }));
   }
 

@@ -5,8 +5,8 @@
  * (database.ts), in the same lock order as the registry's writes, which
  * they race (docs/gc.md).
  */
-import { sql, type Kysely } from 'kysely';
-import type { Database } from './schema.js';
+import { sql, type Kysely, type Selectable } from 'kysely';
+import type { Database, GcRunsTable } from './schema.js';
 import type { Db, MetadataDatabase } from './database.js';
 import type { RegistryQueries } from './registry.js';
 
@@ -70,21 +70,7 @@ function blobCollectable(cutoff: number) {
     AND NOT EXISTS (SELECT 1 FROM manifests m WHERE m.digest = b.digest)`;
 }
 
-function toGcRun(r: {
-  id: number;
-  state: GcRunRow['state'];
-  dry_run: number;
-  grace_ms: number;
-  delete_untagged: number;
-  owner: string;
-  created_at: number;
-  started_at: number | null;
-  updated_at: number;
-  finished_at: number | null;
-  progress: string | null;
-  summary: string | null;
-  error: string | null;
-}): GcRunRow {
+function toGcRun(r: Selectable<GcRunsTable>): GcRunRow {
   const n = (v: number | null) => (v === null ? null : Number(v));
   return {
     id: Number(r.id),

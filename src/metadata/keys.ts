@@ -3,7 +3,9 @@
  * the metadata store's one database handle. Writes go through the store's
  * writeTransaction (the write gate on SQLite, conflict retries on PostgreSQL).
  */
+import type { Selectable } from 'kysely';
 import type { MetadataDatabase } from './database.js';
+import type { SigningKeysTable } from './schema.js';
 
 export interface SigningKeyRecord {
   ordinal: number;
@@ -20,16 +22,7 @@ export interface SigningKeyRecord {
 
 export type NewSigningKey = Omit<SigningKeyRecord, 'ordinal' | 'createdAt' | 'retiredAt'>;
 
-function toRecord(row: {
-  ordinal: number;
-  kid: string;
-  algorithm: string;
-  private_key: string | null;
-  certificate: string;
-  created_at: number;
-  active_at: number;
-  retired_at: number | null;
-}): SigningKeyRecord {
+function toRecord(row: Omit<Selectable<SigningKeysTable>, 'id'>): SigningKeyRecord {
   return {
     ordinal: Number(row.ordinal),
     kid: row.kid,

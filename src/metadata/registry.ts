@@ -5,8 +5,8 @@
  * its write gate or retries, its locks in their one order, its clock, its
  * reads cached by data_version and its queries compiled once.
  */
-import type { Expression, Kysely, SqlBool, Transaction } from 'kysely';
-import type { Database } from './schema.js';
+import type { Expression, Kysely, Selectable, SqlBool, Transaction } from 'kysely';
+import type { Database, ManifestsTable } from './schema.js';
 import { now, ROLL_BACK, type Db, type MetadataDatabase } from './database.js';
 
 export interface ManifestRecord {
@@ -67,15 +67,9 @@ function beingDeleted(row: { state: string; deleting_at: number | null } | undef
   return row?.state === 'deleting' && Number(row.deleting_at) > t - STALE_DELETE_MS;
 }
 
-function toRecord(row: {
-  id: number;
-  digest: string;
-  media_type: string;
-  size: number;
-  artifact_type: string | null;
-  subject_digest: string | null;
-  annotations: string | null;
-}): ManifestRecord {
+function toRecord(
+  row: Pick<Selectable<ManifestsTable>, 'id' | 'digest' | 'media_type' | 'size' | 'artifact_type' | 'subject_digest' | 'annotations'>,
+): ManifestRecord {
   return {
     id: Number(row.id),
     digest: row.digest,
