@@ -14,6 +14,7 @@
  * theirs is the position of the next entry (an entry added between two
  * requests can shift a page by one).
  */
+import { redactUrl } from '../../../events/redact.js';
 import type { Discovery } from '../../../hub/index.js';
 import {
   noContent,
@@ -99,15 +100,7 @@ function starAfter(last: string | undefined): StarKey | undefined {
  * the redacted form.
  */
 export function redactWebhookUrl(raw: string): string {
-  let u: URL;
-  try {
-    u = new URL(raw);
-  } catch {
-    return '***';
-  }
-  if (u.password) u.password = '***';
-  if (u.search) u.search = [...u.searchParams.keys()].map((k) => `${encodeURIComponent(k)}=***`).join('&');
-  return u.toString();
+  return redactUrl(raw, { mask: '***', keepUser: true, invalid: '***' });
 }
 
 const webhookView = (w: { id: number; name: string; url: string; events: string[]; active: boolean; createdBy: string | null; createdAt: number }) => ({
