@@ -109,6 +109,13 @@ export async function repositoryFor(s: Services, principal: Principal, name: str
   return facts;
 }
 
+/** The repository of a `{name}` route, once repositoryFor lets the caller do `action` on it. */
+export async function namedRepository(s: Services, input: HandlerInput<{ name?: string }, unknown, unknown>, action: Action): Promise<string> {
+  const name = input.params.name!;
+  await repositoryFor(s, input.principal, name, action);
+  return name;
+}
+
 // ---- pagination ------------------------------------------------------------------------
 
 export interface PageParams {

@@ -14,11 +14,13 @@
  * theirs is the position of the next entry (an entry added between two
  * requests can shift a page by one).
  */
+import { redactUrl } from '../../../events/redact.js';
 import type { Discovery } from '../../../hub/index.js';
 import {
   noContent,
   numericLast,
   numericOrder,
+  namedRepository,
   operation,
   pageOf,
   pageResponse,
@@ -99,15 +101,7 @@ function starAfter(last: string | undefined): StarKey | undefined {
  * the redacted form.
  */
 export function redactWebhookUrl(raw: string): string {
-  let u: URL;
-  try {
-    u = new URL(raw);
-  } catch {
-    return '***';
-  }
-  if (u.password) u.password = '***';
-  if (u.search) u.search = [...u.searchParams.keys()].map((k) => `${encodeURIComponent(k)}=***`).join('&');
-  return u.toString();
+  return redactUrl(raw, { mask: '***', keepUser: true, invalid: '***' });
 }
 
 const webhookView = (w: { id: number; name: string; url: string; events: string[]; active: boolean; createdBy: string | null; createdAt: number }) => ({
@@ -146,8 +140,7 @@ export const DISCOVERY_REPLACEMENTS: readonly Operation<Services>[] = [
     ...baseRepositoryOperation('updateRepository'),
     response: { status: 200, description: 'the repository', schema: S.RepositoryPageSchema },
     handler: async (s, input) => {
-      const name = input.params.name!;
-      await repositoryFor(s, input.principal, name, 'delete');
+      const name = await namedRepository(s, input, 'delete');
       await s.hub.repositories.setVisibility(name, (input.body as { visibility: 'public' | 'private' }).visibility, input.actor);
       return respond(200, await repositoryPage(s, input, name));
     },
@@ -171,8 +164,7 @@ const star = (starred: boolean) =>
     },
     async (s, input) => {
       requireUser(input);
-      const name = input.params.name!;
-      await repositoryFor(s, input.principal, name, 'pull');
+      const name = await namedRepository(s, input, 'pull');
       await discoveryOf(s).stars.setStar(input.principal, name, starred, input.actor);
       return noContent();
     },
@@ -285,9 +277,8 @@ export const DISCOVERY_OPERATIONS: readonly Operation<Services>[] = [
       paginated: true,
     },
     async (s, input) => {
-      const name = input.params.name!;
+      const name = await namedRepository(s, input, 'pull');
       const q = input.query;
-      await repositoryFor(s, input.principal, name, 'pull');
       const found = await positional(q, async (page, pageSize) => {
         const r = await discoveryOf(s).pages.tags(input.principal, name, { sort: q.sort, page, pageSize });
         return { total: r.count, items: r.results };
@@ -310,8 +301,7 @@ export const DISCOVERY_OPERATIONS: readonly Operation<Services>[] = [
       errors: [403, 404],
     },
     async (s, input) => {
-      const name = input.params.name!;
-      await repositoryFor(s, input.principal, name, 'delete');
+      const name = await namedRepository(s, input, 'delete');
       await discoveryOf(s).pages.setDescription(input.principal, name, input.body.description, input.actor);
       return noContent();
     },
@@ -332,8 +322,7 @@ export const DISCOVERY_OPERATIONS: readonly Operation<Services>[] = [
       maxBodyBytes: S.README_BODY_BYTES,
     },
     async (s, input) => {
-      const name = input.params.name!;
-      await repositoryFor(s, input.principal, name, 'delete');
+      const name = await namedRepository(s, input, 'delete');
       await discoveryOf(s).pages.setReadme(input.principal, name, input.body.readme, input.actor);
       return noContent();
     },
@@ -353,8 +342,7 @@ export const DISCOVERY_OPERATIONS: readonly Operation<Services>[] = [
       errors: [403, 404],
     },
     async (s, input) => {
-      const name = input.params.name!;
-      await repositoryFor(s, input.principal, name, 'pull');
+      const name = await namedRepository(s, input, 'pull');
       requireAdmin(input);
       await discoveryOf(s).pages.setOfficial(input.principal, name, input.body.official, input.actor);
       return noContent();
@@ -379,9 +367,8 @@ export const DISCOVERY_OPERATIONS: readonly Operation<Services>[] = [
       paginated: true,
     },
     async (s, input) => {
-      const name = input.params.name!;
+      const name = await namedRepository(s, input, 'pull');
       const q = input.query;
-      await repositoryFor(s, input.principal, name, 'pull');
       const items = await stargazers(s.store, name, { after: starAfter(q.last), limit: q.n + 1 });
       return pageResponse(input, q, items, starKey);
     },
@@ -470,8 +457,7 @@ export const DISCOVERY_OPERATIONS: readonly Operation<Services>[] = [
       paginated: true,
     },
     async (s, input) => {
-      const name = input.params.name!;
-      await repositoryFor(s, input.principal, name, 'pull');
+      const name = await namedRepository(s, input, 'pull');
       return activityPage(s, input, { repository: name });
     },
   ),
@@ -510,8 +496,7 @@ export const DISCOVERY_OPERATIONS: readonly Operation<Services>[] = [
       paginated: true,
     },
     async (s, input) => {
-      const name = input.params.name!;
-      await repositoryFor(s, input.principal, name, 'delete');
+      const name = await namedRepository(s, input, 'delete');
       const hooks = (await discoveryOf(s).webhooks.list(input.principal, name)).map(webhookView);
       return pageResponse(input, input.query, pageOf(hooks, input.query, (h) => String(h.id), numericOrder), (h) => String(h.id));
     },
@@ -530,8 +515,7 @@ export const DISCOVERY_OPERATIONS: readonly Operation<Services>[] = [
       errors: [403, 404, 409],
     },
     async (s, input) => {
-      const name = input.params.name!;
-      await repositoryFor(s, input.principal, name, 'delete');
+      const name = await namedRepository(s, input, 'delete');
       const row = await discoveryOf(s).webhooks.create(input.principal, name, input.body, input.actor);
       return respond(201, webhookView(row));
     },
@@ -550,9 +534,8 @@ export const DISCOVERY_OPERATIONS: readonly Operation<Services>[] = [
       errors: [403, 404],
     },
     async (s, input) => {
-      const name = input.params.name!;
+      const name = await namedRepository(s, input, 'delete');
       const id = Number(input.params.id!);
-      await repositoryFor(s, input.principal, name, 'delete');
       const d = discoveryOf(s);
       await d.webhooks.update(input.principal, name, id, input.body, input.actor);
       const row = (await d.webhooks.list(input.principal, name)).find((h) => h.id === id);
@@ -573,8 +556,7 @@ export const DISCOVERY_OPERATIONS: readonly Operation<Services>[] = [
       errors: [403, 404],
     },
     async (s, input) => {
-      const name = input.params.name!;
-      await repositoryFor(s, input.principal, name, 'delete');
+      const name = await namedRepository(s, input, 'delete');
       await discoveryOf(s).webhooks.delete(input.principal, name, Number(input.params.id!), input.actor);
       return noContent();
     },

@@ -6,7 +6,7 @@
  * writes the answer with writeApiResponse. Everything between is plain
  * values (types.ts), tested without a server.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import { z } from 'zod';
 import type { Principal } from '../../../access/types.js';
 import { HubContext } from '../../../hub/context.js';
@@ -270,20 +270,6 @@ export function serializeCookie(c: Cookie): string {
   if (c.httpOnly) parts.push('HttpOnly');
   if (c.secure) parts.push('Secure');
   return parts.join('; ');
-}
-
-/** Reads a request body of at most `limit` bytes (a route's maxBodyBytes; an ApiError TOO_LARGE past it). */
-export async function readApiBody(req: IncomingMessage, limit = MAX_BODY_BYTES): Promise<Buffer> {
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > limit) throw new ApiError('TOO_LARGE', `the request body is larger than ${limit} bytes`);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.byteLength;
-    if (size > limit) throw new ApiError('TOO_LARGE', `the request body is larger than ${limit} bytes`);
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
 }
 
 /** Writes an ApiResponse: JSON body, headers, Set-Cookie. */

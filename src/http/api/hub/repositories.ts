@@ -6,7 +6,7 @@
  */
 import { effectivePermission } from '../../../access/policy.js';
 import { namespaceOf } from '../../../hub/index.js';
-import { noContent, numericLast, operation, pageOf, pageResponse, repositoryFor, requireAdmin, requireManager, respond, type Services } from './common.js';
+import { namedRepository, noContent, numericLast, operation, pageOf, pageResponse, repositoryFor, requireAdmin, requireManager, respond, type Services } from './common.js';
 import { ApiError } from './errors.js';
 import { auditEntries, readableRepositories, repositoryCreatedAt } from './queries.js';
 import * as S from './schemas.js';
@@ -85,8 +85,7 @@ export const repositoryOperations = [
       errors: [403, 404],
     },
     async (s, input) => {
-      const name = input.params.name!;
-      await repositoryFor(s, input.principal, name, 'delete');
+      const name = await namedRepository(s, input, 'delete');
       await s.hub.repositories.setVisibility(name, input.body.visibility, input.actor);
       return respond(200, await describeRepository(s, input, name));
     },
@@ -105,8 +104,7 @@ export const repositoryOperations = [
       errors: [403, 404, 405, 409],
     },
     async (s, input) => {
-      const name = input.params.name!;
-      await repositoryFor(s, input.principal, name, 'delete');
+      const name = await namedRepository(s, input, 'delete');
       const deleted = await s.deleteRepository(name, input.actor.name ?? undefined);
       await s.context.audit(input.actor, 'repository.delete', name, { manifests: deleted.manifests, tags: deleted.tags });
       return respond(202, { repository: name, manifestsDeleted: deleted.manifests, tagsDeleted: deleted.tags });
@@ -128,8 +126,7 @@ export const repositoryOperations = [
       paginated: true,
     },
     async (s, input) => {
-      const name = input.params.name!;
-      await repositoryFor(s, input.principal, name, 'delete');
+      const name = await namedRepository(s, input, 'delete');
       const collaborators = await s.hub.repositories.collaborators(name);
       return pageResponse(input, input.query, pageOf(collaborators, input.query, (c) => c.name), (c) => c.name);
     },
@@ -150,8 +147,7 @@ export const repositoryOperations = [
     },
     async (s, input) => {
       requireManager(input);
-      const name = input.params.name!;
-      await repositoryFor(s, input.principal, name, 'delete');
+      const name = await namedRepository(s, input, 'delete');
       await s.hub.repositories.setCollaborator(name, input.params.user!, input.body.permission, input.actor);
       return noContent();
     },
@@ -170,8 +166,7 @@ export const repositoryOperations = [
     },
     async (s, input) => {
       requireManager(input);
-      const name = input.params.name!;
-      await repositoryFor(s, input.principal, name, 'delete');
+      const name = await namedRepository(s, input, 'delete');
       const user = input.params.user!;
       if (!(await s.hub.repositories.collaborators(name)).some((c) => c.name === user)) throw new ApiError('NOT_FOUND', `${user} is no collaborator on ${name}`);
       await s.hub.repositories.setCollaborator(name, user, 'none', input.actor);
