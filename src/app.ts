@@ -399,8 +399,7 @@ async function berthApiRoutes(config: Config, app: App, hub: Hub | undefined, ht
   const serverUrl = config.http.prefix === '/' ? '/' : config.http.prefix.replace(/\/$/, '');
   const registry = app.registry;
   // Loaded only when used (the API's schemas bring zod): start-up without accounts stays as quick as it was.
-  // `discovery` serves the API's search, pages, stars, activity and webhooks. Passed as a variable, not a
-  // literal, so this compiles before and after the API's options name it.
+  // `discovery` serves the API's search, pages, stars, activity and webhooks.
   const apiOptions = { hub, store: app.meta, deleteRepository: (name: string, actor: string | undefined) => registry.deleteRepository(name, actor), version, serverUrl, discovery: app.discovery };
   const hubRoutes = hub
     ? (await import('./http/api/mount.js')).hubApiRoutes({

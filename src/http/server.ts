@@ -159,7 +159,7 @@ export function createRequestHandler(services: EdgeServices, opts: HttpOptions) 
     try {
       if (fullPath === '/livez' || fullPath === '/readyz') {
         route = fullPath.slice(1);
-        probe(res, fullPath === '/livez' || !health || health.healthy(), health);
+        probe(res, fullPath === '/livez' || !health || health.healthy());
         return;
       }
       if (!fullPath.startsWith(opts.prefix) && `${fullPath}/` !== opts.prefix) {
@@ -333,7 +333,7 @@ export function closeAfterRefusal(req: IncomingMessage, res: ServerResponse): vo
  * registry is healthy: a check's name is a file path or a URI. The debug
  * server, which is not public, names the failing checks.
  */
-function probe(res: ServerResponse, ok: boolean, _health?: HealthChecks): void {
+function probe(res: ServerResponse, ok: boolean): void {
   const body = Buffer.from(JSON.stringify({ status: ok ? 'ok' : 'unhealthy' }));
   res.writeHead(ok ? 200 : 503, { 'Content-Type': 'application/json', 'Content-Length': body.byteLength, 'Cache-Control': 'no-cache' });
   res.end(body);

@@ -7,7 +7,8 @@
  * validateLink already refuses javascript:, vbscript:, file: and most data:
  * URLs; the allow-list here is stricter and checked after entity decoding.
  */
-import MarkdownIt from 'markdown-it';
+import { createRequire } from 'node:module';
+import type { default as MarkdownItCallable, MarkdownIt } from 'markdown-it';
 
 /** Longest README accepted (bytes of UTF-8). Docker Hub allows 25,000 characters; a README often carries tables and badges, so more. */
 export const MAX_README_BYTES = 1024 * 1024;
@@ -34,25 +35,38 @@ export function safeUrl(url: string, image: boolean): boolean {
   return image && scheme === 'data' && SAFE_IMAGE_DATA.test(decoded);
 }
 
-const md = new MarkdownIt({ html: false, linkify: true, typographer: false });
-md.validateLink = (url: string) => safeUrl(url, false) || safeUrl(url, true);
+let md: MarkdownIt | undefined;
 
-md.core.ruler.push('berth_safe_links', (state) => {
-  const visit = (tokens: typeof state.tokens) => {
-    for (const token of tokens) {
-      if (token.type === 'link_open') {
-        const href = String(token.attrGet('href') ?? '');
-        if (!safeUrl(href, false)) token.attrSet('href', '#');
-        token.attrSet('rel', 'nofollow noopener noreferrer');
-      } else if (token.type === 'image') {
-        const src = String(token.attrGet('src') ?? '');
-        if (!safeUrl(src, true)) token.attrSet('src', '');
+/**
+ * The renderer, built on the first README rendered: markdown-it and its
+ * dependencies cost tens of milliseconds to load, which start-up need not
+ * pay for pages few requests ask for. Loaded with require (its CommonJS
+ * build) so rendering stays synchronous.
+ */
+function renderer(): MarkdownIt {
+  if (md) return md;
+  const MarkdownItCtor = createRequire(import.meta.url)('markdown-it') as typeof MarkdownItCallable;
+  const m = new MarkdownItCtor({ html: false, linkify: true, typographer: false });
+  m.validateLink = (url: string) => safeUrl(url, false) || safeUrl(url, true);
+  m.core.ruler.push('berth_safe_links', (state) => {
+    const visit = (tokens: typeof state.tokens) => {
+      for (const token of tokens) {
+        if (token.type === 'link_open') {
+          const href = String(token.attrGet('href') ?? '');
+          if (!safeUrl(href, false)) token.attrSet('href', '#');
+          token.attrSet('rel', 'nofollow noopener noreferrer');
+        } else if (token.type === 'image') {
+          const src = String(token.attrGet('src') ?? '');
+          if (!safeUrl(src, true)) token.attrSet('src', '');
+        }
+        if (token.children) visit(token.children);
       }
-      if (token.children) visit(token.children);
-    }
-  };
-  visit(state.tokens);
-});
+    };
+    visit(state.tokens);
+  });
+  md = m;
+  return m;
+}
 
 /**
  * The README as HTML without script, event handlers or script URLs. A
@@ -60,5 +74,5 @@ md.core.ruler.push('berth_safe_links', (state) => {
  * written as an entity anyway, so no filter downstream mistakes it for one.
  */
 export function renderReadme(markdown: string): string {
-  return md.render(markdown).replace(/(java|vb)script:/gi, '$1script&#58;');
+  return renderer().render(markdown).replace(/(java|vb)script:/gi, '$1script&#58;');
 }

@@ -14,7 +14,7 @@ import { bearerChallenge } from './challenge.js';
 import { parsePemBundle } from './certificate.js';
 import { accessOf, checkClaims, validUntil, type ClaimFailure } from './claims.js';
 import { jwkThumbprint, keyFromJwk, libtrustKeyId, type PublicJwk } from './jwk.js';
-import { MalformedTokenError, parseJwt, SUPPORTED_ALGORITHMS, verifySignature, type JwtHeader } from './jwt.js';
+import { tryParseJwt, SUPPORTED_ALGORITHMS, verifySignature, type JwtHeader } from './jwt.js';
 import { Lru } from './lru.js';
 
 /** distribution's `auth.token` keys. */
@@ -130,13 +130,8 @@ export class ExternalTokenValidator {
       return { ok: false, reason: 'expired' };
     }
     this.stats.checked++;
-    let jwt;
-    try {
-      jwt = parseJwt(raw);
-    } catch (err) {
-      if (err instanceof MalformedTokenError) return { ok: false, reason: 'malformed' };
-      throw err;
-    }
+    const jwt = tryParseJwt(raw);
+    if (!jwt) return { ok: false, reason: 'malformed' };
     if (!this.algorithms.has(jwt.header.alg)) return { ok: false, reason: 'algorithm' };
     const key = this.signingKey(jwt.header, now);
     if (!key) return { ok: false, reason: 'untrusted key' };

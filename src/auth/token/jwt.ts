@@ -69,6 +69,16 @@ function decodeJson(segment: string, what: string): Record<string, unknown> {
 }
 
 /** Splits and decodes a compact JWT; checks shapes, not trust. */
+/** parseJwt, or null when `raw` is not a well-formed JWT (what verifiers answer as "malformed"). */
+export function tryParseJwt(raw: string): ParsedJwt | null {
+  try {
+    return parseJwt(raw);
+  } catch (err) {
+    if (err instanceof MalformedTokenError) return null;
+    throw err;
+  }
+}
+
 export function parseJwt(raw: string): ParsedJwt {
   if (raw.length > 64 * 1024) throw new MalformedTokenError('too long');
   const parts = raw.split('.');

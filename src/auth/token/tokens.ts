@@ -16,7 +16,7 @@
 import { randomBytes } from 'node:crypto';
 import type { GrantedAccess, Principal, TokenScope } from '../../access/types.js';
 import { accessOf, checkClaims, validUntil, type ClaimFailure } from './claims.js';
-import { MalformedTokenError, parseJwt, signJwt, verifySignature, type JwtClaims } from './jwt.js';
+import { tryParseJwt, signJwt, verifySignature, type JwtClaims } from './jwt.js';
 import type { KeyRing } from './keys.js';
 import { Lru } from './lru.js';
 import type { CredentialStatus } from './types.js';
@@ -259,13 +259,8 @@ export class TokenVerifier {
 
   private async check(raw: string, now: number): Promise<{ ok: true; verified: Verified } | { ok: false; reason: VerifyFailure }> {
     const { keys, issuer, service } = this.settings;
-    let jwt;
-    try {
-      jwt = parseJwt(raw);
-    } catch (err) {
-      if (err instanceof MalformedTokenError) return { ok: false, reason: 'malformed' };
-      throw err;
-    }
+    const jwt = tryParseJwt(raw);
+    if (!jwt) return { ok: false, reason: 'malformed' };
     const kid = jwt.header.kid;
     if (!kid) return { ok: false, reason: 'unknown key' };
     let key = keys.byKid(kid);
