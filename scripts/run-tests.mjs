@@ -1,8 +1,8 @@
 // Runs every compiled test file (dist/**/*.test.js) with node's test runner.
 // Node 20's --test does not expand globs, so the files are listed here.
 // Usage: node scripts/run-tests.mjs [substring filter...]
-import { readdirSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import path from 'node:path';
 
 function walk(dir, out) {
@@ -22,6 +22,24 @@ if (files.length === 0) {
   console.error('run-tests: no test files found (did the build run?)');
   process.exit(1);
 }
+
+// Engines are started once per run, not once per file: a file that needs
+// PostgreSQL gets a fresh database on the run's cluster (see
+// test/support/postgres.ts, which starts its own cluster when run alone).
+const uses = (module) => files.some((f) => readFileSync(f, 'utf8').includes(module));
+const env = { ...process.env };
+const engines = [];
+if (uses('support/postgres.js') && !env.BERTH_TEST_POSTGRES_URL) {
+  const { startPostgresCluster, SHARED_URL_VARIABLE } = await import('../dist/test/support/postgres.js');
+  // Parallel files each open pools of their own, several servers at a time.
+  const pg = await startPostgresCluster({ maxConnections: 1000 });
+  env[SHARED_URL_VARIABLE] = pg.url;
+  engines.push(pg);
+}
+for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => process.exit(130));
+
 const concurrency = process.env.BERTH_TEST_CONCURRENCY ?? '2';
-const r = spawnSync(process.execPath, ['--enable-source-maps', '--test', `--test-concurrency=${concurrency}`, ...files], { stdio: 'inherit' });
-process.exit(r.status ?? 1);
+const child = spawn(process.execPath, ['--enable-source-maps', '--test', `--test-concurrency=${concurrency}`, ...files], { stdio: 'inherit', env });
+const status = await new Promise((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 1))));
+for (const engine of engines) await engine.stop().catch((e) => console.error(`run-tests: stopping an engine: ${e.message}`));
+process.exit(status);

@@ -1,7 +1,11 @@
-// A real, throwaway PostgreSQL cluster per call, from Debian's packages.
-// Each call gets its own data dir and port, so test files may run in parallel.
+// A real PostgreSQL from Debian's packages, for tests.
+// startPostgres() gives each caller a fresh, empty database of its own. When
+// the test runner (scripts/run-tests.mjs) has started one cluster for the
+// whole run, its URL is in BERTH_TEST_POSTGRES_URL and each call creates a
+// database there; a file run alone starts a throwaway cluster of its own.
 // The server refuses to run as root, hence the chown + runuser dance.
 
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { chown, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -9,7 +13,7 @@ import path from 'node:path';
 import { aptInstall, ensureTool, freePort, run } from './tools.js';
 
 export interface PostgresServer {
-  /** postgres://postgres@127.0.0.1:<port>/berth (trust auth, no password). */
+  /** postgres://postgres@127.0.0.1:<port>/<database> (trust auth, no password). */
   url: string;
   port: number;
   /** Directory holding this server's psql, pg_dump, ... */
@@ -81,7 +85,37 @@ async function tail(file: string): Promise<string> {
   }
 }
 
+/** The run's shared cluster, when the test runner started one. */
+export const SHARED_URL_VARIABLE = 'BERTH_TEST_POSTGRES_URL';
+
+/**
+ * A fresh database for this caller: on the run's shared cluster when there is
+ * one, otherwise on a cluster of its own. stop() drops the database (or stops
+ * the private cluster); it is idempotent.
+ */
 export async function startPostgres(): Promise<PostgresServer> {
+  const shared = process.env[SHARED_URL_VARIABLE];
+  if (!shared) return startPostgresCluster();
+  const binDir = await postgresBinDir();
+  const name = `t_${process.pid}_${randomBytes(6).toString('hex')}`;
+  const pg = (await import('pg')).default;
+  const admin = async (sql: string): Promise<void> => {
+    const client = new pg.Client({ connectionString: shared });
+    await client.connect();
+    try {
+      await client.query(sql);
+    } finally {
+      await client.end();
+    }
+  };
+  await admin(`CREATE DATABASE "${name}"`);
+  let stopped: Promise<void> | undefined;
+  const stop = (): Promise<void> => (stopped ??= admin(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
+  return { url: shared.replace(/\/[^/]*$/, `/${name}`), port: Number(new URL(shared).port), binDir, stop };
+}
+
+/** A throwaway cluster of its own, with a database `berth`; stop() shuts it down and removes it. */
+export async function startPostgresCluster(opts: { maxConnections?: number } = {}): Promise<PostgresServer> {
   const binDir = await postgresBinDir();
   const runuser = await ensureTool('runuser', 'util-linux');
   const { uid, gid } = await userIds(PG_USER);
@@ -109,7 +143,7 @@ export async function startPostgres(): Promise<PostgresServer> {
     let port = 0;
     for (let attempt = 1; ; attempt++) {
       port = await freePort();
-      const serverOpts = `-p ${port} -k '${base}' -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off`;
+      const serverOpts = `-p ${port} -k '${base}' -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=${opts.maxConnections ?? 100}`;
       try {
         live.add(dataDir);
         await asPostgres('pg_ctl', ['-D', dataDir, '-l', logFile, '-o', serverOpts, '-w', '-t', '60', 'start'], base);
@@ -147,17 +181,4 @@ export async function startPostgres(): Promise<PostgresServer> {
     await rm(base, { recursive: true, force: true });
     throw e;
   }
-}
-
-/** Creates a fresh, empty database on `server` and returns its URL (one per test, one server per file). */
-export async function createDatabase(server: PostgresServer, name: string): Promise<string> {
-  const pg = (await import('pg')).default;
-  const client = new pg.Client({ connectionString: server.url });
-  await client.connect();
-  try {
-    await client.query(`CREATE DATABASE "${name.replace(/"/g, '')}"`);
-  } finally {
-    await client.end();
-  }
-  return server.url.replace(/\/[^/]*$/, `/${name}`);
 }

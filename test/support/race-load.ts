@@ -14,9 +14,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { spawnBerth, type BerthProcess } from './berth.js';
-import { createDatabase, startPostgres, type PostgresServer } from './postgres.js';
+import { startPostgres } from './postgres.js';
 import { freePort } from './tools.js';
 
 export interface RaceOptions {
@@ -365,33 +365,27 @@ export async function startRaceServers(opts: { processes: number; databaseUrl?: 
 /**
  * The race load against each engine and topology: SQLite behind one
  * `berth serve`, PostgreSQL behind one, and PostgreSQL behind two processes
- * sharing the database and the data directory. One PostgreSQL server per
- * test file, one fresh database per case. Each case asserts 0 5xx, 0
+ * sharing the database and the data directory. One fresh PostgreSQL
+ * database per case (on the run's shared cluster, see support/postgres.ts). Each case asserts 0 5xx, 0
  * unexpected answers, 0 incomplete images and 0 lost acknowledged pushes.
  */
 export function raceCases(title: string, opts: { collect: boolean; durationMs: number; env?: Record<string, string> }): void {
   describe(title, () => {
-    let pg: PostgresServer;
-    before(async () => {
-      pg = await startPostgres();
-    });
-    after(async () => {
-      await pg?.stop();
-    });
     const cases = [
       { name: 'SQLite, one berth serve with its default threads', processes: 1, postgres: false },
       { name: 'PostgreSQL, one berth serve with its default threads', processes: 1, postgres: true },
       { name: 'PostgreSQL, two berth serve processes on one database and one data directory', processes: 2, postgres: true },
     ];
-    for (const [i, c] of cases.entries()) {
+    for (const c of cases) {
       it(c.name, { timeout: opts.durationMs + 180_000 }, async (t) => {
-        const databaseUrl = c.postgres ? await createDatabase(pg, `race_${i}`) : undefined;
-        const servers = await startRaceServers({ processes: c.processes, databaseUrl, env: opts.env });
+        const pg = c.postgres ? await startPostgres() : undefined;
+        const servers = await startRaceServers({ processes: c.processes, databaseUrl: pg?.url, env: opts.env });
         let report: RaceReport;
         try {
           report = await runRaceLoad({ urls: servers.urls, durationMs: opts.durationMs, collect: opts.collect });
         } finally {
           await servers.stop();
+          await pg?.stop();
         }
         const line = summarize(report);
         t.diagnostic(line);
