@@ -27,6 +27,7 @@ import { createHash } from 'node:crypto';
 import type { Database } from './schema.js';
 import type { WriteGate } from './gate.js';
 import { migrationProvider, type Dialect } from './migrations.js';
+import { ChangeSignals } from './changes.js';
 
 export interface MetadataOptions {
   /** `postgres://…` selects PostgreSQL; otherwise `sqlitePath` (or `:memory:`) is used. */
@@ -153,9 +154,15 @@ export class MetadataDatabase {
   private readonly changes?: Connection['changes'];
   private readonly gate?: WriteGate;
   private readonly sqlite?: SqliteHandle;
+  /**
+   * Writes that make cached answers stale say so here (changes.ts): this
+   * process's caches at once, every other process through PostgreSQL's NOTIFY.
+   */
+  readonly signals: ChangeSignals;
 
   protected constructor(c: Connection) {
     this.db = c.db;
+    this.signals = new ChangeSignals(c.dialect === 'postgres' ? c.db : undefined);
     this.dialect = c.dialect;
     this.changes = c.changes;
     this.gate = c.gate;
