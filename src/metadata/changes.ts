@@ -26,6 +26,13 @@ export type ChangeTopic = 'credentials' | 'keys';
 
 export const CHANGES_CHANNEL = 'berth_changes';
 
+/** What sendAndWait needs of a PostgreSQL client (pg.Client, connected). */
+export interface NotifySession {
+  query(text: string, values?: unknown[]): Promise<unknown>;
+  on(event: 'notification', fn: (n: { payload?: string }) => void): unknown;
+  end(): Promise<void>;
+}
+
 /** How long a writer waits for its own notification to come back before acknowledging anyway. */
 const ECHO_TIMEOUT_MS = 2_000;
 
@@ -37,8 +44,17 @@ export class ChangeSignals {
   /** Signals sent and received by this process (for tests and logs). */
   readonly stats = { sent: 0, received: 0, flushes: 0 };
 
-  /** `postgres`: the pool signals are sent on (pg_notify in autocommit, so each goes out at once); none on SQLite. */
-  constructor(private readonly postgres?: Kysely<Database>) {}
+  /**
+   * `postgres`: the pool signals are sent on (pg_notify in autocommit, so
+   * each goes out at once); none on SQLite. `session`: opens a connection of
+   * its own, for a process that does not listen (the CLI): the signal is sent
+   * from a session that listens too, and comes back to it like to every
+   * other listener.
+   */
+  constructor(
+    private readonly postgres?: Kysely<Database>,
+    private readonly session?: () => Promise<NotifySession>,
+  ) {}
 
   /** Calls `fn` whenever `topic` changed anywhere (and for `*`: a flush of everything). Returns an unsubscribe. */
   subscribe(topic: ChangeTopic | '*', fn: () => void): () => void {
@@ -57,6 +73,7 @@ export class ChangeSignals {
     this.run(topic);
     if (!this.postgres) return;
     this.stats.sent++;
+    if (!this.listening && this.session) return this.sendAndWait(`${topic} ${randomUUID()}`);
     const id = randomUUID();
     let echoed: Promise<void> | undefined;
     if (this.listening) {
@@ -79,6 +96,28 @@ export class ChangeSignals {
       throw err;
     }
     await echoed;
+  }
+
+  /** From a session of its own that listens: the signal is acknowledged once it came back. */
+  private async sendAndWait(payload: string): Promise<void> {
+    const session = await this.session!();
+    try {
+      await session.query(`LISTEN ${CHANGES_CHANNEL}`);
+      const back = new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, ECHO_TIMEOUT_MS);
+        timer.unref();
+        session.on('notification', (n: { payload?: string }) => {
+          if (n.payload === payload) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+      });
+      await session.query('SELECT pg_notify($1, $2)', [CHANGES_CHANNEL, payload]);
+      await back;
+    } finally {
+      await session.end().catch(() => {});
+    }
   }
 
   /** A notification that arrived on the LISTEN link. */
