@@ -220,6 +220,51 @@ describe('two replicas behind HAProxy over one PostgreSQL', () => {
     assert.equal(again.status, 200);
   });
 
+  it('resumes an upload from what reached the store when its replica is killed in the middle of a chunk', async () => {
+    const data = randomBytes(4 * 1024 * 1024);
+    const start = await request(`${set.urls[0]}/v2/midchunk/blob/blobs/uploads/`, 'POST');
+    assert.equal(start.status, 202);
+    const where = new URL(start.headers.location!, set.urls[0]);
+    // One PATCH streamed slowly to replica 0: 1 MiB, a pause, then the replica dies before the rest.
+    const sent = 1024 * 1024;
+    const failed = new Promise<Error | number>((resolve) => {
+      const req = http.request(where, { method: 'PATCH', agent: false, headers: { 'Content-Type': 'application/octet-stream' } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', (err) => resolve(err));
+      req.write(data.subarray(0, sent));
+    });
+    // Until the replica has written what it was sent (its Range, asked of the other replica, says so).
+    const statusUrl = new URL(where.pathname + where.search, set.urls[1]).toString();
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const s = await request(statusUrl, 'GET');
+      if (s.headers.range === `0-${sent - 1}`) break;
+      assert.ok(Date.now() < deadline, `the first MiB never reached the store: ${s.status} ${s.headers.range}`);
+      await sleep(20);
+    }
+    await set.kill(0);
+    try {
+      assert.ok((await failed) instanceof Error, 'the chunk in flight failed with its replica');
+      // The client asks where to go on, through the balancer, and sends the rest.
+      const location = new URL(where.pathname + where.search, set.url).toString();
+      const status = await request(location, 'GET');
+      assert.equal(status.status, 204);
+      const have = Number(status.headers.range!.split('-')[1]) + 1;
+      assert.equal(have, sent, 'what reached the store is what the live replica reports');
+      const rest = await request(location, 'PATCH', { body: data.subarray(have), headers: { 'Content-Range': `${have}-${data.byteLength - 1}` } });
+      assert.equal(rest.status, 202, rest.body.toString());
+      const u = new URL(rest.headers.location!, set.url);
+      u.searchParams.set('digest', sha256(data));
+      const done = await request(u.toString(), 'PUT');
+      assert.equal(done.status, 201, done.body.toString());
+      assert.equal(sha256((await request(`${set.urls[1]}/v2/midchunk/blob/blobs/${sha256(data)}`, 'GET')).body), sha256(data));
+    } finally {
+      await set.restart(0);
+    }
+  });
+
   it('shows a tag move and a delete made through one replica at once through the other', async () => {
     const one = await pushImage(set.urls[0]!, 'moving/app', 'v1');
     // Both replicas have answered (and could have cached) the tag and the manifest.
