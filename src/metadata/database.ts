@@ -236,6 +236,9 @@ export class MetadataDatabase {
       // bigint (oid 20) as a JS number: sizes and ids stay well below 2^53.
       const types = { getTypeParser: (oid: number, format?: 'text' | 'binary') => (oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format)) };
       const pool = new pg.Pool({ connectionString: opts.url, max: 10, types: types as never });
+      // An idle connection that PostgreSQL ends (a restart, a failover, pg_terminate_backend) is
+      // reported here and dropped by the pool; the next query opens another. Unheard, it would end the process.
+      pool.on('error', () => {});
       const url = opts.url;
       const session = async () => {
         const client = new pg.Client({ connectionString: url });
