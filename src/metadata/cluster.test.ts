@@ -124,6 +124,23 @@ describe('replicas on PostgreSQL: change signals and the jobs election', () => {
     assert.deepEqual(running, [0, 0, 0]);
   });
 
+  it('lets the jobs go as soon as the leader stops them, before its connection closes (a draining shutdown)', async () => {
+    const ls = [await link(await open()), await link(await open())];
+    const running = [0, 0];
+    const stops = ls.map((l, i) =>
+      l.lead('draining job', () => {
+        running[i]!++;
+        return () => running[i]!--;
+      }),
+    );
+    await until('a leader', () => running.some((n) => n > 0));
+    const first = running.indexOf(1);
+    stops[first]!();
+    await until('the other to take over while the first is still connected', () => running[1 - first] === 1, 10_000);
+    assert.equal(ls[first]!.leading, false);
+    stops[1 - first]!();
+  });
+
   it('without PostgreSQL, a process alone leads at once', async () => {
     const l = await openClusterLink(undefined, (await open()).signals, log);
     let ran = false;

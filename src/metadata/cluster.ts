@@ -187,6 +187,12 @@ class PostgresLink implements ClusterLink {
       this.jobs.delete(job);
       job.stop?.();
       job.stop = undefined;
+      // Nothing left to lead (a shutdown draining its requests): let another replica take the jobs now.
+      if (this.jobs.size === 0 && this.leading) {
+        this.leading = false;
+        const client = this.client;
+        void client?.query('SELECT pg_advisory_unlock($1, 0)', [LEADER_LOCKS]).catch((err: Error) => this.dropped(client, err));
+      }
     };
   }
 
