@@ -4,9 +4,11 @@
  * connections to whichever query comes):
  *
  * - LISTEN berth_changes: change signals from every process (changes.ts)
- *   reach this process's caches. Notifications sent while the connection is
- *   down are lost, so every cache is flushed when it drops and again once it
- *   is back.
+ *   reach this process's caches, and each is acknowledged (NOTIFY
+ *   berth_acks) once its subscribers ran; the shared advisory lock
+ *   MEMBER_LOCKS tells writers whose acknowledgement to wait for.
+ *   Notifications sent while the connection is down are lost, so every cache
+ *   is flushed when it drops and again once it is back.
  * - Leadership of the scheduled jobs: a session-level advisory lock
  *   (pg_try_advisory_lock), held by this connection for as long as it lives.
  *   The process that holds it runs the jobs; the others try again every
@@ -18,9 +20,9 @@
  */
 import type { Logger } from 'pino';
 import type pg from 'pg';
-import { CHANGES_CHANNEL, type ChangeSignals } from './changes.js';
+import { ACKS_CHANNEL, CHANGES_CHANNEL, MEMBER_LOCKS, type ChangeSignals } from './changes.js';
 
-/** Advisory lock space of the scheduled jobs' leadership (1-3 are the transaction locks of database.ts). */
+/** Advisory lock space of the scheduled jobs' leadership (1-3 are the transaction locks of database.ts, 5 the members of changes.ts). */
 const LEADER_LOCKS = 4;
 
 export interface ClusterLinkOptions {
@@ -101,13 +103,25 @@ class PostgresLink implements ClusterLink {
   private async connectOnce(): Promise<void> {
     const client = new this.Client({ connectionString: this.url, keepAlive: true, query_timeout: Math.max(5_000, this.pollMs * 5) });
     client.on('notification', (n) => {
-      if (n.channel === CHANGES_CHANNEL) this.signals.deliver(n.payload ?? '');
+      if (n.channel === CHANGES_CHANNEL) {
+        // Subscribers first (synchronously), then the answer the writer waits for.
+        const id = this.signals.deliver(n.payload ?? '');
+        if (id !== undefined) client.query('SELECT pg_notify($1, $2)', [ACKS_CHANNEL, id]).catch(() => {});
+      } else if (n.channel === ACKS_CHANNEL && n.payload) {
+        this.signals.acknowledged(n.payload, n.processId);
+      }
     });
-    client.on('error', (err) => this.dropped(client, err));
-    client.on('end', () => this.dropped(client, new Error('connection ended')));
+    // An error before the link adopts the client (between LISTEN and the assignment) must not leave it holding a dead one.
+    let lost: Error | null = null;
+    client.on('error', (err) => (this.client === client ? this.dropped(client, err) : (lost ??= err)));
+    client.on('end', () => (this.client === client ? this.dropped(client, new Error('connection ended')) : (lost ??= new Error('connection ended'))));
     try {
       await client.connect();
       await client.query(`LISTEN ${CHANGES_CHANNEL}`);
+      await client.query(`LISTEN ${ACKS_CHANNEL}`);
+      // Listening, this session is a member: writers wait for its acknowledgements from now on.
+      await client.query('SELECT pg_advisory_lock_shared($1, 0)', [MEMBER_LOCKS]);
+      if (lost) throw lost;
     } catch (err) {
       client.removeAllListeners('end');
       await client.end().catch(() => {});
