@@ -405,7 +405,7 @@ export async function startServer(config: Config, log?: Logger, opts: ServeOptio
       await Promise.all([running.close(drainMs), debug?.close(1000)]);
       await app.gc.stop(); // before the queue its events go to closes
       await notifications?.close();
-      await cluster.close(); // hands the scheduled jobs to another replica at once
+      await cluster.close(); // ends this thread's session: no writer waits for it, and its jobs lock is free
       await app.close(); // flushes pull counts and stops webhook delivery (discovery.close)
     },
   };
