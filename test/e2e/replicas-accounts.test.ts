@@ -1,8 +1,8 @@
 /**
  * Replicas with accounts: two `berth serve` processes over one PostgreSQL
  * database behind HAProxy. What one replica writes to the Hub (a visibility
- * change, a revoked personal access token, a disabled robot, a retired
- * signing key) is refused by the other replica at once, although the other
+ * or permission change, a revoked personal access token, a retired signing
+ * key) is refused by the other replica at once, although the other
  * had just answered from its caches; and a repository webhook is delivered
  * once per push, whichever replica took the push and whichever delivers.
  *
@@ -23,7 +23,7 @@ import { sharedFilesystem, startReplicas, type ReplicaSet, type StorageBlock } f
 
 const OCI = 'application/vnd.oci.image.manifest.v1+json';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const PASSWORDS = { chief: 'chief-password-1', alice: 'alice-password-1' };
+const PASSWORDS = { chief: 'chief-password-1', alice: 'alice-password-1', bob: 'bob-password-1' };
 
 /** A registry token for `scope`, from the token endpoint of `base`. */
 async function token(base: string, user: string, secret: string, scope: string): Promise<string> {
@@ -85,6 +85,7 @@ describe('replicas with accounts over one PostgreSQL', { timeout: 300_000 }, () 
     hub = createHub(store, { defaultVisibility: 'private' });
     await hub.accounts.create({ name: 'chief', password: PASSWORDS.chief, admin: true }, CLI);
     await hub.accounts.create({ name: 'alice', password: PASSWORDS.alice }, CLI);
+    await hub.accounts.create({ name: 'bob', password: PASSWORDS.bob }, CLI);
     await pushSmallImage(new BearerClient({ user: 'alice', password: PASSWORDS.alice }).fetch, set.url, 'alice/app', 'v1');
   });
   after(async () => {
@@ -107,6 +108,28 @@ describe('replicas with accounts over one PostgreSQL', { timeout: 300_000 }, () 
       assert.equal((await anon(`${reader}/v2/alice/app/manifests/v1`, { headers: { Accept: OCI } })).status, 200, `round ${round}: public at the other replica at once`);
       assert.equal((await api(writer, 'private')).status, 200);
       assert.equal((await anonymous(reader)).status, 401, `round ${round}: private again at the other replica at once`);
+    }
+  });
+
+  it('a permission granted or taken through one replica holds at the other at once', async () => {
+    const collaborator = (base: string, method: 'PUT' | 'DELETE') =>
+      fetch(`${base}/berth/v1/repositories/alice/app/-/collaborators/bob`, {
+        method,
+        headers: { Authorization: basic('alice', PASSWORDS.alice), 'Content-Type': 'application/json' },
+        body: method === 'PUT' ? JSON.stringify({ permission: 'read' }) : undefined,
+      });
+    const asBob = (base: string) => fetch(`${base}/v2/alice/app/tags/list`, { headers: { Authorization: basic('bob', PASSWORDS.bob) } });
+    const refused = (await asBob(a)).status;
+    assert.notEqual(refused, 200, 'bob may not read alice/app to begin with');
+    for (let round = 0; round < 4; round++) {
+      const [writer, reader] = round % 2 === 0 ? [a, b] : [b, a];
+      assert.equal((await asBob(reader)).status, refused, `round ${round}: refused before`);
+      const granted = await collaborator(writer, 'PUT');
+      assert.ok(granted.status === 200 || granted.status === 201 || granted.status === 204, `grant: ${granted.status} ${await granted.clone().text()}`);
+      assert.equal((await asBob(reader)).status, 200, `round ${round}: granted at the other replica at once`);
+      const taken = await collaborator(writer, 'DELETE');
+      assert.ok(taken.status === 200 || taken.status === 204, `take: ${taken.status}`);
+      assert.equal((await asBob(reader)).status, refused, `round ${round}: taken at the other replica at once`);
     }
   });
 
