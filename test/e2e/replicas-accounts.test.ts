@@ -159,6 +159,25 @@ describe('replicas with accounts over one PostgreSQL', { timeout: 300_000 }, () 
     }
   });
 
+  it('a browser session opened on one replica works on the other, and a logout on either ends it everywhere at once', async () => {
+    for (let round = 0; round < 2; round++) {
+      const [opener, other] = round % 2 === 0 ? [a, b] : [b, a];
+      const login = await fetch(`${opener}/berth/v1/sessions`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ username: 'alice', password: PASSWORDS.alice }) });
+      assert.equal(login.status, 201);
+      const cookie = login.headers.get('set-cookie')!.split(';')[0]!;
+      const { csrfToken } = (await login.json()) as { csrfToken: string };
+      // The session and its CSRF token are good on both replicas: nothing of them is local.
+      for (const base of [a, b]) {
+        const current = await fetch(`${base}/berth/v1/sessions/current`, { headers: { Cookie: cookie } });
+        assert.equal(current.status, 200);
+        assert.equal(((await current.json()) as { csrfToken: string }).csrfToken, csrfToken);
+      }
+      const logout = await fetch(`${other}/berth/v1/sessions/current`, { method: 'DELETE', headers: { Cookie: cookie, 'X-CSRF-Token': csrfToken } });
+      assert.equal(logout.status, 204);
+      for (const base of [opener, other]) assert.equal((await fetch(`${base}/berth/v1/sessions/current`, { headers: { Cookie: cookie } })).status, 401, `round ${round}: ${base}`);
+    }
+  });
+
   it('a change made by another process on the database (the CLI) reaches both replicas at once', async () => {
     const secret = (await hub.tokens.create('alice', { name: 'cli-made', scopes: ['read'], expiresInMs: null }, CLI)).secret;
     const bearer = await token(a, 'alice', secret, 'repository:alice/app:pull');
