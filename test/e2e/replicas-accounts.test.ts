@@ -228,3 +228,52 @@ describe('replicas with accounts over one PostgreSQL', { timeout: 300_000 }, () 
     }
   });
 });
+
+/** One GET on a fresh connection (a replica deals each to its next thread), with its status and the thread that served it. */
+function freshGet(url: string, headers: Record<string, string>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { agent: false, headers }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('replicas of two serving threads each', { timeout: 300_000 }, () => {
+  let pg: PostgresServer;
+  let storage: StorageBlock;
+  let set: ReplicaSet;
+  let store: MetadataStore;
+  let hub: Hub;
+
+  before(async () => {
+    pg = await startPostgres();
+    storage = await sharedFilesystem();
+    const url = await createDatabase(pg, 'replicas_threads');
+    set = await startReplicas({ count: 2, workers: 2, databaseUrl: url, storage, env: { REGISTRY_AUTH_ACCOUNTS_DEFAULTVISIBILITY: 'private' } });
+    store = await MetadataStore.open({ url });
+    hub = createHub(store, { defaultVisibility: 'private' });
+    await hub.accounts.create({ name: 'alice', password: PASSWORDS.alice }, CLI);
+    await pushSmallImage(new BearerClient({ user: 'alice', password: PASSWORDS.alice }).fetch, set.url, 'alice/app', 'v1');
+  });
+  after(async () => {
+    await set?.stop();
+    await store?.close();
+    await storage?.stop();
+    await pg?.stop();
+  });
+
+  it('a token revoked through one thread of one replica is refused by every thread of both at once', async () => {
+    const [a, b] = set.urls as [string, string];
+    const { secret, id } = await hub.tokens.create('alice', { name: 'threads', scopes: ['read'], expiresInMs: null }, CLI);
+    const bearer = await token(a, 'alice', secret, 'repository:alice/app:pull');
+    const headers = { Authorization: `Bearer ${bearer}` };
+    // Fresh connections are dealt in turn: four to each replica reach both of its threads, twice.
+    for (const base of [a, b]) for (let i = 0; i < 4; i++) assert.equal(await freshGet(`${base}/v2/alice/app/tags/list`, headers), 200);
+    const revoked = await fetch(`${a}/berth/v1/accounts/alice/tokens/${id}`, { method: 'DELETE', headers: { Authorization: basic('alice', PASSWORDS.alice) } });
+    assert.equal(revoked.status, 204);
+    for (const base of [a, b]) for (let i = 0; i < 4; i++) assert.equal(await freshGet(`${base}/v2/alice/app/tags/list`, headers), 401, `${base}, request ${i}`);
+  });
+});

@@ -62,14 +62,15 @@ export interface ReplicaOptions {
   storage: StorageBlock;
   /** More REGISTRY_* for every replica. */
   env?: Record<string, string>;
+  /** Serving threads per replica (default 1: the replicas are the unit here, and the machine is shared). */
+  workers?: number;
 }
 
 export async function startReplicas(opts: ReplicaOptions): Promise<ReplicaSet> {
   const env: Record<string, string> = {
     REGISTRY_STORAGE_DELETE_ENABLED: 'true',
     REGISTRY_BERTH_DATABASE_URL: opts.databaseUrl,
-    // One thread each: the replicas are the unit here, and the machine is shared.
-    REGISTRY_BERTH_WORKERS: '1',
+    REGISTRY_BERTH_WORKERS: String(opts.workers ?? 1),
     REGISTRY_LOG_LEVEL: 'info',
     ...opts.storage.env,
     ...opts.env,
@@ -84,6 +85,8 @@ export async function startReplicas(opts: ReplicaOptions): Promise<ReplicaSet> {
       ports.push(port);
       replicas.push(await spawnBerth(port, env));
       earlier.push([]);
+      // With several threads, connections are dealt to all of them only once every worker is up.
+      if ((opts.workers ?? 1) > 1) await threadsUp(replicas[i]!, opts.workers!);
     }
   } catch (err) {
     await Promise.all(replicas.map((r) => r.stop('SIGKILL')));
@@ -130,6 +133,7 @@ export async function startReplicas(opts: ReplicaOptions): Promise<ReplicaSet> {
     async restart(slot) {
       earlier[slot]!.push(replicas[slot]!.output());
       replicas[slot] = await spawnBerth(ports[slot]!, env);
+      if ((opts.workers ?? 1) > 1) await threadsUp(replicas[slot]!, opts.workers!);
       return replicas[slot]!;
     },
     output,
@@ -138,4 +142,12 @@ export async function startReplicas(opts: ReplicaOptions): Promise<ReplicaSet> {
       await Promise.all(replicas.map((r) => r.stop()));
     },
   };
+}
+
+async function threadsUp(replica: BerthProcess, workers: number): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (!replica.output().includes(`with ${workers} threads`)) {
+    if (Date.now() > deadline) throw new Error(`the worker threads never joined:\n${replica.output()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
