@@ -54,7 +54,7 @@ const cfg = {
 };
 
 const { startPostgres, createDatabase } = await import(path.join(dist, 'postgres.js'));
-const { startReplicas, sharedFilesystem } = await import(path.join(dist, 'replicas.js'));
+const { startReplicas, replicaStorage } = await import(path.join(dist, 'replicas.js'));
 
 const log = (m) => process.stderr.write(`bench: ${m}\n`);
 const pg = await startPostgres();
@@ -65,7 +65,7 @@ process.on('SIGINT', async () => {
 });
 
 async function topology(name, count, direct) {
-  const storage = await sharedFilesystem();
+  const storage = await replicaStorage();
   const set = await startReplicas({
     count,
     databaseUrl: await createDatabase(pg, `bench_${name.replace(/\W/g, '_')}`),

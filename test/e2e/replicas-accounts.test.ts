@@ -19,7 +19,7 @@ import { MetadataStore } from '../../src/metadata/store.js';
 import { basic, pushSmallImage } from '../support/accounts.js';
 import { BearerClient } from '../support/bearer.js';
 import { createDatabase, startPostgres, type PostgresServer } from '../support/postgres.js';
-import { sharedFilesystem, startReplicas, type ReplicaSet, type StorageBlock } from '../support/replicas.js';
+import { replicaStorage, startReplicas, type ReplicaSet, type StorageBlock } from '../support/replicas.js';
 
 const OCI = 'application/vnd.oci.image.manifest.v1+json';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -71,7 +71,7 @@ describe('replicas with accounts over one PostgreSQL', { timeout: 300_000 }, () 
 
   before(async () => {
     pg = await startPostgres();
-    storage = await sharedFilesystem();
+    storage = await replicaStorage();
     const url = await createDatabase(pg, 'replicas_accounts');
     set = await startReplicas({
       count: 2,
@@ -250,7 +250,7 @@ describe('replicas of two serving threads each', { timeout: 300_000 }, () => {
 
   before(async () => {
     pg = await startPostgres();
-    storage = await sharedFilesystem();
+    storage = await replicaStorage();
     const url = await createDatabase(pg, 'replicas_threads');
     set = await startReplicas({ count: 2, workers: 2, databaseUrl: url, storage, env: { REGISTRY_AUTH_ACCOUNTS_DEFAULTVISIBILITY: 'private' } });
     store = await MetadataStore.open({ url });

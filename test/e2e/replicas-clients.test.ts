@@ -14,7 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { startDockerd, type Dockerd } from '../support/clients.js';
 import { buildImage, buildIndex, pullImage, pushImage, type BuiltImage } from '../support/images.js';
 import { createDatabase, startPostgres, type PostgresServer } from '../support/postgres.js';
-import { sharedFilesystem, startReplicas, type ReplicaSet, type StorageBlock } from '../support/replicas.js';
+import { replicaStorage, startReplicas, type ReplicaSet, type StorageBlock } from '../support/replicas.js';
 import { CommandError, ensureTool, run } from '../support/tools.js';
 
 const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
@@ -52,7 +52,7 @@ describe('real clients through HAProxy in front of two replicas', { timeout: 900
   before(async () => {
     skopeo = await ensureTool('skopeo');
     pg = await startPostgres();
-    storage = await sharedFilesystem();
+    storage = await replicaStorage();
     set = await startReplicas({ count: 2, databaseUrl: await createDatabase(pg, 'replicas_clients'), storage });
     work = await mkdtemp(path.join(tmpdir(), 'berth-replicas-clients-'));
   });

@@ -16,7 +16,7 @@ import { after, before, describe, it } from 'node:test';
 import { MetadataStore } from '../../src/metadata/store.js';
 import { createDatabase, startPostgres, type PostgresServer } from '../support/postgres.js';
 import { runRaceLoad, summarize } from '../support/race-load.js';
-import { sharedFilesystem, startReplicas, type ReplicaSet, type StorageBlock } from '../support/replicas.js';
+import { replicaStorage, startReplicas, type ReplicaSet, type StorageBlock } from '../support/replicas.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ELECTED = 'this replica now runs the scheduled jobs';
@@ -44,7 +44,7 @@ describe('scheduled jobs elected across replicas', { timeout: 300_000 }, () => {
 
   before(async () => {
     pg = await startPostgres();
-    storage = await sharedFilesystem();
+    storage = await replicaStorage();
     const url = await createDatabase(pg, 'replicas_jobs');
     set = await startReplicas({
       count: 3,
@@ -153,7 +153,7 @@ describe('garbage collection with the race load across two replicas', { timeout:
 
   before(async () => {
     pg = await startPostgres();
-    storage = await sharedFilesystem();
+    storage = await replicaStorage();
     set = await startReplicas({
       count: 2,
       databaseUrl: await createDatabase(pg, 'replicas_race'),

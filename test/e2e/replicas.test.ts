@@ -15,7 +15,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { RegistryEvent } from '../../src/events/index.js';
 import { startPostgres, createDatabase, type PostgresServer } from '../support/postgres.js';
-import { sharedFilesystem, startReplicas, type ReplicaSet, type StorageBlock } from '../support/replicas.js';
+import { replicaStorage, startReplicas, type ReplicaSet, type StorageBlock } from '../support/replicas.js';
 
 const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -115,7 +115,7 @@ describe('two replicas behind HAProxy over one PostgreSQL', () => {
 
   before(async () => {
     pg = await startPostgres();
-    storage = await sharedFilesystem();
+    storage = await replicaStorage();
     receiver = await new Receiver().start();
     set = await startReplicas({
       count: 2,

@@ -33,6 +33,16 @@ export async function sharedFilesystem(): Promise<StorageBlock> {
   };
 }
 
+/**
+ * The blob store the replica tests run on: the one place to change when
+ * another shared store is available (an object store started by the test,
+ * its REGISTRY_STORAGE_* block in `env`). Today: the filesystem on one
+ * shared directory.
+ */
+export function replicaStorage(): Promise<StorageBlock> {
+  return sharedFilesystem();
+}
+
 export interface ReplicaSet {
   /** The load balancer's URL: what clients use. */
   url: string;
