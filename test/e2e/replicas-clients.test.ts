@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -27,6 +27,16 @@ function logged(output: string, repository: string): { method: string; status: n
     .filter((l) => l.startsWith('{') && l.includes('"msg":"request"'))
     .map((l) => JSON.parse(l) as { method: string; status: number; path: string })
     .filter((l) => l.path.startsWith(`/v2/${repository}/`));
+}
+
+/** Whether process `pid` has a file under `dir` open (a blob upload being written). */
+async function writing(pid: number, dir: string): Promise<boolean> {
+  const fds = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[]);
+  for (const fd of fds) {
+    const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '');
+    if (target.startsWith(dir + '/')) return true;
+  }
+  return false;
 }
 
 describe('real clients through HAProxy in front of two replicas', { timeout: 900_000, concurrency: 1 }, () => {
@@ -110,19 +120,24 @@ describe('real clients through HAProxy in front of two replicas', { timeout: 900
   });
 
   it('a replica killed in the middle of a push: the client tries again and the image is complete', async (t) => {
-    const image = await buildImage(path.join(work, 'layout-big'), { tag: 'v1', seed: 'replicas-killed', layers: 6, layerBytes: 6 * 1024 * 1024 });
+    const image = await buildImage(path.join(work, 'layout-big'), { tag: 'v1', seed: 'replicas-killed', layers: 3, layerBytes: 24 * 1024 * 1024 });
     const repo = 'killed/app';
     const first = pushImage(image, `${set.host}/${repo}:v1`).then(
       () => null,
       (err: unknown) => err,
     );
-    // Kill replica 0 once it has taken part of the push (an upload finished there), while the rest is under way.
+    // Kill the replica that is receiving a layer right now: it holds an upload file of the shared store open.
+    const uploads = storage.env.REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY ? path.join(storage.env.REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY, 'uploads') : undefined;
+    assert.ok(uploads, 'this check needs the filesystem store (another store: kill at the first logged upload instead)');
     const deadline = Date.now() + 120_000;
-    while (!logged(set.output(0), repo).some((l) => l.method === 'PUT' || l.method === 'PATCH')) {
-      assert.ok(Date.now() < deadline, 'replica 0 never took part of the push');
-      await sleep(20);
+    let victim = -1;
+    while (victim < 0) {
+      assert.ok(Date.now() < deadline, 'no replica was ever seen receiving a layer');
+      for (let slot = 0; slot < set.replicas.length && victim < 0; slot++) if (await writing(set.replicas[slot]!.child.pid!, uploads)) victim = slot;
+      if (victim < 0) await sleep(2);
     }
-    await set.kill(0);
+    await set.kill(victim);
+    t.diagnostic(`killed replica ${victim} while it was receiving a layer`);
     const failed = await first;
     let attempts = 1;
     if (failed) {
@@ -140,7 +155,7 @@ describe('real clients through HAProxy in front of two replicas', { timeout: 900
     }
     t.diagnostic(`push with a replica killed in the middle: ${attempts} attempt(s)${failed ? `; the first failed: ${String((failed as Error).message).split('\n')[0]}` : ' (the balancer sent what followed to the live replica)'}`);
     assert.equal(sha256(await pullExact(set.host, `${repo}:v1`)), image.manifestDigest);
-    await set.restart(0);
+    await set.restart(victim);
     for (const url of set.urls) assert.equal(sha256(await pullExact(new URL(url).host, `${repo}:v1`)), image.manifestDigest);
     // Nothing of the killed push is left half-done: each layer is one committed blob, whole.
     for (const blob of image.blobs) {
