@@ -29,6 +29,7 @@ import type { aggregateMetrics, Metrics } from './http/metrics.js';
 import type net from 'node:net';
 import { createRequestHandler, listen, serveHandedConnections, type EdgeServices, type RunningServer } from './http/server.js';
 import { MetadataStore, SAFETY_NET_PAGES, WalCheckpointer, type WriteGate } from './metadata/index.js';
+import { openClusterLink, type ClusterLink } from './metadata/cluster.js';
 import { requireNativeParts } from './native/index.js';
 import { Registry } from './registry/index.js';
 import { FilesystemBlobStore, InMemoryBlobStore, type BlobStore } from './storage/index.js';
@@ -191,6 +192,13 @@ async function createEdgeAuth(config: Config, app: App): Promise<EdgeAuth> {
     const keys = await KeyRing.open(new SigningKeyQueries(app.meta));
     const issuer = new TokenIssuer({ keys, issuer: a.issuer, service: a.service, lifetimeMs: a.tokenlifetime });
     const verifier = new TokenVerifier({ keys, issuer: a.issuer, service: a.service, status: hub.status });
+    const authenticator = new AccountsAuthenticator({ tokens: verifier, credentials: hub.verifier, status: hub.status });
+    // A revocation, a disabled account or a new password, here or on another replica, ends what was cached of it (docs/scale.md).
+    app.meta.signals.subscribe('credentials', () => {
+      verifier.forgetStatuses();
+      authenticator.forget();
+    });
+    app.meta.signals.subscribe('keys', () => keys.invalidate());
     const endpoint = new TokenEndpoint({
       service: a.service,
       issuer,
@@ -202,7 +210,7 @@ async function createEdgeAuth(config: Config, app: App): Promise<EdgeAuth> {
     });
     return {
       access: {
-        authenticator: new AccountsAuthenticator({ tokens: verifier, credentials: hub.verifier, status: hub.status }),
+        authenticator,
         control: new EdgeAccess({ mode: 'accounts', service: a.service, realm: a.realm, facts: cachedFacts(app.meta, hub.facts), policy: { anonymousPull: a.anonymouspull } }),
         canonicalName: canonicalRepositoryName,
       },
@@ -262,6 +270,8 @@ export interface Server {
   /** Accounts on: the Hub's services (tests and the API use them) and the token service. */
   hub?: Hub;
   tokens?: EdgeAuth['tokens'];
+  /** The link to the other replicas (a process alone without PostgreSQL). */
+  cluster: ClusterLink;
   close(drainMs?: number): Promise<void>;
 }
 
@@ -288,8 +298,17 @@ export interface ServeOptions {
 export async function startServer(config: Config, log?: Logger, opts: ServeOptions = {}): Promise<Server> {
   const role = opts.role ?? 'single';
   const app = await createApp(config, log, { writeGate: opts.writeGate, checkpoints: role === 'worker' ? 'elsewhere' : 'here' });
+  // Replicas on one PostgreSQL: change signals for this thread's caches, and the scheduled jobs' election (docs/scale.md).
+  let cluster: ClusterLink;
+  try {
+    cluster = await openClusterLink(config.berth.database.url, app.meta.signals, app.log);
+  } catch (err) {
+    await app.close();
+    throw err;
+  }
   const auth = createAuthenticator(config, app.log);
   const edgeAuth = await createEdgeAuth(config, app).catch(async (err: unknown) => {
+    await cluster.close();
     await app.close();
     throw err;
   });
@@ -364,7 +383,8 @@ export async function startServer(config: Config, log?: Logger, opts: ServeOptio
       const source = metrics && metricsModule ? (peers ? async () => metricsModule.aggregateMetrics(metrics, await peers()) : () => metrics.text()) : undefined;
       debug = await listen(createDebugHandler(health, source, config.http.debug.prometheus.path), d.host, d.port);
     }
-    stopJobs = startScheduledJobs(app);
+    // Every replica's main thread stands; the one the database elects runs them.
+    stopJobs = cluster.lead('scheduled jobs', () => startScheduledJobs(app));
   }
   const shownHost = !host || host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
   return {
@@ -377,6 +397,7 @@ export async function startServer(config: Config, log?: Logger, opts: ServeOptio
     accept,
     hub: edgeAuth.hub,
     tokens: edgeAuth.tokens,
+    cluster,
     url: `${tls ? 'https' : 'http'}://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${running.port}`,
     async close(drainMs = config.http.draintimeout) {
       stopJobs();
@@ -384,6 +405,7 @@ export async function startServer(config: Config, log?: Logger, opts: ServeOptio
       await Promise.all([running.close(drainMs), debug?.close(1000)]);
       await app.gc.stop(); // before the queue its events go to closes
       await notifications?.close();
+      await cluster.close(); // ends this thread's session: no writer waits for it, and its jobs lock is free
       await app.close(); // flushes pull counts and stops webhook delivery (discovery.close)
     },
   };

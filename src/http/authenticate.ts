@@ -98,6 +98,10 @@ class BasicCache {
   forget(mac: string): void {
     this.entries.delete(mac);
   }
+
+  clear(): void {
+    this.entries.clear();
+  }
 }
 
 export interface AccountsAuthOptions {
@@ -114,6 +118,12 @@ export class AccountsAuthenticator implements EdgeAuthenticator {
 
   constructor(private readonly opts: AccountsAuthOptions) {
     this.now = opts.now ?? Date.now;
+  }
+
+  /** Credentials changed somewhere (a password, a revocation, a disabled account): nothing remembered holds. */
+  forget(): void {
+    this.basic.clear();
+    this.statuses.clear();
   }
 
   async authenticate(req: IncomingMessage, requestId: string): Promise<AuthOutcome> {

@@ -125,6 +125,8 @@ export class AccountQueries {
     if (changes.disabled !== undefined) set.disabled_at = changes.disabled ? await this.store.clock() : null;
     if (Object.keys(set).length === 0) return true;
     const r = await this.store.writing(() => this.db.updateTable('accounts').set(set).where('id', '=', id).executeTakeFirst());
+    // A new password, a demotion or a disabled account must not be answered from a cache anywhere.
+    if (changes.passwordHash !== undefined || changes.admin !== undefined || changes.disabled !== undefined) await this.store.signals.changed('credentials');
     return Number(r.numUpdatedRows) > 0;
   }
 
@@ -176,7 +178,7 @@ export class AccountQueries {
    * refresh tokens go with it (foreign keys cascade); collaborator rows too.
    */
   async delete(id: number): Promise<{ deleted: boolean; blockers: DeleteBlockers }> {
-    return this.store.writeTransaction(async (trx) => {
+    const result = await this.store.writeTransaction(async (trx) => {
       const account = await this.byId(id, trx);
       if (!account) return { deleted: false, blockers: { repositories: [], organizations: [] } };
       const blockers = { repositories: await this.repositoriesIn(account.name, 20, trx), organizations: await this.lastOwnerOf(id, trx) };
@@ -187,6 +189,8 @@ export class AccountQueries {
       await trx.deleteFrom('accounts').where('id', '=', id).execute();
       return { deleted: true, blockers };
     });
+    if (result.deleted) await this.store.signals.changed('credentials');
+    return result;
   }
 
   // ---- organizations ---------------------------------------------------------

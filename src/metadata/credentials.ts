@@ -116,12 +116,15 @@ export class CredentialQueries {
 
   /** Revokes a token of `accountId`, and the refresh tokens that came from it. */
   async revokeAccessToken(accountId: number, id: number): Promise<boolean> {
-    return this.store.writeTransaction(async (trx) => {
+    const revoked = await this.store.writeTransaction(async (trx) => {
       const at = await this.store.clock(trx);
       const r = await trx.updateTable('access_tokens').set({ revoked_at: at }).where('id', '=', id).where('account_id', '=', accountId).where('revoked_at', 'is', null).executeTakeFirst();
       await trx.updateTable('refresh_tokens').set({ revoked_at: at }).where('access_token_id', '=', id).where('revoked_at', 'is', null).execute();
       return Number(r.numUpdatedRows) > 0;
     });
+    // Verified tokens and Basic credentials are cached in every process: drop their answers everywhere.
+    if (revoked) await this.store.signals.changed('credentials');
+    return revoked;
   }
 
   /**
@@ -215,16 +218,19 @@ export class CredentialQueries {
 
   /** Disables a robot (kept for the record) and revokes its refresh tokens. */
   async disableRobot(robotId: number): Promise<boolean> {
-    return this.store.writeTransaction(async (trx) => {
+    const disabled = await this.store.writeTransaction(async (trx) => {
       const at = await this.store.clock(trx);
       const r = await trx.updateTable('robots').set({ disabled_at: at }).where('id', '=', robotId).where('disabled_at', 'is', null).executeTakeFirst();
       await trx.updateTable('refresh_tokens').set({ revoked_at: at }).where('robot_id', '=', robotId).where('revoked_at', 'is', null).execute();
       return Number(r.numUpdatedRows) > 0;
     });
+    if (disabled) await this.store.signals.changed('credentials');
+    return disabled;
   }
 
   async deleteRobot(robotId: number): Promise<boolean> {
     const r = await this.store.writing(() => this.db.deleteFrom('robots').where('id', '=', robotId).executeTakeFirst());
+    if (Number(r.numDeletedRows) > 0) await this.store.signals.changed('credentials');
     return Number(r.numDeletedRows) > 0;
   }
 

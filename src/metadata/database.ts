@@ -27,6 +27,7 @@ import { createHash } from 'node:crypto';
 import type { Database } from './schema.js';
 import type { WriteGate } from './gate.js';
 import { migrationProvider, type Dialect } from './migrations.js';
+import { ChangeSignals, type NotifySession } from './changes.js';
 
 export interface MetadataOptions {
   /** `postgres://…` selects PostgreSQL; otherwise `sqlitePath` (or `:memory:`) is used. */
@@ -135,6 +136,8 @@ export interface Connection {
   gate?: WriteGate;
   /** SQLite: the connection under Kysely, for the transactions run synchronously (writeNow). */
   sqlite?: SqliteHandle;
+  /** PostgreSQL: a new connection outside the pool (change signals from a process that does not listen). */
+  session?: () => Promise<NotifySession>;
 }
 
 /**
@@ -153,9 +156,15 @@ export class MetadataDatabase {
   private readonly changes?: Connection['changes'];
   private readonly gate?: WriteGate;
   private readonly sqlite?: SqliteHandle;
+  /**
+   * Writes that make cached answers stale say so here (changes.ts): this
+   * process's caches at once, every other process through PostgreSQL's NOTIFY.
+   */
+  readonly signals: ChangeSignals;
 
   protected constructor(c: Connection) {
     this.db = c.db;
+    this.signals = new ChangeSignals(c.dialect === 'postgres' ? c.db : undefined, c.session);
     this.dialect = c.dialect;
     this.changes = c.changes;
     this.gate = c.gate;
@@ -227,7 +236,16 @@ export class MetadataDatabase {
       // bigint (oid 20) as a JS number: sizes and ids stay well below 2^53.
       const types = { getTypeParser: (oid: number, format?: 'text' | 'binary') => (oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format)) };
       const pool = new pg.Pool({ connectionString: opts.url, max: 10, types: types as never });
-      return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), dialect: 'postgres' };
+      // An idle connection that PostgreSQL ends (a restart, a failover, pg_terminate_backend) is
+      // reported here and dropped by the pool; the next query opens another. Unheard, it would end the process.
+      pool.on('error', () => {});
+      const url = opts.url;
+      const session = async () => {
+        const client = new pg.Client({ connectionString: url });
+        await client.connect();
+        return client;
+      };
+      return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), dialect: 'postgres', session };
     }
     const Sqlite = (await import('better-sqlite3')).default;
     const database = new Sqlite(opts.sqlitePath ?? ':memory:');

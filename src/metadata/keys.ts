@@ -88,17 +88,24 @@ export class SigningKeyQueries {
       if (done) return done;
       // Inserted (null): read it back. Lost a race for the ordinal or kid (undefined): look again.
       const row = await this.store.db.selectFrom('signing_keys').selectAll().where('kid', '=', key.kid).executeTakeFirst();
-      if (row) return toRecord(row);
+      if (row) {
+        // Every replica's key ring reads the keys again (publishes and verifies the new one).
+        if (done === null) await this.store.signals.changed('keys');
+        return toRecord(row);
+      }
     }
     throw new Error('signing key: could not add the key (too many concurrent additions)');
   }
 
   /** Marks a key retired from now on; false when no such key (or it was retired already). */
   async retire(kid: string): Promise<boolean> {
-    return this.store.writeTransaction(async (trx) => {
+    const retired = await this.store.writeTransaction(async (trx) => {
       const at = await this.store.clock(trx);
       const result = await trx.updateTable('signing_keys').set({ retired_at: at }).where('kid', '=', kid).where('retired_at', 'is', null).executeTakeFirst();
       return Number(result.numUpdatedRows) > 0;
     });
+    // A retired key must stop verifying on every replica, not at its next periodic reload.
+    if (retired) await this.store.signals.changed('keys');
+    return retired;
   }
 }

@@ -66,6 +66,7 @@ export class KeyRing {
   private all: SigningKey[] = [];
   private loadedAt = 0;
   private reloading: Promise<void> | null = null;
+  private invalidated: Promise<void> | null = null;
   private readonly now: () => number;
   private readonly reloadIntervalMs: number;
   private readonly fileKey: { kid: string; key: KeyObject } | null;
@@ -134,6 +135,29 @@ export class KeyRing {
         this.reloading = null;
       });
     return this.reloading;
+  }
+
+  /**
+   * The keys changed elsewhere (a rotation or retirement on another
+   * replica, told through the database): read them again now, and until that
+   * read is done `isStale` holds and `current` is the read to wait for.
+   */
+  invalidate(): void {
+    this.loadedAt = 0;
+    // A read already under way may have begun before the change: read again after it.
+    const read: Promise<void> = (this.reloading ?? Promise.resolve())
+      .catch(() => {})
+      .then(() => this.reload())
+      .catch(() => {})
+      .finally(() => {
+        if (this.invalidated === read) this.invalidated = null;
+      });
+    this.invalidated = read;
+  }
+
+  /** The read `invalidate` started, while it runs (null otherwise). */
+  current(): Promise<void> | null {
+    return this.invalidated;
   }
 
   /** Whether the keys are older than the reload interval (or `maxAgeMs`). */

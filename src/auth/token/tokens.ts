@@ -232,8 +232,16 @@ export class TokenVerifier {
     return valid ? v.check : { ok: false, reason: 'revoked' };
   }
 
+  /** The credentials behind tokens changed somewhere (a revocation, a disabled account): ask again for every holder. */
+  forgetStatuses(): void {
+    this.statuses.clear();
+  }
+
   async verify(raw: string): Promise<TokenCheck> {
     const { keys } = this.settings;
+    // Keys changed elsewhere: decide on the keys as they are now, not as they were.
+    const current = keys.current();
+    if (current) await current;
     // Retirements and rotations made elsewhere are picked up in the background.
     if (keys.isStale()) void keys.reload().catch(() => {});
     const now = this.now();
