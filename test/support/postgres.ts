@@ -182,3 +182,20 @@ export async function startPostgresCluster(opts: { maxConnections?: number } = {
     throw e;
   }
 }
+
+/**
+ * Another fresh, empty database on `server`, named after `name` plus a random
+ * suffix (files running in parallel share the run's cluster), and its URL.
+ */
+export async function createDatabase(server: PostgresServer, name: string): Promise<string> {
+  const unique = `${name.replace(/[^a-z0-9_]/gi, '')}_${randomBytes(4).toString('hex')}`;
+  const pg = (await import('pg')).default;
+  const client = new pg.Client({ connectionString: server.url });
+  await client.connect();
+  try {
+    await client.query(`CREATE DATABASE "${unique}"`);
+  } finally {
+    await client.end();
+  }
+  return server.url.replace(/\/[^/]*$/, `/${unique}`);
+}
