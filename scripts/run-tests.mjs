@@ -22,6 +22,19 @@ if (files.length === 0) {
   console.error('run-tests: no test files found (did the build run?)');
   process.exit(1);
 }
+// Test files that need a real object store (by name: `s3` or `object-store`)
+// share one engine per run: started here once, handed to them in
+// BERTH_TEST_S3_* variables, stopped at the end (test/support/swift.ts).
+const env = { ...process.env };
+const engines = [];
+if (!env.BERTH_TEST_S3_ENDPOINT && files.some((f) => /s3|object-store/.test(path.basename(f)))) {
+  const { startSwift, engineEnv } = await import(path.resolve('dist/test/support/swift.js'));
+  console.error('run-tests: starting OpenStack Swift (s3api) for the object-store tests');
+  const engine = await startSwift();
+  engines.push(engine);
+  Object.assign(env, engineEnv(engine));
+}
 const concurrency = process.env.BERTH_TEST_CONCURRENCY ?? '2';
-const r = spawnSync(process.execPath, ['--enable-source-maps', '--test', `--test-concurrency=${concurrency}`, ...files], { stdio: 'inherit' });
+const r = spawnSync(process.execPath, ['--enable-source-maps', '--test', `--test-concurrency=${concurrency}`, ...files], { stdio: 'inherit', env });
+for (const engine of engines) await engine.stop();
 process.exit(r.status ?? 1);

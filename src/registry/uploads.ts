@@ -261,7 +261,8 @@ export class Uploads {
       try {
         return await fn();
       } finally {
-        release();
+        // Released before the answer: the client's next chunk may go to another replica at once.
+        await release();
       }
     };
     const previous = this.locks.get(id) ?? Promise.resolve();

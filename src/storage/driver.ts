@@ -132,9 +132,10 @@ export interface BlobStore {
    * are the bytes that are committed. Rejects with UploadNotFoundError.
    * A local store holds a lock (flock); an object store, which has none,
    * records a lease with an expiry beside the upload, which a writer that
-   * died cannot keep beyond that expiry.
+   * died cannot keep beyond that expiry; its release is a write, so it
+   * returns a promise, awaited before the request is answered.
    */
-  lockUpload(id: string): Promise<(() => void) | null>;
+  lockUpload(id: string): Promise<(() => void | Promise<void>) | null>;
   /** Streams what an upload holds (used to re-hash an upload resumed elsewhere). */
   readUpload(id: string): Promise<Readable>;
   /**
