@@ -32,6 +32,7 @@ import { MetadataStore, SAFETY_NET_PAGES, WalCheckpointer, type WriteGate } from
 import { requireNativeParts } from './native/index.js';
 import { Registry } from './registry/index.js';
 import { FilesystemBlobStore, InMemoryBlobStore, type BlobStore } from './storage/index.js';
+import { S3BlobStore } from './storage/s3.js';
 import { instrumentBlobStore } from './storage/instrument.js';
 
 export interface App {
@@ -69,6 +70,14 @@ export async function createApp(config: Config, log: Logger = createLogger(confi
   let sqlitePath = ':memory:';
   if (config.storage.driver === 'inmemory') {
     store = new InMemoryBlobStore();
+  } else if (config.storage.driver === 's3') {
+    store = s3Store(config);
+    // The bytes are in the bucket; SQLite (without PostgreSQL) stays in the local data directory.
+    if (config.berth.database.url === undefined) {
+      const root = config.storage.filesystem.rootdirectory;
+      await checkDataDirectory(root, { databaseOnly: true });
+      sqlitePath = path.join(root, 'berth.db');
+    }
   } else {
     const root = config.storage.filesystem.rootdirectory;
     // A directory Berth cannot write fails here, naming the path, not on the first push.
@@ -446,4 +455,29 @@ function startScheduledJobs(app: App): () => void {
     stopPurging();
     stopCollecting();
   };
+}
+
+/** storage.s3 (distribution's keys) as the S3 driver's options; downloads redirect unless storage.redirect.disable. */
+function s3Store(config: Config): S3BlobStore {
+  const c = config.storage.s3;
+  return new S3BlobStore({
+    bucket: c.bucket!,
+    region: c.region!,
+    endpoint: c.regionendpoint,
+    accessKey: c.accesskey,
+    secretKey: c.secretkey,
+    sessionToken: c.sessiontoken,
+    rootDirectory: c.rootdirectory,
+    forcePathStyle: c.forcepathstyle,
+    secure: c.secure,
+    skipVerify: c.skipverify,
+    chunkSize: c.chunksize,
+    multipartCopyChunkSize: c.multipartcopychunksize,
+    multipartCopyMaxConcurrency: c.multipartcopymaxconcurrency,
+    multipartCopyThresholdSize: c.multipartcopythresholdsize,
+    storageClass: c.storageclass,
+    encrypt: c.encrypt,
+    keyId: c.keyid,
+    redirect: !config.storage.redirect.disable,
+  });
 }
