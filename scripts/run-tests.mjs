@@ -22,7 +22,7 @@ if (files.length === 0) {
   console.error('run-tests: no test files found (did the build run?)');
   process.exit(1);
 }
-// Test files that need a real object store (by name: `s3` or `object-store`)
+// Test files that need a real S3 engine (by name: `s3` or `object-store`)
 // share one engine per run: started here once, handed to them in
 // BERTH_TEST_S3_* variables, stopped at the end (test/support/swift.ts).
 const env = { ...process.env };
@@ -33,6 +33,14 @@ if (!env.BERTH_TEST_S3_ENDPOINT && files.some((f) => /s3|object-store/.test(path
   const engine = await startSwift();
   engines.push(engine);
   Object.assign(env, engineEnv(engine));
+}
+// The same for Azure Blob (Azurite) and files named `azure` (test/support/azurite.ts).
+if (!env.BERTH_TEST_AZURE_SERVICE_URL && files.some((f) => /azure/.test(path.basename(f)))) {
+  const { startAzurite, azureEnv } = await import(path.resolve('dist/test/support/azurite.js'));
+  console.error('run-tests: starting Azurite for the Azure tests');
+  const engine = await startAzurite();
+  engines.push(engine);
+  Object.assign(env, azureEnv(engine));
 }
 const concurrency = process.env.BERTH_TEST_CONCURRENCY ?? '2';
 const r = spawnSync(process.execPath, ['--enable-source-maps', '--test', `--test-concurrency=${concurrency}`, ...files], { stdio: 'inherit', env });

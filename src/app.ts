@@ -33,6 +33,7 @@ import { requireNativeParts } from './native/index.js';
 import { Registry } from './registry/index.js';
 import { FilesystemBlobStore, InMemoryBlobStore, type BlobStore } from './storage/index.js';
 import { S3BlobStore } from './storage/s3.js';
+import { AzureBlobStore } from './storage/azure.js';
 import { instrumentBlobStore } from './storage/instrument.js';
 
 export interface App {
@@ -70,9 +71,15 @@ export async function createApp(config: Config, log: Logger = createLogger(confi
   let sqlitePath = ':memory:';
   if (config.storage.driver === 'inmemory') {
     store = new InMemoryBlobStore();
-  } else if (config.storage.driver === 's3') {
-    store = s3Store(config);
-    // The bytes are in the bucket; SQLite (without PostgreSQL) stays in the local data directory.
+  } else if (config.storage.driver === 's3' || config.storage.driver === 'azure') {
+    if (config.storage.driver === 's3') store = s3Store(config);
+    else {
+      const azure = azureStore(config);
+      // As distribution does: the container is created when missing (and a wrong key fails here, not on the first push).
+      await azure.container.createIfNotExists();
+      store = azure;
+    }
+    // The bytes are in the bucket or container; SQLite (without PostgreSQL) stays in the local data directory.
     if (config.berth.database.url === undefined) {
       const root = config.storage.filesystem.rootdirectory;
       await checkDataDirectory(root, { databaseOnly: true });
@@ -478,6 +485,20 @@ function s3Store(config: Config): S3BlobStore {
     storageClass: c.storageclass,
     encrypt: c.encrypt,
     keyId: c.keyid,
+    redirect: !config.storage.redirect.disable,
+  });
+}
+
+/** storage.azure (distribution's keys) as the Azure driver's options. */
+function azureStore(config: Config): AzureBlobStore {
+  const c = config.storage.azure;
+  return new AzureBlobStore({
+    accountName: c.accountname!,
+    accountKey: c.accountkey!,
+    container: c.container!,
+    realm: c.realm,
+    serviceUrl: c.serviceurl,
+    rootDirectory: c.rootdirectory,
     redirect: !config.storage.redirect.disable,
   });
 }

@@ -37,10 +37,12 @@ export interface Config {
   version: string;
   log: { level: 'error' | 'warn' | 'info' | 'debug'; formatter: 'text' | 'json' | 'logstash'; fields: Record<string, unknown>; accesslog: { disabled: boolean } };
   storage: {
-    driver: 'filesystem' | 'inmemory' | 's3';
+    driver: 'filesystem' | 'inmemory' | 's3' | 'azure';
     filesystem: { rootdirectory: string };
     /** storage.s3, distribution's keys (read when driver is s3). */
     s3: S3Config;
+    /** storage.azure, distribution's keys (read when driver is azure). */
+    azure: AzureConfig;
     delete: { enabled: boolean };
     redirect: { disable: boolean };
     cache: { blobdescriptor?: string };
@@ -125,6 +127,15 @@ export interface S3Config {
   keyid?: string;
 }
 
+export interface AzureConfig {
+  accountname?: string;
+  accountkey?: string;
+  container?: string;
+  realm: string;
+  serviceurl?: string;
+  rootdirectory?: string;
+}
+
 export class ConfigError extends Error {
   constructor(message: string) {
     super(message);
@@ -133,7 +144,7 @@ export class ConfigError extends Error {
 }
 
 const STORAGE_DRIVERS = ['filesystem', 'inmemory', 's3', 'azure', 'gcs', 'swift', 'oss'];
-const AVAILABLE_DRIVERS = ['filesystem', 'inmemory', 's3'];
+const AVAILABLE_DRIVERS = ['filesystem', 'inmemory', 's3', 'azure'];
 const STORAGE_PARAMETERS = ['delete', 'maintenance', 'cache', 'redirect', 'tag'];
 
 const headers = s.map(s.list(s.string()));
@@ -179,7 +190,21 @@ const SCHEMA: Schema = s.struct({
       usedualstack: s.any(),
       accelerate: s.any(),
     }),
-    azure: s.any(),
+    azure: s.struct({
+      accountname: s.string(),
+      accountkey: s.string(),
+      container: s.string(),
+      realm: s.string('core.windows.net'),
+      serviceurl: s.string(),
+      rootdirectory: s.string(),
+      // distribution 3's credentials block: only shared_key (accountname + accountkey) is supported.
+      credentials: s.any(),
+      maxretries: s.any(),
+      retrytrydelay: s.any(),
+      skipverify: s.any(),
+      copystatuspollmaxretry: s.any(),
+      copystatuspolldelay: s.any(),
+    }),
     gcs: s.any(),
     swift: s.any(),
     oss: s.any(),
@@ -369,6 +394,11 @@ function finish(v: Record<string, unknown>, raw: Tree): Config {
   const driver = (drivers[0]?.toLowerCase() ?? 'filesystem') as Config['storage']['driver'];
   if (!AVAILABLE_DRIVERS.includes(driver)) throw new ConfigError(`storage.${driver}: this storage driver is not available yet (available: ${AVAILABLE_DRIVERS.join(', ')})`);
   c.storage.driver = driver;
+  if (driver === 'azure') {
+    for (const key of ['accountname', 'accountkey', 'container'] as const) {
+      if (!c.storage.azure[key]) throw new ConfigError(`storage.azure.${key}: required (Berth authenticates to Azure with the account's shared key)`);
+    }
+  }
   if (driver === 's3') {
     // The SDK finds the region in AWS_REGION too, as distribution does not; both are accepted.
     c.storage.s3.region ??= process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
