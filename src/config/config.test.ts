@@ -404,3 +404,21 @@ describe('storage.s3', () => {
     for (const [text, re] of cases) assert.throws(() => parseConfig(text, {}), (err: unknown) => err instanceof ConfigError && re.test(err.message), text);
   });
 });
+
+describe('storage.azure', () => {
+  it("reads distribution's keys, with REGISTRY_STORAGE_AZURE_* overrides", () => {
+    const text = 'storage:\n  azure:\n    accountname: acct\n    container: images\n    rootdirectory: /registry\n';
+    const { config, warnings } = parseConfig(text, { REGISTRY_STORAGE_AZURE_ACCOUNTKEY: 'a2V5' });
+    assert.deepEqual(warnings, []);
+    assert.equal(config.storage.driver, 'azure');
+    assert.deepEqual(
+      { ...config.storage.azure },
+      { accountname: 'acct', accountkey: 'a2V5', container: 'images', realm: 'core.windows.net', rootdirectory: '/registry' },
+    );
+    assert.equal(config.storage.redirect.disable, false, "redirects on: distribution's default");
+  });
+
+  it('refuses a configuration without the account key, naming the key', () => {
+    assert.throws(() => parseConfig('storage:\n  azure:\n    accountname: acct\n    container: c\n', {}), /storage\.azure\.accountkey: required/);
+  });
+});
