@@ -32,8 +32,8 @@ import { MetadataStore, SAFETY_NET_PAGES, WalCheckpointer, type WriteGate } from
 import { requireNativeParts } from './native/index.js';
 import { Registry } from './registry/index.js';
 import { FilesystemBlobStore, InMemoryBlobStore, type BlobStore } from './storage/index.js';
-import { S3BlobStore } from './storage/s3.js';
-import { AzureBlobStore } from './storage/azure.js';
+import type { S3BlobStore } from './storage/s3.js';
+import type { AzureBlobStore } from './storage/azure.js';
 import { instrumentBlobStore } from './storage/instrument.js';
 
 export interface App {
@@ -72,9 +72,9 @@ export async function createApp(config: Config, log: Logger = createLogger(confi
   if (config.storage.driver === 'inmemory') {
     store = new InMemoryBlobStore();
   } else if (config.storage.driver === 's3' || config.storage.driver === 'azure') {
-    if (config.storage.driver === 's3') store = s3Store(config);
+    if (config.storage.driver === 's3') store = await s3Store(config);
     else {
-      const azure = azureStore(config);
+      const azure = await azureStore(config);
       // As distribution does: the container is created when missing (and a wrong key fails here, not on the first push).
       await azure.container.createIfNotExists();
       store = azure;
@@ -464,8 +464,13 @@ function startScheduledJobs(app: App): () => void {
   };
 }
 
-/** storage.s3 (distribution's keys) as the S3 driver's options; downloads redirect unless storage.redirect.disable. */
-function s3Store(config: Config): S3BlobStore {
+/**
+ * storage.s3 (distribution's keys) as the S3 driver's options; downloads
+ * redirect unless storage.redirect.disable. The SDKs are loaded only by the
+ * drivers that use them: a filesystem registry starts without them.
+ */
+async function s3Store(config: Config): Promise<S3BlobStore> {
+  const { S3BlobStore } = await import('./storage/s3.js');
   const c = config.storage.s3;
   return new S3BlobStore({
     bucket: c.bucket!,
@@ -490,7 +495,8 @@ function s3Store(config: Config): S3BlobStore {
 }
 
 /** storage.azure (distribution's keys) as the Azure driver's options. */
-function azureStore(config: Config): AzureBlobStore {
+async function azureStore(config: Config): Promise<AzureBlobStore> {
+  const { AzureBlobStore } = await import('./storage/azure.js');
   const c = config.storage.azure;
   return new AzureBlobStore({
     accountName: c.accountname!,
