@@ -7,7 +7,7 @@
  * these drivers) and with `storage.redirect.disable: true`.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -52,6 +52,10 @@ export function objectStorePushPull(name: string, setup: () => Promise<ObjectSto
     describe(`skopeo through Berth on ${name}, redirects ${redirect ? 'on' : 'off'}`, () => {
       let store: ObjectStoreSetup;
       let berth: BerthProcess;
+      /** A second replica: same config, same database, same store. */
+      let other: BerthProcess;
+      let berthEnv: Record<string, string>;
+      let berthConfig: string;
       let work: string;
       let image: BuiltImage;
       let skopeo: string;
@@ -75,11 +79,15 @@ export function objectStorePushPull(name: string, setup: () => Promise<ObjectSto
         );
         postgres ??= startPostgres();
         const database = await createDatabase(await postgres, `object_store_${++databases}`);
+        berthEnv = { ...store.env, REGISTRY_BERTH_DATABASE_URL: database };
+        berthConfig = config;
         berth = await spawnBerth(await freePort(), { ...store.env, REGISTRY_BERTH_DATABASE_URL: database }, ['serve', config]);
+        other = await spawnBerth(await freePort(), { ...store.env, REGISTRY_BERTH_DATABASE_URL: database }, ['serve', config]);
         // A 6 MiB layer (more than one S3 part, several Azure blocks) and two small blobs.
         image = await buildImage(path.join(work, 'layout'), { tag: 'v1', seed: `object-store-${name}-${redirect}`, layers: 3, layerBytes: 6 * 1024 * 1024 });
       });
       after(async () => {
+        await other?.stop();
         await berth?.stop();
         if (work) await rm(work, { recursive: true, force: true });
       });
@@ -109,6 +117,53 @@ export function objectStorePushPull(name: string, setup: () => Promise<ObjectSto
         for (const r of blobGets) assert.equal(r.status, redirect ? 307 : 200, `${r.path} answered ${r.status}`);
         const manifestGets = since.filter((r) => r.method === 'GET' && /\/manifests\//.test(r.path));
         assert.ok(manifestGets.length > 0 && manifestGets.every((r) => r.status === 200), 'manifests are served by Berth itself');
+      });
+
+      it('continues an upload on another replica, chunk by chunk, and after the first one was killed', async () => {
+        const data = Buffer.concat([Buffer.from('x'), Buffer.alloc(100 * 1024, 7), randomBytes(6 * 1024 * 1024)]);
+        const digest = sha256(data);
+        const third = await spawnBerth(await freePort(), berthEnv, ['serve', berthConfig]);
+        const replicas = [third, berth, other];
+        let location = '';
+        const send = async (replica: BerthProcess, method: string, pathAndQuery: string, body?: Buffer, headers: Record<string, string> = {}) => {
+          const r = await fetch(`${replica.url}${pathAndQuery}`, { method, body, headers, redirect: 'manual' });
+          await r.arrayBuffer();
+          return r;
+        };
+        try {
+          const started = await send(third, 'POST', '/v2/objects/chunked/blobs/uploads/');
+          assert.equal(started.status, 202);
+          location = new URL(started.headers.get('location')!, third.url).pathname + new URL(started.headers.get('location')!, third.url).search;
+          // 1 byte, 100 KiB, then the rest in 2 MiB chunks, each to the next replica in turn.
+          const bounds = [0, 1, 1 + 100 * 1024];
+          for (let at = bounds[bounds.length - 1]!; at < data.byteLength - 1; at = Math.min(at + 2 * 1024 * 1024, data.byteLength - 1)) bounds.push(Math.min(at + 2 * 1024 * 1024, data.byteLength - 1));
+          for (let i = 0; i + 1 < bounds.length; i++) {
+            const [from, to] = [bounds[i]!, bounds[i + 1]!];
+            const replica = replicas[i % replicas.length]!;
+            const r = await send(replica, 'PATCH', location, data.subarray(from, to), { 'Content-Type': 'application/octet-stream', 'Content-Range': `${from}-${to - 1}` });
+            assert.equal(r.status, 202, `chunk ${from}-${to - 1} on replica ${i % replicas.length}`);
+            assert.equal(r.headers.get('range'), `0-${to - 1}`);
+            location = new URL(r.headers.get('location')!, replica.url).pathname + new URL(r.headers.get('location')!, replica.url).search;
+            if (i === 0) {
+              // The replica that started the upload dies; the others carry on.
+              assert.equal(await third.stop('SIGKILL'), null);
+              replicas.splice(0, 1);
+            }
+          }
+          const status = await send(other, 'GET', location);
+          assert.equal(status.status, 204);
+          assert.equal(status.headers.get('range'), `0-${data.byteLength - 2}`);
+          const sep = location.includes('?') ? '&' : '?';
+          const done = await send(berth, 'PUT', `${location}${sep}digest=${digest}`, data.subarray(data.byteLength - 1), { 'Content-Type': 'application/octet-stream' });
+          assert.equal(done.status, 201);
+        } finally {
+          await third.stop('SIGKILL');
+        }
+        const head = await fetch(`${other.url}/v2/objects/chunked/blobs/${digest}`, { method: 'HEAD' });
+        assert.equal(head.status, 200);
+        assert.equal(head.headers.get('content-length'), String(data.byteLength));
+        const pulled = Buffer.from(await (await fetch(`${other.url}/v2/objects/chunked/blobs/${digest}`)).arrayBuffer());
+        assert.equal(sha256(pulled), digest, 'the blob reads back whole, through a redirect or not');
       });
 
       it('answers HEAD on a blob itself and redirects a GET only when redirects are on', async () => {
