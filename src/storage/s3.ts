@@ -164,8 +164,12 @@ export class S3BlobStore implements BlobStore {
   private readonly redirect: boolean;
   private readonly redirectExpiry: number;
   private readonly leaseMs: number;
-  /** Leases this process holds: appends renew them. */
-  private readonly held = new Map<string, { owner: string; until: number }>();
+  /**
+   * Uploads this process holds the lease of, with the state it last read or
+   * wrote: while the lease holds, nobody else writes that state, so it is
+   * not read again (three fewer round trips per chunk).
+   */
+  private readonly held = new Map<string, { lease: { owner: string; until: number }; doc: UploadStateDoc }>();
 
   constructor(opts: S3Options) {
     this.client = opts.client ?? createS3Client(opts);
@@ -285,6 +289,8 @@ export class S3BlobStore implements BlobStore {
   }
 
   private async state(id: string): Promise<UploadStateDoc> {
+    const held = this.held.get(id);
+    if (held) return held.doc;
     const s = await this.readState(id);
     if (!s) throw new UploadNotFoundError(id);
     return s.doc;
@@ -293,6 +299,8 @@ export class S3BlobStore implements BlobStore {
   private async writeState(id: string, doc: UploadStateDoc): Promise<void> {
     const body = JSON.stringify(doc);
     await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: `${this.uploadPrefix(id)}state`, Body: body, ContentType: 'application/json', ContentLength: Buffer.byteLength(body) }));
+    const held = this.held.get(id);
+    if (held && doc.lease?.owner === held.lease.owner) held.doc = doc;
   }
 
   async createUpload(id: string): Promise<void> {
@@ -300,6 +308,8 @@ export class S3BlobStore implements BlobStore {
   }
 
   async uploadSize(id: string): Promise<number | null> {
+    const held = this.held.get(id);
+    if (held) return held.doc.size;
     return (await this.readState(id))?.doc.size ?? null;
   }
 
@@ -310,25 +320,26 @@ export class S3BlobStore implements BlobStore {
     const lease = { owner: randomBytes(12).toString('base64url'), until: now + this.leaseMs };
     await this.writeState(id, { ...doc, lease });
     // Two replicas that both found it free both wrote: the state read back names one of them.
-    const check = await this.state(id);
-    if (check.lease?.owner !== lease.owner) return null;
-    this.held.set(id, lease);
+    const check = await this.readState(id);
+    if (!check) throw new UploadNotFoundError(id);
+    if (check.doc.lease?.owner !== lease.owner) return null;
+    this.held.set(id, { lease, doc: check.doc });
     return async () => {
-      if (this.held.get(id)?.owner !== lease.owner) return;
+      const held = this.held.get(id);
+      // Gone with the upload (deleteUpload), or taken by another after it expired.
+      if (held?.lease.owner !== lease.owner) return;
       this.held.delete(id);
-      const now = await this.readState(id);
-      if (!now || now.doc.lease?.owner !== lease.owner) return;
-      delete now.doc.lease;
-      await this.writeState(id, now.doc);
+      const { lease: _released, ...rest } = held.doc;
+      await this.writeState(id, rest);
     };
   }
 
   /** Renews this process's lease on `id` when half of it has passed (during a long append). */
   private async renew(id: string, doc: UploadStateDoc): Promise<void> {
-    const lease = this.held.get(id);
-    if (!lease || lease.until - Date.now() > this.leaseMs / 2) return;
-    lease.until = Date.now() + this.leaseMs;
-    await this.writeState(id, { ...doc, lease });
+    const held = this.held.get(id);
+    if (!held || held.lease.until - Date.now() > this.leaseMs / 2) return;
+    held.lease.until = Date.now() + this.leaseMs;
+    await this.writeState(id, { ...doc, lease: held.lease });
   }
 
   async appendUpload(id: string, offset: number, chunks: AsyncIterable<Uint8Array>, opts: AppendOptions = {}): Promise<number> {
@@ -340,8 +351,8 @@ export class S3BlobStore implements BlobStore {
     const written = await this.writeSegment(key, chunks, opts, () => this.renew(id, doc));
     if (written > 0) segments.push({ key, length: written });
     const next: UploadStateDoc = { ...doc, size: offset + written, segments };
-    const lease = this.held.get(id);
-    if (lease) next.lease = lease;
+    const held = this.held.get(id);
+    if (held) next.lease = held.lease;
     await this.writeState(id, next);
     return next.size;
   }
@@ -433,7 +444,7 @@ export class S3BlobStore implements BlobStore {
     const present = await this.stat(digest);
     // Content-addressed: bytes already there under this digest are these bytes.
     if (!present || present.size !== doc.size) await this.join(doc.segments, doc.size, target);
-    if (!doc.committed) await this.writeState(id, { ...doc, committed: true, lease: this.held.get(id) ?? doc.lease });
+    if (!doc.committed) await this.writeState(id, { ...doc, committed: true, lease: this.held.get(id)?.lease ?? doc.lease });
   }
 
   /** Joins segments into `target`, visible only when whole. */
