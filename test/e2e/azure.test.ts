@@ -21,6 +21,7 @@ objectStorePushPull('Azure Blob (Azurite)', async () => {
       for await (const b of reader.container.listBlobsFlat({ prefix })) keys.push(b.name);
       return keys;
     },
+    has: (key) => reader.container.getBlobClient(key).exists(),
     engineOrigin: new URL(engine.serviceUrl).origin,
     signatureParam: 'sig',
   };

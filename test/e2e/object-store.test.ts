@@ -4,7 +4,7 @@
  * REGISTRY_STORAGE_S3_* variables. See test/support/object-store-e2e.ts.
  */
 import { randomBytes } from 'node:crypto';
-import { CreateBucketCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { createS3Client, type S3Options } from '../../src/storage/s3.js';
 import { objectStorePushPull } from '../support/object-store-e2e.js';
 import { s3Engine } from '../support/swift.js';
@@ -27,6 +27,14 @@ objectStorePushPull('S3 (Swift)', async () => {
     ],
     env: { REGISTRY_STORAGE_S3_ACCESSKEY: engine.accessKey, REGISTRY_STORAGE_S3_SECRETKEY: engine.secretKey },
     listKeys: async (prefix) => ((await client.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: prefix }))).Contents ?? []).map((o) => o.Key!),
+    has: async (key) =>
+      client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: key })).then(
+        () => true,
+        (err: { $metadata?: { httpStatusCode?: number } }) => {
+          if (err.$metadata?.httpStatusCode === 404) return false;
+          throw err;
+        },
+      ),
     engineOrigin: new URL(engine.endpoint).origin,
     signatureParam: 'X-Amz-Signature',
   };

@@ -24,8 +24,10 @@ export interface ObjectStoreSetup {
   storageYaml: string[];
   /** Environment for the Berth process (the keys, as production passes them). */
   env: Record<string, string>;
-  /** Keys of the objects under a prefix of the store, as the engine lists them. */
+  /** Keys of the objects under a prefix of the store, as the engine lists them (Swift's listings may lag). */
   listKeys(prefix: string): Promise<string[]>;
+  /** Whether an object is there, asked by key (consistent at once). */
+  has(key: string): Promise<boolean>;
   /** The engine's origin: where redirects must point. */
   engineOrigin: string;
   /** The query parameter that carries a presigned URL's signature. */
@@ -68,6 +70,17 @@ export function objectStorePushPull(name: string, setup: () => Promise<ObjectSto
           .map((l) => JSON.parse(l) as RequestLine)
           .filter((l) => l.msg === 'request');
 
+      const blobKey = (digest: string) => `berth/blobs/sha256/${digest.slice(7, 9)}/${digest.slice(7)}`;
+      /** A listing, asked again for up to 15 s while it still shows something (a listing may lag behind deletes). */
+      const settledListing = async (prefix: string): Promise<string[]> => {
+        const deadline = Date.now() + 15_000;
+        for (;;) {
+          const keys = await store.listKeys(prefix);
+          if (keys.length === 0 || Date.now() > deadline) return keys;
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      };
+
       before(async () => {
         skopeo = await ensureTool('skopeo');
         store = await setup();
@@ -95,9 +108,8 @@ export function objectStorePushPull(name: string, setup: () => Promise<ObjectSto
       it('pushes an image whose bytes land in the store, leaving no upload behind', async () => {
         const digest = await pushImage(image, `${berth.host}/objects/app:v1`);
         assert.equal(digest, image.manifestDigest);
-        const keys = await store.listKeys('berth/blobs/');
-        for (const blob of [...image.blobs, image.manifestDigest]) assert.ok(keys.includes(`berth/blobs/sha256/${blob.slice(7, 9)}/${blob.slice(7)}`), `${blob} is in the store`);
-        assert.deepEqual(await store.listKeys('berth/uploads/'), [], 'no upload is left behind');
+        for (const blob of [...image.blobs, image.manifestDigest]) assert.ok(await store.has(blobKey(blob)), `${blob} is in the store`);
+        assert.deepEqual(await settledListing('berth/uploads/'), [], 'no upload is left behind');
       });
 
       it(`pulls it back byte for byte, blob downloads ${redirect ? 'redirected to the engine' : 'streamed by Berth'}`, async () => {
@@ -183,6 +195,18 @@ export function objectStorePushPull(name: string, setup: () => Promise<ObjectSto
           assert.equal(get.status, 200);
           assert.equal(sha256(Buffer.from(await get.arrayBuffer())), layer);
         }
+      });
+
+      it("a collection removes a deleted image's bytes from the store", async () => {
+        const deleted = await fetch(`${berth.url}/v2/objects/app/manifests/${image.manifestDigest}`, { method: 'DELETE' });
+        assert.equal(deleted.status, 202);
+        const run = await fetch(`${other.url}/berth/v1/gc?deleteuntagged=true&grace=0s&wait=true`, { method: 'POST' });
+        const body = (await run.json()) as { state: string; summary: { blobsDeleted: number } };
+        assert.equal(run.status, 200, JSON.stringify(body));
+        assert.equal(body.state, 'finished');
+        assert.ok(body.summary.blobsDeleted >= image.blobs.length + 1, `the image's blobs and manifest went (${body.summary.blobsDeleted})`);
+        for (const blob of [...image.blobs, image.manifestDigest]) assert.equal(await store.has(blobKey(blob)), false, `${blob} is gone from the store`);
+        assert.equal((await fetch(`${berth.url}/v2/objects/app/blobs/${image.blobs[0]}`, { method: 'HEAD' })).status, 404);
       });
     });
   }
