@@ -241,6 +241,29 @@ describe('s3 driver: what object stores raise', () => {
     assert.equal((await fetch(tampered)).status, 403, 'the signature is checked by the engine');
   });
 
+  it("takes its keys from the AWS SDK's default chain when the config gives none", async () => {
+    const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
+    process.env.AWS_ACCESS_KEY_ID = opts.accessKey;
+    process.env.AWS_SECRET_ACCESS_KEY = opts.secretKey;
+    try {
+      const data = randomBytes(100);
+      const store = fresh({ accessKey: undefined, secretKey: undefined });
+      await store.writeBlob(sha256(data), data);
+      assert.deepEqual(await collect(await store.get(sha256(data))), data);
+      // And the engine does check them: wrong keys from the chain are refused.
+      process.env.AWS_SECRET_ACCESS_KEY = 'not-the-secret';
+      await assert.rejects(fresh({ accessKey: undefined, secretKey: undefined }).stat(sha256(data)), (err: { $metadata?: { httpStatusCode?: number } }) => err.$metadata?.httpStatusCode === 403);
+    } finally {
+      for (const [k, v] of [
+        ['AWS_ACCESS_KEY_ID', saved.id],
+        ['AWS_SECRET_ACCESS_KEY', saved.secret],
+      ] as const) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+  });
+
   it('a lease a dead holder never released expires, and the upload can be continued', async () => {
     const id = uploadId();
     await fresh().createUpload(id);
