@@ -12,7 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { CreateBucketCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, CreateMultipartUploadCommand, ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { s3Engine, type S3Engine } from '../../test/support/swift.js';
 import { createS3Client, MIN_PART, S3BlobStore, type S3Options } from './s3.js';
 import { runDriverSuite } from './suite.js';
@@ -142,6 +142,20 @@ describe('s3 driver: what object stores raise', () => {
     await fresh().commitUpload(id, sha256(data));
     await fresh().deleteUpload(id);
     assert.deepEqual(await collect(await fresh().get(sha256(data))), data);
+  });
+
+  it('deleting an upload aborts the multipart upload a writer that died left behind', async () => {
+    const id = uploadId();
+    const store = fresh();
+    await store.createUpload(id);
+    const client = createS3Client(opts);
+    const key = `registry/uploads/${id}/dead-writer`;
+    await client.send(new CreateMultipartUploadCommand({ Bucket: opts.bucket, Key: key }));
+    const pending = async () => ((await client.send(new ListMultipartUploadsCommand({ Bucket: opts.bucket, Prefix: `registry/uploads/${id}/` }))).Uploads ?? []).length;
+    assert.equal(await pending(), 1);
+    await store.deleteUpload(id);
+    assert.equal(await pending(), 0);
+    client.destroy();
   });
 
   it('a failed commit leaves nothing visible, and the commit can be done again', async () => {

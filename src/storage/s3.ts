@@ -33,6 +33,7 @@ import {
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
@@ -575,6 +576,10 @@ export class S3BlobStore implements BlobStore {
     keys.delete(`${prefix}state`);
     this.held.delete(id);
     await this.deleteKeys([...keys]);
+    // A writer that died in the middle of a large append left a multipart upload, which S3 keeps (and bills) until aborted.
+    for (const m of (await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: prefix }))).Uploads ?? []) {
+      if (m.Key && m.UploadId) await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: m.Key, UploadId: m.UploadId })).catch(() => {});
+    }
     // The state goes last: while any segment may remain, the upload can still be found and removed.
     await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: `${prefix}state` }));
   }
