@@ -23,12 +23,21 @@ if (files.length === 0) {
   process.exit(1);
 }
 
-// Engines are started once per run, not once per file: a file that needs
-// PostgreSQL gets a fresh database on the run's cluster (see
-// test/support/postgres.ts, which starts its own cluster when run alone).
+// Engines are started once per run, not once per file, and handed to the
+// test processes in environment variables; each support module starts an
+// engine of its own when run alone.
+// - PostgreSQL: a file that imports test/support/postgres.js gets a fresh
+//   database on the run's cluster (BERTH_TEST_POSTGRES_URL).
+// - S3 (OpenStack Swift's s3api): files named `s3` or `object-store`
+//   (BERTH_TEST_S3_*, test/support/swift.ts).
+// - Azure Blob (Azurite): files named `azure` (BERTH_TEST_AZURE_*,
+//   test/support/azurite.ts).
 const uses = (module) => files.some((f) => readFileSync(f, 'utf8').includes(module));
+const named = (re) => files.some((f) => re.test(path.basename(f)));
 const env = { ...process.env };
 const engines = [];
+for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => process.exit(130));
+
 if (uses('support/postgres.js') && !env.BERTH_TEST_POSTGRES_URL) {
   const { startPostgresCluster, SHARED_URL_VARIABLE } = await import('../dist/test/support/postgres.js');
   // Parallel files each open pools of their own, several servers at a time.
@@ -36,10 +45,23 @@ if (uses('support/postgres.js') && !env.BERTH_TEST_POSTGRES_URL) {
   env[SHARED_URL_VARIABLE] = pg.url;
   engines.push(pg);
 }
-for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => process.exit(130));
+if (!env.BERTH_TEST_S3_ENDPOINT && named(/s3|object-store/)) {
+  const { startSwift, engineEnv } = await import(path.resolve('dist/test/support/swift.js'));
+  console.error('run-tests: starting OpenStack Swift (s3api) for the object-store tests');
+  const engine = await startSwift();
+  engines.push(engine);
+  Object.assign(env, engineEnv(engine));
+}
+if (!env.BERTH_TEST_AZURE_SERVICE_URL && named(/azure/)) {
+  const { startAzurite, azureEnv } = await import(path.resolve('dist/test/support/azurite.js'));
+  console.error('run-tests: starting Azurite for the Azure tests');
+  const engine = await startAzurite();
+  engines.push(engine);
+  Object.assign(env, azureEnv(engine));
+}
 
 const concurrency = process.env.BERTH_TEST_CONCURRENCY ?? '2';
 const child = spawn(process.execPath, ['--enable-source-maps', '--test', `--test-concurrency=${concurrency}`, ...files], { stdio: 'inherit', env });
-const status = await new Promise((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 1))));
+const status = await new Promise((resolve) => child.on('exit', (code) => resolve(code ?? 1)));
 for (const engine of engines) await engine.stop().catch((e) => console.error(`run-tests: stopping an engine: ${e.message}`));
 process.exit(status);

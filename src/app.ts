@@ -33,6 +33,8 @@ import { openClusterLink, type ClusterLink } from './metadata/cluster.js';
 import { requireNativeParts } from './native/index.js';
 import { Registry } from './registry/index.js';
 import { FilesystemBlobStore, InMemoryBlobStore, type BlobStore } from './storage/index.js';
+import type { S3BlobStore } from './storage/s3.js';
+import type { AzureBlobStore } from './storage/azure.js';
 import { instrumentBlobStore } from './storage/instrument.js';
 
 export interface App {
@@ -70,6 +72,20 @@ export async function createApp(config: Config, log: Logger = createLogger(confi
   let sqlitePath = ':memory:';
   if (config.storage.driver === 'inmemory') {
     store = new InMemoryBlobStore();
+  } else if (config.storage.driver === 's3' || config.storage.driver === 'azure') {
+    if (config.storage.driver === 's3') store = await s3Store(config);
+    else {
+      const azure = await azureStore(config);
+      // As distribution does: the container is created when missing (and a wrong key fails here, not on the first push).
+      await azure.container.createIfNotExists();
+      store = azure;
+    }
+    // The bytes are in the bucket or container; SQLite (without PostgreSQL) stays in the local data directory.
+    if (config.berth.database.url === undefined) {
+      const root = config.storage.filesystem.rootdirectory;
+      await checkDataDirectory(root, { databaseOnly: true });
+      sqlitePath = path.join(root, 'berth.db');
+    }
   } else {
     const root = config.storage.filesystem.rootdirectory;
     // A directory Berth cannot write fails here, naming the path, not on the first push.
@@ -468,4 +484,49 @@ function startScheduledJobs(app: App): () => void {
     stopPurging();
     stopCollecting();
   };
+}
+
+/**
+ * storage.s3 (distribution's keys) as the S3 driver's options; downloads
+ * redirect unless storage.redirect.disable. The SDKs are loaded only by the
+ * drivers that use them: a filesystem registry starts without them.
+ */
+async function s3Store(config: Config): Promise<S3BlobStore> {
+  const { S3BlobStore } = await import('./storage/s3.js');
+  const c = config.storage.s3;
+  return new S3BlobStore({
+    bucket: c.bucket!,
+    region: c.region!,
+    endpoint: c.regionendpoint,
+    accessKey: c.accesskey,
+    secretKey: c.secretkey,
+    sessionToken: c.sessiontoken,
+    rootDirectory: c.rootdirectory,
+    forcePathStyle: c.forcepathstyle,
+    secure: c.secure,
+    skipVerify: c.skipverify,
+    chunkSize: c.chunksize,
+    multipartCopyChunkSize: c.multipartcopychunksize,
+    multipartCopyMaxConcurrency: c.multipartcopymaxconcurrency,
+    multipartCopyThresholdSize: c.multipartcopythresholdsize,
+    storageClass: c.storageclass,
+    encrypt: c.encrypt,
+    keyId: c.keyid,
+    redirect: !config.storage.redirect.disable,
+  });
+}
+
+/** storage.azure (distribution's keys) as the Azure driver's options. */
+async function azureStore(config: Config): Promise<AzureBlobStore> {
+  const { AzureBlobStore } = await import('./storage/azure.js');
+  const c = config.storage.azure;
+  return new AzureBlobStore({
+    accountName: c.accountname!,
+    accountKey: c.accountkey!,
+    container: c.container!,
+    realm: c.realm,
+    serviceUrl: c.serviceurl,
+    rootDirectory: c.rootdirectory,
+    redirect: !config.storage.redirect.disable,
+  });
 }

@@ -375,3 +375,50 @@ describe('hardening keys (Berth\'s own)', () => {
     assert.deepEqual(parseConfig('', { REGISTRY_BERTH_ADMINS: '[carol]' }).config.berth.admins, ['carol']);
   });
 });
+
+describe('storage.s3', () => {
+  it("reads distribution's keys, with REGISTRY_STORAGE_S3_* overrides and distribution's defaults", () => {
+    const text = 'storage:\n  s3:\n    region: us-east-1\n    bucket: images\n    regionendpoint: http://127.0.0.1:8080\n    chunksize: 6291456\n    storageclass: NONE\n  redirect:\n    disable: true\n';
+    const { config, warnings } = parseConfig(text, { REGISTRY_STORAGE_S3_ACCESSKEY: 'test:tester', REGISTRY_STORAGE_S3_SECRETKEY: 'testing', REGISTRY_STORAGE_S3_ROOTDIRECTORY: '/registry' });
+    assert.deepEqual(warnings, []);
+    assert.equal(config.storage.driver, 's3');
+    const s3 = config.storage.s3;
+    assert.equal(s3.bucket, 'images');
+    assert.equal(s3.regionendpoint, 'http://127.0.0.1:8080');
+    assert.equal(s3.accesskey, 'test:tester');
+    assert.equal(s3.secretkey, 'testing');
+    assert.equal(s3.rootdirectory, '/registry');
+    assert.equal(s3.chunksize, 6291456);
+    assert.equal(s3.multipartcopythresholdsize, 32 * 1024 * 1024);
+    assert.equal(s3.secure, true);
+    assert.equal(s3.storageclass, 'NONE');
+    assert.equal(config.storage.redirect.disable, true);
+  });
+
+  it('refuses what cannot work, naming the key', () => {
+    const cases: [string, RegExp][] = [
+      ['storage:\n  s3:\n    region: x\n', /storage\.s3\.bucket: required/],
+      ['storage:\n  s3:\n    region: x\n    bucket: b\n    accesskey: only-one\n', /storage\.s3\.accesskey and storage\.s3\.secretkey/],
+      ['storage:\n  s3:\n    region: x\n    bucket: b\n    chunksize: 1024\n', /storage\.s3\.chunksize/],
+    ];
+    for (const [text, re] of cases) assert.throws(() => parseConfig(text, {}), (err: unknown) => err instanceof ConfigError && re.test(err.message), text);
+  });
+});
+
+describe('storage.azure', () => {
+  it("reads distribution's keys, with REGISTRY_STORAGE_AZURE_* overrides", () => {
+    const text = 'storage:\n  azure:\n    accountname: acct\n    container: images\n    rootdirectory: /registry\n';
+    const { config, warnings } = parseConfig(text, { REGISTRY_STORAGE_AZURE_ACCOUNTKEY: 'a2V5' });
+    assert.deepEqual(warnings, []);
+    assert.equal(config.storage.driver, 'azure');
+    assert.deepEqual(
+      { ...config.storage.azure },
+      { accountname: 'acct', accountkey: 'a2V5', container: 'images', realm: 'core.windows.net', rootdirectory: '/registry' },
+    );
+    assert.equal(config.storage.redirect.disable, false, "redirects on: distribution's default");
+  });
+
+  it('refuses a configuration without the account key, naming the key', () => {
+    assert.throws(() => parseConfig('storage:\n  azure:\n    accountname: acct\n    container: c\n', {}), /storage\.azure\.accountkey: required/);
+  });
+});

@@ -37,8 +37,12 @@ export interface Config {
   version: string;
   log: { level: 'error' | 'warn' | 'info' | 'debug'; formatter: 'text' | 'json' | 'logstash'; fields: Record<string, unknown>; accesslog: { disabled: boolean } };
   storage: {
-    driver: 'filesystem' | 'inmemory';
+    driver: 'filesystem' | 'inmemory' | 's3' | 'azure';
     filesystem: { rootdirectory: string };
+    /** storage.s3, distribution's keys (read when driver is s3). */
+    s3: S3Config;
+    /** storage.azure, distribution's keys (read when driver is azure). */
+    azure: AzureConfig;
     delete: { enabled: boolean };
     redirect: { disable: boolean };
     cache: { blobdescriptor?: string };
@@ -103,6 +107,35 @@ export interface AccountsConfig {
   realm?: string;
 }
 
+export interface S3Config {
+  region?: string;
+  regionendpoint?: string;
+  bucket?: string;
+  accesskey?: string;
+  secretkey?: string;
+  sessiontoken?: string;
+  rootdirectory?: string;
+  forcepathstyle?: boolean;
+  secure: boolean;
+  skipverify: boolean;
+  chunksize: number;
+  multipartcopychunksize: number;
+  multipartcopymaxconcurrency: number;
+  multipartcopythresholdsize: number;
+  storageclass: string;
+  encrypt: boolean;
+  keyid?: string;
+}
+
+export interface AzureConfig {
+  accountname?: string;
+  accountkey?: string;
+  container?: string;
+  realm: string;
+  serviceurl?: string;
+  rootdirectory?: string;
+}
+
 export class ConfigError extends Error {
   constructor(message: string) {
     super(message);
@@ -111,7 +144,7 @@ export class ConfigError extends Error {
 }
 
 const STORAGE_DRIVERS = ['filesystem', 'inmemory', 's3', 'azure', 'gcs', 'swift', 'oss'];
-const AVAILABLE_DRIVERS = ['filesystem', 'inmemory'];
+const AVAILABLE_DRIVERS = ['filesystem', 'inmemory', 's3', 'azure'];
 const STORAGE_PARAMETERS = ['delete', 'maintenance', 'cache', 'redirect', 'tag'];
 
 const headers = s.map(s.list(s.string()));
@@ -132,8 +165,46 @@ const SCHEMA: Schema = s.struct({
   storage: s.struct({
     filesystem: s.struct({ rootdirectory: s.string(), maxthreads: s.int() }),
     inmemory: s.any(),
-    s3: s.any(),
-    azure: s.any(),
+    s3: s.struct({
+      region: s.string(),
+      regionendpoint: s.string(),
+      bucket: s.string(),
+      accesskey: s.string(),
+      secretkey: s.string(),
+      sessiontoken: s.string(),
+      rootdirectory: s.string(),
+      forcepathstyle: s.bool(),
+      secure: s.bool(true),
+      skipverify: s.bool(false),
+      v4auth: s.bool(true),
+      chunksize: s.int(10 * 1024 * 1024, 5 * 1024 * 1024),
+      multipartcopychunksize: s.int(32 * 1024 * 1024, 5 * 1024 * 1024),
+      multipartcopymaxconcurrency: s.int(100, 1),
+      multipartcopythresholdsize: s.int(32 * 1024 * 1024, 0),
+      storageclass: s.string('STANDARD'),
+      encrypt: s.bool(false),
+      keyid: s.string(),
+      // distribution's keys Berth reads no differently from their defaults.
+      objectacl: s.any(),
+      loglevel: s.any(),
+      usedualstack: s.any(),
+      accelerate: s.any(),
+    }),
+    azure: s.struct({
+      accountname: s.string(),
+      accountkey: s.string(),
+      container: s.string(),
+      realm: s.string('core.windows.net'),
+      serviceurl: s.string(),
+      rootdirectory: s.string(),
+      // distribution 3's credentials block: only shared_key (accountname + accountkey) is supported.
+      credentials: s.any(),
+      maxretries: s.any(),
+      retrytrydelay: s.any(),
+      skipverify: s.any(),
+      copystatuspollmaxretry: s.any(),
+      copystatuspolldelay: s.any(),
+    }),
     gcs: s.any(),
     swift: s.any(),
     oss: s.any(),
@@ -323,6 +394,20 @@ function finish(v: Record<string, unknown>, raw: Tree): Config {
   const driver = (drivers[0]?.toLowerCase() ?? 'filesystem') as Config['storage']['driver'];
   if (!AVAILABLE_DRIVERS.includes(driver)) throw new ConfigError(`storage.${driver}: this storage driver is not available yet (available: ${AVAILABLE_DRIVERS.join(', ')})`);
   c.storage.driver = driver;
+  if (driver === 'azure') {
+    for (const key of ['accountname', 'accountkey', 'container'] as const) {
+      if (!c.storage.azure[key]) throw new ConfigError(`storage.azure.${key}: required (Berth authenticates to Azure with the account's shared key)`);
+    }
+  }
+  if (driver === 's3') {
+    // The SDK finds the region in AWS_REGION too, as distribution does not; both are accepted.
+    c.storage.s3.region ??= process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
+    if (!c.storage.s3.region) throw new ConfigError('storage.s3.region: required (e.g. us-east-1; any name the engine accepts for an S3-compatible regionendpoint)');
+    if (!c.storage.s3.bucket) throw new ConfigError('storage.s3.bucket: required');
+    if ((c.storage.s3.accesskey === undefined) !== (c.storage.s3.secretkey === undefined)) {
+      throw new ConfigError('storage.s3.accesskey and storage.s3.secretkey: give both, or neither (to use the AWS SDK credential chain)');
+    }
+  }
   const fs = c.storage.filesystem as { rootdirectory?: string };
   c.storage.filesystem = { rootdirectory: path.resolve(fs.rootdirectory ?? './data') };
 

@@ -29,7 +29,7 @@ export async function purgeUploads(store: BlobStore, ageMs: number, dryRun: bool
       await store.deleteUpload(upload.id);
       uploads++;
     } finally {
-      release();
+      await release();
     }
   }
   const result = { uploads, dryRun };

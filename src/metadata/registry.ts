@@ -32,7 +32,8 @@ export interface NewManifest {
   manifests: string[];
 }
 
-export type PutManifestResult = { ok: true } | { ok: false; missingBlobs: string[]; missingManifests: string[] };
+/** `bytesLost`: the caller's `onlyIf` said no (a reserved blob's bytes may be gone): write them again and retry. */
+export type PutManifestResult = { ok: true } | { ok: false; missingBlobs: string[]; missingManifests: string[]; bytesLost?: boolean };
 
 export interface Page {
   /** Return names strictly after this one. */
@@ -283,6 +284,25 @@ export class RegistryQueries {
       .onConflict((oc) => oc.columns(['repository_id', 'digest']).doUpdateSet({ created_at: at as unknown as number }));
   }
 
+  /**
+   * For blob stores whose presence check is a network call (object stores),
+   * which must not run inside a transaction: records the blob as live and
+   * just used *before* its bytes are written, so no collection marks it
+   * while they are, and returns the record's generation (its creation
+   * time). The claim that then links it asks `stillReserved` under the
+   * blob's lock: false means a collection deleted the record (and so maybe
+   * the bytes) in between, and the bytes must be written again.
+   */
+  async reserveBlob(digest: string, size: number): Promise<number> {
+    return this.claimBlob(digest, size, async (trx) => Number((await trx.selectFrom('blobs').select('created_at').where('digest', '=', digest).executeTakeFirstOrThrow()).created_at));
+  }
+
+  /** Whether the record reserveBlob returned `generation` for is still the live one (see reserveBlob). */
+  async stillReserved(trx: Transaction<Database>, digest: string, generation: number): Promise<boolean> {
+    const row = await trx.selectFrom('blobs').select(['state', 'created_at']).where('digest', '=', digest).executeTakeFirst();
+    return row !== undefined && row.state === 'live' && Number(row.created_at) === generation;
+  }
+
   /** Links a blob into a repository inside a claimBlob transaction whose scope holds that repository. */
   async linkInTransaction(trx: Transaction<Database>, repository: string, digest: string): Promise<void> {
     const repositoryId = await this.ensureRepository(repository, trx);
@@ -418,11 +438,19 @@ export class RegistryQueries {
    * transaction, after checking inside that transaction that everything it
    * references is present in the repository.
    */
-  async putManifest(repository: string, m: NewManifest, tags: string[], writeBytes: () => Promise<void> = async () => {}): Promise<PutManifestResult> {
+  async putManifest(
+    repository: string,
+    m: NewManifest,
+    tags: string[],
+    writeBytes: () => Promise<void> = async () => {},
+    onlyIf?: (trx: Transaction<Database>) => Promise<boolean>,
+  ): Promise<PutManifestResult> {
     // The scope: the repository (its links, manifests and tags change only
     // under its lock) and every blob the manifest references (a collection
     // marks a blob only under its lock, and finds these references once this commits).
-    return this.claimBlob(m.digest, m.size, async (trx) => {
+    // `onlyIf` (object stores: the manifest's bytes are still where reserveBlob let them be written) is asked first.
+    const lost: PutManifestResult = { ok: false, missingBlobs: [], missingManifests: [], bytesLost: true };
+    const result = await this.claimBlob<PutManifestResult>(m.digest, m.size, async (trx) => {
       await writeBytes();
       const repositoryId = await this.ensureRepository(repository, trx);
       const missingBlobs = await this.missing(trx, 'repository_blobs', repositoryId, m.blobs);
@@ -470,7 +498,8 @@ export class RegistryQueries {
           .execute();
       }
       return { ok: true as const };
-    }, { repository, references: m.blobs });
+    }, { repository, references: m.blobs, onlyIf });
+    return result ?? lost;
   }
 
   /**

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { Expression, SqlBool } from 'kysely';
 import type { Readable } from 'node:stream';
 import { BlobNotFoundError, openReader, type BlobReader, type BlobStore, type ByteRange } from '../storage/index.js';
-import { RepositoryBeingDeletedError, StillReferencedError, type ManifestRecord, type MetadataStore } from '../metadata/index.js';
+import { RepositoryBeingDeletedError, StillReferencedError, type ManifestRecord, type MetadataStore, type NewManifest, type PutManifestResult } from '../metadata/index.js';
 import { digestOf } from './digest.js';
 import { RegistryError } from './errors.js';
 import { parseManifest, MediaTypes, type Descriptor } from './manifests/index.js';
@@ -256,19 +256,6 @@ export class Registry {
       throw new RegistryError('DIGEST_INVALID', `manifest digest ${digest} does not match the reference ${ref.digest}`, { digest: ref.digest, actual: digest });
     }
 
-    // Bytes first, metadata second, both under the manifest blob's lock:
-    // metadata never points at missing content. The bytes are written and
-    // fsynced before the lock is taken; under it they are only linked into place.
-    const staged = (await this.store.exists(digest)) ? null : await this.stageBytes(body);
-    const writeBytes = async () => {
-      if (await this.store.exists(digest)) return;
-      const id = staged ?? (await this.stageBytes(body));
-      try {
-        await this.store.commitUpload(id, digest);
-      } finally {
-        if (id !== staged) await this.store.deleteUpload(id);
-      }
-    };
     const record = {
       digest,
       mediaType: parsed.mediaType,
@@ -280,12 +267,7 @@ export class Registry {
       manifests: parsed.manifests,
     };
     const tags = ref.kind === 'tag' ? [ref.tag, ...extraTags] : extraTags;
-    let result;
-    try {
-      result = await this.meta.registry.putManifest(repository, record, tags, writeBytes).catch(refuseWhileDeleting);
-    } finally {
-      if (staged) await this.store.deleteUpload(staged);
-    }
+    const result = this.store.existsNow ? await this.putManifestLocal(repository, digest, body, record, tags) : await this.putManifestRemote(repository, digest, body, record, tags);
     if (!result.ok) {
       const missing = [...result.missingBlobs, ...result.missingManifests];
       throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `manifest references ${missing.length === 1 ? 'a blob or manifest' : `${missing.length} blobs or manifests`} unknown to this repository: ${missing.slice(0, 5).join(', ')}`, {
@@ -295,6 +277,57 @@ export class Registry {
     this.manifestCache.set(digest, body);
     if (this.manifestObserver) await this.manifestObserver.manifestStored(repository, { digest, mediaType: parsed.mediaType, body, tags });
     return { digest, subject: parsed.subject };
+  }
+
+  /**
+   * A manifest's bytes and metadata on a store with a local presence check
+   * (the filesystem): bytes first, metadata second, both under the manifest
+   * blob's lock, so metadata never points at missing content. The bytes are
+   * written and fsynced before the lock is taken; under it they are only
+   * linked into place.
+   */
+  private async putManifestLocal(repository: string, digest: string, body: Buffer, record: NewManifest, tags: string[]): Promise<PutManifestResult> {
+    const staged = (await this.store.exists(digest)) ? null : await this.stageBytes(body);
+    const writeBytes = async () => {
+      if (await this.store.exists(digest)) return;
+      const id = staged ?? (await this.stageBytes(body));
+      try {
+        await this.store.commitUpload(id, digest);
+      } finally {
+        if (id !== staged) await this.store.deleteUpload(id);
+      }
+    };
+    try {
+      return await this.meta.registry.putManifest(repository, record, tags, writeBytes).catch(refuseWhileDeleting);
+    } finally {
+      if (staged) await this.store.deleteUpload(staged);
+    }
+  }
+
+  /**
+   * The same on an object store, where no store I/O may run inside a
+   * transaction: the manifest blob is reserved, its bytes written, and the
+   * metadata transaction checks (in the database) that the reservation still
+   * stands, writing again if a collection took the bytes in between.
+   */
+  private async putManifestRemote(repository: string, digest: string, body: Buffer, record: NewManifest, tags: string[]): Promise<PutManifestResult> {
+    for (let round = 0; round < 5; round++) {
+      const generation = await this.meta.registry.reserveBlob(digest, body.byteLength).catch(refuseWhileDeleting);
+      if (this.store.writeBlob) await this.store.writeBlob(digest, body);
+      else {
+        const id = await this.stageBytes(body);
+        try {
+          await this.store.commitUpload(id, digest);
+        } finally {
+          await this.store.deleteUpload(id);
+        }
+      }
+      const result = await this.meta.registry
+        .putManifest(repository, record, tags, undefined, (trx) => this.meta.registry.stillReserved(trx, digest, generation))
+        .catch(refuseWhileDeleting);
+      if (!(!result.ok && result.bytesLost)) return result;
+    }
+    throw new Error(`manifest ${digest}: its bytes were collected five times while being pushed`);
   }
 
   /** Writes bytes as an upload (fsynced), ready to be committed. */

@@ -130,28 +130,10 @@ export class Uploads {
         await this.discard(id);
         throw new RegistryError('DIGEST_INVALID', `provided digest ${digest} did not match uploaded content (${actual})`, { digest, actual });
       }
-      // The bytes go into place (and to disk) first, outside the database's
-      // write lock, so concurrent pushes fsync in parallel. The claim then
-      // records and links the blob under its lock; if a garbage collection
-      // removed the bytes in between, they are put back from the upload,
-      // which stays until the claim has committed.
-      await this.store.commitUpload(id, digest);
-      const store = this.store;
       const startedAt = startTime(id);
       try {
-        const linked = store.existsNow ? await this.meta.registry.claimLinkNow(repository, digest, state.size, () => store.existsNow!(digest), startedAt) : null;
-        if (linked !== true) {
-          // No synchronous path (PostgreSQL, a remote store), or the bytes were gone.
-          await this.meta.registry.claimBlob(
-            digest,
-            state.size,
-            async (trx) => {
-              if (!(await store.exists(digest))) await store.commitUpload(id, digest);
-              await this.meta.registry.linkUploadInTransaction(trx, repository, digest, startedAt);
-            },
-            { repository },
-          );
-        }
+        if (this.store.existsNow) await this.claimLocal(repository, id, digest, state.size, startedAt);
+        else await this.claimRemote(repository, id, digest, state.size, startedAt);
       } catch (err) {
         if (!(err instanceof RepositoryDeletedError)) throw err;
         // The repository was deleted while this upload went on: the upload went with it.
@@ -161,6 +143,58 @@ export class Uploads {
       await this.store.deleteUpload(id);
       return { digest, size: state.size };
     });
+  }
+
+  /**
+   * Commits and links a verified upload on a store that can tell, on this
+   * thread, whether a blob is present (the filesystem). The bytes go into
+   * place (and to disk) first, outside the database's write lock, so
+   * concurrent pushes fsync in parallel. The claim then records and links
+   * the blob under its lock; if a garbage collection removed the bytes in
+   * between, they are put back from the upload, which stays until the claim
+   * has committed.
+   */
+  private async claimLocal(repository: string, id: string, digest: string, size: number, startedAt: number): Promise<void> {
+    const store = this.store;
+    await store.commitUpload(id, digest);
+    const linked = await this.meta.registry.claimLinkNow(repository, digest, size, () => store.existsNow!(digest), startedAt);
+    if (linked === true) return;
+    // No synchronous path (PostgreSQL), or the bytes were gone.
+    await this.meta.registry.claimBlob(
+      digest,
+      size,
+      async (trx) => {
+        if (!(await store.exists(digest))) await store.commitUpload(id, digest);
+        await this.meta.registry.linkUploadInTransaction(trx, repository, digest, startedAt);
+      },
+      { repository },
+    );
+  }
+
+  /**
+   * The same for a store whose every check is a network call (an object
+   * store): no store I/O may run inside a transaction. The blob is reserved
+   * first (recorded live, so no collection marks it), its bytes are
+   * committed, and the linking claim checks, in the database only, that the
+   * reservation still stands; if a collection took the blob in between
+   * (possible only once the grace period has passed), the round is repeated.
+   */
+  private async claimRemote(repository: string, id: string, digest: string, size: number, startedAt: number): Promise<void> {
+    for (let round = 0; round < 5; round++) {
+      const generation = await this.meta.registry.reserveBlob(digest, size);
+      await this.store.commitUpload(id, digest);
+      const linked = await this.meta.registry.claimBlob(
+        digest,
+        size,
+        async (trx) => {
+          await this.meta.registry.linkUploadInTransaction(trx, repository, digest, startedAt);
+          return true;
+        },
+        { repository, onlyIf: (trx) => this.meta.registry.stillReserved(trx, digest, generation) },
+      );
+      if (linked) return;
+    }
+    throw new Error(`blob ${digest}: its bytes were collected five times while being pushed`);
   }
 
   async cancel(repository: string, id: string): Promise<void> {
@@ -227,7 +261,8 @@ export class Uploads {
       try {
         return await fn();
       } finally {
-        release();
+        // Released before the answer: the client's next chunk may go to another replica at once.
+        await release();
       }
     };
     const previous = this.locks.get(id) ?? Promise.resolve();

@@ -6,7 +6,19 @@
  *
  * Uploads in progress live apart from committed content and are addressed
  * by an opaque id; their size on the store is the truth about how many bytes
- * have been received, which is what lets an upload resume after a crash.
+ * have been received, which is what lets an upload resume after a crash, in
+ * another process or on another replica. A driver may keep an upload in any
+ * shape (one file; objects of their own per append, joined at commit) as
+ * long as that shape can be found again from the id alone.
+ *
+ * Two kinds of store meet this contract, told apart by `existsNow`:
+ * - local stores (filesystem, in-memory) answer presence on this thread; the
+ *   registry asks them inside its metadata transactions;
+ * - remote stores (S3, Azure) pay a network round trip for every call, so
+ *   the registry never calls them inside a transaction: it reserves the blob
+ *   in the database, does the store I/O, then links with a database-only
+ *   check (see Uploads.claimRemote). Their `exists` is for use outside
+ *   transactions only.
  */
 import type { Readable } from 'node:stream';
 import { native, type Sha256State } from '../native/index.js';
@@ -59,19 +71,26 @@ export interface BlobStore {
   /** The size of a committed blob, or null when absent. */
   stat(digest: string): Promise<BlobInfo | null>;
   /**
-   * Whether a committed blob is present. Called inside the metadata write
-   * transaction that records a push, so it must be cheap: the filesystem
-   * driver answers with one synchronous stat, so the lock is never held
-   * across an event-loop turn.
+   * Whether a committed blob is present. On a local store (one with
+   * `existsNow`) it is called inside the metadata write transaction that
+   * records a push, so it must be cheap there: the filesystem driver answers
+   * with one synchronous stat. On a remote store it is a network call and is
+   * never made inside a transaction.
    */
   exists(digest: string): Promise<boolean>;
   /**
    * `exists`, answered at once on this thread (a local stat). A driver that
    * has it lets a push's claim run as one synchronous transaction (see
    * RegistryQueries.claimLinkNow); one whose check is a network call leaves
-   * it out.
+   * it out, and the registry then takes the reserve / write / link path.
    */
   existsNow?(digest: string): boolean;
+  /**
+   * Stores small content the caller has verified (a manifest) as a committed
+   * blob in one step, visible only once whole. Optional: without it, the
+   * registry stages an upload and commits it.
+   */
+  writeBlob?(digest: string, bytes: Uint8Array): Promise<void>;
   /** Streams a committed blob, or a range of it. Rejects with BlobNotFoundError. */
   get(digest: string, range?: ByteRange): Promise<Readable>;
   /** Removes a committed blob; true when something was removed. */
@@ -92,8 +111,13 @@ export interface BlobStore {
   /** Bytes received so far, or null when the upload does not exist. */
   uploadSize(id: string): Promise<number | null>;
   /**
-   * Writes `chunks` at `offset`, which must equal the current size (bytes past
-   * it, left by a crashed writer, are overwritten). Resolves to the new size.
+   * Writes `chunks` at `offset`, which must not pass the current size (bytes
+   * past it, left by a crashed writer or a retried chunk, are replaced).
+   * Resolves to the new size once the bytes are stored where another process
+   * will find them. The driver may buffer within one call (an object store
+   * gathers parts of its engine's minimum size; a call's bytes may become an
+   * object of their own, joined to the others at commit), so chunks of any
+   * size, down to one byte, are accepted.
    * Rejects with UploadNotFoundError once the upload has been committed: its
    * bytes may already be a blob's.
    * `durable`: the bytes are on disk when it resolves (for the last chunk of
@@ -106,16 +130,24 @@ export interface BlobStore {
    * replica) until the returned release is called; null when another holds
    * it. Appends and the commit run under it, so the bytes that were hashed
    * are the bytes that are committed. Rejects with UploadNotFoundError.
+   * A local store holds a lock (flock); an object store, which has none,
+   * records a lease with an expiry beside the upload, which a writer that
+   * died cannot keep beyond that expiry; its release is a write, so it
+   * returns a promise, awaited before the request is answered.
    */
-  lockUpload(id: string): Promise<(() => void) | null>;
+  lockUpload(id: string): Promise<(() => void | Promise<void>) | null>;
   /** Streams what an upload holds (used to re-hash an upload resumed elsewhere). */
   readUpload(id: string): Promise<Readable>;
   /**
-   * Makes the upload's bytes visible as `digest`, atomically and durably. The
+   * Makes the upload's bytes visible as `digest`, atomically and durably
+   * (a hard link; a completed multipart upload or server-side copy): a
+   * commit that fails leaves nothing visible under `digest`. The
    * upload itself stays until `deleteUpload`, so a commit can be repeated if
    * a garbage collection removed the blob in between. The caller has verified
    * the digest. Committing content that already exists succeeds and leaves
-   * one copy.
+   * one copy. It is store I/O: the registry calls it outside its metadata
+   * transactions, except on a local store where it puts back bytes a
+   * collection removed.
    */
   commitUpload(id: string, digest: string): Promise<void>;
   /** Removes an upload; removing an absent upload is not an error. */

@@ -21,6 +21,7 @@ const ACTIONS = {
   delete: 'Delete',
   deleteUpload: 'Delete',
   createUpload: 'Writer',
+  writeBlob: 'Writer',
   appendUpload: 'Writer',
   commitUpload: 'Move',
   redirectURL: 'RedirectURL',

@@ -178,10 +178,10 @@ export function runDriverSuite(name: string, makeDriver: () => Promise<DriverFix
       const release = await fx.store.lockUpload(id);
       assert.ok(release, 'the first lock is granted');
       assert.equal(await fx.store.lockUpload(id), null, 'a second is refused while the first is held');
-      release();
+      await release();
       const again = await fx.store.lockUpload(id);
       assert.ok(again, 'granted again once released');
-      again();
+      await again();
       await fx.store.deleteUpload(id);
       await assert.rejects(fx.store.lockUpload(id), UploadNotFoundError);
     });
