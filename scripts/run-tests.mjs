@@ -28,12 +28,11 @@ if (files.length === 0) {
 // engine of its own when run alone.
 // - PostgreSQL: a file that imports test/support/postgres.js gets a fresh
 //   database on the run's cluster (BERTH_TEST_POSTGRES_URL).
-// - S3 (OpenStack Swift's s3api): files named `s3` or `object-store`
-//   (BERTH_TEST_S3_*, test/support/swift.ts).
-// - Azure Blob (Azurite): files named `azure` (BERTH_TEST_AZURE_*,
-//   test/support/azurite.ts).
+// - S3 (OpenStack Swift's s3api): files that import test/support/swift.js
+//   (BERTH_TEST_S3_*).
+// - Azure Blob (Azurite): files that import test/support/azurite.js
+//   (BERTH_TEST_AZURE_*).
 const uses = (module) => files.some((f) => readFileSync(f, 'utf8').includes(module));
-const named = (re) => files.some((f) => re.test(path.basename(f)));
 const env = { ...process.env };
 const engines = [];
 for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => process.exit(130));
@@ -45,14 +44,14 @@ if (uses('support/postgres.js') && !env.BERTH_TEST_POSTGRES_URL) {
   env[SHARED_URL_VARIABLE] = pg.url;
   engines.push(pg);
 }
-if (!env.BERTH_TEST_S3_ENDPOINT && named(/s3|object-store/)) {
+if (!env.BERTH_TEST_S3_ENDPOINT && uses('support/swift.js')) {
   const { startSwift, engineEnv } = await import(path.resolve('dist/test/support/swift.js'));
   console.error('run-tests: starting OpenStack Swift (s3api) for the object-store tests');
   const engine = await startSwift();
   engines.push(engine);
   Object.assign(env, engineEnv(engine));
 }
-if (!env.BERTH_TEST_AZURE_SERVICE_URL && named(/azure/)) {
+if (!env.BERTH_TEST_AZURE_SERVICE_URL && uses('support/azurite.js')) {
   const { startAzurite, azureEnv } = await import(path.resolve('dist/test/support/azurite.js'));
   console.error('run-tests: starting Azurite for the Azure tests');
   const engine = await startAzurite();
