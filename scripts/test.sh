@@ -15,6 +15,7 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v dockerd >/dev/null && [ -x /usr/bin/docker ] || need+=(docker.io)
 command -v podman >/dev/null || need+=(podman)
 command -v containerd >/dev/null && command -v ctr >/dev/null || need+=(containerd)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test: installing Debian packages: ${need[*]}" >&2
   if [ "$(id -u)" -ne 0 ]; then echo "test: need root to apt-get install ${need[*]}" >&2; exit 1; fi
