@@ -59,6 +59,7 @@ function ThemeToggle(): JSX.Element {
 type Loader = () => Promise<ComponentType<{ route: Route }>>;
 const cache = new Map<Loader, ComponentType<{ route: Route }>>();
 
+/** A page from a chunk of its own; keyed by chunk where used, so one Lazy never shows another's page. */
 function Lazy({ load, route }: { load: Loader; route: Route }): JSX.Element {
   const [C, setC] = useState<ComponentType<{ route: Route }> | undefined>(() => cache.get(load));
   const [error, setError] = useState<unknown>(null);
@@ -109,12 +110,12 @@ function Page({ route }: { route: Route }): JSX.Element {
     case 'register':
     case 'account':
     case 'tokens':
-      return <Lazy load={accountPages} route={route} />;
+      return <Lazy key="account" load={accountPages} route={route} />;
     case 'user':
     case 'org':
-      return <Lazy load={peoplePages} route={route} />;
+      return <Lazy key="people" load={peoplePages} route={route} />;
     case 'admin':
-      return <Lazy load={adminPage} route={route} />;
+      return <Lazy key="admin" load={adminPage} route={route} />;
     case 'notfound':
       return <NotFound />;
   }
@@ -171,7 +172,7 @@ function Header(): JSX.Element {
           )}
           {session.loaded && !me && session.accounts && (
             <>
-              <Link href={href(`/login?next=${encodeURIComponent(location.pathname + location.search)}`)}>Log in</Link>
+              <Link href={path === '/login' || path === '/register' ? href('/login') : href(`/login?next=${encodeURIComponent(location.pathname + location.search)}`)}>Log in</Link>
               <Link href={href('/register')} class="btn primary small">
                 Register
               </Link>
@@ -245,4 +246,7 @@ function App(): JSX.Element {
 }
 
 void restoreSession();
-render(<App />, document.getElementById('app')!);
+const root = document.getElementById('app')!;
+// The shell's "Loading…" goes: render() adds to a container rather than replacing what the server put there.
+root.textContent = '';
+render(<App />, root);
