@@ -217,6 +217,9 @@ describe('the API additions of the web UI', () => {
     assert.equal(again.status, 404);
     const tags = (await json(await as(ALICE)(`${b.url}/v2/alice/app/tags/list`))).body.tags as string[];
     assert.ok(!tags.includes('rich'), tags.join());
+    // Recorded as the registry's own delete is: in the repository's activity, by alice.
+    const activity = (await json(await as(ALICE)(`${b.url}/berth/v1/repositories/alice/app/-/activity`))).body.items as { action: string; tag: string | null; actor: string | null }[];
+    assert.ok(activity.some((e) => e.action === 'delete' && e.tag === 'rich' && e.actor === 'alice'), JSON.stringify(activity.slice(0, 3)));
     // The manifest stays while the index refers to it.
     const index = await json(await fetch(`${b.url}/berth/v1/repositories/alice/app/-/manifests/multi`));
     const child = await json(await fetch(`${b.url}/berth/v1/repositories/alice/app/-/manifests/${index.body.manifests[0].digest}`));

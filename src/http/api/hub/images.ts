@@ -6,6 +6,7 @@
  * tag. Both go through the one access decision first (namedRepository):
  * reading needs `pull`, deleting a tag `delete`, as on /v2/.
  */
+import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { namedRepository, noContent, operation, respond, type Services } from './common.js';
 import { ApiError, notFound } from './errors.js';
@@ -20,8 +21,8 @@ export interface ImageSource {
   blob(repository: string, digest: string, maxBytes: number): Promise<Buffer | null>;
   /** The descriptors of the manifests that refer to `digest` (OCI referrers), at most a page. */
   referrers(repository: string, digest: string): Promise<Record<string, unknown>[]>;
-  /** Deletes a tag; false when there was none. Throws ApiError UNSUPPORTED when deletes are off. */
-  deleteTag(repository: string, tag: string): Promise<boolean>;
+  /** Deletes a tag and reports it (activity, notifications); false when there was none. Throws ApiError UNSUPPORTED when deletes are off. */
+  deleteTag(repository: string, tag: string, actor: string | null): Promise<boolean>;
 }
 
 /** Image configs are small JSON; a larger one is shown without its details. */
@@ -194,7 +195,7 @@ export const IMAGE_OPERATIONS: readonly Operation<Services>[] = [
     async (s, input) => {
       const name = await namedRepository(s, input, 'delete');
       const tag = input.params.tag!;
-      if (!(await images(s).deleteTag(name, tag))) throw notFound(`tag ${tag} in ${name}`);
+      if (!(await images(s).deleteTag(name, tag, input.actor.name))) throw notFound(`tag ${tag} in ${name}`);
       return noContent();
     },
   ),
@@ -231,9 +232,11 @@ export function registryImages(registry: Registry): ImageSource {
       const { index } = await registry.referrers(repository, digest);
       return (index.manifests as Record<string, unknown>[] | undefined) ?? [];
     },
-    async deleteTag(repository, tag) {
+    async deleteTag(repository, tag, actor) {
       try {
         await registry.deleteManifest(repository, tag);
+        // As DELETE /v2/NAME/manifests/TAG reports it: the activity, webhooks and notification endpoints hear of it.
+        await registry.events.emit([{ id: randomUUID(), timestamp: new Date().toISOString(), action: 'delete', target: { repository, tag }, actor: actor === null ? {} : { name: actor } }]);
         return true;
       } catch (err) {
         if (missing(err)) return false;

@@ -221,7 +221,9 @@ function Tags({ repo, reload }: { repo: Repository; reload: () => void }): JSX.E
                       <th scope="col">Size</th>
                       <th scope="col">Platforms</th>
                       <th scope="col">Pushed</th>
-                      <th scope="col">Last pulled</th>
+                      <th scope="col" class="wide-only">
+                        Last pulled
+                      </th>
                       {canDelete && (
                         <th scope="col">
                           <span class="sr-only">Actions</span>
@@ -255,7 +257,7 @@ function Tags({ repo, reload }: { repo: Repository; reload: () => void }): JSX.E
                         <td>
                           <Time t={t.last_updated} />
                         </td>
-                        <td>
+                        <td class="wide-only">
                           <Time t={t.last_pulled} />
                         </td>
                         {canDelete && (
