@@ -333,7 +333,7 @@ export async function startServer(config: Config, log?: Logger, opts: ServeOptio
         pulls: discovery.pulls,
         v1: v1Routes({ search: discovery.search, accounts: config.auth.accounts !== undefined }),
         api: await berthApiRoutes(config, app, edgeAuth.hub, auth !== undefined, tls !== undefined),
-        web: config.berth.ui.enabled ? webRoutes({ prefix: config.http.prefix }) : undefined,
+        web: config.berth.ui.enabled ? webRoutes({ prefix: config.http.prefix, accounts: config.auth.accounts !== undefined }) : undefined,
       },
       {
         prefix: config.http.prefix,

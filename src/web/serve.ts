@@ -34,6 +34,12 @@ export interface WebOptions {
   prefix: string;
   /** Where the build put the UI (default: dist/web beside this compiled module). */
   dir?: string;
+  /**
+   * auth.accounts is on: the Hub's API is served. Without it the page says
+   * what the UI needs instead of calling an API that is not there (with
+   * htpasswd, its 401 challenge would make the browser ask for a password).
+   */
+  accounts?: boolean;
 }
 
 /** The build output next to the compiled server: dist/src/web/serve.js → dist/web. */
@@ -70,7 +76,7 @@ const TYPES: Record<string, string> = {
 const escapeAttr = (s: string) => s.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
 
 /** The one HTML document every page starts from; the script renders the page for the URL. */
-export function renderShell(manifest: WebManifest, prefix: string): string {
+export function renderShell(manifest: WebManifest, prefix: string, accounts = true): string {
   const asset = (file: string) => escapeAttr(`${prefix}${STATIC_PREFIX}${file}`);
   return [
     '<!doctype html>',
@@ -80,6 +86,7 @@ export function renderShell(manifest: WebManifest, prefix: string): string {
     '<meta name="viewport" content="width=device-width, initial-scale=1">',
     '<meta name="color-scheme" content="light dark">',
     `<meta name="berth-prefix" content="${escapeAttr(prefix)}">`,
+    `<meta name="berth-accounts" content="${accounts ? 'on' : 'off'}">`,
     '<title>Berth</title>',
     // No /favicon.ico request (it would be a registry 404 in every log).
     '<link rel="icon" href="data:,">',
@@ -101,9 +108,9 @@ class BuiltUi {
   readonly shellGzip: Buffer;
   readonly assets = new Map<string, Asset>();
 
-  constructor(dir: string, prefix: string) {
+  constructor(dir: string, prefix: string, accounts: boolean) {
     const manifest = JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as WebManifest;
-    this.shell = Buffer.from(renderShell(manifest, prefix));
+    this.shell = Buffer.from(renderShell(manifest, prefix, accounts));
     this.shellGzip = gzipSync(this.shell);
     const assetsDir = path.join(dir, 'assets');
     for (const name of readdirSync(assetsDir)) {
@@ -153,7 +160,7 @@ export function webRoutes(options: WebOptions): (method: string, path: string) =
   const load = (): BuiltUi | Error => {
     if (built === undefined) {
       try {
-        built = new BuiltUi(dir, options.prefix);
+        built = new BuiltUi(dir, options.prefix, options.accounts ?? true);
       } catch (err) {
         built = new Error(`the web UI is not built (${dir}: ${(err as Error).message}); run npm run build`);
       }

@@ -14,7 +14,7 @@
  * and an anonymous browser cannot see it (page, search, API).
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -172,6 +172,34 @@ describe('web UI in Chromium against berth serve with accounts', { timeout: 900_
       }
     } finally {
       await off.close();
+    }
+  });
+
+  it('without accounts (open, or htpasswd), the page says what the UI needs and calls no API', async () => {
+    const htpasswd = path.join(work, 'htpasswd');
+    // alice:alice-password-1, bcrypt
+    const { hashSync } = await import('bcryptjs');
+    await writeFile(htpasswd, `alice:${hashSync('alice-password-1', 5)}\n`);
+    const modes: Record<string, string>[] = [{}, { REGISTRY_AUTH_HTPASSWD_PATH: htpasswd, REGISTRY_AUTH_HTPASSWD_REALM: 'test' }];
+    for (const env of modes) {
+      const open = await startBerth(env);
+      try {
+        const { context, page, watch } = await openPage(browser, open.url);
+        contexts.push(context);
+        const apiCalls: string[] = [];
+        page.on('request', (r) => void (r.url().includes('/berth/v1/') && apiCalls.push(r.url())));
+        await page.goto('/');
+        await page.getByRole('heading', { name: 'This registry runs without accounts' }).waitFor();
+        const findings = await axeSerious(page);
+        assert.deepEqual(findings, []);
+        await page.goto('/r/some/repo');
+        await page.getByRole('heading', { name: 'This registry runs without accounts' }).waitFor();
+        assert.deepEqual(apiCalls, []);
+        assert.deepEqual(watch.dialogs, []);
+        assert.deepEqual(watch.consoleErrors, []);
+      } finally {
+        await open.close();
+      }
     }
   });
 

@@ -4,7 +4,7 @@ import type { ComponentType, JSX } from 'preact';
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { href, Link, navigate, parseRoute, useLocation, type Route } from './router';
-import { logOut, restoreSession, useSession } from './session';
+import { logOut, restoreSession, sessionNow, useSession } from './session';
 import { ErrorBox, Loading, useTitle } from './ui';
 import { HomePage, SearchPage } from './pages/explore';
 import { RepositoryPage, TagPage } from './pages/repository';
@@ -96,7 +96,25 @@ function NotFound(): JSX.Element {
   );
 }
 
+/** Without accounts the Hub's API is not served: the UI says so rather than fail on every call. */
+function NeedsAccounts(): JSX.Element {
+  useTitle('Berth');
+  return (
+    <section class="notfound">
+      <h1>This registry runs without accounts</h1>
+      <p>
+        Berth’s web UI reads the Hub’s JSON API, which is served when the registry runs with <code>auth: accounts</code>.
+      </p>
+      <p>
+        The registry API works as usual: <code>docker push {location.host}/NAME</code>. To use the web UI, start Berth with{' '}
+        <code>REGISTRY_AUTH=accounts</code> (docs/hub.md); to remove this page, set <code>REGISTRY_BERTH_UI_ENABLED=false</code>.
+      </p>
+    </section>
+  );
+}
+
 function Page({ route }: { route: Route }): JSX.Element {
+  if (!sessionNow().accounts) return route.page === 'notfound' ? <NotFound /> : <NeedsAccounts />;
   switch (route.page) {
     case 'home':
       return <HomePage />;
@@ -127,7 +145,7 @@ function HeaderSearch(): JSX.Element {
   useEffect(() => {
     if (path === '/search') setQ(query.get('q') ?? '');
   }, [path, query.get('q')]);
-  if (path === '/' || path === '/explore') return <div class="header-search" />;
+  if (path === '/' || path === '/explore' || !sessionNow().accounts) return <div class="header-search" />;
   return (
     <form
       class="header-search"

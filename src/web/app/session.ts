@@ -40,7 +40,14 @@ async function loadMe(): Promise<void> {
   set({ loaded: true, accounts: true, me });
 }
 
+/** The server says whether it runs with accounts (the shell's meta tag): without, the Hub's API is not served. */
+export const ACCOUNTS = document.querySelector('meta[name="berth-accounts"]')?.getAttribute('content') !== 'off';
+
 export async function restoreSession(): Promise<void> {
+  if (!ACCOUNTS) {
+    set({ loaded: true, accounts: false, me: null });
+    return;
+  }
   try {
     const s = await api<Session>('GET', 'sessions/current');
     setCsrf(s.csrfToken);
