@@ -28,7 +28,8 @@ import { ensureTool, run } from '../support/tools.js';
 // Functions passed to page.evaluate run in the page; the server's tsconfig has no DOM types, so the little they touch is declared here.
 declare const document: {
   querySelector(selector: string): unknown;
-  documentElement: { dataset: Record<string, string | undefined> };
+  activeElement: { textContent: string | null; name?: string };
+  documentElement: { dataset: Record<string, string | undefined>; scrollWidth: number };
   addEventListener(type: string, listener: (e: { violatedDirective: string; blockedURI: string }) => void): void;
 };
 declare const window: Record<string, unknown>;
@@ -494,6 +495,38 @@ describe('web UI in Chromium against berth serve with accounts', { timeout: 900_
     const withCsrf = await fetch(`${b.url}/berth/v1/gc?dryrun=true&wait=30s`, { method: 'POST', headers: { cookie, 'x-csrf-token': csrfToken } });
     assert.ok(withCsrf.status === 200 || withCsrf.status === 202, String(withCsrf.status));
     await withCsrf.arrayBuffer();
+  });
+
+  it('works from the keyboard and fits a 360 px phone without sideways scrolling', async () => {
+    const { context, page, watch } = await openPage(browser, b.url, { width: 360, height: 740 });
+    contexts.push(context);
+    watches.push({ who: 'phone', watch });
+    // The first Tab reaches the skip link, which moves the focus to the content.
+    await goto(page, '/login', 'login (phone)');
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Skip to content');
+    await page.keyboard.press('Enter');
+    // Log in by keyboard alone: from the content, Tab reaches the user name field; Enter submits.
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement.name), 'username');
+    await page.keyboard.type(ALICE.user);
+    await page.keyboard.press('Tab');
+    await page.keyboard.type(ALICE.password);
+    await page.keyboard.press('Enter');
+    await page.getByRole('button', { name: 'alice ▾' }).waitFor();
+    // alice sees her (now private) repository; every page fits.
+    for (const [url, label] of [
+      ['/', 'explore (phone)'],
+      ['/search?q=acme', 'search (phone)'],
+      ['/r/alice/web', 'repository (phone)'],
+      ['/r/alice/web/-/tags', 'tags (phone)'],
+      ['/r/alice/web/-/tags/v1', 'tag detail (phone)'],
+      ['/login', 'login (phone)'],
+    ] as const) {
+      await goto(page, url, label);
+      const { scroll, width } = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, width: window.innerWidth as number }));
+      assert.ok(scroll <= width, `${label}: the page is ${scroll} px wide in a ${width} px window`);
+    }
   });
 
   it('the 404 page and the dark theme toggle', async () => {
