@@ -362,6 +362,10 @@ describe('web UI in Chromium against berth serve with accounts', { timeout: 900_
     await page.getByRole('rowheader', { name: 'linux/arm64/v8' }).waitFor();
     await goto(page, '/r/alice/web/-/tags/nope', 'missing tag');
     await page.getByText(/No tag or manifest/).waitFor();
+    // The activity tab: the pushes, by alice.
+    await goto(page, '/r/alice/web/-/activity', 'activity');
+    await page.locator('.activity li').filter({ hasText: /alice pushed.*v1/ }).first().waitFor();
+    await page.locator('.activity li').filter({ hasText: /alice starred/ }).first().waitFor();
   });
 
   it('creates a token shown once, uses it on /v2/, and revokes it', async () => {

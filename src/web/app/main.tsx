@@ -197,7 +197,7 @@ function Header(): JSX.Element {
             </>
           )}
           {me && (
-            <div class="menu">
+            <div class="menu" onKeyDown={(e) => e.key === 'Escape' && setOpen(false)}>
               <button type="button" class="btn ghost" aria-expanded={open} aria-haspopup="true" onClick={() => setOpen(!open)}>
                 {me.name} ▾
               </button>

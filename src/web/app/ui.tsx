@@ -10,8 +10,13 @@ export function useApi<T>(load: () => Promise<T>, deps: unknown[]): { data: T | 
   const [error, setError] = useState<unknown>(undefined);
   const [loading, setLoading] = useState(true);
   const [tick, setTick] = useState(0);
+  const lastTick = useRef(tick);
   useEffect(() => {
     let live = true;
+    // New parameters (another page, another user) drop what was shown at once: nothing lingers for
+    // someone who may not see it (after logging out). A reload after a change keeps it until the answer.
+    if (lastTick.current === tick) setData(undefined);
+    lastTick.current = tick;
     setLoading(true);
     setError(undefined);
     load().then(
@@ -31,7 +36,6 @@ export function useApi<T>(load: () => Promise<T>, deps: unknown[]): { data: T | 
     return () => {
       live = false;
     };
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [...deps, tick]);
   const reload = useCallback(() => setTick((t) => t + 1), []);
   return { data, error, loading, reload };
