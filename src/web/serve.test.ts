@@ -30,11 +30,11 @@ describe('web UI serving', () => {
       await mkdir(path.join(dir, 'assets'));
       await writeFile(path.join(dir, 'assets', 'main-AAAA1111.js'), 'console.log(1)');
       await writeFile(path.join(dir, 'manifest.json'), JSON.stringify({ js: 'main-AAAA1111.js', css: null, preload: [] }));
-      const answer = async (routes: ReturnType<typeof webRoutes>, p: string) => {
+      const answer = async (routes: ReturnType<typeof webRoutes>, p: string, accept = 'text/html') => {
         const m = routes('GET', p)!;
         const sent: { status?: number; headers?: Record<string, unknown>; body?: Buffer } = {};
         const ctx = {
-          req: { method: 'GET', headers: { accept: 'text/html' } },
+          req: { method: 'GET', headers: { accept } },
           res: { writeHead: (s: number, h: Record<string, unknown>) => ((sent.status = s), (sent.headers = h)), end: (b?: Buffer) => (sent.body = b) },
           log: { error: () => {} },
           id: 'test',
@@ -51,6 +51,7 @@ describe('web UI serving', () => {
       assert.equal(shell.status, 200);
       assert.equal(shell.headers!['Content-Security-Policy'], CONTENT_SECURITY_POLICY);
       assert.equal((await answer(built, '-/static/other.js')).status, 404);
+      await assert.rejects(answer(built, '', 'application/json'), /no such API endpoint/, 'a page is for browsers only');
       const unbuilt = await answer(webRoutes({ prefix: '/', dir: path.join(dir, 'missing') }), '');
       assert.equal(unbuilt.status, 503);
       assert.match(String(unbuilt.body), /npm run build/);

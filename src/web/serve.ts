@@ -191,8 +191,10 @@ export function webRoutes(options: WebOptions): (method: string, path: string) =
       route: 'web-page',
       public: true,
       run: async (ctx) => {
-        // An unknown path is the UI's 404 page for a browser, the registry's JSON 404 for anyone else.
-        if (!page && !wantsHtml(ctx)) {
+        // Pages are for browsers (Accept: text/html); anyone else gets the registry's JSON 404 for
+        // every path but /v2/'s, as from registry:2 (clients and tests probe `/`). An unknown path is
+        // the UI's 404 page for a browser.
+        if (!wantsHtml(ctx)) {
           throw new RegistryError('UNSUPPORTED', `no such API endpoint: /${urlPath.slice(0, 200)}`, undefined, { status: 404 });
         }
         const ui = load();

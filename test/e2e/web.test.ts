@@ -124,7 +124,8 @@ describe('web UI in Chromium against berth serve with accounts', { timeout: 900_
   });
 
   it('serves the shell with a strict CSP and no-cache, and hashed assets immutable; API paths stay the API', async () => {
-    const shell = await fetch(`${b.url}/r/alice/web/-/tags`);
+    const browserAccept = { accept: 'text/html,application/xhtml+xml,*/*;q=0.8' };
+    const shell = await fetch(`${b.url}/r/alice/web/-/tags`, { headers: browserAccept });
     assert.equal(shell.status, 200);
     assert.match(shell.headers.get('content-type') ?? '', /^text\/html/);
     const csp = shell.headers.get('content-security-policy') ?? '';
@@ -160,6 +161,13 @@ describe('web UI in Chromium against berth serve with accounts', { timeout: 900_
     const clientMiss = await fetch(`${b.url}/no/such/page`);
     assert.equal(clientMiss.status, 404);
     assert.equal(((await clientMiss.json()) as { errors: { code: string }[] }).errors[0]!.code, 'UNSUPPORTED');
+    // Pages are for browsers: a client that does not ask for HTML gets registry:2's 404, even for `/`.
+    for (const p of ['/', '/search?q=x', '/r/alice/web']) {
+      const r = await fetch(`${b.url}${p}`, { headers: { accept: 'application/json' } });
+      assert.equal(r.status, 404, p);
+      assert.match(r.headers.get('content-type') ?? '', /json/, p);
+      await r.arrayBuffer();
+    }
   });
 
   it('berth.ui.enabled false: the UI paths answer 404 as registry:2 does', async () => {
