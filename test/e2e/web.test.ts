@@ -473,6 +473,13 @@ describe('web UI in Chromium against berth serve with accounts', { timeout: 900_
     await goto(page, '/admin', 'admin accounts');
     await page.getByRole('rowheader', { name: 'alice' }).waitFor();
     await page.getByRole('rowheader', { name: 'acme' }).waitFor();
+    await goto(page, '/admin?tab=official', 'admin official');
+    await page.getByLabel('Repository').fill('alice/web');
+    await page.getByRole('button', { name: 'Mark official' }).click();
+    await page.getByText('alice/web is official.').waitFor();
+    await page.getByRole('button', { name: 'Remove the official flag of alice/web' }).waitFor();
+    const marked = (await (await fetch(`${b.url}/berth/v1/repositories/alice/web`, { headers: { authorization: basic(ALICE.user, ALICE.password) } })).json()) as { is_official: boolean };
+    assert.equal(marked.is_official, true);
     await goto(page, '/admin?tab=gc', 'admin gc');
     await page.getByRole('button', { name: 'Collect garbage now' }).click();
     await page.getByText('Collection finished.').waitFor({ timeout: 90_000 });

@@ -1,13 +1,14 @@
 /** Administration: accounts, garbage collection (status, collect now, its summary), storage per repository, the audit log. */
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
-import { api, ApiFailure, qs, type Account, type AuditEntry, type Page } from '../api';
+import { api, ApiFailure, qs, repoPath, type Account, type AuditEntry, type Counted, type Page, type SearchResult } from '../api';
 import { href, Link, navigate, repoHref, useLocation } from '../router';
 import { useSession } from '../session';
 import { ActionStatus, Async, Empty, ErrorBox, inputValue, size, Time, useAction, useApi, useTitle } from '../ui';
 
 const TABS = [
   ['accounts', 'Accounts'],
+  ['official', 'Official'],
   ['gc', 'Garbage collection'],
   ['storage', 'Storage'],
   ['audit', 'Audit log'],
@@ -117,7 +118,57 @@ function Accounts(): JSX.Element {
         </button>
       </form>
       <ActionStatus action={create} />
-      <p class="muted">Repositories are marked official in their settings.</p>
+    </>
+  );
+}
+
+/** Official repositories: the badge and the search filter; marked here or in a repository's settings. */
+function Official(): JSX.Element {
+  const list = useApi(() => api<Counted<SearchResult>>('GET', 'search', { query: { official: 'true', sort: 'stars', n: 100 } }), []);
+  const [name, setName] = useState('');
+  const action = useAction();
+  const set = (repo: string, official: boolean) =>
+    action.run(async () => {
+      await api('PUT', `${repoPath(repo)}/-/official`, { body: { official } });
+      list.reload();
+      return official ? `${repo} is official.` : `${repo} is no longer official.`;
+    });
+  return (
+    <>
+      <Async state={list}>
+        {(d) =>
+          d.items.length === 0 ? (
+            <Empty>No official repositories. library/ repositories are official from their first push.</Empty>
+          ) : (
+            <ul class="plain">
+              {d.items.map((r) => (
+                <li key={r.name} class="row">
+                  <Link href={repoHref(r.name)}>{r.name}</Link>
+                  <button type="button" class="btn small" aria-label={`Remove the official flag of ${r.name}`} onClick={() => void set(r.name, false)} disabled={action.busy}>
+                    Remove
+                  </button>
+                </li>
+              ))}
+            </ul>
+          )
+        }
+      </Async>
+      <form
+        class="row"
+        onSubmit={(e) => {
+          e.preventDefault();
+          void set(name.trim(), true).then((ok) => ok && setName(''));
+        }}
+      >
+        <label class="field">
+          <span>Repository</span>
+          <input required value={name} placeholder="namespace/name" onInput={(e) => setName(inputValue(e))} />
+        </label>
+        <button type="submit" class="btn" disabled={action.busy}>
+          Mark official
+        </button>
+      </form>
+      <ActionStatus action={action} />
     </>
   );
 }
@@ -386,6 +437,7 @@ export function AdminPage(): JSX.Element {
         ))}
       </nav>
       {tab === 'accounts' && <Accounts />}
+      {tab === 'official' && <Official />}
       {tab === 'gc' && <Gc />}
       {tab === 'storage' && <Storage />}
       {tab === 'audit' && <Audit />}
