@@ -10,8 +10,9 @@
  * and a team, push from the command line and see the repository appear,
  * search for it, star it, write and read its README (a hostile one that
  * must never run), browse tags and a tag's layers, create a token and use
- * it, revoke it, make the repository private and check that another user
- * and an anonymous browser cannot see it (page, search, API).
+ * it (on /v2/ and for `docker login` with a private dockerd), revoke it,
+ * make the repository private and check that another user and an
+ * anonymous browser cannot see it (page, search, API).
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -22,6 +23,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { startAccountsBerth, basic, type AccountsBerth } from '../support/accounts.js';
 import { startBerth } from '../support/berth.js';
 import { axeSerious, launchBrowser, openPage, type PageWatch } from '../support/browser.js';
+import { startDockerd } from '../support/clients.js';
 import { buildImage, buildIndex, type BuiltImage } from '../support/images.js';
 import { ensureTool, run } from '../support/tools.js';
 
@@ -376,7 +378,7 @@ describe('web UI in Chromium against berth serve with accounts', { timeout: 900_
     await page.locator('.activity li').filter({ hasText: /alice starred/ }).first().waitFor();
   });
 
-  it('creates a token shown once, uses it on /v2/, and revokes it', async () => {
+  it('creates a token shown once, uses it on /v2/ and for docker login, and revokes it', async () => {
     const page = await userPage('alice');
     await login(page, ALICE);
     await goto(page, '/account/tokens', 'tokens');
@@ -389,16 +391,24 @@ describe('web UI in Chromium against berth serve with accounts', { timeout: 900_
     const ok = await tagsWith(secret);
     assert.equal(ok.status, 200);
     assert.deepEqual(((await ok.json()) as { tags: string[] }).tags.sort(), ['multi', 'v1']);
-    // Shown once: a reload lists the token, not its secret.
-    await goto(page, '/account/tokens', 'tokens listed');
-    await page.getByRole('rowheader', { name: 'ci' }).waitFor();
-    assert.equal(await page.getByText(secret).count(), 0);
-    await page.getByRole('button', { name: 'Revoke token ci' }).click();
-    await page.getByRole('dialog').getByRole('button', { name: 'Revoke' }).click();
-    await page.getByText('Revoked').waitFor();
-    const refused = await tagsWith(secret);
-    assert.equal(refused.status, 401);
-    await refused.arrayBuffer();
+    // The real docker CLI logs in with it: dockerd asks Berth's token endpoint with the token as the password.
+    const dockerd = await startDockerd();
+    try {
+      await dockerd.login(b.host, { username: ALICE.user, password: secret });
+      // Shown once: a reload lists the token, not its secret.
+      await goto(page, '/account/tokens', 'tokens listed');
+      await page.getByRole('rowheader', { name: 'ci' }).waitFor();
+      assert.equal(await page.getByText(secret).count(), 0);
+      await page.getByRole('button', { name: 'Revoke token ci' }).click();
+      await page.getByRole('dialog').getByRole('button', { name: 'Revoke' }).click();
+      await page.getByText('Revoked').waitFor();
+      const refused = await tagsWith(secret);
+      assert.equal(refused.status, 401);
+      await refused.arrayBuffer();
+      await assert.rejects(dockerd.login(b.host, { username: ALICE.user, password: secret }), 'docker login with the revoked token fails');
+    } finally {
+      await dockerd.stop();
+    }
   });
 
   it('a private repository is invisible to another user and to anonymous browsers: page, search and API', async () => {
