@@ -214,6 +214,33 @@ describe('web UI in Chromium against berth serve with accounts', { timeout: 900_
     }
   });
 
+  it('under http.prefix: pages, assets and API calls all start with it', async () => {
+    const prefixed = await startBerth({ REGISTRY_HTTP_PREFIX: '/registry/', REGISTRY_AUTH_ACCOUNTS_REGISTRATION: 'open' });
+    try {
+      const { context, page, watch } = await openPage(browser, prefixed.url);
+      contexts.push(context);
+      const outside: string[] = [];
+      page.on('request', (r) => void (!new URL(r.url()).pathname.startsWith('/registry/') && outside.push(r.url())));
+      await page.goto('/registry/');
+      await page.getByRole('heading', { name: 'Explore the registry' }).waitFor();
+      await page.locator('.loading').first().waitFor({ state: 'detached' });
+      await page.getByRole('link', { name: 'Register' }).click();
+      await page.waitForURL('**/registry/register');
+      await page.getByLabel(/^User name/).fill('carol');
+      await page.getByLabel(/^Password/).fill('carol-password-1');
+      await page.getByRole('button', { name: 'Register' }).click();
+      await page.waitForURL('**/registry/u/carol');
+      await page.getByRole('button', { name: 'carol ▾' }).waitFor();
+      assert.deepEqual(outside, [], 'nothing outside the prefix');
+      assert.deepEqual(watch.dialogs, []);
+      const outsideShell = await fetch(`${prefixed.url}/`, { headers: { accept: 'text/html' } });
+      assert.equal(outsideShell.status, 404);
+      await outsideShell.arrayBuffer();
+    } finally {
+      await prefixed.close();
+    }
+  });
+
   it('registers alice in the browser, logs out and logs in again', async () => {
     const page = await userPage('alice');
     await goto(page, '/register', 'register');
