@@ -287,6 +287,22 @@ describe('web UI in Chromium against berth serve with accounts', { timeout: 900_
     await page.getByRole('button', { name: 'Add', exact: true }).first().click();
     await page.getByText(/Members:.*bob/).waitFor();
     await settle(page, 'organization with a team');
+    // A robot for CI: its secret shown once, it works, and revoked it does not.
+    await page.getByLabel('New robot').fill('ci');
+    await page.getByLabel('Robot repository').fill('acme/tools');
+    await page.getByRole('button', { name: 'Create robot' }).click();
+    const robotSecret = (await page.locator('#new-robot-secret').innerText()).trim();
+    assert.match(robotSecret, /^brob_/);
+    await settle(page, 'organization with a robot');
+    const asRobot = () => fetch(`${b.url}/berth/v1/me`, { headers: { authorization: basic('acme+ci', robotSecret) } });
+    const robotMe = await asRobot();
+    assert.equal(robotMe.status, 200);
+    assert.equal(((await robotMe.json()) as { kind: string }).kind, 'robot');
+    await page.getByRole('button', { name: 'Revoke robot acme+ci' }).click();
+    await page.getByText('revoked', { exact: true }).waitFor();
+    const revokedRobot = await asRobot();
+    assert.equal(revokedRobot.status, 401);
+    await revokedRobot.arrayBuffer();
     // The API agrees: bob is in acme's team devs.
     const team = await fetch(`${b.url}/berth/v1/orgs/acme/teams/devs`, { headers: { authorization: basic(ALICE.user, ALICE.password) } });
     assert.deepEqual(((await team.json()) as { members: string[] }).members, ['bob']);

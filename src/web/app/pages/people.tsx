@@ -4,7 +4,7 @@ import { useState } from 'preact/hooks';
 import { api, ApiFailure, type Page } from '../api';
 import { href, Link, repoHref, type Route } from '../router';
 import { useSession } from '../session';
-import { ActionStatus, Async, Confirm, Empty, ErrorBox, inputValue, Time, useAction, useApi, useTitle } from '../ui';
+import { ActionStatus, Async, Confirm, CopyButton, Empty, ErrorBox, inputValue, Time, useAction, useApi, useTitle } from '../ui';
 import { ActivityList } from './repository';
 
 interface RepoSummary {
@@ -217,6 +217,103 @@ function TeamCard({ org, team, owner, reload }: { org: string; team: string; own
   );
 }
 
+interface Robot {
+  id: number;
+  login: string;
+  description: string;
+  expiresAt: number | null;
+  createdAt: number;
+  disabled: boolean;
+  permissions: { repository: string; permission: string }[];
+  secret?: string;
+}
+
+/** An organization's robots (owners): accounts for CI with per-repository permissions; the secret is shown once. */
+function Robots({ org }: { org: string }): JSX.Element {
+  const base = `orgs/${encodeURIComponent(org)}/robots`;
+  const list = useApi(() => api<Page<Robot>>('GET', base, { query: { n: 1000 } }), [base]);
+  const [robotName, setRobotName] = useState('');
+  const [repo, setRepo] = useState('');
+  const [perm, setPerm] = useState('read');
+  const [created, setCreated] = useState<Robot | null>(null);
+  const action = useAction();
+  return (
+    <>
+      <Async state={list}>
+        {(d) =>
+          d.items.length === 0 ? (
+            <p class="muted">No robots. A robot logs in as ORG+NAME with its secret, for CI.</p>
+          ) : (
+            <ul class="plain">
+              {d.items.map((r) => (
+                <li key={r.id} class="row">
+                  <span>
+                    <code>{r.login}</code> {r.permissions.map((p) => `${p.repository}: ${p.permission}`).join('; ')} {r.disabled && <span class="badge">revoked</span>}
+                  </span>
+                  {!r.disabled && (
+                    <button
+                      type="button"
+                      class="btn small danger"
+                      aria-label={`Revoke robot ${r.login}`}
+                      onClick={() => void action.run(async () => (await api('DELETE', `${base}/${encodeURIComponent(r.login.split('+')[1] ?? r.login)}`), list.reload()))}
+                    >
+                      Revoke
+                    </button>
+                  )}
+                </li>
+              ))}
+            </ul>
+          )
+        }
+      </Async>
+      <form
+        class="row"
+        onSubmit={(e) => {
+          e.preventDefault();
+          void action.run(async () => {
+            const r = await api<Robot>('POST', base, { body: { name: robotName.trim(), permissions: [{ repository: repo.trim(), permission: perm }] } });
+            setCreated(r);
+            setRobotName('');
+            list.reload();
+          });
+        }}
+      >
+        <label class="field">
+          <span>New robot</span>
+          <input required value={robotName} placeholder="ci" onInput={(e) => setRobotName(inputValue(e))} />
+        </label>
+        <label class="field">
+          <span>Robot repository</span>
+          <input required value={repo} placeholder={`${org}/app`} onInput={(e) => setRepo(inputValue(e))} />
+        </label>
+        <label class="field">
+          <span>Robot permission</span>
+          <select value={perm} onChange={(e) => setPerm((e.target as HTMLSelectElement).value)}>
+            <option value="read">read</option>
+            <option value="write">write</option>
+            <option value="admin">admin</option>
+          </select>
+        </label>
+        <button type="submit" class="btn" disabled={action.busy}>
+          Create robot
+        </button>
+      </form>
+      <ActionStatus action={action} />
+      {created?.secret && (
+        <div class="alert ok" role="status">
+          <p>
+            <strong>Robot {created.login} created.</strong> Copy its secret now: it is not shown again.
+          </p>
+          <div class="secret">
+            <code id="new-robot-secret">{created.secret}</code>
+            <CopyButton text={created.secret} label="Copy secret" />
+          </div>
+        </div>
+      )}
+    </>
+  );
+}
+
 function OrgPage({ name }: { name: string }): JSX.Element {
   useTitle(name);
   const session = useSession();
@@ -332,6 +429,12 @@ function OrgPage({ name }: { name: string }): JSX.Element {
               </form>
             )}
             <ActionStatus action={addMember} />
+            {owner && (
+              <>
+                <h2 id="robots-h">Robots</h2>
+                <Robots org={name} />
+              </>
+            )}
           </aside>
         )}
       </div>
