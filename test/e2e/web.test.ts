@@ -241,6 +241,41 @@ describe('web UI in Chromium against berth serve with accounts', { timeout: 900_
     }
   });
 
+  it('registration by invitation: an administrator makes a code in the browser, and it opens registration once', async () => {
+    const invite = await startBerth({ REGISTRY_AUTH_ACCOUNTS_REGISTRATION: 'invite' });
+    try {
+      await invite.server.hub!.accounts.create({ name: 'boss', password: 'boss-password-1', admin: true }, { name: null, client: 'cli' });
+      const admin = await openPage(browser, invite.url);
+      contexts.push(admin.context);
+      await admin.page.goto('/login');
+      await admin.page.getByLabel('User name').fill('boss');
+      await admin.page.getByLabel('Password').fill('boss-password-1');
+      await admin.page.getByRole('button', { name: 'Log in' }).click();
+      await admin.page.getByRole('button', { name: 'boss ▾' }).waitFor();
+      await admin.page.goto('/admin');
+      await admin.page.getByRole('button', { name: 'Create invitation' }).click();
+      const code = (await admin.page.locator('#new-invitation').innerText()).trim();
+      assert.ok(code.length > 10, code);
+
+      const guest = await openPage(browser, invite.url);
+      contexts.push(guest.context);
+      const register = async (invitation: string) => {
+        await guest.page.goto('/register');
+        await guest.page.getByLabel(/^User name/).fill('dave');
+        await guest.page.getByLabel(/^Password/).fill('dave-password-1');
+        await guest.page.getByLabel(/^Invitation code/).fill(invitation);
+        await guest.page.getByRole('button', { name: 'Register' }).click();
+      };
+      await register('not-a-code');
+      await guest.page.getByRole('alert').waitFor();
+      await register(code);
+      await guest.page.waitForURL('**/u/dave');
+      await guest.page.getByRole('button', { name: 'dave ▾' }).waitFor();
+    } finally {
+      await invite.close();
+    }
+  });
+
   it('registers alice in the browser, logs out and logs in again', async () => {
     const page = await userPage('alice');
     await goto(page, '/register', 'register');

@@ -1,7 +1,7 @@
 /** Pieces every page uses: loading, error and empty states, copy buttons, times, sizes, pagination, dialogs. */
 import type { ComponentChildren, JSX } from 'preact';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
-import { ApiFailure } from './api';
+import { api, ApiFailure } from './api';
 import { Link } from './router';
 
 /** Data from the API for a page: reloads when `deps` change; `reload` after a change. */
@@ -285,4 +285,50 @@ export function useTitle(title: string): void {
 
 export function inputValue(e: Event): string {
   return (e.target as HTMLInputElement).value;
+}
+
+/**
+ * An invitation code for registration by invitation (auth.accounts.registration: invite):
+ * administrators, or an organization's owners for it. The code is shown once.
+ */
+export function InviteForm({ organization }: { organization?: string }): JSX.Element {
+  const [email, setEmail] = useState('');
+  const [code, setCode] = useState<{ code: string; expiresAt: number } | null>(null);
+  const action = useAction();
+  return (
+    <>
+      <form
+        class="row"
+        onSubmit={(e) => {
+          e.preventDefault();
+          void action.run(async () => {
+            setCode(await api<{ code: string; expiresAt: number }>('POST', 'invitations', { body: { email: email.trim() || undefined, organization } }));
+            setEmail('');
+          });
+        }}
+      >
+        <label class="field">
+          <span>
+            Invite by email <span class="hint">(optional; when registration is by invitation)</span>
+          </span>
+          <input type="email" value={email} onInput={(e) => setEmail(inputValue(e))} />
+        </label>
+        <button type="submit" class="btn" disabled={action.busy}>
+          Create invitation
+        </button>
+      </form>
+      <ActionStatus action={action} />
+      {code && (
+        <div class="alert ok" role="status">
+          <p>
+            Invitation code (shown once; expires <Time t={code.expiresAt} />):
+          </p>
+          <div class="secret">
+            <code id="new-invitation">{code.code}</code>
+            <CopyButton text={code.code} label="Copy invitation code" />
+          </div>
+        </div>
+      )}
+    </>
+  );
 }

@@ -4,7 +4,7 @@ import { useState } from 'preact/hooks';
 import { api, ApiFailure, qs, repoPath, type Account, type AuditEntry, type Counted, type Page, type SearchResult } from '../api';
 import { href, Link, navigate, repoHref, useLocation } from '../router';
 import { useSession } from '../session';
-import { ActionStatus, Async, Empty, ErrorBox, inputValue, size, Time, useAction, useApi, useTitle } from '../ui';
+import { ActionStatus, Async, Empty, ErrorBox, InviteForm, inputValue, size, Time, useAction, useApi, useTitle } from '../ui';
 
 const TABS = [
   ['accounts', 'Accounts'],
@@ -118,6 +118,8 @@ function Accounts(): JSX.Element {
         </button>
       </form>
       <ActionStatus action={create} />
+      <h2>Invite someone</h2>
+      <InviteForm />
     </>
   );
 }

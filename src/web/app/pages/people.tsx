@@ -4,7 +4,7 @@ import { useState } from 'preact/hooks';
 import { api, ApiFailure, type Page } from '../api';
 import { href, Link, repoHref, type Route } from '../router';
 import { useSession } from '../session';
-import { ActionStatus, Async, Confirm, CopyButton, Empty, ErrorBox, inputValue, Time, useAction, useApi, useTitle } from '../ui';
+import { ActionStatus, Async, Confirm, CopyButton, Empty, ErrorBox, InviteForm, inputValue, Time, useAction, useApi, useTitle } from '../ui';
 import { ActivityList } from './repository';
 
 interface RepoSummary {
@@ -433,6 +433,8 @@ function OrgPage({ name }: { name: string }): JSX.Element {
               <>
                 <h2 id="robots-h">Robots</h2>
                 <Robots org={name} />
+                <h2>Invite to {name}</h2>
+                <InviteForm organization={name} />
               </>
             )}
           </aside>
