@@ -373,6 +373,13 @@ describe('web UI in Chromium against berth serve with accounts', { timeout: 900_
     const repo = (await (await fetch(`${b.url}/berth/v1/repositories/alice/web`, { headers: { authorization: basic(ALICE.user, ALICE.password) } })).json()) as { star_count: number; has_starred: boolean };
     assert.equal(repo.star_count, 1);
     assert.equal(repo.has_starred, true);
+    // Following it puts its activity in alice's feed on Explore.
+    await page.getByRole('button', { name: 'Follow', exact: true }).click();
+    await page.getByRole('button', { name: 'Following' }).waitFor();
+    await goto(page, '/', 'explore with a feed');
+    await page.locator('#shelf-feed').waitFor();
+    await page.locator('.activity li').filter({ hasText: /alice pushed v1 in alice\/web/ }).first().waitFor();
+    await goto(page, '/r/alice/web', 'repository');
     // The pull command is there to copy.
     await page.getByText(`docker pull ${b.host}/alice/web`, { exact: true }).first().waitFor();
 

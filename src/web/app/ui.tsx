@@ -332,3 +332,32 @@ export function InviteForm({ organization }: { organization?: string }): JSX.Ele
     </>
   );
 }
+
+/**
+ * Follow or stop following a repository or a namespace (what happens there is in the
+ * follower's feed on Explore). Whether one follows comes from GET /me/following.
+ */
+export function FollowButton({ kind, target, me }: { kind: 'repository' | 'account'; target: string; me: string | null }): JSX.Element | null {
+  const state = useApi(
+    async () => (me ? (await api<{ items: { kind: string; target: string }[]; next: string | null }>('GET', 'me/following', { query: { n: 100 } })).items.some((f) => f.kind === kind && f.target === target) : false),
+    [kind, target, me],
+  );
+  const action = useAction();
+  if (!me || state.data === undefined) return null;
+  const following = state.data;
+  const path = kind === 'repository' ? `repositories/${target.split('/').map(encodeURIComponent).join('/')}/-/follow` : `namespaces/${encodeURIComponent(target)}/follow`;
+  return (
+    <>
+      <button
+        type="button"
+        class="btn small"
+        aria-pressed={following}
+        disabled={action.busy}
+        onClick={() => void action.run(async () => (await api(following ? 'DELETE' : 'PUT', path), state.reload()))}
+      >
+        {following ? 'Following' : 'Follow'}
+      </button>
+      {action.error ? <ErrorBox error={action.error} /> : null}
+    </>
+  );
+}

@@ -1,7 +1,9 @@
 /** Home (explore, with search as you type) and the search results page. */
 import type { JSX } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { api, qs, type Counted, type SearchResult } from '../api';
+import { api, qs, type ActivityEntry, type Counted, type Page, type SearchResult } from '../api';
+import { useSession } from '../session';
+import { ACTIONS } from './repository';
 import { href, Link, navigate, repoHref, useLocation } from '../router';
 import { Async, count, Empty, ErrorBox, Loading, Pager, Time, useApi, useTitle } from '../ui';
 
@@ -146,14 +148,50 @@ function LiveSearch(): JSX.Element {
   );
 }
 
+/** What the user follows, newest first; shown only when there is something. */
+function Feed(): JSX.Element | null {
+  const state = useApi(() => api<Page<ActivityEntry>>('GET', 'me/feed', { query: { n: 8 } }), []);
+  if (!state.data || state.data.items.length === 0) return null;
+  return (
+    <section class="shelf" aria-labelledby="shelf-feed">
+      <div class="shelf-head">
+        <h2 id="shelf-feed">Your feed</h2>
+      </div>
+      <ol class="activity">
+        {state.data.items.map((e) => (
+          <li key={e.id}>
+            <strong>{e.actor ?? 'someone'}</strong> {ACTIONS[e.action] ?? e.action}
+            {e.tag ? (
+              <>
+                {' '}
+                <code>{e.tag}</code>
+              </>
+            ) : null}{' '}
+            {e.repository && (
+              <>
+                in <Link href={repoHref(e.repository)}>{e.repository}</Link>
+              </>
+            )}{' '}
+            <span class="muted">
+              <Time t={e.at} />
+            </span>
+          </li>
+        ))}
+      </ol>
+    </section>
+  );
+}
+
 export function HomePage(): JSX.Element {
   useTitle('Explore');
+  const session = useSession();
   return (
     <>
       <section class="hero">
         <h1>Explore the registry</h1>
         <LiveSearch />
       </section>
+      {session.me?.kind === 'user' && <Feed />}
       <Shelf title="Official images" query={{ official: 'true', sort: 'pulls' }} more="official" />
       <Shelf title="Most pulled" query={{ sort: 'pulls' }} more="pulls" />
       <Shelf title="Most starred" query={{ sort: 'stars' }} more="stars" />

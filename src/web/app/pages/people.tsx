@@ -4,7 +4,7 @@ import { useState } from 'preact/hooks';
 import { api, ApiFailure, type Page } from '../api';
 import { href, Link, repoHref, type Route } from '../router';
 import { useSession } from '../session';
-import { ActionStatus, Async, Confirm, CopyButton, Empty, ErrorBox, InviteForm, inputValue, Time, useAction, useApi, useTitle } from '../ui';
+import { ActionStatus, Async, Confirm, CopyButton, Empty, ErrorBox, FollowButton, InviteForm, inputValue, Time, useAction, useApi, useTitle } from '../ui';
 import { ActivityList } from './repository';
 
 interface RepoSummary {
@@ -90,7 +90,10 @@ function UserPage({ name }: { name: string }): JSX.Element {
   const isOrg = session.me?.organizations.includes(name);
   return (
     <>
-      <h1>{name}</h1>
+      <div class="repo-title">
+        <h1>{name}</h1>
+        <FollowButton kind="account" target={name} me={session.me?.kind === 'user' && session.me.name !== name ? session.me.name : null} />
+      </div>
       {isOrg && (
         <p>
           <Link href={href(`/orgs/${encodeURIComponent(name)}`)}>Organization page: members and teams</Link>
@@ -333,9 +336,12 @@ function OrgPage({ name }: { name: string }): JSX.Element {
   const owner = org.data?.role === 'owner';
   return (
     <>
-      <h1>
-        {name} <span class="badge">Organization</span>
-      </h1>
+      <div class="repo-title">
+        <h1>
+          {name} <span class="badge">Organization</span>
+        </h1>
+        <FollowButton kind="account" target={name} me={session.me?.kind === 'user' ? session.me.name : null} />
+      </div>
       {org.data && <p class="muted">You are {org.data.role === 'owner' ? 'an owner' : 'a member'} of this organization.</p>}
       {org.error ? <ErrorBox error={org.error} /> : null}
       <div class="two-col">

@@ -4,7 +4,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { api, qs, repoPath, type ActivityEntry, type Counted, type ManifestDetail, type Page, type Repository, type Tag } from '../api';
 import { href, Link, navigate, repoHref, tagHref, useLocation } from '../router';
 import { sessionNow, useSession } from '../session';
-import { Async, Confirm, CopyButton, count, Empty, ErrorBox, Loading, Pager, shortDigest, size, Time, useAction, useApi, useTitle } from '../ui';
+import { Async, Confirm, CopyButton, count, Empty, ErrorBox, FollowButton, Loading, Pager, shortDigest, size, Time, useAction, useApi, useTitle } from '../ui';
 
 export const getRepository = (name: string) => api<Repository>('GET', repoPath(name));
 
@@ -69,6 +69,7 @@ const TABS = [
 type Tab = (typeof TABS)[number][0];
 
 function RepoHeader({ repo, tab, reload }: { repo: Repository; tab: Tab | 'tag'; reload: () => void }): JSX.Element {
+  const session = useSession();
   const [ns, ...rest] = repo.name.split('/');
   return (
     <div class="repo-header">
@@ -86,6 +87,7 @@ function RepoHeader({ repo, tab, reload }: { repo: Repository; tab: Tab | 'tag';
       <p class="desc">{repo.description || <span class="muted">No description</span>}</p>
       <div class="repo-stats">
         <StarButton repo={repo} onChange={reload} />
+        <FollowButton kind="repository" target={repo.name} me={session.me?.kind === 'user' ? session.me.name : null} />
         <span class="stat" title="pulls">
           ↓ {count(repo.pull_count)} pulls
         </span>
@@ -306,7 +308,7 @@ function Tags({ repo, reload }: { repo: Repository; reload: () => void }): JSX.E
   );
 }
 
-const ACTIONS: Record<string, string> = {
+export const ACTIONS: Record<string, string> = {
   push: 'pushed',
   tag: 'tagged',
   delete: 'deleted',
