@@ -391,6 +391,16 @@ describe('web UI in Chromium against berth serve with accounts', { timeout: 900_
     await page.getByRole('button', { name: 'Save README' }).click();
     await page.getByText('README saved.').waitFor();
 
+    // A webhook: its URL's secrets are never shown again; then deleted (no push reaches it meanwhile).
+    await page.getByLabel('Name', { exact: true }).fill('ci');
+    await page.getByLabel('URL').fill('https://ci:hook-secret@hooks.example.org/build?token=abc123');
+    await page.getByRole('button', { name: 'Add webhook' }).click();
+    await page.getByText('https://ci:***@hooks.example.org/build?token=***').waitFor();
+    assert.equal(await page.getByText(/hook-secret|abc123/).count(), 0);
+    await settle(page, 'repository settings with a webhook');
+    await page.getByRole('button', { name: 'Delete webhook ci' }).click();
+    await page.getByText('No webhooks.', { exact: false }).waitFor();
+
     await goto(page, '/r/alice/web', 'repository with README');
     const readme = page.locator('.markdown');
     await readme.getByRole('heading', { name: 'Hostile README' }).waitFor();
@@ -522,6 +532,17 @@ describe('web UI in Chromium against berth serve with accounts', { timeout: 900_
       await goto(p, '/u/alice', `alice's page (${who})`);
       assert.equal(await p.getByRole('link', { name: 'alice/web' }).count(), 0, `${who}: not listed on alice's page`);
     }
+    // A collaborator sees it; removed, no longer.
+    await goto(page, '/r/alice/web/-/settings', 'repository settings');
+    await page.getByLabel('User', { exact: true }).fill(BOB.user);
+    await page.getByRole('button', { name: 'Add collaborator' }).click();
+    await page.getByText(/bob: read/).waitFor();
+    await goto(bob, '/r/alice/web', 'private repository (collaborator)');
+    await bob.getByText('The web front end').waitFor();
+    await page.getByRole('button', { name: 'Remove collaborator bob' }).click();
+    await page.getByText(/No collaborators/).waitFor();
+    await goto(bob, '/r/alice/web', 'private repository (no longer a collaborator)');
+    await bob.getByRole('heading', { name: 'Repository not found' }).waitFor();
     const asBob = { authorization: basic(BOB.user, BOB.password) };
     for (const headers of [asBob, {}]) {
       const repo = await fetch(`${b.url}/berth/v1/repositories/alice/web`, { headers });
