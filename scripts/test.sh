@@ -18,6 +18,7 @@ command -v containerd >/dev/null && command -v ctr >/dev/null || need+=(containe
 command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 # OpenStack Swift with s3api: the S3 engine of the object-store tests (test/support/swift.ts).
 command -v swift-proxy-server >/dev/null && command -v swift-object-server >/dev/null || need+=(swift swift-proxy swift-account swift-container swift-object)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test: installing Debian packages: ${need[*]}" >&2
   if [ "$(id -u)" -ne 0 ]; then echo "test: need root to apt-get install ${need[*]}" >&2; exit 1; fi

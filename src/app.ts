@@ -36,6 +36,7 @@ import { FilesystemBlobStore, InMemoryBlobStore, type BlobStore } from './storag
 import type { S3BlobStore } from './storage/s3.js';
 import type { AzureBlobStore } from './storage/azure.js';
 import { instrumentBlobStore } from './storage/instrument.js';
+import { webRoutes } from './web/serve.js';
 
 export interface App {
   config: Config;
@@ -367,6 +368,7 @@ export async function startServer(config: Config, log?: Logger, opts: ServeOptio
         pulls: discovery.pulls,
         v1: v1Routes({ search: discovery.search, accounts: config.auth.accounts !== undefined }),
         api: await berthApiRoutes(config, app, edgeAuth.hub, auth !== undefined, tls !== undefined),
+        web: config.berth.ui.enabled ? webRoutes({ prefix: config.http.prefix, accounts: config.auth.accounts !== undefined }) : undefined,
       },
       {
         prefix: config.http.prefix,
@@ -439,13 +441,8 @@ async function berthApiRoutes(config: Config, app: App, hub: Hub | undefined, ht
   // Loaded only when used (the API's schemas bring zod): start-up without accounts stays as quick as it was.
   // `discovery` serves the API's search, pages, stars, activity and webhooks.
   const apiOptions = { hub, store: app.meta, deleteRepository: (name: string, actor: string | undefined) => registry.deleteRepository(name, actor), version, serverUrl, discovery: app.discovery };
-  const hubRoutes = hub
-    ? (await import('./http/api/mount.js')).hubApiRoutes({
-        api: (await import('./http/api/hub/index.js')).createHubApi({ ...apiOptions, hub }),
-        prefix: config.http.prefix,
-        tls,
-      })
-    : undefined;
+  const hubApi = hub ? await import('./http/api/hub/index.js').then((m) => m.createHubApi({ ...apiOptions, hub, images: m.registryImages(registry) })) : undefined;
+  const hubRoutes = hubApi ? (await import('./http/api/mount.js')).hubApiRoutes({ api: hubApi, prefix: config.http.prefix, tls }) : undefined;
   let document: Record<string, unknown> | undefined;
   const older = createApiRoutes({
     gc: app.gc,
@@ -455,7 +452,9 @@ async function berthApiRoutes(config: Config, app: App, hub: Hub | undefined, ht
     admins: config.auth.accounts ? 'edge' : htpasswd || config.auth.token ? config.berth.admins : 'open',
     openapi: hub ? undefined : async () => (document ??= (await import('./http/api/hub/index.js')).registryApiDocument({ version, serverUrl })),
   });
-  return hubRoutes ? (method, path) => hubRoutes(method, path) ?? older(method, path) : older;
+  if (!hubRoutes || !hubApi) return older;
+  const withSession = (await import('./http/api/mount.js')).withSessionCookie(hubApi);
+  return (method, path) => hubRoutes(method, path) ?? withSession(older(method, path));
 }
 
 /** Berth's version from package.json, for the OpenAPI document. */

@@ -88,6 +88,8 @@ export interface Config {
     workers: number;
     /** htpasswd users who may use /berth/v1/ (gc, repository delete, storage usage). */
     admins: string[];
+    /** The web UI on the API's port (docs/web.md); off, its paths answer 404 as registry:2's do. */
+    ui: { enabled: boolean };
   };
 }
 
@@ -302,6 +304,7 @@ const SCHEMA: Schema = s.struct({
     gc: s.struct({ enabled: s.bool(true), grace: s.duration('24h'), interval: s.duration('1h'), deleteuntagged: s.bool(false) }),
     workers: s.int(0, 0, 256),
     admins: s.list(s.string()),
+    ui: s.struct({ enabled: s.bool(true) }),
   }),
 });
 

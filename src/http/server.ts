@@ -75,6 +75,8 @@ export interface EdgeServices {
   };
   /** The token endpoint and its keys (accounts on). */
   token?: (method: string, path: string) => Match | null;
+  /** The web UI's pages and assets (berth.ui.enabled), tried after every other route. */
+  web?: (method: string, path: string) => Match | null;
 }
 
 const ANONYMOUS: Principal = { kind: 'anonymous' };
@@ -167,7 +169,7 @@ export function createRequestHandler(services: EdgeServices, opts: HttpOptions) 
       }
       ctx.path = fullPath.slice(opts.prefix.length);
       const method = req.method ?? 'GET';
-      const match = matchV2(method, ctx.path, canonicalName) ?? services.v1?.(method, ctx.path) ?? services.api?.(method, ctx.path) ?? services.token?.(method, ctx.path) ?? null;
+      const match = matchV2(method, ctx.path, canonicalName) ?? services.v1?.(method, ctx.path) ?? services.api?.(method, ctx.path) ?? services.token?.(method, ctx.path) ?? services.web?.(method, ctx.path) ?? null;
       if (!match) throw new RegistryError('UNSUPPORTED', `no such API endpoint: ${fullPath.slice(0, 200)}`, undefined, { status: 404 });
       route = match.route;
       if (match.path !== undefined) ctx.path = match.path;

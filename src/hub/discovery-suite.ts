@@ -338,6 +338,16 @@ export function runDiscoverySuite(engine: string, makeEngine: () => Promise<Disc
         assert.equal(await d.images.backfill(async (repo, digest) => (await registry.getManifest(repo, digest)).body), 0, 'nothing left to do');
       });
 
+      it('filters tags by a part of their name, wildcard characters taken literally', async () => {
+        for (const tag of ['v1_0', 'v1x0', 'V1-beta', 'main']) await pushImage('alice/filtered', tag);
+        const names = async (filter: string) => (await d.pages.tags(alice, 'alice/filtered', { sort: 'name', filter })).results.map((t) => t.name);
+        assert.deepEqual(await names('1_0'), ['v1_0'], '_ is no wildcard');
+        assert.deepEqual(await names('%'), [], '% is no wildcard');
+        assert.deepEqual(await names('\\'), []);
+        assert.deepEqual(await names('main'), ['main']);
+        assert.equal((await d.pages.tags(alice, 'alice/filtered', { filter: 'x' })).count, 1);
+      });
+
       it('gives an index its children as images, sized and with platforms', async () => {
         const tags = await d.pages.tags(alice, 'alice/multi', { sort: 'name' });
         const latest = tags.results.find((t) => t.name === 'latest')!;

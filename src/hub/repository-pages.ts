@@ -125,13 +125,14 @@ export class RepositoryPages {
     };
   }
 
-  async tags(principal: Principal, name: string, page: { sort?: TagSort; page?: number; pageSize?: number } = {}): Promise<{ count: number; page: number; page_size: number; results: TagPage[] }> {
+  /** `filter`: only tags whose name contains it. */
+  async tags(principal: Principal, name: string, page: { sort?: TagSort; page?: number; pageSize?: number; filter?: string } = {}): Promise<{ count: number; page: number; page_size: number; results: TagPage[] }> {
     await this.readable(principal, name);
     const pageSize = Math.min(Math.max(Math.floor(page.pageSize ?? 25), 1), 100);
     const p = Math.max(Math.floor(page.page ?? 1), 1);
     const sort = page.sort ?? 'updated';
     if (!['name', 'updated', 'pulled'].includes(sort)) throw new HubError('INVALID', `sort must be name, updated or pulled, got ${JSON.stringify(sort)}`);
-    const { total, tags } = await this.queries.tags(name, { sort, limit: pageSize, offset: (p - 1) * pageSize });
+    const { total, tags } = await this.queries.tags(name, { sort, limit: pageSize, offset: (p - 1) * pageSize, filter: page.filter });
     return {
       count: total,
       page: p,

@@ -449,7 +449,7 @@ export class DiscoveryQueries {
   }
 
   /** A repository's tags with what a page shows, sorted and paginated. */
-  async tags(repository: string, page: { sort: TagSort; limit: number; offset: number }): Promise<{ total: number; tags: TagDetails[] }> {
+  async tags(repository: string, page: { sort: TagSort; limit: number; offset: number; filter?: string }): Promise<{ total: number; tags: TagDetails[] }> {
     const repositoryId = await this.store.registry.repositoryId(repository);
     if (repositoryId === null) return { total: 0, tags: [] };
     const order = {
@@ -467,6 +467,7 @@ export class DiscoveryQueries {
         LEFT JOIN tag_pulls tp ON tp.repository_id = t.repository_id AND tp.name = t.name
         LEFT JOIN manifest_pulls mp ON mp.repository_id = t.repository_id AND mp.digest = m.digest
         WHERE t.repository_id = ${repositoryId}
+        ${page.filter ? sql`AND t.name LIKE ${`%${page.filter.replace(/[\\%_]/g, (c) => `\\${c}`)}%`} ESCAPE '\\'` : sql``}
         ORDER BY ${order}
         LIMIT ${page.limit} OFFSET ${page.offset}`.execute(this.db)
     ).rows;

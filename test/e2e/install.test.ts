@@ -62,6 +62,7 @@ esac
     assert.ok(ran.some((l) => l.startsWith('npm ci')), ran.join('\n'));
     assert.ok(ran.includes('npm run --silent install'), ran.join('\n'));
     assert.ok(ran.some((l) => l.startsWith('npx tsc')), ran.join('\n'));
+    assert.ok(ran.includes('npm run --silent build:web'), ran.join('\n'));
   });
 
   it('does nothing when nothing changed', async () => {

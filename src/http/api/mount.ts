@@ -11,6 +11,7 @@ import type { Ctx } from '../context.js';
 import type { Match } from '../v2/index.js';
 import { ApiError, MAX_BODY_BYTES, writeApiResponse, type ApiResponse, type HubApi } from './hub/index.js';
 import { describeError } from './hub/errors.js';
+import { RegistryError } from '../../registry/index.js';
 
 export interface HubRoutesOptions {
   api: HubApi;
@@ -112,6 +113,35 @@ export function hubApiRoutes(options: HubRoutesOptions): (method: string, path: 
           prefix,
         });
         writeApiResponse(ctx.res, answer, method);
+      },
+    };
+  };
+}
+
+/**
+ * The older /berth/v1 routes (gc, storage; src/http/api/index.ts) with the
+ * Hub's session cookie as a way in, as the Hub's own routes have it: the web
+ * UI's administrators collect garbage and read storage use from the
+ * browser. An Authorization header still wins; a change needs the CSRF token.
+ */
+export function withSessionCookie(api: HubApi): (match: Match | null) => Match | null {
+  return (match) => {
+    if (!match || !match.decidesAccess) return match;
+    const run = match.run;
+    return {
+      ...match,
+      run: async (ctx) => {
+        if (!ctx.req.headers.authorization && ctx.holder.kind === 'anonymous') {
+          let principal;
+          try {
+            principal = await api.sessionPrincipal(ctx.req.headers, ctx.req.method ?? 'GET');
+          } catch (err) {
+            if (err instanceof ApiError) throw new RegistryError('DENIED', err.message, undefined, { status: err.status });
+            throw err;
+          }
+          if (principal) ctx.principal = ctx.holder = principal;
+        }
+        await run(ctx);
       },
     };
   };

@@ -12,6 +12,7 @@ import type { Principals } from '../../../hub/credentials.js';
 import type { MetadataStore } from '../../../metadata/store.js';
 import { ApiError, denied, nameUnknown, notFound, unauthorized } from './errors.js';
 import type { SessionStore } from './sessions.js';
+import type { ImageSource } from './images.js';
 import type { ApiResponse, HandlerInput, Operation, OperationSpec } from './types.js';
 
 export interface Services {
@@ -25,6 +26,8 @@ export interface Services {
   deleteRepository(name: string, actor: string | undefined): Promise<{ manifests: number; tags: number }>;
   /** Search, pages, stars, follows, activity, webhooks: set when createHubApi was given one (discovery.ts's operations are routed then). */
   discovery?: Discovery;
+  /** Manifests, configs, referrers and tag deletes (images.ts): the registry's, for the tag pages. */
+  images?: ImageSource;
 }
 
 /** Declares an operation with its handler typed by its own schemas. */

@@ -280,7 +280,7 @@ export const DISCOVERY_OPERATIONS: readonly Operation<Services>[] = [
       const name = await namedRepository(s, input, 'pull');
       const q = input.query;
       const found = await positional(q, async (page, pageSize) => {
-        const r = await discoveryOf(s).pages.tags(input.principal, name, { sort: q.sort, page, pageSize });
+        const r = await discoveryOf(s).pages.tags(input.principal, name, { sort: q.sort, page, pageSize, filter: q.filter });
         return { total: r.count, items: r.results };
       });
       return respond(200, { count: found.total, items: found.items, next: found.next }, linkTo(input, q.n, found.next));

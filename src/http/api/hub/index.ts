@@ -16,6 +16,7 @@ import type { MetadataStore } from '../../../metadata/store.js';
 import { accountOperations } from './accounts.js';
 import { operation, respond, type Services } from './common.js';
 import { DISCOVERY_OPERATIONS, DISCOVERY_REPLACEMENTS } from './discovery.js';
+import { IMAGE_OPERATIONS, type ImageSource } from './images.js';
 import { ApiError, describeError, invalid } from './errors.js';
 import { LEGACY_OPERATIONS, REGISTRY_REPOSITORY_OPERATIONS } from './legacy.js';
 import { openApiDocument } from './openapi.js';
@@ -29,6 +30,7 @@ import type { ApiRequest, ApiResponse, AuthenticatedBy, Cookie, HandlerInput, Op
 export type { ApiRequest, ApiResponse, Cookie } from './types.js';
 export { ApiError, API_ERRORS } from './errors.js';
 export { SESSION_COOKIE } from './sessions.js';
+export { registryImages, type ImageSource } from './images.js';
 
 /** Request bodies are small JSON documents. */
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -62,6 +64,7 @@ export const HUB_OPERATIONS: readonly Operation<Services>[] = [...accountOperati
 export const HUB_DISCOVERY_OPERATIONS: readonly Operation<Services>[] = [
   ...HUB_OPERATIONS.filter((op) => op !== openApiOperation).map((op) => DISCOVERY_REPLACEMENTS.find((r) => r.id === op.id) ?? op),
   ...DISCOVERY_OPERATIONS,
+  ...IMAGE_OPERATIONS,
   openApiOperation,
 ];
 
@@ -92,6 +95,8 @@ export interface HubApiOptions {
    * follows, activity and webhooks are served (HUB_DISCOVERY_OPERATIONS).
    */
   discovery?: Discovery;
+  /** The registry's manifests and tags (registryImages), for the tag pages (served with discovery). */
+  images?: ImageSource;
 }
 
 export interface HubApiRoute {
@@ -109,6 +114,12 @@ export interface HubApi {
   handle(request: ApiRequest): Promise<ApiResponse>;
   /** The OpenAPI document (also served at berth/v1/openapi.json). */
   document(): Record<string, unknown>;
+  /**
+   * The principal of a request's session cookie, for /berth/v1/ routes
+   * outside this API (gc, storage) that the web UI calls: null without a
+   * live session; ApiError DENIED when a change lacks the CSRF token.
+   */
+  sessionPrincipal(headers: ApiRequest['headers'], method: string): Promise<Principal | null>;
 }
 
 function errorResponse(err: unknown): ApiResponse {
@@ -180,6 +191,7 @@ export function createHubApi(options: HubApiOptions): HubApi {
     policy: { anonymousPull: options.hub.settings.anonymousPull },
     deleteRepository: options.deleteRepository,
     discovery: options.discovery,
+    images: options.images,
   };
   const operations = options.discovery ? HUB_DISCOVERY_OPERATIONS : HUB_OPERATIONS;
   const router = new Router(operations);
@@ -258,6 +270,17 @@ export function createHubApi(options: HubApiOptions): HubApi {
       return r.handle(request);
     },
     document,
+    async sessionPrincipal(headers, method) {
+      const secret = cookieValue(header(headers, 'cookie'), SESSION_COOKIE);
+      if (!secret) return null;
+      const live = await services.sessions.resolve(secret);
+      if (!live) return null;
+      if (!SAFE_METHODS.has(method)) {
+        const presented = header(headers, 'x-csrf-token');
+        if (!presented || !csrfMatches(secret, presented)) throw new ApiError('DENIED', 'requested access to the resource is denied: a request authenticated by the session cookie needs its X-CSRF-Token');
+      }
+      return live.principal;
+    },
   };
   return api;
 }

@@ -18,7 +18,7 @@ import type { ParamKind } from './types.js';
 
 type Json = Record<string, unknown>;
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
-const SAMPLES: Record<ParamKind, string> = { account: 'acme', namespace: 'library', team: 'devs', robot: 'ci', repository: 'acme/api/server', id: '7', run: 'latest' };
+const SAMPLES: Record<ParamKind, string> = { account: 'acme', namespace: 'library', team: 'devs', robot: 'ci', repository: 'acme/api/server', id: '7', run: 'latest', tag: 'v1.2', reference: 'sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef' };
 
 // docs/api.md and the structural checks: the whole API as served with accounts on and a Discovery.
 const doc = openApiDocument([...HUB_DISCOVERY_OPERATIONS, ...LEGACY_OPERATIONS], { version: 'test' });

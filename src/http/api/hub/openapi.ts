@@ -19,6 +19,8 @@ const PARAMETER_DESCRIPTIONS: Record<ParamKind, { description: string; pattern?:
   repository: { description: 'a repository name; its slashes as they are or percent-encoded (%2F); a one-component name is library/NAME' },
   id: { description: 'an id', pattern: '^[1-9][0-9]*$' },
   run: { description: 'a garbage collection run id, or latest', pattern: '^(latest|[1-9][0-9]*)$' },
+  tag: { description: 'a tag', pattern: '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$' },
+  reference: { description: 'a tag, or a manifest digest (sha256:…)' },
 };
 
 function schema(s: z.ZodType, io: 'input' | 'output'): Json {

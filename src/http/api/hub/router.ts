@@ -31,6 +31,8 @@ export type RouteMatch<O> = { kind: 'operation'; op: O; params: Record<string, s
 /** A repository name: any characters, but never a `-` segment (which ends it). */
 const REPOSITORY = '((?:(?!/-(?:/|$))[^?#])+?)';
 const SEGMENT = '([^/]+)';
+const TAG_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+const DIGEST_RE = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[A-Za-z0-9=_-]{32,}$/;
 
 export function compileTemplate(template: string, kinds: Record<string, ParamKind>): { regex: RegExp; names: string[] } {
   const names: string[] = [];
@@ -87,6 +89,13 @@ export function checkParam(name: string, kind: ParamKind, raw: string): string {
     }
     case 'id':
       if (!/^[1-9]\d{0,14}$/.test(value)) throw new ApiError('INVALID', `path.${name}: must be a positive integer id`, { parameter: name });
+      return value;
+    case 'tag':
+    case 'reference':
+      // OCI dist-spec: a tag is [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}; a digest is algorithm:encoded.
+      if (!TAG_RE.test(value) && (kind === 'tag' || !DIGEST_RE.test(value))) {
+        throw new ApiError('INVALID', `path.${name}: ${JSON.stringify(value.slice(0, 130))} is not a ${kind === 'tag' ? 'tag' : 'tag or digest'}`, { parameter: name });
+      }
       return value;
     case 'run':
       if (!/^(?:latest|[1-9]\d{0,14})$/.test(value)) throw new ApiError('NOT_FOUND', `no garbage collection run ${value.slice(0, 50)}`);

@@ -317,6 +317,7 @@ export const TagSchema = z.object({
 export const TagListSchema = countedList(TagSchema);
 export const TagListQuery = DiscoveryPageQuery.extend({
   sort: z.enum(['name', 'updated', 'pulled']).default('updated').describe('name, updated (last push first) or pulled (last pulled first)'),
+  filter: z.string().min(1).max(128).optional().describe('only tags whose name contains this'),
 });
 
 export const DescriptionBody = z.strictObject({

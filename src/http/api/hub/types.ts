@@ -90,7 +90,7 @@ export interface HandlerInput<P = Record<string, string>, Q = Record<string, unk
 }
 
 /** How a path parameter is checked before it reaches a query. */
-export type ParamKind = 'account' | 'namespace' | 'team' | 'robot' | 'repository' | 'id' | 'run';
+export type ParamKind = 'account' | 'namespace' | 'team' | 'robot' | 'repository' | 'id' | 'run' | 'tag' | 'reference';
 
 /** Who may call an operation at all (the handler decides the rest). */
 export type Authentication = 'none' | 'optional' | 'required';
