@@ -15,15 +15,23 @@ export const PULL_WINDOW_MS = 7 * 24 * 3_600_000;
 /** Fuzzy (trigram) matches of a name count from this share of the query's trigrams found in it. */
 export const FUZZY_THRESHOLD = 0.5;
 /** Candidates the fuzzy name match contributes at most (the best by trigram rank), so a common trigram cannot flood a search. */
-const FUZZY_CANDIDATES = 500;
+const FUZZY_CANDIDATES = 200;
 /**
  * Full-text matches considered at most (SQLite: the best by BM25;
  * PostgreSQL: the most starred), so a word that half the repositories contain
  * costs a bounded sort, not one of them all. Names equal to or starting with
  * the query are always considered.
  */
-export const MAX_CANDIDATES = 1000;
+export const MAX_CANDIDATES = 500;
 const PREFIX_CANDIDATES = 200;
+/** The most starred repositories whose names are checked for the query's words (SQLite), so popularity is never cut off. */
+const POPULAR_CANDIDATES = 1000;
+/** Rowids a trigram's count reads at most (SQLite's fuzzy match): enough to tell rare from common. */
+const TRIGRAM_SAMPLE = 1000;
+/** Groups of trigrams ORed at most in one fuzzy match (SQLite). */
+const MAX_TRIGRAM_GROUPS = 10;
+/** Names with two of the rarest trigrams checked at most (SQLite's fuzzy match). */
+const FUZZY_SAMPLE = 500;
 
 export type SearchSort = 'relevance' | 'stars' | 'pulls' | 'updated';
 
@@ -147,6 +155,22 @@ type Db = MetadataStore['db'] | Transaction<Database>;
 const num = (v: unknown): number => Number(v ?? 0);
 const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 
+/** A name as the index's words ('acme/api-server' → 'acme api server'). */
+const nameWords = (name: RawBuilder<unknown>) => sql`replace(replace(replace(replace(${name}, '/', ' '), '-', ' '), '_', ' '), '.', ' ')`;
+/** Whether each term starts a word of the name (the "words of the name" tier). */
+const nameHasWords = (name: RawBuilder<unknown>, terms: string[]) =>
+  sql.join(terms.map((t) => sql`instr(' ' || ${nameWords(name)}, ${` ${t}`}) > 0`), sql` AND `);
+const choose = (n: number, k: number): number => (k === 0 ? 1 : (choose(n - 1, k - 1) * n) / k);
+/** Every way to choose k of xs (few: see MAX_TRIGRAM_GROUPS). */
+function combinations<T>(xs: T[], k: number): T[][] {
+  if (k === 0) return [[]];
+  const out: T[][] = [];
+  for (let i = 0; i + k <= xs.length; i++) for (const rest of combinations(xs.slice(i + 1), k - 1)) out.push([xs[i]!, ...rest]);
+  return out;
+}
+/** Trigrams of n a name must share to be "like" the query. */
+const fuzzyShare = (n: number) => Math.max(1, Math.ceil(FUZZY_THRESHOLD * n - 1e-9));
+
 export class DiscoveryQueries {
   constructor(private readonly store: MetadataStore) {}
 
@@ -157,7 +181,7 @@ export class DiscoveryQueries {
   // ---- search ------------------------------------------------------------------
 
   /** One page of matches, best first, with the number of matches in all. */
-  async search(spec: SearchSpec): Promise<{ total: number; results: RepositorySummary[] }> {
+  async search(spec: SearchSpec): Promise<{ total: number; best: number; results: RepositorySummary[] }> {
     const postgres = this.store.dialect === 'postgres';
     const browsing = spec.terms.length === 0;
     const q = spec.text;
@@ -183,30 +207,37 @@ export class DiscoveryQueries {
       tier = sql`0`;
     } else if (!postgres) {
       // Every word whole, the last one also as a prefix (what is being typed): a prefix of a short word expands to many.
-      const all = spec.terms.map((t, n) => (n === spec.terms.length - 1 ? `"${t}"*` : `"${t}"`)).join(' AND ');
-      const inDescription = `{short_name namespace description} : (${all})`;
-      // Names as the index's words ('acme/api-server' → ' acme api server'), and padded as pg_trgm pads them.
-      const words = sql`replace(replace(replace(replace(i.name, '/', ' '), '-', ' '), '_', ' '), '.', ' ')`;
-      const padded = sql`'  ' || replace(replace(replace(replace(i.name, '/', '  '), '-', '  '), '_', '  '), '.', '  ') || ' '`;
-      const inName = sql.join(spec.terms.map((t) => sql`instr(' ' || ${words}, ${` ${t}`}) > 0`), sql` AND `);
-      const shared = sql.join(spec.trigrams.map((t) => sql`(instr(${padded}, ${t}) > 0)`), sql` + `);
-      // The candidates: the best full-text matches by BM25 (name weighted over namespace, description,
-      // README), names equal to or starting with the query (by index), and with `fuzzy` names sharing trigrams.
-      const inner = spec.trigrams.filter((t) => !t.startsWith(' ') && !t.endsWith(' '));
-      const trigramQuery = (inner.length ? inner : spec.trigrams).map((t) => `"${t}"`).join(' OR ');
+      let all = spec.terms.map((t, n) => (n === spec.terms.length - 1 ? `"${t}"*` : `"${t}"`)).join(' AND ');
+      // A namespace filter narrows the full-text matches themselves (its words as a phrase; the exact test follows),
+      // so the bounded candidates are that namespace's, not the few of it among everyone's.
+      const nsWords = spec.namespace?.toLowerCase().match(/[\p{L}\p{N}]+/gu);
+      if (nsWords) all = `(${all}) AND {namespace} : (${nsWords.map((w) => `"${w}"`).join(' + ')})`;
+      const inNames = `{short_name namespace} : (${all})`;
+      const inText = `{short_name namespace description} : (${all})`;
+      const inName = nameHasWords(sql`i.name`, spec.terms);
       const end = `${q}\u007f`;
-      source = sql`(SELECT id FROM (SELECT rowid AS id FROM repository_text WHERE repository_text MATCH ${all}
-                        ORDER BY bm25(repository_text, 10.0, 5.0, 2.0, 1.0) LIMIT ${MAX_CANDIDATES})
-          ${q.length ? sql`UNION SELECT repository_id FROM repository_info WHERE short_name = ${q} OR name = ${q}
-          UNION SELECT repository_id FROM (SELECT repository_id FROM repository_info WHERE short_name >= ${q} AND short_name < ${end} LIMIT ${PREFIX_CANDIDATES})
-          UNION SELECT repository_id FROM (SELECT repository_id FROM repository_info WHERE name >= ${q} AND name < ${end} LIMIT ${PREFIX_CANDIDATES})` : sql``}
-          ${spec.fuzzy ? sql`UNION SELECT id FROM (SELECT rowid AS id FROM repository_words WHERE repository_words MATCH ${trigramQuery} ORDER BY rank LIMIT ${FUZZY_CANDIDATES})` : sql``}
-        ) c JOIN repository_info i ON i.repository_id = c.id`;
+      // The candidates, each source bounded and none ranked over all its matches (BM25 over every match of a
+      // common word cost more than the whole search may): the newest MAX_CANDIDATES matches in the names, in
+      // names and descriptions, and anywhere (README too), each labelled with the tier its match alone earns
+      // (fuzzy: 3, checked there);
+      // names equal to or starting with the query (by index); the most starred repositories whose name has the
+      // words (so a popular one is never lost among many newer matches); with `fuzzy`, names like the query.
+      // FTS5 yields rowids in order, so the newest K of a narrower source are among the newest K of a wider one:
+      // a repository's label does not depend on which source found it.
+      const fts = (match: string, label: number) =>
+        sql`SELECT id, ${label} AS label FROM (SELECT rowid AS id FROM repository_text WHERE repository_text MATCH ${match} ORDER BY rowid DESC LIMIT ${MAX_CANDIDATES})`;
+      source = sql`(SELECT id, max(label) AS label FROM (
+            ${fts(inNames, 2)} UNION ALL ${fts(inText, 2)} UNION ALL ${fts(all, 1)}
+          ${q.length ? sql`UNION ALL SELECT repository_id, 0 FROM repository_info WHERE short_name = ${q} OR name = ${q}
+          UNION ALL SELECT repository_id, 0 FROM (SELECT repository_id FROM repository_info WHERE short_name >= ${q} AND short_name < ${end} LIMIT ${PREFIX_CANDIDATES})
+          UNION ALL SELECT repository_id, 0 FROM (SELECT repository_id FROM repository_info WHERE name >= ${q} AND name < ${end} LIMIT ${PREFIX_CANDIDATES})` : sql``}
+          UNION ALL SELECT repository_id, 0 FROM (SELECT repository_id, name FROM repository_info WHERE star_count > 0 ORDER BY star_count DESC LIMIT ${POPULAR_CANDIDATES}) p
+            WHERE ${nameHasWords(sql`p.name`, spec.terms)}
+          ${spec.fuzzy ? sql`UNION ALL SELECT id, 3 FROM (${await this.similarNames(spec)})` : sql``}
+        ) GROUP BY id) c CROSS JOIN repository_info i ON i.repository_id = c.id`;
+      // CROSS JOIN: SQLite keeps the candidates outside, never scanning a filter's index (a busy namespace) instead.
       tier = sql`CASE WHEN ${exact} THEN 6 WHEN ${prefix} THEN 5
-        WHEN ${inName} THEN 4
-        ${spec.fuzzy ? sql`WHEN (${shared}) * 1.0 / ${spec.trigrams.length} >= ${FUZZY_THRESHOLD} THEN 3` : sql``}
-        WHEN i.repository_id IN (SELECT rowid FROM repository_text WHERE repository_text MATCH ${inDescription}) THEN 2
-        ${spec.fuzzy ? sql`WHEN i.repository_id IN (SELECT rowid FROM repository_text WHERE repository_text MATCH ${all}) THEN 1 ELSE 0` : sql`ELSE 1`} END`;
+        WHEN ${inName} THEN 4 ELSE c.label END`;
     } else {
       const words = spec.terms.map((t, n) => (n === spec.terms.length - 1 ? `${t}:*` : t)).join(' & ');
       const tsq = sql`to_tsquery('simple', ${words})`;
@@ -246,6 +277,7 @@ export class DiscoveryQueries {
       last_pulled_at: number | null;
       tier: number;
       total: number;
+      best: number;
     }>`WITH r AS MATERIALIZED (
         SELECT i.name, (SELECT v.visibility FROM repositories v WHERE v.id = i.repository_id) AS visibility,
                i.namespace, i.short_name, i.description, i.official, i.star_count, i.pull_count,
@@ -255,7 +287,7 @@ export class DiscoveryQueries {
         WHERE (SELECT 1 FROM manifests h WHERE h.repository_id = i.repository_id LIMIT 1) IS NOT NULL
           ${sql.join(filters, sql` `)}
       )
-      SELECT r.*, COUNT(*) OVER () AS total FROM r
+      SELECT r.*, COUNT(*) OVER () AS total, MAX(r.tier) OVER () AS best FROM r
       WHERE ${spec.readable} ${browsing ? sql`` : sql`AND r.tier > 0`}
       ORDER BY ${order}
       LIMIT ${spec.limit} OFFSET ${spec.offset}`;
@@ -267,9 +299,11 @@ export class DiscoveryQueries {
         })
       : (await query.execute(this.db)).rows;
     let total = rows.length ? num(rows[0]!.total) : 0;
-    if (rows.length === 0 && spec.offset > 0) total = await this.countOnly(spec);
+    let best = rows.length ? num(rows[0]!.best) : 0;
+    if (rows.length === 0 && spec.offset > 0) ({ total, best } = await this.search({ ...spec, offset: 0, limit: 1 }));
     return {
       total,
+      best,
       results: rows.map((r) => ({
         name: r.name,
         namespace: r.namespace,
@@ -285,9 +319,45 @@ export class DiscoveryQueries {
     };
   }
 
-  /** The number of matches when a page past the end came back empty. */
-  private async countOnly(spec: SearchSpec): Promise<number> {
-    return (await this.search({ ...spec, offset: 0, limit: 1 })).total;
+  /**
+   * SQLite: the names most like the query, as a query yielding `id`s: those
+   * with at least `need` of the query's trigrams. Trigrams no name has are
+   * counted out first (each count capped); of the n left, such a name has at
+   * least k of the n - need + k rarest, which FTS5 finds by merging their
+   * doclists (each k ANDed, the groups ORed), k as large as keeps the groups
+   * few, so no name with only common trigrams is read; the candidates are
+   * then counted exactly. A query of very many words finds no typos.
+   */
+  private async similarNames(spec: SearchSpec): Promise<RawBuilder<unknown>> {
+    const trigrams = spec.trigrams;
+    const need = fuzzyShare(trigrams.length);
+    const counted = await sql<Record<string, number>>`SELECT ${sql.join(
+      trigrams.map(
+        (t, n) =>
+          sql`(SELECT count(*) FROM (SELECT 1 FROM repository_words WHERE repository_words MATCH ${`"${t}"`} LIMIT ${TRIGRAM_SAMPLE})) AS ${sql.ref(`c${n}`)}`,
+      ),
+    )}`.execute(this.db);
+    const row = counted.rows[0] ?? {};
+    const present = trigrams
+      .map((t, n) => ({ t, count: num(row[`c${n}`]) }))
+      .filter((x) => x.count > 0)
+      .sort((a, b) => a.count - b.count)
+      .map((x) => `"${x.t}"`);
+    if (present.length < need) return sql`SELECT NULL AS id WHERE 0`;
+    // The most trigrams required together whose groups stay few: k of s, s - k being the trigrams a match may lack.
+    let together = need;
+    while (together > 1 && choose(present.length - need + together, together) > MAX_TRIGRAM_GROUPS) together--;
+    const rarest = present.slice(0, present.length - need + together);
+    const groups = together === 1 && rarest.length > MAX_TRIGRAM_GROUPS ? null : combinations(rarest, together).map((g) => `(${g.join(' AND ')})`);
+    if (!groups) return sql`SELECT NULL AS id WHERE 0`;
+    // repository_words holds the names already padded; materialized, so the sum is computed once per name.
+    const shared = sql.join(trigrams.map((t) => sql`(instr(w.words, ${t}) > 0)`), sql` + `);
+    // Names with every trigram found come first (a sample of the groups' matches could miss the closest names).
+    return sql`WITH s AS MATERIALIZED (SELECT w.rowid AS id, ${shared} AS shared FROM (
+          SELECT id FROM (SELECT rowid AS id FROM repository_words WHERE repository_words MATCH ${present.join(' AND ')} LIMIT ${FUZZY_CANDIDATES})
+          UNION SELECT id FROM (SELECT rowid AS id FROM repository_words WHERE repository_words MATCH ${groups.join(' OR ')} LIMIT ${FUZZY_SAMPLE})
+        ) x JOIN repository_words w ON w.rowid = x.id)
+      SELECT id FROM s WHERE shared >= ${need} ORDER BY shared DESC LIMIT ${FUZZY_CANDIDATES}`;
   }
 
   /** The query plan of a search (SQLite's EXPLAIN QUERY PLAN, PostgreSQL's EXPLAIN): for tests that want an index, not a scan. */
