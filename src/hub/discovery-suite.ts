@@ -188,6 +188,40 @@ export function runDiscoverySuite(engine: string, makeEngine: () => Promise<Disc
         await rejectsWith(d.search.search(anonymous, { query: 'x', sort: 'bogus' as never }), 'INVALID');
       });
 
+      it('gives each result its platforms, the union over its tags, and filters by os, architecture and variant', async () => {
+        // alice/multiarch: an index of linux/amd64 and linux/arm/v7 under one tag, a windows image under another, an untagged arm64 image.
+        const amd = await pushImage('alice/multiarch', null);
+        const arm = await pushImage('alice/multiarch', null, { architecture: 'arm', variant: 'v7' });
+        await pushIndex('alice/multiarch', 'latest', [
+          { digest: amd.digest, bytes: amd.bytes, platform: { os: 'linux', architecture: 'amd64' } },
+          { digest: arm.digest, bytes: arm.bytes, platform: { os: 'linux', architecture: 'arm', variant: 'v7' } },
+        ]);
+        await pushImage('alice/multiarch', 'nano', { os: 'windows' });
+        await pushImage('alice/multiarch', null, { architecture: 'arm64' });
+        await hub.repositories.setVisibility('alice/multiarch', 'public', CLI);
+        try {
+          const [found] = (await d.search.search(anonymous, { query: 'multiarch' })).results;
+          assert.equal(found!.name, 'alice/multiarch');
+          assert.deepEqual(found!.platforms, [
+            { os: 'linux', architecture: 'amd64', variant: null },
+            { os: 'linux', architecture: 'arm', variant: 'v7' },
+            { os: 'windows', architecture: 'amd64', variant: null },
+          ]);
+          const [arm64] = (await d.search.search(anonymous, { query: 'armthing' })).results;
+          assert.deepEqual(arm64!.platforms, [{ os: 'linux', architecture: 'arm64', variant: 'v8' }]);
+          const having = async (platform: { os?: string; architecture?: string; variant?: string }) => names(await d.search.search(anonymous, { query: '', platform }));
+          assert.deepEqual(await having({ architecture: 'arm', variant: 'v7' }), ['alice/multiarch']);
+          assert.deepEqual(await having({ os: 'windows' }), ['alice/multiarch']);
+          assert.deepEqual(await having({ os: 'windows', architecture: 'arm' }), [], 'both on one image');
+          assert.deepEqual(await having({ variant: 'v8' }), ['alice/armthing']);
+          assert.deepEqual(await having({ architecture: 'arm64' }), ['alice/armthing'], 'an untagged image is not offered');
+          assert.deepEqual(names(await d.search.search(anonymous, { query: 'multiarch', platform: { os: 'linux', architecture: 'arm' } })), ['alice/multiarch']);
+          assert.deepEqual(names(await d.search.search(anonymous, { query: 'multiarch', platform: { architecture: 'ppc64le' } })), []);
+        } finally {
+          await registry.deleteRepository('alice/multiarch');
+        }
+      });
+
       it('treats query syntax as words (no FTS or tsquery injection)', async () => {
         for (const q of ['"nginx', 'nginx*', 'nginx OR', "ngi'nx", 'a:b & !c | (d', 'NEAR(x y)', '{short_name}: x', '\\', '%_']) {
           const r = await d.search.search(anonymous, { query: q });

@@ -25,7 +25,7 @@ export interface SearchRequest {
   namespace?: string;
   official?: boolean;
   minStars?: number;
-  platform?: { os?: string; architecture?: string };
+  platform?: { os?: string; architecture?: string; variant?: string };
   sort?: SearchSort;
   /** 1-based. */
   page?: number;

@@ -51,7 +51,8 @@ export interface SearchSpec {
   namespace?: string;
   official?: boolean;
   minStars?: number;
-  platform?: { os?: string; architecture?: string };
+  /** Only repositories with a tagged image for this platform (each part given must match). */
+  platform?: { os?: string; architecture?: string; variant?: string };
   sort: SearchSort;
   limit: number;
   offset: number;
@@ -71,6 +72,14 @@ export interface RepositorySummary {
   lastPulledAt: number | null;
   /** Why it matched, best first: 6 exact name, 5 name prefix, 4 words of the name, 3 name like it (typo), 2 description, 1 README, 0 browsing. */
   tier: number;
+  /** The platforms of its tagged images (each index's children, or the image's own), each once, sorted. */
+  platforms: SearchPlatform[];
+}
+
+export interface SearchPlatform {
+  os: string;
+  architecture: string;
+  variant: string | null;
 }
 
 export interface RepositoryInfo {
@@ -189,11 +198,12 @@ export class DiscoveryQueries {
     if (spec.namespace !== undefined) filters.push(sql`AND i.namespace = ${spec.namespace}`);
     if (spec.official !== undefined) filters.push(sql`AND i.official = ${spec.official ? 1 : 0}`);
     if (spec.minStars !== undefined && spec.minStars > 0) filters.push(sql`AND i.star_count >= ${spec.minStars}`);
-    if (spec.platform && (spec.platform.os || spec.platform.architecture)) {
+    if (spec.platform && (spec.platform.os || spec.platform.architecture || spec.platform.variant)) {
       const p = spec.platform;
       filters.push(sql`AND EXISTS (SELECT 1 FROM tags t JOIN manifest_platforms p ON p.manifest_id = t.manifest_id
         WHERE t.repository_id = i.repository_id
-        ${p.os ? sql`AND p.os = ${p.os}` : sql``} ${p.architecture ? sql`AND p.architecture = ${p.architecture}` : sql``})`);
+        ${p.os ? sql`AND p.os = ${p.os}` : sql``} ${p.architecture ? sql`AND p.architecture = ${p.architecture}` : sql``}
+        ${p.variant ? sql`AND p.variant = ${p.variant}` : sql``})`);
     }
     const week = Math.floor((await this.store.clock()) / PULL_WINDOW_MS);
     const recent = sql`CASE WHEN i.pulls_window = ${week} THEN i.pulls_current + i.pulls_previous WHEN i.pulls_window = ${week - 1} THEN i.pulls_current ELSE 0 END`;
@@ -239,25 +249,33 @@ export class DiscoveryQueries {
       tier = sql`CASE WHEN ${exact} THEN 6 WHEN ${prefix} THEN 5
         WHEN ${inName} THEN 4 ELSE c.label END`;
     } else {
-      const words = spec.terms.map((t, n) => (n === spec.terms.length - 1 ? `${t}:*` : t)).join(' & ');
-      const tsq = sql`to_tsquery('simple', ${words})`;
+      // Every word whole, the last also as a prefix; `ABC`: in the name, namespace or description (not the README).
+      const words = (weights: string) => spec.terms.map((t, n) => (n === spec.terms.length - 1 ? `${t}:*${weights}` : `${t}:${weights}`)).join(' & ');
+      const tsq = sql`to_tsquery('simple', ${words('')})`;
+      const inText = sql`to_tsquery('simple', ${words('ABC')})`;
       const wordQuery = spec.terms.join(' ');
       const end = `${q}\u007f`;
-      // The candidates, each through an index and bounded: name words (the small `names` vector), any text
-      // (`document`), the most starred first when there are more (`+ 0`: through the GIN index and a top-N sort,
-      // never a walk down the stars index hoping to meet matches); names equal to or starting with the query
-      // (btrees in byte order, COLLATE "C"); with `fuzzy`, names most like the query (pg_trgm's GIN).
-      source = sql`(SELECT repository_id AS id FROM (SELECT repository_id FROM repository_info WHERE names @@ ${tsq} ORDER BY star_count + 0 DESC LIMIT ${MAX_CANDIDATES}) a
-          UNION SELECT repository_id FROM (SELECT repository_id FROM repository_info WHERE document @@ ${tsq} ORDER BY star_count + 0 DESC LIMIT ${MAX_CANDIDATES}) b
-          ${q.length ? sql`UNION SELECT repository_id FROM (SELECT repository_id FROM repository_info WHERE short_name >= ${q} AND short_name < ${end} LIMIT ${PREFIX_CANDIDATES}) p
-          UNION SELECT repository_id FROM (SELECT repository_id FROM repository_info WHERE name >= ${q} AND name < ${end} LIMIT ${PREFIX_CANDIDATES}) n` : sql``}
-          ${spec.fuzzy ? sql`UNION SELECT repository_id FROM (SELECT repository_id FROM repository_info WHERE ${wordQuery}::text <% name ORDER BY word_similarity(${wordQuery}::text, name) DESC LIMIT ${FUZZY_CANDIDATES}) f` : sql``}
-        ) c JOIN repository_info i ON i.repository_id = c.id`;
+      const ns = spec.namespace !== undefined ? sql`AND namespace = ${spec.namespace}` : sql``;
+      // The candidates, as on SQLite: each source through an index and bounded, none sorted over all its matches
+      // (a top-N sort reads every matching row, tens of thousands for a common word): the first MAX_CANDIDATES
+      // matches the GIN index yields in the names, in names and descriptions, and anywhere, labelled with the tier
+      // the match alone earns; names equal to or starting with the query (btrees in byte order, COLLATE "C"); the
+      // most starred repositories whose names have the words; with `fuzzy`, names most like the query (pg_trgm's
+      // GIN, the threshold its <% operator uses being set for the transaction). A namespace filter goes inside.
+      const gin = (column: string, query: RawBuilder<unknown>, label: number) =>
+        sql`SELECT repository_id AS id, ${sql.lit(label)} AS label FROM (SELECT repository_id FROM repository_info WHERE ${sql.ref(column)} @@ ${query} ${ns} LIMIT ${MAX_CANDIDATES}) ${sql.ref(`s${label}${column}`)}`;
+      source = sql`(SELECT id, max(label) AS label FROM (
+            ${gin('names', tsq, 2)} UNION ALL ${gin('document', inText, 2)} UNION ALL ${gin('document', tsq, 1)}
+          ${q.length ? sql`UNION ALL SELECT repository_id, 0 FROM (SELECT repository_id FROM repository_info WHERE short_name >= ${q} AND short_name < ${end} ${ns} LIMIT ${PREFIX_CANDIDATES}) p
+          UNION ALL SELECT repository_id, 0 FROM (SELECT repository_id FROM repository_info WHERE name >= ${q} AND name < ${end} LIMIT ${PREFIX_CANDIDATES}) n` : sql``}
+          UNION ALL SELECT repository_id, 0 FROM (SELECT repository_id, names FROM repository_info WHERE star_count > 0 ORDER BY star_count DESC LIMIT ${POPULAR_CANDIDATES}) s
+            WHERE s.names @@ ${tsq}
+          ${spec.fuzzy ? sql`UNION ALL SELECT repository_id, 3 FROM (SELECT repository_id FROM repository_info WHERE ${wordQuery}::text <% name ${ns} ORDER BY word_similarity(${wordQuery}::text, name) DESC LIMIT ${FUZZY_CANDIDATES}) f` : sql``}
+        ) x GROUP BY id) c JOIN repository_info i ON i.repository_id = c.id`;
+      // A match found only among the first K anywhere may be in the description too (its K there was another K).
       tier = sql`CASE WHEN ${exact} THEN 6 WHEN ${prefix} THEN 5
         WHEN i.names @@ ${tsq} THEN 4
-        ${spec.fuzzy ? sql`WHEN word_similarity(${wordQuery}::text, i.name) >= ${FUZZY_THRESHOLD} THEN 3` : sql``}
-        WHEN to_tsvector('simple', i.description) @@ ${tsq} THEN 2
-        ${spec.fuzzy ? sql`WHEN i.document @@ ${tsq} THEN 1 ELSE 0` : sql`ELSE 1`} END`;
+        WHEN c.label = 1 AND i.document @@ ${inText} THEN 2 ELSE c.label END`;
     }
     const order = {
       relevance: sql`tier DESC, star_count DESC, recent DESC, pull_count DESC, name`,
@@ -266,6 +284,7 @@ export class DiscoveryQueries {
       updated: sql`COALESCE(last_pushed_at, 0) DESC, tier DESC, name`,
     }[spec.sort];
     const query = sql<{
+      id: number;
       name: string;
       namespace: string;
       short_name: string;
@@ -279,7 +298,7 @@ export class DiscoveryQueries {
       total: number;
       best: number;
     }>`WITH r AS MATERIALIZED (
-        SELECT i.name, (SELECT v.visibility FROM repositories v WHERE v.id = i.repository_id) AS visibility,
+        SELECT i.repository_id AS id, i.name, (SELECT v.visibility FROM repositories v WHERE v.id = i.repository_id) AS visibility,
                i.namespace, i.short_name, i.description, i.official, i.star_count, i.pull_count,
                i.last_pushed_at, i.last_pulled_at, ${recent} AS recent, ${tier} AS tier
         FROM ${source}
@@ -291,7 +310,7 @@ export class DiscoveryQueries {
       WHERE ${spec.readable} ${browsing ? sql`` : sql`AND r.tier > 0`}
       ORDER BY ${order}
       LIMIT ${spec.limit} OFFSET ${spec.offset}`;
-    const rows = postgres
+    const rows = postgres && spec.fuzzy
       ? await this.db.transaction().execute(async (trx) => {
           // The threshold of pg_trgm's <% operator (its index condition), for this transaction only.
           await sql`SELECT set_config('pg_trgm.word_similarity_threshold', ${String(FUZZY_THRESHOLD)}, true)`.execute(trx);
@@ -301,6 +320,7 @@ export class DiscoveryQueries {
     let total = rows.length ? num(rows[0]!.total) : 0;
     let best = rows.length ? num(rows[0]!.best) : 0;
     if (rows.length === 0 && spec.offset > 0) ({ total, best } = await this.search({ ...spec, offset: 0, limit: 1 }));
+    const platforms = await this.platformsOf(rows.map((r) => num(r.id)));
     return {
       total,
       best,
@@ -315,8 +335,28 @@ export class DiscoveryQueries {
         lastPushedAt: numOrNull(r.last_pushed_at),
         lastPulledAt: numOrNull(r.last_pulled_at),
         tier: num(r.tier),
+        platforms: platforms.get(num(r.id)) ?? [],
       })),
     };
+  }
+
+  /** Each repository's platforms: the union over its tags (as its tag pages list them). */
+  private async platformsOf(ids: number[]): Promise<Map<number, SearchPlatform[]>> {
+    const out = new Map<number, SearchPlatform[]>();
+    if (ids.length === 0) return out;
+    const rows = await sql<{ repository_id: number; os: string; architecture: string; variant: string | null }>`
+      SELECT DISTINCT t.repository_id, p.os, p.architecture, p.variant
+      FROM tags t JOIN manifest_platforms p ON p.manifest_id = t.manifest_id
+      WHERE t.repository_id IN (${sql.join(ids)})`.execute(this.db);
+    const key = (p: SearchPlatform) => `${p.os}/${p.architecture}/${p.variant ?? ''}`;
+    for (const r of rows.rows) {
+      const list = out.get(num(r.repository_id)) ?? [];
+      list.push({ os: r.os, architecture: r.architecture, variant: r.variant });
+      out.set(num(r.repository_id), list);
+    }
+    // Sorted here: the engines order NULL variants differently.
+    for (const list of out.values()) list.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+    return out;
   }
 
   /**
