@@ -22,7 +22,7 @@ const FUZZY_CANDIDATES = 200;
  * costs a bounded sort, not one of them all. Names equal to or starting with
  * the query are always considered.
  */
-export const MAX_CANDIDATES = 500;
+export const MAX_CANDIDATES = 300;
 const PREFIX_CANDIDATES = 200;
 /** The most starred repositories whose names are checked for the query's words (SQLite), so popularity is never cut off. */
 const POPULAR_CANDIDATES = 1000;
@@ -239,8 +239,8 @@ export class DiscoveryQueries {
       source = sql`(SELECT id, max(label) AS label FROM (
             ${fts(inNames, 2)} UNION ALL ${fts(inText, 2)} UNION ALL ${fts(all, 1)}
           ${q.length ? sql`UNION ALL SELECT repository_id, 0 FROM repository_info WHERE short_name = ${q} OR name = ${q}
-          UNION ALL SELECT repository_id, 0 FROM (SELECT repository_id FROM repository_info WHERE short_name >= ${q} AND short_name < ${end} LIMIT ${PREFIX_CANDIDATES})
-          UNION ALL SELECT repository_id, 0 FROM (SELECT repository_id FROM repository_info WHERE name >= ${q} AND name < ${end} LIMIT ${PREFIX_CANDIDATES})` : sql``}
+          UNION ALL SELECT repository_id, 0 FROM (SELECT repository_id FROM repository_info WHERE short_name >= ${q} AND short_name < ${end} ORDER BY short_name LIMIT ${PREFIX_CANDIDATES})
+          UNION ALL SELECT repository_id, 0 FROM (SELECT repository_id FROM repository_info WHERE name >= ${q} AND name < ${end} ORDER BY name LIMIT ${PREFIX_CANDIDATES})` : sql``}
           UNION ALL SELECT repository_id, 0 FROM (SELECT repository_id, name FROM repository_info WHERE star_count > 0 ORDER BY star_count DESC LIMIT ${POPULAR_CANDIDATES}) p
             WHERE ${nameHasWords(sql`p.name`, spec.terms)}
           ${spec.fuzzy ? sql`UNION ALL SELECT id, 3 FROM (${await this.similarNames(spec)})` : sql``}
@@ -257,20 +257,23 @@ export class DiscoveryQueries {
       const end = `${q}\u007f`;
       const ns = spec.namespace !== undefined ? sql`AND namespace = ${spec.namespace}` : sql``;
       // The candidates, as on SQLite: each source through an index and bounded, none sorted over all its matches
-      // (a top-N sort reads every matching row, tens of thousands for a common word): the first MAX_CANDIDATES
-      // matches the GIN index yields in the names, in names and descriptions, and anywhere, labelled with the tier
+      // (a top-N sort reads every matching row, tens of thousands for a common word; ORDER BY id may walk the whole
+      // primary key for a word the planner thinks common): the first MAX_CANDIDATES matches in table order (see
+      // the transaction below) in the names, in names and descriptions, and anywhere, labelled with the tier
       // the match alone earns; names equal to or starting with the query (btrees in byte order, COLLATE "C"); the
-      // most starred repositories whose names have the words; with `fuzzy`, names most like the query (pg_trgm's
-      // GIN, the threshold its <% operator uses being set for the transaction). A namespace filter goes inside.
+      // most starred repositories whose names have the words; with `fuzzy`, the first names like the query (pg_trgm's
+      // GIN, the threshold its <% operator uses being set for the transaction; not the most alike: that sort computes
+      // the similarity of every name over the threshold, and the tier orders them by stars anyway). A namespace
+      // filter goes inside.
       const gin = (column: string, query: RawBuilder<unknown>, label: number) =>
         sql`SELECT repository_id AS id, ${sql.lit(label)} AS label FROM (SELECT repository_id FROM repository_info WHERE ${sql.ref(column)} @@ ${query} ${ns} LIMIT ${MAX_CANDIDATES}) ${sql.ref(`s${label}${column}`)}`;
       source = sql`(SELECT id, max(label) AS label FROM (
             ${gin('names', tsq, 2)} UNION ALL ${gin('document', inText, 2)} UNION ALL ${gin('document', tsq, 1)}
-          ${q.length ? sql`UNION ALL SELECT repository_id, 0 FROM (SELECT repository_id FROM repository_info WHERE short_name >= ${q} AND short_name < ${end} ${ns} LIMIT ${PREFIX_CANDIDATES}) p
-          UNION ALL SELECT repository_id, 0 FROM (SELECT repository_id FROM repository_info WHERE name >= ${q} AND name < ${end} LIMIT ${PREFIX_CANDIDATES}) n` : sql``}
+          ${q.length ? sql`UNION ALL SELECT repository_id, 0 FROM (SELECT repository_id FROM repository_info WHERE short_name >= ${q} AND short_name < ${end} ${ns} ORDER BY short_name LIMIT ${PREFIX_CANDIDATES}) p
+          UNION ALL SELECT repository_id, 0 FROM (SELECT repository_id FROM repository_info WHERE name >= ${q} AND name < ${end} ORDER BY name LIMIT ${PREFIX_CANDIDATES}) n` : sql``}
           UNION ALL SELECT repository_id, 0 FROM (SELECT repository_id, names FROM repository_info WHERE star_count > 0 ORDER BY star_count DESC LIMIT ${POPULAR_CANDIDATES}) s
             WHERE s.names @@ ${tsq}
-          ${spec.fuzzy ? sql`UNION ALL SELECT repository_id, 3 FROM (SELECT repository_id FROM repository_info WHERE ${wordQuery}::text <% name ${ns} ORDER BY word_similarity(${wordQuery}::text, name) DESC LIMIT ${FUZZY_CANDIDATES}) f` : sql``}
+          ${spec.fuzzy ? sql`UNION ALL SELECT repository_id, 3 FROM (SELECT repository_id FROM repository_info WHERE ${wordQuery}::text <% name ${ns} LIMIT ${FUZZY_CANDIDATES}) f` : sql``}
         ) x GROUP BY id) c JOIN repository_info i ON i.repository_id = c.id`;
       // A match found only among the first K anywhere may be in the description too (its K there was another K).
       tier = sql`CASE WHEN ${exact} THEN 6 WHEN ${prefix} THEN 5
@@ -310,10 +313,13 @@ export class DiscoveryQueries {
       WHERE ${spec.readable} ${browsing ? sql`` : sql`AND r.tier > 0`}
       ORDER BY ${order}
       LIMIT ${spec.limit} OFFSET ${spec.offset}`;
-    const rows = postgres && spec.fuzzy
+    const rows = postgres
       ? await this.db.transaction().execute(async (trx) => {
-          // The threshold of pg_trgm's <% operator (its index condition), for this transaction only.
-          await sql`SELECT set_config('pg_trgm.word_similarity_threshold', ${String(FUZZY_THRESHOLD)}, true)`.execute(trx);
+          // For this transaction only: the threshold of pg_trgm's <% operator (its index condition); and scans that
+          // yield rows in one order, so the same search takes the same first candidates (a page follows the last):
+          // no parallel workers, no sequential scan joining another's in the middle of the table.
+          await sql`SELECT set_config('pg_trgm.word_similarity_threshold', ${String(FUZZY_THRESHOLD)}, true),
+            set_config('synchronize_seqscans', 'off', true), set_config('max_parallel_workers_per_gather', '0', true)`.execute(trx);
           return (await query.execute(trx)).rows;
         })
       : (await query.execute(this.db)).rows;
