@@ -14,23 +14,24 @@ import type { MetadataStore } from './store.js';
 export const PULL_WINDOW_MS = 7 * 24 * 3_600_000;
 /** Fuzzy (trigram) matches of a name count from this share of the query's trigrams found in it. */
 export const FUZZY_THRESHOLD = 0.5;
-/** Candidates the fuzzy name match contributes at most (the best by trigram rank), so a common trigram cannot flood a search. */
+/** Candidates the fuzzy name match contributes at most, so a common trigram cannot flood a search. */
 const FUZZY_CANDIDATES = 200;
 /**
- * Full-text matches considered at most (SQLite: the best by BM25;
- * PostgreSQL: the most starred), so a word that half the repositories contain
- * costs a bounded sort, not one of them all. Names equal to or starting with
- * the query are always considered.
+ * Full-text matches each source contributes at most (SQLite: the newest;
+ * PostgreSQL: the first in table order), so a word that half the
+ * repositories contain costs a bounded read and sort, not one of them all.
+ * Names equal to or starting with the query, and the most starred names with
+ * its words, are considered besides.
  */
 export const MAX_CANDIDATES = 300;
 const PREFIX_CANDIDATES = 200;
-/** The most starred repositories whose names are checked for the query's words (SQLite), so popularity is never cut off. */
+/** The most starred repositories whose names are checked for the query's words, so popularity is never cut off. */
 const POPULAR_CANDIDATES = 1000;
 /** Rowids a trigram's count reads at most (SQLite's fuzzy match): enough to tell rare from common. */
 const TRIGRAM_SAMPLE = 1000;
 /** Groups of trigrams ORed at most in one fuzzy match (SQLite). */
 const MAX_TRIGRAM_GROUPS = 10;
-/** Names with two of the rarest trigrams checked at most (SQLite's fuzzy match). */
+/** Names with enough of the rarest trigrams checked at most (SQLite's fuzzy match). */
 const FUZZY_SAMPLE = 500;
 
 export type SearchSort = 'relevance' | 'stars' | 'pulls' | 'updated';

@@ -243,7 +243,7 @@ const isoTime = z.string().describe('ISO 8601');
 const optionalIso = isoTime.nullable();
 const countedList = <T extends z.ZodType>(item: T) =>
   z.object({
-    count: z.number().int().describe('entries in all (for search: the matches the caller may read, at most about the best thousand)'),
+    count: z.number().int().describe('entries in all (for search: the matches the caller may read, at most about a thousand)'),
     items: z.array(item),
     next: z.string().nullable().describe("the `last` to ask for the next page (a position in the ordering); null on the last page"),
   });
