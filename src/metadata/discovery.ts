@@ -28,7 +28,7 @@ const PREFIX_CANDIDATES = 200;
 /** The most starred repositories whose names are checked for the query's words, so popularity is never cut off. */
 const POPULAR_CANDIDATES = 1000;
 /** Rowids a trigram's count reads at most (SQLite's fuzzy match): enough to tell rare from common. */
-const TRIGRAM_SAMPLE = 1000;
+const TRIGRAM_SAMPLE = 300;
 /** Groups of trigrams ORed at most in one fuzzy match (SQLite). */
 const MAX_TRIGRAM_GROUPS = 10;
 /** Names with enough of the rarest trigrams checked at most (SQLite's fuzzy match). */
@@ -225,30 +225,27 @@ export class DiscoveryQueries {
       if (nsWords) all = `(${all}) AND {namespace} : (${nsWords.map((w) => `"${w}"`).join(' + ')})`;
       const inNames = `{short_name namespace} : (${all})`;
       const inText = `{short_name namespace description} : (${all})`;
-      const inName = nameHasWords(sql`i.name`, spec.terms);
       const end = `${q}\u007f`;
       // The candidates, each source bounded and none ranked over all its matches (BM25 over every match of a
       // common word cost more than the whole search may): the newest MAX_CANDIDATES matches in the names, in
-      // names and descriptions, and anywhere (README too), each labelled with the tier its match alone earns
-      // (fuzzy: 3, checked there);
+      // names and descriptions, and anywhere (README too), each labelled with the tier its match alone earns;
       // names equal to or starting with the query (by index); the most starred repositories whose name has the
-      // words (so a popular one is never lost among many newer matches); with `fuzzy`, names like the query.
-      // FTS5 yields rowids in order, so the newest K of a narrower source are among the newest K of a wider one:
-      // a repository's label does not depend on which source found it.
+      // words (so a popular one is never lost among many newer matches); with `fuzzy`, names like the query
+      // (3, checked there). FTS5 yields rowids in order, so the newest K of a narrower source are among the
+      // newest K of a wider one: a repository's label does not depend on which source found it.
       const fts = (match: string, label: number) =>
         sql`SELECT id, ${label} AS label FROM (SELECT rowid AS id FROM repository_text WHERE repository_text MATCH ${match} ORDER BY rowid DESC LIMIT ${MAX_CANDIDATES})`;
       source = sql`(SELECT id, max(label) AS label FROM (
-            ${fts(inNames, 2)} UNION ALL ${fts(inText, 2)} UNION ALL ${fts(all, 1)}
+            ${fts(inNames, 4)} UNION ALL ${fts(inText, 2)} UNION ALL ${fts(all, 1)}
           ${q.length ? sql`UNION ALL SELECT repository_id, 0 FROM repository_info WHERE short_name = ${q} OR name = ${q}
           UNION ALL SELECT repository_id, 0 FROM (SELECT repository_id FROM repository_info WHERE short_name >= ${q} AND short_name < ${end} ORDER BY short_name LIMIT ${PREFIX_CANDIDATES})
           UNION ALL SELECT repository_id, 0 FROM (SELECT repository_id FROM repository_info WHERE name >= ${q} AND name < ${end} ORDER BY name LIMIT ${PREFIX_CANDIDATES})` : sql``}
-          UNION ALL SELECT repository_id, 0 FROM (SELECT repository_id, name FROM repository_info WHERE star_count > 0 ORDER BY star_count DESC LIMIT ${POPULAR_CANDIDATES}) p
+          UNION ALL SELECT repository_id, 4 FROM (SELECT repository_id, name FROM repository_info WHERE star_count > 0 ORDER BY star_count DESC LIMIT ${POPULAR_CANDIDATES}) p
             WHERE ${nameHasWords(sql`p.name`, spec.terms)}
           ${spec.fuzzy ? sql`UNION ALL SELECT id, 3 FROM (${await this.similarNames(spec)})` : sql``}
         ) GROUP BY id) c CROSS JOIN repository_info i ON i.repository_id = c.id`;
       // CROSS JOIN: SQLite keeps the candidates outside, never scanning a filter's index (a busy namespace) instead.
-      tier = sql`CASE WHEN ${exact} THEN 6 WHEN ${prefix} THEN 5
-        WHEN ${inName} THEN 4 ELSE c.label END`;
+      tier = sql`CASE WHEN ${exact} THEN 6 WHEN ${prefix} THEN 5 ELSE c.label END`;
     } else {
       // Every word whole, the last also as a prefix; `ABC`: in the name, namespace or description (not the README).
       const words = (weights: string) => spec.terms.map((t, n) => (n === spec.terms.length - 1 ? `${t}:*${weights}` : `${t}:${weights}`)).join(' & ');
