@@ -266,17 +266,16 @@ export class DiscoveryQueries {
       const gin = (column: string, query: RawBuilder<unknown>, label: number) =>
         sql`SELECT repository_id AS id, ${sql.lit(label)} AS label FROM (SELECT repository_id FROM repository_info WHERE ${sql.ref(column)} @@ ${query} ${ns} LIMIT ${MAX_CANDIDATES}) ${sql.ref(`s${label}${column}`)}`;
       source = sql`(SELECT id, max(label) AS label FROM (
-            ${gin('names', tsq, 2)} UNION ALL ${gin('document', inText, 2)} UNION ALL ${gin('document', tsq, 1)}
+            ${gin('names', tsq, 4)} UNION ALL ${gin('document', inText, 2)} UNION ALL ${gin('document', tsq, 1)}
           ${q.length ? sql`UNION ALL SELECT repository_id, 0 FROM (SELECT repository_id FROM repository_info WHERE short_name >= ${q} AND short_name < ${end} ${ns} ORDER BY short_name LIMIT ${PREFIX_CANDIDATES}) p
           UNION ALL SELECT repository_id, 0 FROM (SELECT repository_id FROM repository_info WHERE name >= ${q} AND name < ${end} ORDER BY name LIMIT ${PREFIX_CANDIDATES}) n` : sql``}
-          UNION ALL SELECT repository_id, 0 FROM (SELECT repository_id, names FROM repository_info WHERE star_count > 0 ORDER BY star_count DESC LIMIT ${POPULAR_CANDIDATES}) s
+          UNION ALL SELECT repository_id, 4 FROM (SELECT repository_id, names FROM repository_info WHERE star_count > 0 ORDER BY star_count DESC LIMIT ${POPULAR_CANDIDATES}) s
             WHERE s.names @@ ${tsq}
           ${spec.fuzzy ? sql`UNION ALL SELECT repository_id, 3 FROM (SELECT repository_id FROM repository_info WHERE ${wordQuery}::text <% name ${ns} LIMIT ${FUZZY_CANDIDATES}) f` : sql``}
         ) x GROUP BY id) c JOIN repository_info i ON i.repository_id = c.id`;
-      // A match found only among the first K anywhere may be in the description too (its K there was another K).
-      tier = sql`CASE WHEN ${exact} THEN 6 WHEN ${prefix} THEN 5
-        WHEN i.names @@ ${tsq} THEN 4
-        WHEN c.label = 1 AND i.document @@ ${inText} THEN 2 ELSE c.label END`;
+      // Every source yields rows in table order (a bitmap heap scan visits blocks in order, as a sequential scan
+      // does from the first block), so here too the first K of a narrower source are among the first K of a wider.
+      tier = sql`CASE WHEN ${exact} THEN 6 WHEN ${prefix} THEN 5 ELSE c.label END`;
     }
     const order = {
       relevance: sql`tier DESC, star_count DESC, recent DESC, pull_count DESC, name`,
