@@ -143,6 +143,9 @@ export async function runSearchBench({ repoRoot, repos, runs = 50, warmup = 5, d
       typo: { q: typo, run: () => discovery.search.search(anonymous, { query: typo }) },
       'namespace filter': { q: `${mid[0]} in ${busiestNs}/`, run: () => discovery.search.search(anonymous, { query: mid[0], namespace: busiestNs }) },
       'no match': { q: 'qqxzzy', run: () => discovery.search.search(anonymous, { query: 'qqxzzy' }) },
+      // No words: what an explore page's shelves ask for.
+      'browse, most starred': { q: '(none) n=6', run: () => discovery.search.search(anonymous, { query: '', sort: 'stars', pageSize: 6 }) },
+      'browse, last pushed': { q: '(none) n=6', run: () => discovery.search.search(anonymous, { query: '', sort: 'updated', pageSize: 6 }) },
       'docker search, common word': { q: `${common[0]} n=25`, run: () => discovery.search.dockerSearch(anonymous, { q: common[0], n: 25 }, false) },
       'docker search, mid word': { q: `${mid[0]} n=25`, run: () => discovery.search.dockerSearch(anonymous, { q: mid[0], n: 25 }, false) },
     };

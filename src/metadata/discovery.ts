@@ -25,6 +25,8 @@ const FUZZY_CANDIDATES = 200;
  */
 export const MAX_CANDIDATES = 300;
 const PREFIX_CANDIDATES = 200;
+/** Repositories a search without words (browsing) orders at most. */
+const BROWSE_CANDIDATES = 500;
 /** The most starred repositories whose names are checked for the query's words, so popularity is never cut off. */
 const POPULAR_CANDIDATES = 1000;
 /** Rowids a trigram's count reads at most (SQLite's fuzzy match): enough to tell rare from common. */
@@ -214,7 +216,24 @@ export class DiscoveryQueries {
     let source: RawBuilder<unknown>;
     let tier: RawBuilder<unknown>;
     if (browsing) {
-      source = sql`repository_info i`;
+      // Browsing (no words) is bounded too: the first BROWSE_CANDIDATES by the sort's own key through its index
+      // (most stars, most pulls, last pushed; within equal keys in index order), or with a platform filter the
+      // first repositories tagging an image of that platform, then ordered in full as any search.
+      const nsf = spec.namespace !== undefined ? sql`AND namespace = ${spec.namespace}` : sql``;
+      const p = spec.platform;
+      let ids: RawBuilder<unknown>;
+      if (p && (p.os || p.architecture || p.variant)) {
+        ids = sql`SELECT DISTINCT t.repository_id FROM manifest_platforms mp JOIN tags t ON t.manifest_id = mp.manifest_id
+          WHERE 1 = 1 ${p.os ? sql`AND mp.os = ${p.os}` : sql``} ${p.architecture ? sql`AND mp.architecture = ${p.architecture}` : sql``}
+          ${p.variant ? sql`AND mp.variant = ${p.variant}` : sql``} LIMIT ${BROWSE_CANDIDATES}`;
+      } else if (spec.sort === 'updated') {
+        ids = sql`SELECT repository_id FROM (SELECT repository_id FROM repository_info WHERE last_pushed_at IS NOT NULL ${nsf} ORDER BY last_pushed_at DESC LIMIT ${BROWSE_CANDIDATES}) a
+          UNION ALL SELECT repository_id FROM (SELECT repository_id FROM repository_info WHERE last_pushed_at IS NULL ${nsf} LIMIT ${BROWSE_CANDIDATES}) b`;
+      } else {
+        const key = spec.sort === 'pulls' ? sql.ref('pull_count') : sql.ref('star_count');
+        ids = sql`SELECT repository_id FROM repository_info WHERE 1 = 1 ${nsf} ORDER BY ${key} DESC LIMIT ${BROWSE_CANDIDATES}`;
+      }
+      source = sql`(SELECT repository_id AS id FROM (${ids}) b) c ${postgres ? sql`JOIN` : sql`CROSS JOIN`} repository_info i ON i.repository_id = c.id`;
       tier = sql`0`;
     } else if (!postgres) {
       // Every word whole, the last one also as a prefix (what is being typed): a prefix of a short word expands to many.

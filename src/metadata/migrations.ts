@@ -535,6 +535,9 @@ function migrations(dialect: Dialect): Record<string, Migration> {
     '0013_search_prefixes': {
       // eslint-disable-next-line @typescript-eslint/no-explicit-any
       async up(db: Kysely<any>) {
+        // Browsing by pulls walks this, as by stars and by last push theirs (0012); a namespace's by stars the second.
+        await db.schema.createIndex('repository_info_pulls').on('repository_info').column('pull_count').execute();
+        await db.schema.createIndex('repository_info_namespace_stars').on('repository_info').columns(['namespace', 'star_count']).execute();
         if (dialect !== 'sqlite') return;
         // The word being typed is matched as a prefix; FTS5 without an index of that prefix length merges the
         // doclists of every word starting so, all of them, before the first row (milliseconds for a common one).
