@@ -287,7 +287,7 @@ export class DiscoveryQueries {
       source = sql`(SELECT id, max(label) AS label FROM (
             ${gin('names', tsq, 4)} UNION ALL ${gin('document', inText, 2)} UNION ALL ${gin('document', tsq, 1)}
           ${q.length ? sql`UNION ALL SELECT repository_id, 0 FROM (SELECT repository_id FROM repository_info WHERE short_name >= ${q} AND short_name < ${end} ${ns} ORDER BY short_name LIMIT ${PREFIX_CANDIDATES}) p
-          UNION ALL SELECT repository_id, 0 FROM (SELECT repository_id FROM repository_info WHERE name >= ${q} AND name < ${end} ORDER BY name LIMIT ${PREFIX_CANDIDATES}) n` : sql``}
+          UNION ALL SELECT repository_id, 0 FROM (SELECT repository_id FROM repository_info WHERE name >= ${q} AND name < ${end} ${ns} ORDER BY name LIMIT ${PREFIX_CANDIDATES}) n` : sql``}
           UNION ALL SELECT repository_id, 4 FROM (SELECT repository_id, names FROM repository_info WHERE star_count > 0 ORDER BY star_count DESC LIMIT ${POPULAR_CANDIDATES}) s
             WHERE s.names @@ ${tsq}
           ${spec.fuzzy ? sql`UNION ALL SELECT repository_id, 3 FROM (SELECT repository_id FROM repository_info WHERE ${wordQuery}::text <% name ${ns} LIMIT ${FUZZY_CANDIDATES}) f` : sql``}
