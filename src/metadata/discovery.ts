@@ -331,14 +331,11 @@ export class DiscoveryQueries {
       LIMIT ${spec.limit} OFFSET ${spec.offset}`;
     const rows = postgres
       ? await this.db.transaction().execute(async (trx) => {
-          // For this transaction only: the threshold of pg_trgm's <% operator (its index condition); scans that
+          // For this transaction only: the threshold of pg_trgm's <% operator (its index condition); and scans that
           // yield rows in one order, so the same search takes the same first candidates (a page follows the last):
-          // no parallel workers, no sequential scan joining another's in the middle of the table; and the indexes
-          // (a planner that takes a word for common would rather read the table until it has 300 matches, which for
-          // a word in 2 % of the rows is 15,000 rows and their documents).
+          // no parallel workers, no sequential scan joining another's in the middle of the table.
           await sql`SELECT set_config('pg_trgm.word_similarity_threshold', ${String(FUZZY_THRESHOLD)}, true),
-            set_config('synchronize_seqscans', 'off', true), set_config('max_parallel_workers_per_gather', '0', true),
-            set_config('enable_seqscan', 'off', true)`.execute(trx);
+            set_config('synchronize_seqscans', 'off', true), set_config('max_parallel_workers_per_gather', '0', true)`.execute(trx);
           return (await query.execute(trx)).rows;
         })
       : (await query.execute(this.db)).rows;
