@@ -48,6 +48,7 @@ const { values: opt } = parseArgs({
     'auth-duration': { type: 'string' },
     'search-repos': { type: 'string' },
     'search-runs': { type: 'string' },
+    'search-postgres': { type: 'boolean', default: false },
     loadgen: { type: 'string' },
     'pull-client': { type: 'string' },
     'cpu-prof': { type: 'boolean', default: false },
@@ -76,6 +77,7 @@ if (opt.help) {
                       (small-auth is not in --quick's default list: add it with --only)
   --search-repos N    search: repositories seeded in process (default 100000, 10000 with --quick)
   --search-runs N     search: timed runs per kind of query (default 50, 20 with --quick)
+  --search-postgres   search: also on a throwaway PostgreSQL cluster (Debian's postgresql), after SQLite
   --auth-rounds N     small-auth: alternations of auth off / Bearer / Basic / anonymous (default 5, 1 with --quick)
   --auth-duration S   small-auth: seconds of load per measurement (default 5, 1 with --quick)
   --soak S            seconds of the mixed push/pull soak at 64 connections, per server (default 60, 3 with --quick)
@@ -182,15 +184,21 @@ const gitCommit = (() => {
 ensureBerthBuilt(repoRoot, { build: !opt['no-build'] && !opt.commit });
 // ── search: in process on a fresh SQLite store, before the servers start (so they do not compete) ──
 let search;
+let searchPostgres;
 if (cfg.phases.has('search')) {
   step = 'search';
   log(`search: seeding ${cfg.searchRepos} repositories in process`);
   search = await runSearchBench({ repoRoot, repos: cfg.searchRepos, runs: cfg.searchRuns, log });
+  if (opt['search-postgres']) {
+    step = 'search (postgres)';
+    searchPostgres = await runSearchBench({ repoRoot, repos: cfg.searchRepos, runs: cfg.searchRuns, engine: 'postgres', log });
+  }
   if (cfg.phases.size === 1) {
     // Nothing else asked for: no servers to start.
     console.log(`\n${searchReport(search)}`);
+    if (searchPostgres) console.log(`\n${searchReport(searchPostgres)}`);
     console.log(`machine: load average ${before.loadavg.join(' ')} before; other processes ${before.otherPct.toFixed(0)}% before`);
-    const result = { date: started.toISOString(), seconds: (Date.now() - started.getTime()) / 1000, berth: { commit: gitCommit, node: process.version }, machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, before }, config: { ...cfg, phases: [...cfg.phases] }, search };
+    const result = { date: started.toISOString(), seconds: (Date.now() - started.getTime()) / 1000, berth: { commit: gitCommit, node: process.version }, machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, before }, config: { ...cfg, phases: [...cfg.phases] }, search, searchPostgres };
     mkdirSync(path.dirname(outFile), { recursive: true });
     writeFileSync(outFile, JSON.stringify(result, null, 2) + '\n');
     console.log(`\nJSON: ${path.relative(process.cwd(), outFile)}`);
@@ -821,6 +829,7 @@ console.log(
 for (const w of warnings) console.log(`WARNING: ${w} — ratios are less reliable`);
 if (smallAuth) console.log(`\n${authReport(smallAuth, cfg, loadgen)}`);
 if (search) console.log(`\n${searchReport(search)}`);
+if (searchPostgres) console.log(`\n${searchReport(searchPostgres)}`);
 const smallErrors = rounds.flatMap((r) => order.flatMap((w) => Object.entries(r[w]).filter(([k, v]) => k.endsWith('.errors') && v > 0).map(([k, v]) => `${w} ${k}=${v}`)));
 if (smallErrors.length) console.log(`WARNING: failed requests under load: ${smallErrors.join(', ')}`);
 const disk = rounds.map((r) => r.diskMBps).filter((v) => v !== undefined);
@@ -856,6 +865,7 @@ const result = {
   soak,
   smallAuth,
   search,
+  searchPostgres,
 };
 mkdirSync(path.dirname(outFile), { recursive: true });
 writeFileSync(outFile, JSON.stringify(result, null, 2) + '\n');

@@ -25,7 +25,7 @@ export interface SearchRequest {
   namespace?: string;
   official?: boolean;
   minStars?: number;
-  platform?: { os?: string; architecture?: string };
+  platform?: { os?: string; architecture?: string; variant?: string };
   sort?: SearchSort;
   /** 1-based. */
   page?: number;
@@ -104,9 +104,10 @@ export class SearchService {
       limit: pageSize,
       offset: (page - 1) * pageSize,
     };
-    let { total, results } = await this.queries.search(spec);
-    // Typo tolerance where it helps: names like the query are looked for when the words themselves find few.
-    if (terms.length > 0 && total < FUZZY_WHEN_FEWER) ({ total, results } = await this.queries.search({ ...spec, fuzzy: true }));
+    let { total, best, results } = await this.queries.search(spec);
+    // Typo tolerance where it helps: names like the query are looked for when the words themselves find few
+    // and no name is the query or starts with it (then the query is no typo).
+    if (terms.length > 0 && total < FUZZY_WHEN_FEWER && best < 5) ({ total, results } = await this.queries.search({ ...spec, fuzzy: true }));
     return { query: req.query, page, pageSize, total, pages: Math.ceil(total / pageSize), results };
   }
 

@@ -14,16 +14,27 @@ import type { MetadataStore } from './store.js';
 export const PULL_WINDOW_MS = 7 * 24 * 3_600_000;
 /** Fuzzy (trigram) matches of a name count from this share of the query's trigrams found in it. */
 export const FUZZY_THRESHOLD = 0.5;
-/** Candidates the fuzzy name match contributes at most (the best by trigram rank), so a common trigram cannot flood a search. */
-const FUZZY_CANDIDATES = 500;
+/** Candidates the fuzzy name match contributes at most, so a common trigram cannot flood a search. */
+const FUZZY_CANDIDATES = 200;
 /**
- * Full-text matches considered at most (SQLite: the best by BM25;
- * PostgreSQL: the most starred), so a word that half the repositories contain
- * costs a bounded sort, not one of them all. Names equal to or starting with
- * the query are always considered.
+ * Full-text matches each source contributes at most (SQLite: the newest;
+ * PostgreSQL: the first in table order), so a word that half the
+ * repositories contain costs a bounded read and sort, not one of them all.
+ * Names equal to or starting with the query, and the most starred names with
+ * its words, are considered besides.
  */
-export const MAX_CANDIDATES = 1000;
+export const MAX_CANDIDATES = 300;
 const PREFIX_CANDIDATES = 200;
+/** Repositories a search without words (browsing) orders at most. */
+const BROWSE_CANDIDATES = 500;
+/** The most starred repositories whose names are checked for the query's words, so popularity is never cut off. */
+const POPULAR_CANDIDATES = 1000;
+/** Rowids a trigram's count reads at most (SQLite's fuzzy match): enough to tell rare from common. */
+const TRIGRAM_SAMPLE = 300;
+/** Groups of trigrams ORed at most in one fuzzy match (SQLite). */
+const MAX_TRIGRAM_GROUPS = 10;
+/** Names with enough of the rarest trigrams checked at most (SQLite's fuzzy match). */
+const FUZZY_SAMPLE = 500;
 
 export type SearchSort = 'relevance' | 'stars' | 'pulls' | 'updated';
 
@@ -43,7 +54,8 @@ export interface SearchSpec {
   namespace?: string;
   official?: boolean;
   minStars?: number;
-  platform?: { os?: string; architecture?: string };
+  /** Only repositories with a tagged image for this platform (each part given must match). */
+  platform?: { os?: string; architecture?: string; variant?: string };
   sort: SearchSort;
   limit: number;
   offset: number;
@@ -63,6 +75,14 @@ export interface RepositorySummary {
   lastPulledAt: number | null;
   /** Why it matched, best first: 6 exact name, 5 name prefix, 4 words of the name, 3 name like it (typo), 2 description, 1 README, 0 browsing. */
   tier: number;
+  /** The platforms of its tagged images (each index's children, or the image's own), each once, sorted. */
+  platforms: SearchPlatform[];
+}
+
+export interface SearchPlatform {
+  os: string;
+  architecture: string;
+  variant: string | null;
 }
 
 export interface RepositoryInfo {
@@ -147,6 +167,22 @@ type Db = MetadataStore['db'] | Transaction<Database>;
 const num = (v: unknown): number => Number(v ?? 0);
 const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 
+/** A name as the index's words ('acme/api-server' → 'acme api server'). */
+const nameWords = (name: RawBuilder<unknown>) => sql`replace(replace(replace(replace(${name}, '/', ' '), '-', ' '), '_', ' '), '.', ' ')`;
+/** Whether each term starts a word of the name (the "words of the name" tier). */
+const nameHasWords = (name: RawBuilder<unknown>, terms: string[]) =>
+  sql.join(terms.map((t) => sql`instr(' ' || ${nameWords(name)}, ${` ${t}`}) > 0`), sql` AND `);
+const choose = (n: number, k: number): number => (k === 0 ? 1 : (choose(n - 1, k - 1) * n) / k);
+/** Every way to choose k of xs (few: see MAX_TRIGRAM_GROUPS). */
+function combinations<T>(xs: T[], k: number): T[][] {
+  if (k === 0) return [[]];
+  const out: T[][] = [];
+  for (let i = 0; i + k <= xs.length; i++) for (const rest of combinations(xs.slice(i + 1), k - 1)) out.push([xs[i]!, ...rest]);
+  return out;
+}
+/** Trigrams of n a name must share to be "like" the query. */
+const fuzzyShare = (n: number) => Math.max(1, Math.ceil(FUZZY_THRESHOLD * n - 1e-9));
+
 export class DiscoveryQueries {
   constructor(private readonly store: MetadataStore) {}
 
@@ -157,7 +193,7 @@ export class DiscoveryQueries {
   // ---- search ------------------------------------------------------------------
 
   /** One page of matches, best first, with the number of matches in all. */
-  async search(spec: SearchSpec): Promise<{ total: number; results: RepositorySummary[] }> {
+  async search(spec: SearchSpec): Promise<{ total: number; best: number; results: RepositorySummary[] }> {
     const postgres = this.store.dialect === 'postgres';
     const browsing = spec.terms.length === 0;
     const q = spec.text;
@@ -165,11 +201,12 @@ export class DiscoveryQueries {
     if (spec.namespace !== undefined) filters.push(sql`AND i.namespace = ${spec.namespace}`);
     if (spec.official !== undefined) filters.push(sql`AND i.official = ${spec.official ? 1 : 0}`);
     if (spec.minStars !== undefined && spec.minStars > 0) filters.push(sql`AND i.star_count >= ${spec.minStars}`);
-    if (spec.platform && (spec.platform.os || spec.platform.architecture)) {
+    if (spec.platform && (spec.platform.os || spec.platform.architecture || spec.platform.variant)) {
       const p = spec.platform;
       filters.push(sql`AND EXISTS (SELECT 1 FROM tags t JOIN manifest_platforms p ON p.manifest_id = t.manifest_id
         WHERE t.repository_id = i.repository_id
-        ${p.os ? sql`AND p.os = ${p.os}` : sql``} ${p.architecture ? sql`AND p.architecture = ${p.architecture}` : sql``})`);
+        ${p.os ? sql`AND p.os = ${p.os}` : sql``} ${p.architecture ? sql`AND p.architecture = ${p.architecture}` : sql``}
+        ${p.variant ? sql`AND p.variant = ${p.variant}` : sql``})`);
     }
     const week = Math.floor((await this.store.clock()) / PULL_WINDOW_MS);
     const recent = sql`CASE WHEN i.pulls_window = ${week} THEN i.pulls_current + i.pulls_previous WHEN i.pulls_window = ${week - 1} THEN i.pulls_current ELSE 0 END`;
@@ -179,54 +216,85 @@ export class DiscoveryQueries {
     let source: RawBuilder<unknown>;
     let tier: RawBuilder<unknown>;
     if (browsing) {
-      source = sql`repository_info i`;
+      // Browsing (no words) is bounded too: the first BROWSE_CANDIDATES by the sort's own key through its index
+      // (most stars, most pulls, last pushed; within equal keys in index order), or with a platform filter the
+      // first repositories tagging an image of that platform, then ordered in full as any search.
+      const nsf = spec.namespace !== undefined ? sql`AND namespace = ${spec.namespace}` : sql``;
+      const p = spec.platform;
+      let ids: RawBuilder<unknown>;
+      if (p && (p.os || p.architecture || p.variant)) {
+        ids = sql`SELECT DISTINCT t.repository_id FROM manifest_platforms mp JOIN tags t ON t.manifest_id = mp.manifest_id
+          WHERE 1 = 1 ${p.os ? sql`AND mp.os = ${p.os}` : sql``} ${p.architecture ? sql`AND mp.architecture = ${p.architecture}` : sql``}
+          ${p.variant ? sql`AND mp.variant = ${p.variant}` : sql``} LIMIT ${BROWSE_CANDIDATES}`;
+      } else if (spec.sort === 'updated') {
+        ids = sql`SELECT repository_id FROM (SELECT repository_id FROM repository_info WHERE last_pushed_at IS NOT NULL ${nsf} ORDER BY last_pushed_at DESC LIMIT ${BROWSE_CANDIDATES}) a
+          UNION ALL SELECT repository_id FROM (SELECT repository_id FROM repository_info WHERE last_pushed_at IS NULL ${nsf} LIMIT ${BROWSE_CANDIDATES}) b`;
+      } else {
+        const key = spec.sort === 'pulls' ? sql.ref('pull_count') : sql.ref('star_count');
+        ids = sql`SELECT repository_id FROM repository_info WHERE 1 = 1 ${nsf} ORDER BY ${key} DESC LIMIT ${BROWSE_CANDIDATES}`;
+      }
+      source = sql`(SELECT repository_id AS id FROM (${ids}) b) c ${postgres ? sql`JOIN` : sql`CROSS JOIN`} repository_info i ON i.repository_id = c.id`;
       tier = sql`0`;
     } else if (!postgres) {
       // Every word whole, the last one also as a prefix (what is being typed): a prefix of a short word expands to many.
-      const all = spec.terms.map((t, n) => (n === spec.terms.length - 1 ? `"${t}"*` : `"${t}"`)).join(' AND ');
-      const inDescription = `{short_name namespace description} : (${all})`;
-      // Names as the index's words ('acme/api-server' → ' acme api server'), and padded as pg_trgm pads them.
-      const words = sql`replace(replace(replace(replace(i.name, '/', ' '), '-', ' '), '_', ' '), '.', ' ')`;
-      const padded = sql`'  ' || replace(replace(replace(replace(i.name, '/', '  '), '-', '  '), '_', '  '), '.', '  ') || ' '`;
-      const inName = sql.join(spec.terms.map((t) => sql`instr(' ' || ${words}, ${` ${t}`}) > 0`), sql` AND `);
-      const shared = sql.join(spec.trigrams.map((t) => sql`(instr(${padded}, ${t}) > 0)`), sql` + `);
-      // The candidates: the best full-text matches by BM25 (name weighted over namespace, description,
-      // README), names equal to or starting with the query (by index), and with `fuzzy` names sharing trigrams.
-      const inner = spec.trigrams.filter((t) => !t.startsWith(' ') && !t.endsWith(' '));
-      const trigramQuery = (inner.length ? inner : spec.trigrams).map((t) => `"${t}"`).join(' OR ');
+      let all = spec.terms.map((t, n) => (n === spec.terms.length - 1 ? `"${t}"*` : `"${t}"`)).join(' AND ');
+      // A namespace filter narrows the full-text matches themselves (its words as a phrase; the exact test follows),
+      // so the bounded candidates are that namespace's, not the few of it among everyone's.
+      const nsWords = spec.namespace?.toLowerCase().match(/[\p{L}\p{N}]+/gu);
+      if (nsWords) all = `(${all}) AND {namespace} : (${nsWords.map((w) => `"${w}"`).join(' + ')})`;
+      const inNames = `{short_name namespace} : (${all})`;
+      const inText = `{short_name namespace description} : (${all})`;
       const end = `${q}\u007f`;
-      source = sql`(SELECT id FROM (SELECT rowid AS id FROM repository_text WHERE repository_text MATCH ${all}
-                        ORDER BY bm25(repository_text, 10.0, 5.0, 2.0, 1.0) LIMIT ${MAX_CANDIDATES})
-          ${q.length ? sql`UNION SELECT repository_id FROM repository_info WHERE short_name = ${q} OR name = ${q}
-          UNION SELECT repository_id FROM (SELECT repository_id FROM repository_info WHERE short_name >= ${q} AND short_name < ${end} LIMIT ${PREFIX_CANDIDATES})
-          UNION SELECT repository_id FROM (SELECT repository_id FROM repository_info WHERE name >= ${q} AND name < ${end} LIMIT ${PREFIX_CANDIDATES})` : sql``}
-          ${spec.fuzzy ? sql`UNION SELECT id FROM (SELECT rowid AS id FROM repository_words WHERE repository_words MATCH ${trigramQuery} ORDER BY rank LIMIT ${FUZZY_CANDIDATES})` : sql``}
-        ) c JOIN repository_info i ON i.repository_id = c.id`;
-      tier = sql`CASE WHEN ${exact} THEN 6 WHEN ${prefix} THEN 5
-        WHEN ${inName} THEN 4
-        ${spec.fuzzy ? sql`WHEN (${shared}) * 1.0 / ${spec.trigrams.length} >= ${FUZZY_THRESHOLD} THEN 3` : sql``}
-        WHEN i.repository_id IN (SELECT rowid FROM repository_text WHERE repository_text MATCH ${inDescription}) THEN 2
-        ${spec.fuzzy ? sql`WHEN i.repository_id IN (SELECT rowid FROM repository_text WHERE repository_text MATCH ${all}) THEN 1 ELSE 0` : sql`ELSE 1`} END`;
+      // The candidates, each source bounded and none ranked over all its matches (BM25 over every match of a
+      // common word cost more than the whole search may): the newest MAX_CANDIDATES matches in the names, in
+      // names and descriptions, and anywhere (README too), each labelled with the tier its match alone earns;
+      // names equal to or starting with the query (by index); the most starred repositories whose name has the
+      // words (so a popular one is never lost among many newer matches); with `fuzzy`, names like the query
+      // (3, checked there). FTS5 yields rowids in order, so the newest K of a narrower source are among the
+      // newest K of a wider one: a repository's label does not depend on which source found it.
+      const fts = (match: string, label: number) =>
+        sql`SELECT id, ${label} AS label FROM (SELECT rowid AS id FROM repository_text WHERE repository_text MATCH ${match} ORDER BY rowid DESC LIMIT ${MAX_CANDIDATES})`;
+      source = sql`(SELECT id, max(label) AS label FROM (
+            ${fts(inNames, 4)} UNION ALL ${fts(inText, 2)} UNION ALL ${fts(all, 1)}
+          ${q.length ? sql`UNION ALL SELECT repository_id, 0 FROM repository_info WHERE short_name = ${q} OR name = ${q}
+          UNION ALL SELECT repository_id, 0 FROM (SELECT repository_id FROM repository_info WHERE short_name >= ${q} AND short_name < ${end} ORDER BY short_name LIMIT ${PREFIX_CANDIDATES})
+          UNION ALL SELECT repository_id, 0 FROM (SELECT repository_id FROM repository_info WHERE name >= ${q} AND name < ${end} ORDER BY name LIMIT ${PREFIX_CANDIDATES})` : sql``}
+          UNION ALL SELECT repository_id, 4 FROM (SELECT repository_id, name FROM repository_info WHERE star_count > 0 ORDER BY star_count DESC LIMIT ${POPULAR_CANDIDATES}) p
+            WHERE ${nameHasWords(sql`p.name`, spec.terms)}
+          ${spec.fuzzy ? sql`UNION ALL SELECT id, 3 FROM (${await this.similarNames(spec)})` : sql``}
+        ) GROUP BY id) c CROSS JOIN repository_info i ON i.repository_id = c.id`;
+      // CROSS JOIN: SQLite keeps the candidates outside, never scanning a filter's index (a busy namespace) instead.
+      tier = sql`CASE WHEN ${exact} THEN 6 WHEN ${prefix} THEN 5 ELSE c.label END`;
     } else {
-      const words = spec.terms.map((t, n) => (n === spec.terms.length - 1 ? `${t}:*` : t)).join(' & ');
-      const tsq = sql`to_tsquery('simple', ${words})`;
+      // Every word whole, the last also as a prefix; `ABC`: in the name, namespace or description (not the README).
+      const words = (weights: string) => spec.terms.map((t, n) => (n === spec.terms.length - 1 ? `${t}:*${weights}` : `${t}:${weights}`)).join(' & ');
+      const tsq = sql`to_tsquery('simple', ${words('')})`;
+      const inText = sql`to_tsquery('simple', ${words('ABC')})`;
       const wordQuery = spec.terms.join(' ');
       const end = `${q}\u007f`;
-      // The candidates, each through an index and bounded: name words (the small `names` vector), any text
-      // (`document`), the most starred first when there are more (`+ 0`: through the GIN index and a top-N sort,
-      // never a walk down the stars index hoping to meet matches); names equal to or starting with the query
-      // (btrees in byte order, COLLATE "C"); with `fuzzy`, names most like the query (pg_trgm's GIN).
-      source = sql`(SELECT repository_id AS id FROM (SELECT repository_id FROM repository_info WHERE names @@ ${tsq} ORDER BY star_count + 0 DESC LIMIT ${MAX_CANDIDATES}) a
-          UNION SELECT repository_id FROM (SELECT repository_id FROM repository_info WHERE document @@ ${tsq} ORDER BY star_count + 0 DESC LIMIT ${MAX_CANDIDATES}) b
-          ${q.length ? sql`UNION SELECT repository_id FROM (SELECT repository_id FROM repository_info WHERE short_name >= ${q} AND short_name < ${end} LIMIT ${PREFIX_CANDIDATES}) p
-          UNION SELECT repository_id FROM (SELECT repository_id FROM repository_info WHERE name >= ${q} AND name < ${end} LIMIT ${PREFIX_CANDIDATES}) n` : sql``}
-          ${spec.fuzzy ? sql`UNION SELECT repository_id FROM (SELECT repository_id FROM repository_info WHERE ${wordQuery}::text <% name ORDER BY word_similarity(${wordQuery}::text, name) DESC LIMIT ${FUZZY_CANDIDATES}) f` : sql``}
-        ) c JOIN repository_info i ON i.repository_id = c.id`;
-      tier = sql`CASE WHEN ${exact} THEN 6 WHEN ${prefix} THEN 5
-        WHEN i.names @@ ${tsq} THEN 4
-        ${spec.fuzzy ? sql`WHEN word_similarity(${wordQuery}::text, i.name) >= ${FUZZY_THRESHOLD} THEN 3` : sql``}
-        WHEN to_tsvector('simple', i.description) @@ ${tsq} THEN 2
-        ${spec.fuzzy ? sql`WHEN i.document @@ ${tsq} THEN 1 ELSE 0` : sql`ELSE 1`} END`;
+      const ns = spec.namespace !== undefined ? sql`AND namespace = ${spec.namespace}` : sql``;
+      // The candidates, as on SQLite: each source through an index and bounded, none sorted over all its matches
+      // (a top-N sort reads every matching row, tens of thousands for a common word; ORDER BY id may walk the whole
+      // primary key for a word the planner thinks common): the first MAX_CANDIDATES matches in table order (see
+      // the transaction below) in the names, in names and descriptions, and anywhere, labelled with the tier
+      // the match alone earns; names equal to or starting with the query (btrees in byte order, COLLATE "C"); the
+      // most starred repositories whose names have the words; with `fuzzy`, the first names like the query (pg_trgm's
+      // GIN, the threshold its <% operator uses being set for the transaction; not the most alike: that sort computes
+      // the similarity of every name over the threshold, and the tier orders them by stars anyway). A namespace
+      // filter goes inside.
+      const gin = (column: string, query: RawBuilder<unknown>, label: number) =>
+        sql`SELECT repository_id AS id, ${sql.lit(label)} AS label FROM (SELECT repository_id FROM repository_info WHERE ${sql.ref(column)} @@ ${query} ${ns} LIMIT ${MAX_CANDIDATES}) ${sql.ref(`s${label}${column}`)}`;
+      source = sql`(SELECT id, max(label) AS label FROM (
+            ${gin('names', tsq, 4)} UNION ALL ${gin('document', inText, 2)} UNION ALL ${gin('document', tsq, 1)}
+          ${q.length ? sql`UNION ALL SELECT repository_id, 0 FROM (SELECT repository_id FROM repository_info WHERE short_name >= ${q} AND short_name < ${end} ${ns} ORDER BY short_name LIMIT ${PREFIX_CANDIDATES}) p
+          UNION ALL SELECT repository_id, 0 FROM (SELECT repository_id FROM repository_info WHERE name >= ${q} AND name < ${end} ${ns} ORDER BY name LIMIT ${PREFIX_CANDIDATES}) n` : sql``}
+          UNION ALL SELECT repository_id, 4 FROM (SELECT repository_id, names FROM repository_info WHERE star_count > 0 ORDER BY star_count DESC LIMIT ${POPULAR_CANDIDATES}) s
+            WHERE s.names @@ ${tsq}
+          ${spec.fuzzy ? sql`UNION ALL SELECT repository_id, 3 FROM (SELECT repository_id FROM repository_info WHERE ${wordQuery}::text <% name ${ns} LIMIT ${FUZZY_CANDIDATES}) f` : sql``}
+        ) x GROUP BY id) c JOIN repository_info i ON i.repository_id = c.id`;
+      // Every source yields rows in table order (a bitmap heap scan visits blocks in order, as a sequential scan
+      // does from the first block), so here too the first K of a narrower source are among the first K of a wider.
+      tier = sql`CASE WHEN ${exact} THEN 6 WHEN ${prefix} THEN 5 ELSE c.label END`;
     }
     const order = {
       relevance: sql`tier DESC, star_count DESC, recent DESC, pull_count DESC, name`,
@@ -235,6 +303,7 @@ export class DiscoveryQueries {
       updated: sql`COALESCE(last_pushed_at, 0) DESC, tier DESC, name`,
     }[spec.sort];
     const query = sql<{
+      id: number;
       name: string;
       namespace: string;
       short_name: string;
@@ -246,8 +315,9 @@ export class DiscoveryQueries {
       last_pulled_at: number | null;
       tier: number;
       total: number;
+      best: number;
     }>`WITH r AS MATERIALIZED (
-        SELECT i.name, (SELECT v.visibility FROM repositories v WHERE v.id = i.repository_id) AS visibility,
+        SELECT i.repository_id AS id, i.name, (SELECT v.visibility FROM repositories v WHERE v.id = i.repository_id) AS visibility,
                i.namespace, i.short_name, i.description, i.official, i.star_count, i.pull_count,
                i.last_pushed_at, i.last_pulled_at, ${recent} AS recent, ${tier} AS tier
         FROM ${source}
@@ -255,21 +325,27 @@ export class DiscoveryQueries {
         WHERE (SELECT 1 FROM manifests h WHERE h.repository_id = i.repository_id LIMIT 1) IS NOT NULL
           ${sql.join(filters, sql` `)}
       )
-      SELECT r.*, COUNT(*) OVER () AS total FROM r
+      SELECT r.*, COUNT(*) OVER () AS total, MAX(r.tier) OVER () AS best FROM r
       WHERE ${spec.readable} ${browsing ? sql`` : sql`AND r.tier > 0`}
       ORDER BY ${order}
       LIMIT ${spec.limit} OFFSET ${spec.offset}`;
     const rows = postgres
       ? await this.db.transaction().execute(async (trx) => {
-          // The threshold of pg_trgm's <% operator (its index condition), for this transaction only.
-          await sql`SELECT set_config('pg_trgm.word_similarity_threshold', ${String(FUZZY_THRESHOLD)}, true)`.execute(trx);
+          // For this transaction only: the threshold of pg_trgm's <% operator (its index condition); and scans that
+          // yield rows in one order, so the same search takes the same first candidates (a page follows the last):
+          // no parallel workers, no sequential scan joining another's in the middle of the table.
+          await sql`SELECT set_config('pg_trgm.word_similarity_threshold', ${String(FUZZY_THRESHOLD)}, true),
+            set_config('synchronize_seqscans', 'off', true), set_config('max_parallel_workers_per_gather', '0', true)`.execute(trx);
           return (await query.execute(trx)).rows;
         })
       : (await query.execute(this.db)).rows;
     let total = rows.length ? num(rows[0]!.total) : 0;
-    if (rows.length === 0 && spec.offset > 0) total = await this.countOnly(spec);
+    let best = rows.length ? num(rows[0]!.best) : 0;
+    if (rows.length === 0 && spec.offset > 0) ({ total, best } = await this.search({ ...spec, offset: 0, limit: 1 }));
+    const platforms = await this.platformsOf(rows.map((r) => num(r.id)));
     return {
       total,
+      best,
       results: rows.map((r) => ({
         name: r.name,
         namespace: r.namespace,
@@ -281,13 +357,69 @@ export class DiscoveryQueries {
         lastPushedAt: numOrNull(r.last_pushed_at),
         lastPulledAt: numOrNull(r.last_pulled_at),
         tier: num(r.tier),
+        platforms: platforms.get(num(r.id)) ?? [],
       })),
     };
   }
 
-  /** The number of matches when a page past the end came back empty. */
-  private async countOnly(spec: SearchSpec): Promise<number> {
-    return (await this.search({ ...spec, offset: 0, limit: 1 })).total;
+  /** Each repository's platforms: the union over its tags (as its tag pages list them). */
+  private async platformsOf(ids: number[]): Promise<Map<number, SearchPlatform[]>> {
+    const out = new Map<number, SearchPlatform[]>();
+    if (ids.length === 0) return out;
+    const rows = await sql<{ repository_id: number; os: string; architecture: string; variant: string | null }>`
+      SELECT DISTINCT t.repository_id, p.os, p.architecture, p.variant
+      FROM tags t JOIN manifest_platforms p ON p.manifest_id = t.manifest_id
+      WHERE t.repository_id IN (${sql.join(ids)})`.execute(this.db);
+    const key = (p: SearchPlatform) => `${p.os}/${p.architecture}/${p.variant ?? ''}`;
+    for (const r of rows.rows) {
+      const list = out.get(num(r.repository_id)) ?? [];
+      list.push({ os: r.os, architecture: r.architecture, variant: r.variant });
+      out.set(num(r.repository_id), list);
+    }
+    // Sorted here: the engines order NULL variants differently.
+    for (const list of out.values()) list.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+    return out;
+  }
+
+  /**
+   * SQLite: the names most like the query, as a query yielding `id`s: those
+   * with at least `need` of the query's trigrams. Trigrams no name has are
+   * counted out first (each count capped); of the n left, such a name has at
+   * least k of the n - need + k rarest, which FTS5 finds by merging their
+   * doclists (each k ANDed, the groups ORed), k as large as keeps the groups
+   * few, so no name with only common trigrams is read; the candidates are
+   * then counted exactly. A query of very many words finds no typos.
+   */
+  private async similarNames(spec: SearchSpec): Promise<RawBuilder<unknown>> {
+    const trigrams = spec.trigrams;
+    const need = fuzzyShare(trigrams.length);
+    const counted = await sql<Record<string, number>>`SELECT ${sql.join(
+      trigrams.map(
+        (t, n) =>
+          sql`(SELECT count(*) FROM (SELECT 1 FROM repository_words WHERE repository_words MATCH ${`"${t}"`} LIMIT ${TRIGRAM_SAMPLE})) AS ${sql.ref(`c${n}`)}`,
+      ),
+    )}`.execute(this.db);
+    const row = counted.rows[0] ?? {};
+    const present = trigrams
+      .map((t, n) => ({ t, count: num(row[`c${n}`]) }))
+      .filter((x) => x.count > 0)
+      .sort((a, b) => a.count - b.count)
+      .map((x) => `"${x.t}"`);
+    if (present.length < need) return sql`SELECT NULL AS id WHERE 0`;
+    // The most trigrams required together whose groups stay few: k of s, s - k being the trigrams a match may lack.
+    let together = need;
+    while (together > 1 && choose(present.length - need + together, together) > MAX_TRIGRAM_GROUPS) together--;
+    const rarest = present.slice(0, present.length - need + together);
+    const groups = together === 1 && rarest.length > MAX_TRIGRAM_GROUPS ? null : combinations(rarest, together).map((g) => `(${g.join(' AND ')})`);
+    if (!groups) return sql`SELECT NULL AS id WHERE 0`;
+    // repository_words holds the names already padded; materialized, so the sum is computed once per name.
+    const shared = sql.join(trigrams.map((t) => sql`(instr(w.words, ${t}) > 0)`), sql` + `);
+    // Names with every trigram found come first (a sample of the groups' matches could miss the closest names).
+    return sql`WITH s AS MATERIALIZED (SELECT w.rowid AS id, ${shared} AS shared FROM (
+          SELECT id FROM (SELECT rowid AS id FROM repository_words WHERE repository_words MATCH ${present.join(' AND ')} LIMIT ${FUZZY_CANDIDATES})
+          UNION SELECT id FROM (SELECT rowid AS id FROM repository_words WHERE repository_words MATCH ${groups.join(' OR ')} LIMIT ${FUZZY_SAMPLE})
+        ) x JOIN repository_words w ON w.rowid = x.id)
+      SELECT id FROM s WHERE shared >= ${need} ORDER BY shared DESC LIMIT ${FUZZY_CANDIDATES}`;
   }
 
   /** The query plan of a search (SQLite's EXPLAIN QUERY PLAN, PostgreSQL's EXPLAIN): for tests that want an index, not a scan. */

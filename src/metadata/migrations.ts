@@ -532,6 +532,23 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         }
       },
     },
+    '0013_search_prefixes': {
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      async up(db: Kysely<any>) {
+        // Browsing by pulls walks this, as by stars and by last push theirs (0012); a namespace's by stars the second.
+        await db.schema.createIndex('repository_info_pulls').on('repository_info').column('pull_count').execute();
+        await db.schema.createIndex('repository_info_namespace_stars').on('repository_info').columns(['namespace', 'star_count']).execute();
+        if (dialect !== 'sqlite') return;
+        // The word being typed is matched as a prefix; FTS5 without an index of that prefix length merges the
+        // doclists of every word starting so, all of them, before the first row (milliseconds for a common one).
+        // Indexed prefixes of up to 6 characters are read like one word. The triggers of 0012 name the table, not
+        // its definition, so they keep it current.
+        await sql`DROP TABLE repository_text`.execute(db);
+        await sql`CREATE VIRTUAL TABLE repository_text USING fts5(short_name, namespace, description, readme, tokenize = 'unicode61', prefix = '2 3 4 5 6')`.execute(db);
+        await sql`INSERT INTO repository_text (rowid, short_name, namespace, description, readme)
+          SELECT repository_id, short_name, namespace, description, substr(readme, 1, 100000) FROM repository_info`.execute(db);
+      },
+    },
   };
 }
 

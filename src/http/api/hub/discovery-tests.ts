@@ -28,7 +28,7 @@ interface Page<T> {
   next: string | null;
   count?: number;
 }
-type SearchItem = { name: string; namespace: string; short_name: string; description: string; star_count: number; pull_count: number; is_official: boolean; last_updated: string | null };
+type SearchItem = { name: string; namespace: string; short_name: string; description: string; star_count: number; pull_count: number; is_official: boolean; last_updated: string | null; platforms: { os: string; architecture: string; variant: string | null }[] };
 type Activity = { id: number; repository: string | null; namespace: string; actor: string | null; action: string; tag: string | null; digest: string | null };
 
 export interface DiscoveryTestContext {
@@ -124,7 +124,12 @@ export function runDiscoveryApiTests(t: DiscoveryTestContext): void {
         const body = r.body as Page<SearchItem> & { query: string };
         assert.equal(body.query, 'web');
         assert.equal(body.items[0]!.name, 'alice/web');
-        assert.deepEqual(Object.keys(body.items[0]!).sort(), ['description', 'is_official', 'last_pulled', 'last_updated', 'name', 'namespace', 'pull_count', 'short_name', 'star_count']);
+        assert.deepEqual(Object.keys(body.items[0]!).sort(), ['description', 'is_official', 'last_pulled', 'last_updated', 'name', 'namespace', 'platforms', 'pull_count', 'short_name', 'star_count']);
+        // Its tags' platforms together: the index's two children and the single images (the same two).
+        assert.deepEqual(body.items[0]!.platforms, [
+          { os: 'linux', architecture: 'amd64', variant: null },
+          { os: 'linux', architecture: 'arm64', variant: 'v8' },
+        ]);
         assert.equal(body.items[0]!.short_name, 'web');
         assert.match(body.items[0]!.last_updated!, /^\d{4}-\d\d-\d\dT/);
         const hidden = await page<SearchItem>('berth/v1/search?q=hidden');
@@ -166,6 +171,8 @@ export function runDiscoveryApiTests(t: DiscoveryTestContext): void {
       it('filters by namespace, official, stars and platform, and sorts', async () => {
         assert.deepEqual(names(await page('berth/v1/search?q=&architecture=arm64')), ['alice/web']);
         assert.deepEqual(names(await page('berth/v1/search?q=web&os=windows')), []);
+        assert.deepEqual(names(await page('berth/v1/search?q=web&os=linux&architecture=arm64&variant=v8')), ['alice/web']);
+        assert.deepEqual(names(await page('berth/v1/search?q=web&architecture=arm64&variant=v7')), []);
         assert.deepEqual(names(await page('berth/v1/search?q=toolkit&namespace=bob')), []);
         assert.equal((await page('berth/v1/search?q=toolkit&namespace=alice')).count, 5);
         assert.deepEqual(names(await page('berth/v1/search?q=toolkit&official=true')), []);

@@ -230,7 +230,7 @@ export const DISCOVERY_OPERATIONS: readonly Operation<Services>[] = [
     },
     async (s, input) => {
       const q = input.query;
-      const platform = q.os !== undefined || q.architecture !== undefined ? { os: q.os, architecture: q.architecture } : undefined;
+      const platform = q.os !== undefined || q.architecture !== undefined || q.variant !== undefined ? { os: q.os, architecture: q.architecture, variant: q.variant } : undefined;
       const found = await positional(q, async (page, pageSize) => {
         const r = await discoveryOf(s).search.search(input.principal, {
           query: q.q,
@@ -255,6 +255,7 @@ export const DISCOVERY_OPERATIONS: readonly Operation<Services>[] = [
         is_official: r.official,
         last_updated: iso(r.lastPushedAt),
         last_pulled: iso(r.lastPulledAt),
+        platforms: r.platforms,
       }));
       return respond(200, { query: q.q, count: found.total, items, next: found.next }, linkTo(input, q.n, found.next));
     },

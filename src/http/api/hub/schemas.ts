@@ -243,7 +243,7 @@ const isoTime = z.string().describe('ISO 8601');
 const optionalIso = isoTime.nullable();
 const countedList = <T extends z.ZodType>(item: T) =>
   z.object({
-    count: z.number().int().describe('entries in all (for search: the matches the caller may read, at most about the best thousand)'),
+    count: z.number().int().describe('entries in all (for search: the matches the caller may read, at most about a thousand)'),
     items: z.array(item),
     next: z.string().nullable().describe("the `last` to ask for the next page (a position in the ordering); null on the last page"),
   });
@@ -257,6 +257,7 @@ export const SearchQuery = DiscoveryPageQuery.extend({
   min_stars: z.coerce.number().int().min(0).max(1_000_000_000).optional().describe('at least this many stars'),
   os: z.string().min(1).max(64).optional().describe('with a tagged image for this OS (linux, windows…)'),
   architecture: z.string().min(1).max(64).optional().describe('with a tagged image for this architecture (amd64, arm64…)'),
+  variant: z.string().min(1).max(64).optional().describe('with a tagged image of this architecture variant (v7, v8…)'),
   sort: z.enum(['relevance', 'stars', 'pulls', 'updated']).default('relevance').describe('relevance (how the words match, then stars, then recent pulls), stars, pulls or updated (last push)'),
 });
 
@@ -270,6 +271,9 @@ export const SearchResultSchema = z.object({
   is_official: z.boolean(),
   last_updated: optionalIso.describe('the last push'),
   last_pulled: optionalIso,
+  platforms: z
+    .array(z.object({ os: z.string(), architecture: z.string(), variant: z.string().nullable() }))
+    .describe("the platforms of the repository's tagged images (an index's children, or the image's own), each once"),
 });
 export const SearchListSchema = countedList(SearchResultSchema).extend({ query: z.string() });
 
