@@ -574,11 +574,13 @@ export class RegistryQueries {
     if (repositoryId === null) return null;
     const held = await this.db.selectFrom('manifests').select('id').where('repository_id', '=', repositoryId).limit(1).executeTakeFirst();
     if (!held) return null;
-    const rows = await this.store.hot('listTags', [repositoryId, page.after ?? '', page.limit], (id, after, limit) =>
-      // '' sorts before every tag, so "after ''" is the first page.
-      this.db.selectFrom('tags').select('name').where('repository_id', '=', id as unknown as number).where('name', '>', after).orderBy('name').limit(limit as unknown as number),
-    );
-    return rows.map((r) => r.name);
+    // '' sorts before every tag, so "after ''" is the first page.
+    const args = [repositoryId, page.after ?? '', page.limit];
+    const build = (id: string, after: string, limit: string) =>
+      this.db.selectFrom('tags').select('name').where('repository_id', '=', id as unknown as number).where('name', '>', after).orderBy('name').limit(limit as unknown as number);
+    const names = this.store.columnNow('listTags', args, build as (...markers: string[]) => ReturnType<typeof build>);
+    if (names) return names as string[];
+    return (await this.store.hot('listTags', args, build as (...markers: string[]) => ReturnType<typeof build>)).map((r) => r.name);
   }
 
   /**
