@@ -16,6 +16,9 @@
  * tryLock(fd), unlock(fd): flock, so that two threads or processes never
  * write one upload at once.
  *
+ * tuneMalloc(): glibc's allocator settings for a long-running server (see
+ * below).
+ *
  * sendFile(): a blob's bytes from its file to a client's socket with
  * sendfile(2), so they never pass through user space (the reference registry
  * does the same through Go's io.Copy). See the section below.
@@ -24,9 +27,11 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/file.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
@@ -379,6 +384,37 @@ static napi_value unlock(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* ---- tuneMalloc(mmapThreshold, arenaMax) ---- */
+
+/*
+ * glibc raises its mmap threshold each time a large mmapped block is freed
+ * (up to 32 MiB), after which buffers of that size come from the heap
+ * arenas, whose freed memory is kept rather than returned; and every thread
+ * that allocates may get an arena of its own. A fixed threshold keeps large
+ * buffers (a push's 1 MiB batches, request bodies) in mmaps that go back to
+ * the system when freed; a cap on arenas bounds the fragmentation across the
+ * serving threads and libuv's pool. Zero leaves a setting alone.
+ */
+static napi_value tune_malloc(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t threshold, arenas;
+  if (!get_args(env, info, 2, argv, "tuneMalloc(mmapThreshold, arenaMax)") || napi_get_value_int32(env, argv[0], &threshold) != napi_ok ||
+      napi_get_value_int32(env, argv[1], &arenas) != napi_ok || threshold < 0 || arenas < 0) {
+    napi_throw_type_error(env, NULL, "tuneMalloc(mmapThreshold, arenaMax): non-negative integers");
+    return NULL;
+  }
+  bool ok = true;
+#if defined(M_MMAP_THRESHOLD) && defined(M_ARENA_MAX)
+  if (threshold > 0) ok = mallopt(M_MMAP_THRESHOLD, threshold) == 1 && ok;
+  if (arenas > 0) ok = mallopt(M_ARENA_MAX, arenas) == 1 && ok;
+#else
+  ok = threshold == 0 && arenas == 0; /* not glibc */
+#endif
+  napi_value result;
+  CHECK(napi_get_boolean(env, ok, &result));
+  return result;
+}
+
 /* ---- sendFile(socketFd, header|null, fileFd, offset, length) → { done, job } ---- */
 
 /*
@@ -388,17 +424,23 @@ static napi_value unlock(napi_env env, napi_callback_info info) {
  * runs on libuv's thread pool, where a read of the file that misses the page
  * cache blocks a pool thread and not the event loop: the header is sent with
  * MSG_MORE (so a small blob leaves in the same packet), then sendfile(2)
- * until the socket's buffer is full (EAGAIN: the socket is non-blocking), the
- * bytes are all sent, or a round's budget is spent (so one fast client
- * cannot hold a pool thread for a whole gigabyte). On EAGAIN the event loop
- * polls the duplicate for writability and queues the next round then; no
- * pool thread waits on a slow client. `done` resolves to the bytes sent
+ * until the bytes are all sent or a round's budget is spent (so one fast
+ * client cannot hold a pool thread for a whole gigabyte while other jobs
+ * queue). When the socket's buffer is full (EAGAIN: the socket is
+ * non-blocking) the pool thread waits for it to drain a little while
+ * (SEND_POOL_WAIT_MS): a client that reads as fast as we send, the common
+ * case, is then served without a trip through the event loop per buffer
+ * (each trip is two thread wake-ups, which on a busy machine cost more
+ * than the copy). A client slower than that is waited for on the event
+ * loop, which polls the duplicate for writability and queues the next
+ * round then: a slow client holds no pool thread. `done` resolves to the bytes sent
  * (header included) or rejects with an Error carrying `code`, `syscall` and
  * `sent`. sendFileCancel(job) ends a job at its next step (ECANCELED): its
  * descriptors are closed, so a peer node has let go of sees the close.
  */
 
-#define SEND_ROUND_BYTES (64 * 1024 * 1024)
+#define SEND_ROUND_BYTES (32 * 1024 * 1024)
+#define SEND_POOL_WAIT_MS 2
 
 typedef struct {
   uv_poll_t poll;
@@ -439,6 +481,16 @@ static void send_poll_closed(uv_handle_t *handle) {
   send_unref(job);
 }
 
+/* On a pool thread: true when the socket took room to write within SEND_POOL_WAIT_MS (or reports an error, which the next send returns). */
+static bool send_pool_wait(SendJob *job) {
+  if (__atomic_load_n(&job->cancelled, __ATOMIC_RELAXED)) return false;
+  struct pollfd p = {.fd = job->sock, .events = POLLOUT};
+  int rc;
+  do rc = poll(&p, 1, SEND_POOL_WAIT_MS);
+  while (rc < 0 && errno == EINTR);
+  return rc > 0;
+}
+
 static void send_execute(napi_env env, void *data) {
   (void)env;
   SendJob *job = data;
@@ -449,6 +501,7 @@ static void send_execute(napi_env env, void *data) {
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        if (send_pool_wait(job)) continue;
         job->wait = true;
         return;
       }
@@ -467,6 +520,7 @@ static void send_execute(napi_env env, void *data) {
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        if (send_pool_wait(job)) continue;
         job->wait = true;
         return;
       }
@@ -676,7 +730,7 @@ static napi_value send_file_cancel(napi_env env, napi_callback_info info) {
     return NULL;
   }
   if (job->finished || job->cancelled) return NULL;
-  job->cancelled = true;
+  __atomic_store_n(&job->cancelled, true, __ATOMIC_RELAXED);
   /* A round on the pool ends on its own and sees the flag; a job waiting for the socket ends now. */
   if (!job->working) {
     job->err = ECANCELED;
@@ -698,6 +752,7 @@ NAPI_MODULE_INIT() {
       {"writeHashed", write_hashed},
       {"tryLock", try_lock},
       {"unlock", unlock},
+      {"tuneMalloc", tune_malloc},
       {"sendFile", send_file},
       {"sendFileCancel", send_file_cancel},
   };
