@@ -16,9 +16,6 @@
  * tryLock(fd), unlock(fd): flock, so that two threads or processes never
  * write one upload at once.
  *
- * tuneMalloc(): glibc's allocator settings for a long-running server (see
- * below).
- *
  * sendFile(): a blob's bytes from its file to a client's socket with
  * sendfile(2), so they never pass through user space (the reference registry
  * does the same through Go's io.Copy). See the section below.
@@ -27,7 +24,6 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <fcntl.h>
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -384,37 +380,6 @@ static napi_value unlock(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* ---- tuneMalloc(mmapThreshold, arenaMax) ---- */
-
-/*
- * glibc raises its mmap threshold each time a large mmapped block is freed
- * (up to 32 MiB), after which buffers of that size come from the heap
- * arenas, whose freed memory is kept rather than returned; and every thread
- * that allocates may get an arena of its own. A fixed threshold keeps large
- * buffers (a push's 1 MiB batches, request bodies) in mmaps that go back to
- * the system when freed; a cap on arenas bounds the fragmentation across the
- * serving threads and libuv's pool. Zero leaves a setting alone.
- */
-static napi_value tune_malloc(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  int32_t threshold, arenas;
-  if (!get_args(env, info, 2, argv, "tuneMalloc(mmapThreshold, arenaMax)") || napi_get_value_int32(env, argv[0], &threshold) != napi_ok ||
-      napi_get_value_int32(env, argv[1], &arenas) != napi_ok || threshold < 0 || arenas < 0) {
-    napi_throw_type_error(env, NULL, "tuneMalloc(mmapThreshold, arenaMax): non-negative integers");
-    return NULL;
-  }
-  bool ok = true;
-#if defined(M_MMAP_THRESHOLD) && defined(M_ARENA_MAX)
-  if (threshold > 0) ok = mallopt(M_MMAP_THRESHOLD, threshold) == 1 && ok;
-  if (arenas > 0) ok = mallopt(M_ARENA_MAX, arenas) == 1 && ok;
-#else
-  ok = threshold == 0 && arenas == 0; /* not glibc */
-#endif
-  napi_value result;
-  CHECK(napi_get_boolean(env, ok, &result));
-  return result;
-}
-
 /* ---- sendFile(socketFd, header|null, fileFd, offset, length) → { done, job } ---- */
 
 /*
@@ -752,7 +717,6 @@ NAPI_MODULE_INIT() {
       {"writeHashed", write_hashed},
       {"tryLock", try_lock},
       {"unlock", unlock},
-      {"tuneMalloc", tune_malloc},
       {"sendFile", send_file},
       {"sendFileCancel", send_file_cancel},
   };

@@ -31,11 +31,6 @@ export interface Native {
   tryLock(fd: number): boolean;
   unlock(fd: number): void;
   /**
-   * glibc's mallopt: a fixed M_MMAP_THRESHOLD (bytes) and M_ARENA_MAX; 0
-   * leaves one alone. False when glibc refused (or is not the allocator).
-   */
-  tuneMalloc(mmapThreshold: number, arenaMax: number): boolean;
-  /**
    * Sends `header` (when given), then `length` bytes of the file from
    * `offset`, to a non-blocking socket with sendfile(2) on libuv's thread
    * pool, waiting for writability on the event loop when the socket is full.
