@@ -335,12 +335,13 @@ if (cfg.phases.has('list')) {
     });
     settle();
     log(`  ${which}: ${cfg.repos} repositories in ${repos.seconds.toFixed(1)} s, ${cfg.tags} tags in ${tags.seconds.toFixed(1)} s`);
-    seedResults[which] = {
+    // Added to, not replaced: --outside's first pass of small blobs came before.
+    Object.assign(seedResults[which], {
       'seed.repos.perSec': cfg.repos / repos.seconds,
       'seed.repos.cpuMs': (1000 * repos.cpu) / cfg.repos,
       'seed.tags.perSec': cfg.tags / tags.seconds,
       'seed.tags.cpuMs': (1000 * tags.cpu) / cfg.tags,
-    };
+    });
   }
 }
 

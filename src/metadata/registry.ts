@@ -570,6 +570,20 @@ export class RegistryQueries {
    * storageUsage): one whose last manifest was deleted is unknown.
    */
   async listTags(repository: string, page: Page): Promise<string[] | null> {
+    // SQLite: one synchronous query by the repository's name. A tag points at
+    // a manifest, so a page with tags answers everything; only an empty one
+    // (an unknown repository, or past the last tag) needs the checks below.
+    const found = this.store.columnNow('listTagsByName', [repository, page.after ?? '', page.limit], (name, after, limit) =>
+      this.db
+        .selectFrom('tags as t')
+        .innerJoin('repositories as r', 'r.id', 't.repository_id')
+        .select('t.name')
+        .where('r.name', '=', name)
+        .where('t.name', '>', after)
+        .orderBy('t.name')
+        .limit(limit as unknown as number),
+    );
+    if (found && found.length > 0) return found as string[];
     const repositoryId = await this.repositoryId(repository);
     if (repositoryId === null) return null;
     const held = await this.db.selectFrom('manifests').select('id').where('repository_id', '=', repositoryId).limit(1).executeTakeFirst();
