@@ -36,6 +36,8 @@ export async function getBlob(ctx: Ctx, name: string, digest: string): Promise<v
   // The whole blob is a range too: its size is known, so the store need not look it up again.
   const wanted = range ?? { offset: 0, length: size };
   await socketAssigned(ctx);
+  // The connection closed while this response waited its turn: nobody is left to send to.
+  if (!ctx.res.socket && ctx.req.socket?.destroyed) throw clientGone();
   const file = zeroCopySocket(ctx.res) !== undefined ? await ctx.registry.openBlobFile(digest, wanted) : null;
   // The reader is opened before the headers go out, so a missing file is still a 404.
   const reader = file ? undefined : await ctx.registry.openBlob(name, digest, wanted);
