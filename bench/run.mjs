@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Registry, GiB, MiB, bigBlob, pool, pushSmallImage, repeatedBody, sha256, smallImage } from './lib/client.mjs';
+import { Registry, GiB, MiB, bigBlob, pool, pushSmallImage, rawGet, repeatedBody, sha256, smallImage } from './lib/client.mjs';
 import { runFuzz } from './lib/fuzz.mjs';
 import { runSoak } from './lib/soak.mjs';
 import { runSearchBench, searchReport } from './lib/search.mjs';
@@ -52,6 +52,7 @@ const { values: opt } = parseArgs({
     loadgen: { type: 'string' },
     'pull-client': { type: 'string' },
     'cpu-prof': { type: 'boolean', default: false },
+    outside: { type: 'boolean', default: false },
     'no-build': { type: 'boolean', default: false },
     commit: { type: 'string' },
     'berth-env': { type: 'string', multiple: true },
@@ -64,6 +65,8 @@ if (opt.help) {
   console.log(`usage: node bench/run.mjs [--quick] [options]
 
   --quick             smoke run (1 round, 64 MiB blob, 2 s loads, 500 repos/tags): under a minute
+  --outside           as an outside harness measures: no warm-up pass anywhere; the 4 KiB pushes of
+                      round 1 are the first requests the fresh servers see (before any seeding)
   --rounds N          rounds (default 3)
   --blob-mib N        size of the big blob in MiB (default 1024)
   --chunk N           PATCH size in MiB for the chunked push (default 16)
@@ -95,6 +98,7 @@ if (opt.help) {
 }
 
 const int = (v, d) => (v === undefined ? d : Number(v));
+const OUT = opt.outside;
 const Q = opt.quick;
 const cfg = {
   quick: Q,
@@ -102,12 +106,13 @@ const cfg = {
   blobBytes: int(opt['blob-mib'], Q ? 64 : 1024) * MiB,
   chunkBytes: int(opt.chunk, 16) * MiB,
   loadSeconds: Number(opt.duration ?? (Q ? 2 : 10)),
-  warmupSeconds: Q ? 0.5 : 1, // untimed, before each load (wrk rounds up to whole seconds)
+  warmupSeconds: OUT ? 0 : Q ? 0.5 : 1, // untimed, before each load (wrk rounds up to whole seconds)
   connections: int(opt.connections, 64),
   smallBlobs: int(opt['small-blobs'], Q ? 500 : 2000),
   smallBlobConcurrency: 16,
-  smallBlobWarmup: Q ? 250 : 2000, // untimed, before each round's blobs
-  smallBlobFirstPass: Q ? 0 : 4000, // once, before round 1, timed apart (not in a smoke run)
+  smallBlobWarmup: OUT ? 0 : Q ? 250 : 2000, // untimed, before each round's blobs
+  // Once, before round 1, timed apart (not in a smoke run). --outside: as many as a round pushes, as the fresh servers' first requests.
+  smallBlobFirstPass: OUT ? int(opt['small-blobs'], Q ? 500 : 2000) : Q ? 0 : 4000,
   repos: int(opt.repos, Q ? 500 : 10000),
   tags: int(opt.tags, Q ? 500 : 10000),
   // Small enough in --quick that pagination still takes several pages.
@@ -127,6 +132,7 @@ const cfg = {
   authWarmupSeconds: Q ? 0 : 2, // untimed, once per request and credentials before the first alternation
   tokenSeconds: Q ? 1 : 2,
   tokenConnections: 8,
+  outside: OUT,
   phases: new Set((opt.only ?? `push,pull,small,${Q ? '' : 'small-auth,'}blobs,list,soak,fuzz,startup,search`).split(',').map((s) => s.trim())),
 };
 const outFile = path.resolve(opt.out ?? path.join(here, 'results', Q ? 'latest-quick.json' : 'latest.json'));
@@ -307,6 +313,9 @@ const seedImg = smallImage('berth-bench-seed');
 const seedResults = { berth: {}, reference: {} };
 const noise = new NoiseMeter();
 
+// --outside: the 4 KiB pushes are the first requests the fresh servers answer (a cold server, no warm-up).
+if (OUT && cfg.phases.has('blobs') && cfg.smallBlobFirstPass > 0) await firstPassOfSmallBlobs();
+
 for (const which of order) {
   const t = targets[which];
   await pushSmallImage(t.reg, smallRepo, smallImg, 'latest');
@@ -334,12 +343,13 @@ if (cfg.phases.has('list')) {
     });
     settle();
     log(`  ${which}: ${cfg.repos} repositories in ${repos.seconds.toFixed(1)} s, ${cfg.tags} tags in ${tags.seconds.toFixed(1)} s`);
-    seedResults[which] = {
+    // Added to, not replaced: --outside's first pass of small blobs came before.
+    Object.assign(seedResults[which], {
       'seed.repos.perSec': cfg.repos / repos.seconds,
       'seed.repos.cpuMs': (1000 * repos.cpu) / cfg.repos,
       'seed.tags.perSec': cfg.tags / tags.seconds,
       'seed.tags.cpuMs': (1000 * tags.cpu) / cfg.tags,
-    };
+    });
   }
 }
 
@@ -365,7 +375,7 @@ async function load(base, op, seconds, connections = cfg.connections) {
 // One untimed pass of the small-request load on each server before round 1:
 // JIT, prepared statements and caches warm in every worker, so the first
 // measured operation is not charged for start-up work the others skip.
-if (cfg.phases.has('small')) {
+if (cfg.phases.has('small') && !OUT) {
   for (const which of order) {
     for (const op of smallOps) {
       step = `${which}: warm-up ${op.label}`;
@@ -386,7 +396,7 @@ function smallBlobs(count) {
     pushBlobs({ base: targets[which].srv.base, repo, blobs: blobs.slice(from, to), digests: digests.slice(from, to), connections: cfg.smallBlobConcurrency });
 }
 
-if (cfg.phases.has('blobs') && cfg.smallBlobFirstPass > 0) {
+async function firstPassOfSmallBlobs() {
   const push = smallBlobs(cfg.smallBlobFirstPass);
   for (const which of order) {
     const m = await measure(which, 'blobs', () => push(which, 'bench/small-blobs-first'), 'first pass of small blobs');
@@ -395,6 +405,8 @@ if (cfg.phases.has('blobs') && cfg.smallBlobFirstPass > 0) {
     settle();
   }
 }
+// --outside ran it first thing, on the fresh servers.
+if (cfg.phases.has('blobs') && cfg.smallBlobFirstPass > 0 && !OUT) await firstPassOfSmallBlobs();
 
 const rounds = [];
 for (let round = 1; round <= cfg.rounds; round++) {
@@ -418,11 +430,17 @@ for (let round = 1; round <= cfg.rounds; round++) {
     });
     if (cfg.phases.has('push')) {
       r.diskMBps = durableWriteMBps(path.join(tmp, 'disk-probe'), mono.block, cfg.blobBytes);
+      // Beside the push rows: the same disk for both, and each push as a share of it.
+      for (const which of order) {
+        r[which]['disk.mbps'] = r.diskMBps;
+        r[which]['push.mono.ofDisk'] = r[which]['push.mono.mbps'] / r.diskMBps;
+      }
       settle();
       await both(async (which, out) => {
         const m = await measure(which, 'push', (reg) => reg.pushChunked(repo, chunked, cfg.chunkBytes), 'chunked');
         out['push.chunked.mbps'] = cfg.blobBytes / 1e6 / m.seconds;
         out['push.chunked.cpuPerGiB'] = m.cpu / gib;
+        out['push.chunked.ofDisk'] = out['push.chunked.mbps'] / r.diskMBps;
         settle();
       });
     }
@@ -442,6 +460,24 @@ for (let round = 1; round <= cfg.rounds; round++) {
         }, 'parallel streams');
         out['pull.parallel.mbps'] = (cfg.pullStreams * cfg.blobBytes) / 1e6 / m.seconds;
         out['pull.parallel.cpuPerGiB'] = m.cpu / (cfg.pullStreams * gib);
+      });
+      // The same two pulls read by a raw node:net client (rawGet), as an outside harness reads them.
+      const blobURL = (reg) => reg.url(`/v2/${repo}/blobs/${mono.digest}`);
+      await both(async (which, out) => {
+        const m = await measure(which, 'pull', async (reg) => {
+          const bytes = await rawGet(blobURL(reg));
+          if (bytes !== cfg.blobBytes) throw new Error(`${which}: raw pull read ${bytes} bytes, expected ${cfg.blobBytes}`);
+        }, 'one stream, raw socket');
+        out['pull.raw.single.mbps'] = cfg.blobBytes / 1e6 / m.seconds;
+        out['pull.raw.single.cpuPerGiB'] = m.cpu / gib;
+      });
+      await both(async (which, out) => {
+        const m = await measure(which, 'pull', async (reg) => {
+          const sizes = await Promise.all(Array.from({ length: cfg.pullStreams }, () => rawGet(blobURL(reg))));
+          if (sizes.some((s) => s !== cfg.blobBytes)) throw new Error(`${which}: a parallel raw pull came back short`);
+        }, 'parallel streams, raw socket');
+        out['pull.raw.parallel.mbps'] = (cfg.pullStreams * cfg.blobBytes) / 1e6 / m.seconds;
+        out['pull.raw.parallel.cpuPerGiB'] = m.cpu / (cfg.pullStreams * gib);
       });
       await both(async (which, out) => {
         const start = cfg.blobBytes - MiB;
@@ -466,7 +502,7 @@ for (let round = 1; round <= cfg.rounds; round++) {
       await both(async (which, out) => {
         const base = targets[which].srv.base;
         step = `${which}: warm-up ${op.label}`;
-        await load(base, op, cfg.warmupSeconds); // JIT and caches warm, not counted
+        if (cfg.warmupSeconds > 0) await load(base, op, cfg.warmupSeconds); // JIT and caches warm, not counted
         const m = await measure(which, 'small', () => load(base, op, cfg.loadSeconds), op.label);
         const w = m.value;
         if (w.errors > 0) log(`${which} ${op.label}: ${w.errors} errors of ${w.requests} requests`);
@@ -483,7 +519,7 @@ for (let round = 1; round <= cfg.rounds; round++) {
     const push = smallBlobs(cfg.smallBlobs + cfg.smallBlobWarmup);
     await both(async (which, out) => {
       step = `${which}: warm-up small blobs`;
-      await push(which, `bench/small-blobs-warm-r${round}`, cfg.smallBlobs); // JIT warm, not counted
+      if (cfg.smallBlobWarmup > 0) await push(which, `bench/small-blobs-warm-r${round}`, cfg.smallBlobs); // JIT warm, not counted
       const m = await measure(which, 'blobs', () => push(which, `bench/small-blobs-r${round}`, 0, cfg.smallBlobs), 'small blobs');
       out['blobs.perSec'] = cfg.smallBlobs / m.seconds;
       out['blobs.cpuMs'] = (1000 * m.cpu) / cfg.smallBlobs;
@@ -671,19 +707,29 @@ if (cfg.phases.has('push') || cfg.phases.has('pull')) {
       M('push.mono.mbps', 'monolithic (POST+PUT)', 'MB/s', 'higher'),
       M('push.mono.cpuPerGiB', 'monolithic: server CPU', 'CPU-s/GiB', 'lower'),
       ...(cfg.phases.has('push')
-        ? [M('push.chunked.mbps', `chunked (${cfg.chunkBytes / MiB} MiB PATCHes)`, 'MB/s', 'higher'), M('push.chunked.cpuPerGiB', 'chunked: server CPU', 'CPU-s/GiB', 'lower')]
+        ? [
+            M('push.chunked.mbps', `chunked (${cfg.chunkBytes / MiB} MiB PATCHes)`, 'MB/s', 'higher'),
+            M('push.chunked.cpuPerGiB', 'chunked: server CPU', 'CPU-s/GiB', 'lower'),
+            M('disk.mbps', `the disk: ${size} written, then fdatasync (same for both)`, 'MB/s', 'higher'),
+            M('push.mono.ofDisk', '  monolithic push / disk', '×', 'higher'),
+            M('push.chunked.ofDisk', '  chunked push / disk', '×', 'higher'),
+          ]
         : []),
     ],
   });
 }
 if (cfg.phases.has('pull')) {
   sections.push({
-    section: `2. pull it (${pullClient})`,
+    section: `2. pull it (${pullClient}, then a raw node:net client)`,
     metrics: [
       M('pull.single.mbps', 'one stream', 'MB/s', 'higher'),
       M('pull.single.cpuPerGiB', 'one stream: server CPU', 'CPU-s/GiB', 'lower'),
       M('pull.parallel.mbps', `${cfg.pullStreams} concurrent streams (total)`, 'MB/s', 'higher'),
       M('pull.parallel.cpuPerGiB', `${cfg.pullStreams} streams: server CPU`, 'CPU-s/GiB', 'lower'),
+      M('pull.raw.single.mbps', 'one stream, raw socket client', 'MB/s', 'higher'),
+      M('pull.raw.single.cpuPerGiB', '  server CPU', 'CPU-s/GiB', 'lower'),
+      M('pull.raw.parallel.mbps', `${cfg.pullStreams} streams, raw socket client (total)`, 'MB/s', 'higher'),
+      M('pull.raw.parallel.cpuPerGiB', '  server CPU', 'CPU-s/GiB', 'lower'),
       M('pull.range.ms', 'Range: last 1 MiB, latency (median)', 'ms', 'lower'),
       M('pull.range.cpuMs', 'Range: server CPU', 'CPU-ms/req', 'lower'),
     ],
@@ -702,12 +748,14 @@ if (cfg.phases.has('small')) {
 }
 if (cfg.phases.has('blobs')) {
   sections.push({
-    section: `4. ${cfg.smallBlobs} distinct 4 KiB blobs, concurrency ${cfg.smallBlobConcurrency} (POST+PUT), after ${cfg.smallBlobWarmup} untimed`,
+    section: `4. ${cfg.smallBlobs} distinct 4 KiB blobs, concurrency ${cfg.smallBlobConcurrency} (POST+PUT), ${cfg.smallBlobWarmup > 0 ? `after ${cfg.smallBlobWarmup} untimed` : 'no warm-up'}`,
     metrics: [M('blobs.perSec', 'pushed', 'blobs/s', 'higher'), M('blobs.cpuMs', 'server CPU', 'CPU-ms/blob', 'lower')],
   });
   if (cfg.smallBlobFirstPass > 0) {
     sections.push({
-      section: `   the first ${cfg.smallBlobFirstPass} of the run, before round 1: a cold server (one run, not alternated)`,
+      section: OUT
+        ? `   the first ${cfg.smallBlobFirstPass}, the fresh servers' first requests: a cold server (one run, not alternated)`
+        : `   the first ${cfg.smallBlobFirstPass} of the run, before round 1: a cold server (one run, not alternated)`,
       once: true,
       metrics: [M('blobs.firstPass.perSec', 'pushed', 'blobs/s', 'higher'), M('blobs.firstPass.cpuMs', 'server CPU', 'CPU-ms/blob', 'lower')],
     });
@@ -817,8 +865,8 @@ if (noisyRounds.length) warnings.push(`noisy rounds: ${noisyRounds.map(([i, n]) 
 
 
 const seconds = (Date.now() - started.getTime()) / 1000;
-const title = `Berth ${gitCommit} vs ${referenceVersion} — ${cfg.quick ? 'QUICK (smoke) run, ' : ''}${cfg.rounds} round${cfg.rounds === 1 ? '' : 's'}, ${os.cpus().length} CPUs, ${seconds.toFixed(0)} s
-"× better" > 1 means Berth did better: Berth/reference for ↑ metrics, reference/Berth for ↓ metrics. Values are medians over rounds.
+const title = `Berth ${gitCommit} vs ${referenceVersion} — ${cfg.quick ? 'QUICK (smoke) run, ' : ''}${OUT ? 'OUTSIDE mode (no warm-up), ' : ''}${cfg.rounds} round${cfg.rounds === 1 ? '' : 's'}, ${os.cpus().length} CPUs, ${seconds.toFixed(0)} s
+"× better" > 1 means Berth did better: Berth/reference for ↑ metrics, reference/Berth for ↓ metrics. Values are medians over rounds; "per round" is each round's pair ratio.
 CPU is the server's whole process tree (/proc utime+stime), the number to trust on a shared machine.`;
 console.log('');
 console.log(table(rows, { title }));

@@ -1,6 +1,7 @@
 // A minimal registry client on node:http keep-alive agents. Only ever talks
 // to 127.0.0.1: every URL, including Location headers, is checked.
 import http from 'node:http';
+import net from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
 
 export const MiB = 1024 * 1024;
@@ -186,6 +187,58 @@ export class Registry {
 }
 
 /** Runs `fn(i)` for i in [0, n) with at most `concurrency` in flight. */
+/**
+ * GET a blob over a raw node:net connection, as an outside harness reads it:
+ * no HTTP library, the body counted and dropped as it arrives, with a large
+ * read buffer reused (onread) so the client allocates nothing per read.
+ * Resolves to the body's length; rejects on a non-200 or a short body.
+ */
+const rawReadBuffer = () => Buffer.allocUnsafe(256 * 1024);
+export function rawGet(url) {
+  const u = url instanceof URL ? url : new URL(url);
+  checkLoopback(u);
+  return new Promise((resolve, reject) => {
+    let head = Buffer.alloc(0);
+    let length = -1;
+    let body = 0;
+    const socket = net.connect({
+      host: u.hostname,
+      port: Number(u.port),
+      onread: {
+        buffer: rawReadBuffer(),
+        callback: (n, buf) => {
+          if (length < 0) {
+            head = Buffer.concat([head, buf.subarray(0, n)]);
+            const end = head.indexOf('\r\n\r\n');
+            if (end < 0) return;
+            const text = head.subarray(0, end).toString('latin1');
+            const status = Number(text.split(' ')[1]);
+            const m = /\r\ncontent-length:\s*(\d+)/i.exec(text);
+            if (status !== 200 || !m) {
+              socket.destroy();
+              reject(new Error(`raw GET ${u.pathname}: status ${status}`));
+              return;
+            }
+            length = Number(m[1]);
+            body = head.length - end - 4;
+          } else {
+            body += n;
+          }
+          if (body >= length) {
+            socket.destroy();
+            resolve(body);
+          }
+        },
+      },
+    });
+    socket.on('connect', () => socket.write(`GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\nConnection: close\r\n\r\n`));
+    socket.on('error', reject);
+    socket.on('close', () => {
+      if (length < 0 || body < length) reject(new Error(`raw GET ${u.pathname}: connection closed after ${body} of ${length} bytes`));
+    });
+  });
+}
+
 export async function pool(n, concurrency, fn) {
   let next = 0;
   const worker = async () => {

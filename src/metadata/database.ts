@@ -100,6 +100,8 @@ interface SqliteHandle {
   immediate<T>(fn: () => T): T;
   /** Whether a transaction is open on the connection (better-sqlite3 would nest a savepoint in it). */
   inTransaction(): boolean;
+  /** A read's first column as bare values, no row objects. */
+  column(text: string, parameters: readonly unknown[]): unknown[];
 }
 
 /** Thrown inside a writeNow body to roll its transaction back; writeNow then returns its `rolledBack` value. */
@@ -218,6 +220,21 @@ export class MetadataDatabase {
   }
 
   /**
+   * SQLite: a hot read of one column, run at once on the connection and
+   * returned as bare values. A listing of 10,000 tags then builds no row
+   * objects (measured: about a fifth of the time of Kysely's rows, most of
+   * the difference garbage). Undefined when it cannot run now: on
+   * PostgreSQL, or while a Kysely transaction is open on the connection
+   * across an await, whose uncommitted rows must not be read; the caller
+   * then uses `hot`.
+   */
+  columnNow(key: string, args: unknown[], build: (...markers: string[]) => Compilable<unknown>): unknown[] | undefined {
+    if (!this.sqlite || this.sqlite.inTransaction()) return undefined;
+    const { sql: text, parameters } = this.compiledHot(key, args, build);
+    return this.sqlite.column(text, parameters);
+  }
+
+  /**
    * SQLite only, inside a writeNow body: a hot query run synchronously on
    * the connection, as Kysely's SQLite driver would run it. For the query modules.
    */
@@ -287,7 +304,21 @@ export class MetadataDatabase {
       dialect: 'sqlite',
       changes: { dataVersion: currentDataVersion, writes },
       gate: opts.writeGate,
-      sqlite: { prepare: cached.prepare, immediate: (fn) => database.transaction(fn).immediate(), inTransaction: () => database.inTransaction },
+      sqlite: {
+        prepare: cached.prepare,
+        immediate: (fn) => database.transaction(fn).immediate(),
+        inTransaction: () => database.inTransaction,
+        column: (text, parameters) => {
+          // The statement is shared with Kysely, which wants row objects: plucked for this call only.
+          const stmt = cached.prepare(text);
+          stmt.pluck(true);
+          try {
+            return stmt.all(parameters);
+          } finally {
+            stmt.pluck(false);
+          }
+        },
+      },
     };
   }
 

@@ -599,15 +599,31 @@ export class RegistryQueries {
    * storageUsage): one whose last manifest was deleted is unknown.
    */
   async listTags(repository: string, page: Page): Promise<string[] | null> {
+    // SQLite: one synchronous query by the repository's name. A tag points at
+    // a manifest, so a page with tags answers everything; only an empty one
+    // (an unknown repository, or past the last tag) needs the checks below.
+    const found = this.store.columnNow('listTagsByName', [repository, page.after ?? '', page.limit], (name, after, limit) =>
+      this.db
+        .selectFrom('tags as t')
+        .innerJoin('repositories as r', 'r.id', 't.repository_id')
+        .select('t.name')
+        .where('r.name', '=', name)
+        .where('t.name', '>', after)
+        .orderBy('t.name')
+        .limit(limit as unknown as number),
+    );
+    if (found && found.length > 0) return found as string[];
     const repositoryId = await this.repositoryId(repository);
     if (repositoryId === null) return null;
     const held = await this.db.selectFrom('manifests').select('id').where('repository_id', '=', repositoryId).limit(1).executeTakeFirst();
     if (!held) return null;
-    const rows = await this.store.hot('listTags', [repositoryId, page.after ?? '', page.limit], (id, after, limit) =>
-      // '' sorts before every tag, so "after ''" is the first page.
-      this.db.selectFrom('tags').select('name').where('repository_id', '=', id as unknown as number).where('name', '>', after).orderBy('name').limit(limit as unknown as number),
-    );
-    return rows.map((r) => r.name);
+    // '' sorts before every tag, so "after ''" is the first page.
+    const args = [repositoryId, page.after ?? '', page.limit];
+    const build = (id: string, after: string, limit: string) =>
+      this.db.selectFrom('tags').select('name').where('repository_id', '=', id as unknown as number).where('name', '>', after).orderBy('name').limit(limit as unknown as number);
+    const names = this.store.columnNow('listTags', args, build as (...markers: string[]) => ReturnType<typeof build>);
+    if (names) return names as string[];
+    return (await this.store.hot('listTags', args, build as (...markers: string[]) => ReturnType<typeof build>)).map((r) => r.name);
   }
 
   /**

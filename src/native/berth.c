@@ -15,7 +15,12 @@
  *
  * tryLock(fd), unlock(fd): flock, so that two threads or processes never
  * write one upload at once.
+ *
+ * sendFile(): a blob's bytes from its file to a client's socket with
+ * sendfile(2), so they never pass through user space (the reference registry
+ * does the same through Go's io.Copy). See the section below.
  */
+#define _GNU_SOURCE /* preadv2, RWF_NOWAIT */
 #define NAPI_VERSION 8
 #include <errno.h>
 #include <stdbool.h>
@@ -23,7 +28,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/file.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 #include <node_api.h>
@@ -373,6 +381,381 @@ static napi_value unlock(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* ---- sendFile(socketFd, header|null, fileFd, offset, length) → { done, job } ---- */
+
+/*
+ * How it runs: the socket and the file are dup'ed, so the job owns its own
+ * descriptors whatever node does with its own (a connection closed by node
+ * meanwhile cannot hand its number to another one under us). The copying
+ * runs on libuv's thread pool, where a read of the file that misses the page
+ * cache blocks a pool thread and not the event loop: the header is sent with
+ * MSG_MORE (so a small blob leaves in the same packet), then sendfile(2)
+ * until the bytes are all sent or a round's budget is spent (so one fast
+ * client cannot hold a pool thread for a whole gigabyte while other jobs
+ * queue). When the socket's buffer is full (EAGAIN: the socket is
+ * non-blocking) the pool thread waits for it to drain a little while
+ * (SEND_POOL_WAIT_MS): a client that reads as fast as we send, the common
+ * case, is then served without a trip through the event loop per buffer
+ * (each trip is two thread wake-ups, which on a busy machine cost more
+ * than the copy). A client slower than that is waited for on the event
+ * loop, which polls the duplicate for writability and queues the next
+ * round then: a slow client holds no pool thread. `done` resolves to the bytes sent
+ * (header included) or rejects with an Error carrying `code`, `syscall` and
+ * `sent`. sendFileCancel(job) ends a job at its next step (ECANCELED): its
+ * descriptors are closed, so a peer node has let go of sees the close.
+ */
+
+#define SEND_ROUND_BYTES (32 * 1024 * 1024)
+#define SEND_POOL_WAIT_MS 2
+/* What the event loop sends per poll callback, at most. */
+#define SEND_LOOP_BYTES (4 * 1024 * 1024)
+
+typedef struct {
+  uv_poll_t poll;
+  napi_env env;
+  napi_deferred deferred;
+  napi_async_work work;
+  int sock;
+  int file;
+  char *header;
+  size_t header_len;
+  size_t header_sent;
+  int64_t offset;
+  int64_t remaining;
+  int64_t sent;
+  int err;
+  const char *failed;
+  /* The last round stopped on EAGAIN. */
+  bool wait;
+  bool polling;
+  bool poll_init;
+  bool working;
+  bool cancelled;
+  bool finished;
+  /* The job's JavaScript handle and the running transfer each hold one. */
+  int refs;
+} SendJob;
+
+static void send_unref(SendJob *job) {
+  if (--job->refs > 0) return;
+  free(job->header);
+  free(job);
+}
+
+static void send_poll_closed(uv_handle_t *handle) {
+  SendJob *job = handle->data;
+  if (job->sock >= 0) close(job->sock);
+  job->sock = -1;
+  send_unref(job);
+}
+
+/* On a pool thread: true when the socket took room to write within SEND_POOL_WAIT_MS (or reports an error, which the next send returns). */
+static bool send_pool_wait(SendJob *job) {
+  if (__atomic_load_n(&job->cancelled, __ATOMIC_RELAXED)) return false;
+  struct pollfd p = {.fd = job->sock, .events = POLLOUT};
+  int rc;
+  do rc = poll(&p, 1, SEND_POOL_WAIT_MS);
+  while (rc < 0 && errno == EINTR);
+  return rc > 0;
+}
+
+static void send_execute(napi_env env, void *data) {
+  (void)env;
+  SendJob *job = data;
+  int64_t budget = SEND_ROUND_BYTES;
+  job->wait = false;
+  if (job->err != 0) return; /* failed on the event loop: this round only settles it */
+  while (job->header_sent < job->header_len) {
+    ssize_t n = send(job->sock, job->header + job->header_sent, job->header_len - job->header_sent, MSG_NOSIGNAL | MSG_DONTWAIT | (job->remaining > 0 ? MSG_MORE : 0));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        if (send_pool_wait(job)) continue;
+        job->wait = true;
+        return;
+      }
+      job->err = errno;
+      job->failed = "send";
+      return;
+    }
+    job->header_sent += (size_t)n;
+    job->sent += n;
+  }
+  while (job->remaining > 0 && budget > 0) {
+    size_t want = (size_t)(job->remaining < budget ? job->remaining : budget);
+    if (want > 0x7ffff000) want = 0x7ffff000;
+    off_t offset = (off_t)job->offset;
+    ssize_t n = sendfile(job->sock, job->file, &offset, want);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        if (send_pool_wait(job)) continue;
+        job->wait = true;
+        return;
+      }
+      job->err = errno;
+      job->failed = "sendfile";
+      return;
+    }
+    if (n == 0) {
+      /* The file is shorter than its blob should be: stop rather than spin. */
+      job->err = EIO;
+      job->failed = "sendfile";
+      return;
+    }
+    job->offset += n;
+    job->remaining -= n;
+    job->sent += n;
+    budget -= n;
+  }
+}
+
+static void send_complete(napi_env env, napi_status status, void *data);
+
+static void send_finish(napi_env env, SendJob *job) {
+  job->finished = true;
+  napi_delete_async_work(env, job->work);
+  if (job->err == 0) {
+    napi_value sent;
+    napi_create_int64(env, job->sent, &sent);
+    napi_resolve_deferred(env, job->deferred, sent);
+  } else {
+    napi_value error = errno_error(env, job->failed, job->err), sent;
+    napi_create_int64(env, job->sent, &sent);
+    napi_set_named_property(env, error, "sent", sent);
+    napi_reject_deferred(env, job->deferred, error);
+  }
+  close(job->file);
+  job->file = -1;
+  if (job->poll_init) {
+    if (job->polling) uv_poll_stop(&job->poll);
+    job->polling = false;
+    uv_close((uv_handle_t *)&job->poll, send_poll_closed);
+  } else {
+    close(job->sock);
+    job->sock = -1;
+    send_unref(job);
+  }
+}
+
+/*
+ * One async work for the whole job, queued again for each round: queueing
+ * creates no JavaScript value, so the poll callback (which runs outside any
+ * JavaScript scope) may do it.
+ */
+static bool send_queue(napi_env env, SendJob *job) {
+  if (napi_queue_async_work(env, job->work) != napi_ok) return false;
+  job->working = true;
+  return true;
+}
+
+/*
+ * Whether the next window of the file is in the page cache, so that the
+ * event loop may send it itself without waiting on the disk: its first and
+ * last bytes read with RWF_NOWAIT (which fails rather than wait for I/O).
+ * A heuristic (readahead fills whole runs), and false where the kernel or
+ * the filesystem cannot say.
+ */
+static bool send_window_cached(SendJob *job, int64_t window) {
+#ifdef RWF_NOWAIT
+  char byte;
+  struct iovec v = {.iov_base = &byte, .iov_len = 1};
+  if (preadv2(job->file, &v, 1, job->offset, RWF_NOWAIT) != 1) return false;
+  return preadv2(job->file, &v, 1, job->offset + window - 1, RWF_NOWAIT) == 1;
+#else
+  (void)job;
+  (void)window;
+  return false;
+#endif
+}
+
+/*
+ * The socket has room. A cached window is sent right here on the event loop
+ * (one wake-up per socket buffer, as Go's poller does for the reference;
+ * sending a cached window costs about as much as queueing it); anything
+ * that may read the disk goes to the pool. The poll stays on while the
+ * loop sends, so a full socket just waits for the next callback. Settling
+ * the promise needs a JavaScript scope, which a poll callback lacks: a
+ * finished or failed job goes through one (empty) pool round for that.
+ */
+static void send_writable(uv_poll_t *handle, int status, int events) {
+  (void)events;
+  SendJob *job = handle->data;
+  int64_t window = job->remaining < SEND_LOOP_BYTES ? job->remaining : SEND_LOOP_BYTES;
+  if (status == 0 && job->header_sent == job->header_len && window > 0 && send_window_cached(job, window)) {
+    while (window > 0) {
+      off_t offset = (off_t)job->offset;
+      ssize_t n = sendfile(job->sock, job->file, &offset, (size_t)window);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return; /* full: the next callback goes on */
+      if (n <= 0) {
+        job->err = n < 0 ? errno : EIO;
+        job->failed = "sendfile";
+        break;
+      }
+      job->offset += n;
+      job->remaining -= n;
+      job->sent += n;
+      window -= n;
+    }
+    if (job->err == 0 && job->remaining > 0) return; /* the window is out; the next callback sends the next */
+  }
+  /* An error on the socket (status < 0) shows in the pool round's send as its errno. */
+  uv_poll_stop(handle);
+  job->polling = false;
+  /* Queueing fails only for arguments napi rejects, which these are not. */
+  send_queue(job->env, job);
+}
+
+static void send_complete(napi_env env, napi_status status, void *data) {
+  SendJob *job = data;
+  job->working = false;
+  if (status != napi_ok && job->err == 0) {
+    job->err = ECANCELED;
+    job->failed = "sendfile";
+  }
+  if (job->cancelled && job->err == 0 && (job->remaining > 0 || job->header_sent < job->header_len)) {
+    job->err = ECANCELED;
+    job->failed = "sendfile";
+  }
+  if (job->err != 0 || (job->remaining == 0 && job->header_sent == job->header_len)) {
+    send_finish(env, job);
+    return;
+  }
+  if (!job->wait) {
+    /* The round's budget is spent: let other work have the pool thread, then go on. */
+    if (!send_queue(env, job)) {
+      job->err = ENOMEM;
+      job->failed = "sendFile";
+      send_finish(env, job);
+    }
+    return;
+  }
+  if (!job->poll_init) {
+    uv_loop_t *loop;
+    int rc = napi_get_uv_event_loop(env, &loop) == napi_ok ? uv_poll_init(loop, &job->poll, job->sock) : UV_EINVAL;
+    if (rc != 0) {
+      job->err = -rc;
+      job->failed = "uv_poll_init";
+      send_finish(env, job);
+      return;
+    }
+    job->poll.data = job;
+    job->poll_init = true;
+  }
+  int rc = uv_poll_start(&job->poll, UV_WRITABLE, send_writable);
+  if (rc != 0) {
+    job->err = -rc;
+    job->failed = "uv_poll_start";
+    send_finish(env, job);
+    return;
+  }
+  job->polling = true;
+}
+
+static void send_job_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  send_unref(data);
+}
+
+static napi_value send_file(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  static const char *usage = "sendFile(socketFd, header (Uint8Array|null), fileFd, offset, length)";
+  if (!get_args(env, info, 5, argv, usage)) return NULL;
+  int32_t sock, file;
+  int64_t offset, length;
+  if (napi_get_value_int32(env, argv[0], &sock) != napi_ok || sock < 0 || napi_get_value_int32(env, argv[2], &file) != napi_ok || file < 0 ||
+      napi_get_value_int64(env, argv[3], &offset) != napi_ok || offset < 0 || napi_get_value_int64(env, argv[4], &length) != napi_ok || length < 0) {
+    napi_throw_type_error(env, NULL, usage);
+    return NULL;
+  }
+  void *header = NULL;
+  size_t header_len = 0;
+  napi_valuetype header_type;
+  CHECK(napi_typeof(env, argv[1], &header_type));
+  if (header_type != napi_null && header_type != napi_undefined) {
+    napi_typedarray_type type;
+    if (napi_get_typedarray_info(env, argv[1], &type, &header_len, &header, NULL, NULL) != napi_ok || type != napi_uint8_array) {
+      napi_throw_type_error(env, NULL, usage);
+      return NULL;
+    }
+  }
+  SendJob *job = calloc(1, sizeof *job);
+  if (job == NULL) return throw_errno(env, "calloc", ENOMEM);
+  job->sock = job->file = -1;
+  if (header_len > 0) {
+    job->header = malloc(header_len);
+    if (job->header == NULL) {
+      free(job);
+      return throw_errno(env, "malloc", ENOMEM);
+    }
+    memcpy(job->header, header, header_len);
+  }
+  job->header_len = header_len;
+  job->offset = offset;
+  job->remaining = length;
+  job->env = env;
+  job->sock = fcntl(sock, F_DUPFD_CLOEXEC, 0);
+  if (job->sock >= 0) job->file = fcntl(file, F_DUPFD_CLOEXEC, 0);
+  if (job->sock < 0 || job->file < 0) {
+    int err = errno;
+    if (job->sock >= 0) close(job->sock);
+    free(job->header);
+    free(job);
+    return throw_errno(env, "dup", err);
+  }
+  napi_value result, promise, external, name;
+  job->refs = 2;
+  if (napi_create_string_utf8(env, "berth.sendFile", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, send_execute, send_complete, job, &job->work) != napi_ok) {
+    close(job->sock);
+    close(job->file);
+    free(job->header);
+    free(job);
+    napi_throw_error(env, NULL, "sendFile: could not start");
+    return NULL;
+  }
+  if (napi_create_promise(env, &job->deferred, &promise) != napi_ok || napi_create_external(env, job, send_job_finalize, NULL, &external) != napi_ok) {
+    napi_delete_async_work(env, job->work);
+    close(job->sock);
+    close(job->file);
+    free(job->header);
+    free(job);
+    napi_throw_error(env, NULL, "sendFile: could not start");
+    return NULL;
+  }
+  CHECK(napi_create_object(env, &result));
+  CHECK(napi_set_named_property(env, result, "done", promise));
+  CHECK(napi_set_named_property(env, result, "job", external));
+  if (!send_queue(env, job)) {
+    job->err = ENOMEM;
+    job->failed = "sendFile";
+    send_finish(env, job);
+  }
+  return result;
+}
+
+static napi_value send_file_cancel(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  SendJob *job = NULL;
+  napi_valuetype type;
+  if (!get_args(env, info, 1, argv, "sendFileCancel(job)")) return NULL;
+  if (napi_typeof(env, argv[0], &type) != napi_ok || type != napi_external || napi_get_value_external(env, argv[0], (void **)&job) != napi_ok || job == NULL) {
+    napi_throw_type_error(env, NULL, "sendFileCancel(job): job must come from sendFile()");
+    return NULL;
+  }
+  if (job->finished || job->cancelled) return NULL;
+  __atomic_store_n(&job->cancelled, true, __ATOMIC_RELAXED);
+  /* A round on the pool ends on its own and sees the flag; a job waiting for the socket ends now. */
+  if (!job->working) {
+    job->err = ECANCELED;
+    job->failed = "sendfile";
+    send_finish(env, job);
+  }
+  return NULL;
+}
+
 NAPI_MODULE_INIT() {
   static const struct {
     const char *name;
@@ -385,6 +768,8 @@ NAPI_MODULE_INIT() {
       {"writeHashed", write_hashed},
       {"tryLock", try_lock},
       {"unlock", unlock},
+      {"sendFile", send_file},
+      {"sendFileCancel", send_file_cancel},
   };
   for (size_t i = 0; i < sizeof functions / sizeof functions[0]; i++) {
     napi_value fn;

@@ -30,6 +30,23 @@ export interface Native {
   /** An exclusive flock without waiting: false when another open of the file holds it. */
   tryLock(fd: number): boolean;
   unlock(fd: number): void;
+  /**
+   * Sends `header` (when given), then `length` bytes of the file from
+   * `offset`, to a non-blocking socket with sendfile(2) on libuv's thread
+   * pool, waiting for writability on the event loop when the socket is full.
+   * Works on duplicates of both descriptors, so the caller may close its
+   * own at once. `done` resolves to the bytes sent, header included; it
+   * rejects with an Error carrying `code`, `syscall` and `sent`.
+   */
+  sendFile(socketFd: number, header: Uint8Array | null, fileFd: number, offset: number, length: number): SendFileJob;
+  /** Ends a sendFile at its next step (`done` rejects with ECANCELED) and closes its descriptors. */
+  sendFileCancel(job: SendFileJob['job']): void;
+}
+
+declare const sendJobBrand: unique symbol;
+export interface SendFileJob {
+  done: Promise<number>;
+  job: { readonly [sendJobBrand]: true };
 }
 
 // dist/src/native/index.js → <repo>/build/Release

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -53,5 +54,98 @@ describe('native writeHashed', () => {
     assert.throws(() => native().writeHashed(1, [], 0, null), TypeError);
     assert.throws(() => native().writeHashed(1, [Buffer.from('x')], -1, null), TypeError);
     assert.throws(() => native().writeHashed(1, [Buffer.from('x')], 0, null, 'yes' as unknown as boolean), /sync must be a boolean/);
+  });
+});
+
+describe('native sendFile', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'berth-sendfile-'));
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  /** A connected pair on loopback: `server` is the accepted end (a non-blocking socket of node's, as the HTTP server's are). */
+  async function pair(): Promise<{ server: net.Socket; client: net.Socket; close(): void }> {
+    const listener = net.createServer();
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    const accepted = new Promise<net.Socket>((resolve) => listener.once('connection', resolve));
+    const client = net.connect((listener.address() as net.AddressInfo).port, '127.0.0.1');
+    const server = await accepted;
+    listener.close();
+    // A peer's reset is an expected outcome here, not an uncaught error.
+    server.on('error', () => {});
+    client.on('error', () => {});
+    return {
+      server,
+      client,
+      close() {
+        server.destroy();
+        client.destroy();
+      },
+    };
+  }
+  const fdOf = (s: net.Socket) => (s as unknown as { _handle: { fd: number } })._handle.fd;
+
+  it('sends the header, then a range of the file, whatever the socket buffer holds', async () => {
+    const file = path.join(dir, 'blob');
+    const data = Buffer.alloc(9 * 1024 * 1024 + 3);
+    for (let i = 0; i + 4 <= data.length; i += 4096) data.writeUInt32BE(i, i);
+    writeFileSync(file, data);
+    const fd = openSync(file, 'r');
+    const { server, client, close } = await pair();
+    try {
+      const received: Buffer[] = [];
+      let bytes = 0;
+      const header = Buffer.from('HEAD\r\n');
+      const want = header.length + data.length - 100;
+      const done = new Promise<void>((resolve) =>
+        client.on('data', (c: Buffer) => {
+          received.push(c);
+          bytes += c.length;
+          if (bytes >= want) resolve();
+        }),
+      );
+      const job = native().sendFile(fdOf(server), header, fd, 100, data.length - 100);
+      closeSync(fd); // the job holds its own descriptor
+      assert.equal(await job.done, want);
+      await done;
+      assert.ok(Buffer.concat(received).equals(Buffer.concat([header, data.subarray(100)])));
+    } finally {
+      close();
+    }
+  });
+
+  it('ends a job waiting on a client that does not read when cancelled, and fails on a peer that has gone', async () => {
+    const file = path.join(dir, 'big');
+    writeFileSync(file, Buffer.alloc(64 * 1024 * 1024, 1));
+    const fd = openSync(file, 'r');
+    try {
+      const a = await pair();
+      a.client.pause(); // reads nothing: the job fills the buffers, then waits
+      const job = native().sendFile(fdOf(a.server), null, fd, 0, 64 * 1024 * 1024);
+      await new Promise((r) => setTimeout(r, 100));
+      native().sendFileCancel(job.job);
+      await assert.rejects(job.done, (err: NodeJS.ErrnoException & { sent: number }) => err.code === 'ECANCELED' && err.sent > 0 && err.sent < 64 * 1024 * 1024);
+      native().sendFileCancel(job.job); // a second cancel is harmless
+      a.close();
+
+      const b = await pair();
+      // Our own descriptor of the connection: node closes its own when it sees the reset.
+      const copy = native().dupSocket(fdOf(b.server));
+      b.client.resetAndDestroy();
+      await new Promise((r) => setTimeout(r, 50));
+      const gone = native().sendFile(copy, Buffer.from('x'), fd, 0, 64 * 1024 * 1024);
+      await assert.rejects(gone.done, (err: NodeJS.ErrnoException) => err.code === 'ECONNRESET' || err.code === 'EPIPE');
+      closeSync(copy);
+      b.close();
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  it('refuses bad arguments with a TypeError', () => {
+    assert.throws(() => native().sendFile(-1, null, 0, 0, 1), TypeError);
+    assert.throws(() => native().sendFile(1, 'x' as unknown as Uint8Array, 0, 0, 1), TypeError);
+    assert.throws(() => native().sendFileCancel({} as never), TypeError);
   });
 });

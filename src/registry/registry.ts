@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { Expression, SqlBool } from 'kysely';
 import type { Readable } from 'node:stream';
 import { BlobNotFoundError, openReader, type BlobReader, type BlobStore, type ByteRange } from '../storage/index.js';
+import type { BlobFile } from '../storage/index.js';
 import { RepositoryBeingDeletedError, StillReferencedError, type ManifestRecord, type MetadataStore, type NewManifest, type PutManifestResult } from '../metadata/index.js';
 import { digestOf } from './digest.js';
 import { RegistryError } from './errors.js';
@@ -124,6 +125,20 @@ export class Registry {
   async openBlob(repository: string, digest: string, range?: ByteRange): Promise<BlobReader> {
     try {
       return await openReader(this.store, digest, range);
+    } catch (err) {
+      if (err instanceof BlobNotFoundError) throw blobUnknown(digest);
+      throw err;
+    }
+  }
+
+  /**
+   * The blob's bytes as a local file, for a zero-copy send; null when the
+   * store keeps no local files (the caller then uses openBlob).
+   */
+  async openBlobFile(digest: string, range?: ByteRange): Promise<BlobFile | null> {
+    if (!this.store.openFile) return null;
+    try {
+      return await this.store.openFile(digest, range);
     } catch (err) {
       if (err instanceof BlobNotFoundError) throw blobUnknown(digest);
       throw err;

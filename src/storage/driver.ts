@@ -103,6 +103,12 @@ export interface BlobStore {
    * (below) falls back to `get`. Rejects with BlobNotFoundError.
    */
   open?(digest: string, range?: ByteRange): Promise<BlobReader>;
+  /**
+   * A committed blob (or a range) as an open local file, for sending with
+   * sendfile(2). Optional: only a driver whose bytes are local files has it.
+   * Rejects with BlobNotFoundError.
+   */
+  openFile?(digest: string, range?: ByteRange): Promise<BlobFile>;
   /** A URL the client may be redirected to for the bytes, when the engine offers one. */
   redirectURL?(digest: string, method: 'GET' | 'HEAD'): Promise<string | null>;
 
@@ -166,6 +172,14 @@ export interface BlobReader {
    */
   pump(write: (chunk: Uint8Array) => Promise<void>): Promise<void>;
   /** Closes a reader whose bytes are not wanted after all. */
+  close(): Promise<void>;
+}
+
+/** A blob's bytes in a local file: `length` bytes from `offset` of the open descriptor `fd`. */
+export interface BlobFile {
+  fd: number;
+  offset: number;
+  length: number;
   close(): Promise<void>;
 }
 

@@ -32,6 +32,7 @@ import {
   type UploadHash,
   type UploadInfo,
 } from './driver.js';
+import type { BlobFile } from './driver.js';
 
 export interface FilesystemOptions {
   rootDirectory: string;
@@ -283,6 +284,27 @@ export class FilesystemBlobStore implements BlobStore {
       }
     }
     return { pump: (write) => pumpFile(fh, start, length, write), close: () => fh.close() };
+  }
+
+  async openFile(digest: string, range?: ByteRange): Promise<BlobFile> {
+    let fh: FileHandle;
+    try {
+      fh = await open(this.blobPath(digest), 'r');
+    } catch (err) {
+      if (isNotFound(err)) throw new BlobNotFoundError(digest);
+      throw err;
+    }
+    const offset = range?.offset ?? 0;
+    let length = range?.length;
+    if (length === undefined) {
+      try {
+        length = (await fh.stat()).size - offset;
+      } catch (err) {
+        await fh.close();
+        throw err;
+      }
+    }
+    return { fd: fh.fd, offset, length, close: () => fh.close() };
   }
 
   async delete(digest: string): Promise<boolean> {

@@ -17,6 +17,7 @@ const ACTIONS = {
   uploadSize: 'Stat',
   get: 'Reader',
   open: 'Reader',
+  openFile: 'Reader',
   readUpload: 'Reader',
   delete: 'Delete',
   deleteUpload: 'Delete',

@@ -1,7 +1,9 @@
 /** GET, HEAD and DELETE /v2/<name>/blobs/<digest> (OCI dist-spec end-2, end-10). */
 import type { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { native } from '../../native/index.js';
 import { parseDigest } from '../../registry/index.js';
-import type { ByteRange } from '../../storage/index.js';
+import type { BlobFile, ByteRange } from '../../storage/index.js';
 import type { Ctx } from '../context.js';
 import { sendEmpty } from '../respond.js';
 import { RegistryError } from '../../registry/index.js';
@@ -32,14 +34,119 @@ export async function getBlob(ctx: Ctx, name: string, digest: string): Promise<v
     return;
   }
   // The whole blob is a range too: its size is known, so the store need not look it up again.
-  const reader = await ctx.registry.openBlob(name, digest, range ?? { offset: 0, length: size });
+  const wanted = range ?? { offset: 0, length: size };
+  await socketAssigned(ctx);
+  // The connection closed while this response waited its turn: nobody is left to send to.
+  if (!ctx.res.socket && ctx.req.socket?.destroyed) throw clientGone();
+  const file = zeroCopySocket(ctx.res) !== undefined ? await ctx.registry.openBlobFile(digest, wanted) : null;
+  // The reader is opened before the headers go out, so a missing file is still a 404.
+  const reader = file ? undefined : await ctx.registry.openBlob(name, digest, wanted);
   if (range) {
     ctx.res.writeHead(206, { ...headers, 'Content-Length': range.length, 'Content-Range': `bytes ${range.offset}-${range.offset + range.length - 1}/${size}` });
   } else {
     ctx.res.writeHead(200, { ...headers, 'Content-Length': size });
   }
-  await reader.pump(socketWriter(ctx.res));
+  if (file && (await sendZeroCopy(ctx.res, file))) {
+    ctx.res.end();
+    return;
+  }
+  // No local file, or sendfile failed before a byte left: the same bytes through the stream.
+  await (reader ?? (await ctx.registry.openBlob(name, digest, wanted))).pump(socketWriter(ctx.res));
   ctx.res.end();
+}
+
+/**
+ * A response to a request that arrived while the connection's previous
+ * response was still going out (a client that sends its next request as
+ * soon as it has read a body, before this thread has ended that response;
+ * or a pipelining one) is queued by node:http without a socket until the
+ * previous one finishes. Waiting for it costs nothing (the stream path
+ * would queue its bytes behind the previous response too) and lets the body
+ * go out with sendfile.
+ */
+function socketAssigned(ctx: Ctx): Promise<void> | undefined {
+  const { req, res } = ctx;
+  const connection = req.socket;
+  if (res.socket || !connection || connection.destroyed) return undefined;
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      res.off('socket', done);
+      connection.off('close', done);
+      resolve();
+    };
+    res.once('socket', done);
+    connection.once('close', done);
+  });
+}
+
+/** What node:http keeps on a response and its socket that the zero-copy path reads. */
+type RawResponse = ServerResponse & { _header?: string | null; _headerSent?: boolean; outputData?: unknown[] };
+type RawSocket = Socket & { _handle?: { fd?: number } | null; _httpMessage?: unknown; encrypted?: boolean };
+
+/**
+ * The descriptor of the response's socket when the body may be sent with
+ * sendfile(2): plain TCP (TLS encrypts in user space), this response is the
+ * one the socket is writing (not a pipelined one queued behind another), and
+ * nothing of node's is waiting to be written, so the bytes we write go out
+ * in order.
+ */
+function zeroCopySocket(res: ServerResponse): number | undefined {
+  const raw = res as RawResponse;
+  const socket = res.socket as RawSocket | null;
+  if (!socket || socket.encrypted || socket.destroyed || socket._httpMessage !== res) return undefined;
+  if (socket.writableLength > 0 || socket.writableCorked > 0 || (raw.outputData?.length ?? 0) > 0) return undefined;
+  const fd = socket._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+}
+
+/**
+ * Sends the response's head and then the file's bytes straight from the
+ * page cache to the socket (src/native: sendfile on the thread pool, the
+ * event loop waiting for writability). Node's own writes are left out
+ * meanwhile: the head is taken from the response unsent and marked sent
+ * here. False when nothing was sent (the caller may stream instead).
+ * Closes the file.
+ */
+async function sendZeroCopy(res: ServerResponse, file: BlobFile): Promise<boolean> {
+  const raw = res as RawResponse;
+  const fd = zeroCopySocket(res);
+  const socket = res.socket as RawSocket | null;
+  if (fd === undefined || !socket || typeof raw._header !== 'string' || raw._headerSent) {
+    await file.close();
+    return false;
+  }
+  let send;
+  try {
+    send = native().sendFile(fd, Buffer.from(raw._header, 'latin1'), file.fd, file.offset, file.length);
+  } catch {
+    return false;
+  } finally {
+    // The job holds its own duplicate of the descriptor.
+    void file.close().catch(() => {});
+  }
+  const { done, job } = send;
+  // node closing the connection (a reset, a drain at shutdown) ends the job, which holds a duplicate that would keep it open.
+  const cancel = () => native().sendFileCancel(job);
+  socket.once('close', cancel);
+  try {
+    await done;
+    raw._headerSent = true;
+    return true;
+  } catch (err) {
+    const sent = (err as { sent?: number }).sent ?? 0;
+    if (sent === 0 && !socket.destroyed && (err as NodeJS.ErrnoException).code !== 'ECANCELED' && !isPeerGone(err)) return false;
+    raw._headerSent = true;
+    // Part of the body is out: the response cannot be finished, only cut.
+    socket.destroy();
+    throw isPeerGone(err) || socket.destroyed ? clientGone() : err;
+  } finally {
+    socket.off('close', cancel);
+  }
+}
+
+function isPeerGone(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'EPIPE' || code === 'ECONNRESET' || code === 'ECANCELED';
 }
 
 /**
