@@ -49,7 +49,12 @@ export async function startAccountsBerth(extraConfig = '', accounts?: Record<str
   const admin = { user: 'chief', password: `chief-${randomBytes(6).toString('hex')}` };
   await cli(['user', 'add', admin.user, '--admin'], `${admin.password}\n`);
   const proc = await spawnBerth(port, { ...env, REGISTRY_HTTP_ADDR: `127.0.0.1:${port}` }, ['serve', config]);
-  const store = await MetadataStore.open({ sqlitePath: path.join(dir, 'data', 'berth.db') });
+  // A running child keeps the test file's process alive: if the rest of the
+  // set-up fails, stop it, or the whole run waits for ever.
+  const store = await MetadataStore.open({ sqlitePath: path.join(dir, 'data', 'berth.db') }).catch(async (e: unknown) => {
+    await proc.stop('SIGTERM');
+    throw e;
+  });
   const hub = createHub(store, { defaultVisibility: 'private' });
   return {
     url: proc.url,
