@@ -76,8 +76,9 @@ if (opt.help) {
   --repos N           repositories seeded for _catalog (default 10000)
   --tags N            tags seeded in one repository (default 10000)
   --page N            page size n for _catalog and tags/list (default 1000)
-  --only LIST         phases to run, comma-separated: push,pull,small,small-auth,blobs,list,soak,fuzz,startup,search
-                      (small-auth is not in --quick's default list: add it with --only)
+  --only LIST         phases to run, comma-separated: push,pull,small,small-auth,blobs,list,soak,fuzz,startup,search,scale
+                      (small-auth is not in --quick's default list: add it with --only; scale, bench/scale.mjs
+                      on OpenStack Swift and two replicas, is in no default list)
   --search-repos N    search: repositories seeded in process (default 100000, 10000 with --quick)
   --search-runs N     search: timed runs per kind of query (default 50, 20 with --quick)
   --search-postgres   search: also on a throwaway PostgreSQL cluster (Debian's postgresql), after SQLite
@@ -208,6 +209,17 @@ if (cfg.phases.has('search')) {
     mkdirSync(path.dirname(outFile), { recursive: true });
     writeFileSync(outFile, JSON.stringify(result, null, 2) + '\n');
     console.log(`\nJSON: ${path.relative(process.cwd(), outFile)}`);
+    cleanupSync();
+    process.exit(0);
+  }
+}
+// ── scale: object store and replicas (bench/scale.mjs: Swift, PostgreSQL, HAProxy), before the servers start ──
+if (cfg.phases.has('scale')) {
+  step = 'scale';
+  log('scale: bench/scale.mjs (Berth and the reference on Swift, two replicas behind HAProxy)');
+  const r = spawnSync(process.execPath, [path.join(here, 'scale.mjs'), ...(Q ? ['--quick'] : []), ...(opt.rounds ? ['--rounds', String(opt.rounds)] : [])], { stdio: 'inherit' });
+  if (r.status !== 0) throw new Error(`bench/scale.mjs exited with ${r.status ?? r.signal}`);
+  if (cfg.phases.size === 1) {
     cleanupSync();
     process.exit(0);
   }

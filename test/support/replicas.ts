@@ -3,21 +3,26 @@
  * PostgreSQL database and one blob store, behind HAProxy: one registry.
  *
  * The blob store is a parameter (`StorageBlock`: the REGISTRY_STORAGE_*
- * variables every replica gets, and how to tear it down). Today it is the
- * filesystem driver on one shared directory; an object store's block drops
- * in the same way.
+ * variables every replica gets, and how to tear it down): the filesystem
+ * driver on one shared directory, S3 on OpenStack Swift (a fresh bucket per
+ * call) or Azure Blob on Azurite (a fresh container per call).
  *
  * Which replica served a request is read from that replica's access log,
  * found by the X-Request-Id the test sent (HAProxy passes it through).
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { spawnBerth, type BerthProcess } from './berth.js';
 import { startHaproxy, type LoadBalancer } from './haproxy.js';
 import { freePort } from './tools.js';
+import type { S3Engine } from './swift.js';
+import type { AzureEngine } from './azurite.js';
 
 export interface StorageBlock {
+  /** Which driver the replicas run on. */
+  kind: 'filesystem' | 's3' | 'azure';
   /** REGISTRY_STORAGE_* (and anything else the store needs), the same for every replica. */
   env: Record<string, string>;
   /** Removes what the store holds (after the replicas stopped). */
@@ -28,19 +33,77 @@ export interface StorageBlock {
 export async function sharedFilesystem(): Promise<StorageBlock> {
   const root = await mkdtemp(path.join(tmpdir(), 'berth-replicas-'));
   return {
+    kind: 'filesystem',
     env: { REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: root },
     stop: () => rm(root, { recursive: true, force: true }),
   };
 }
 
+export interface ObjectStoreOptions {
+  /** Blob GETs answer 307 to a presigned URL of the engine (distribution's default for these drivers). */
+  redirect: boolean;
+}
+
 /**
- * The blob store the replica tests run on: the one place to change when
- * another shared store is available (an object store started by the test,
- * its REGISTRY_STORAGE_* block in `env`). Today: the filesystem on one
- * shared directory.
+ * S3 on the engine given (OpenStack Swift's s3api in the tests): a bucket of
+ * its own, created here, and distribution's keys as REGISTRY_STORAGE_S3_*
+ * variables, as a deployment passes them to every replica.
  */
-export function replicaStorage(): Promise<StorageBlock> {
-  return sharedFilesystem();
+export async function s3Storage(engine: S3Engine, opts: ObjectStoreOptions): Promise<StorageBlock> {
+  const bucket = `berth-replicas-${randomBytes(5).toString('hex')}`;
+  // The SDK is loaded only by the tests that use S3 (as the server does).
+  const { CreateBucketCommand } = await import('@aws-sdk/client-s3');
+  const { createS3Client } = await import('../../src/storage/s3.js');
+  const client = createS3Client({ bucket, region: engine.region, endpoint: engine.endpoint, accessKey: engine.accessKey, secretKey: engine.secretKey });
+  await client.send(new CreateBucketCommand({ Bucket: bucket }));
+  client.destroy();
+  return {
+    kind: 's3',
+    env: {
+      REGISTRY_STORAGE_S3_REGION: engine.region,
+      REGISTRY_STORAGE_S3_REGIONENDPOINT: engine.endpoint,
+      REGISTRY_STORAGE_S3_BUCKET: bucket,
+      REGISTRY_STORAGE_S3_ACCESSKEY: engine.accessKey,
+      REGISTRY_STORAGE_S3_SECRETKEY: engine.secretKey,
+      REGISTRY_STORAGE_S3_FORCEPATHSTYLE: 'true',
+      REGISTRY_STORAGE_S3_ROOTDIRECTORY: '/berth',
+      // The smallest part S3 allows: more parts per layer, so more of the multipart path is exercised.
+      REGISTRY_STORAGE_S3_CHUNKSIZE: String(5 * 1024 * 1024),
+      REGISTRY_STORAGE_REDIRECT_DISABLE: String(!opts.redirect),
+    },
+    // The bucket goes with the engine (a throwaway one per test run).
+    stop: async () => {},
+  };
+}
+
+/** Azure Blob on the engine given (Azurite in the tests): a container of its own, created by the first replica. */
+export async function azureStorage(engine: AzureEngine, opts: ObjectStoreOptions): Promise<StorageBlock> {
+  return {
+    kind: 'azure',
+    env: {
+      REGISTRY_STORAGE_AZURE_ACCOUNTNAME: engine.accountName,
+      REGISTRY_STORAGE_AZURE_ACCOUNTKEY: engine.accountKey,
+      REGISTRY_STORAGE_AZURE_CONTAINER: `berth-replicas-${randomBytes(5).toString('hex')}`,
+      REGISTRY_STORAGE_AZURE_SERVICEURL: engine.serviceUrl,
+      REGISTRY_STORAGE_AZURE_ROOTDIRECTORY: '/berth',
+      REGISTRY_STORAGE_REDIRECT_DISABLE: String(!opts.redirect),
+    },
+    stop: async () => {},
+  };
+}
+
+/**
+ * The blob store the replica tests run on: the filesystem on one shared
+ * directory by default, or an object store's block for the engine given
+ * (the test file imports support/swift.js or support/azurite.js itself, so
+ * scripts/run-tests.mjs starts that engine once for the run).
+ */
+export function replicaStorage(
+  store?: { s3: S3Engine; redirect: boolean } | { azure: AzureEngine; redirect: boolean },
+): Promise<StorageBlock> {
+  if (!store) return sharedFilesystem();
+  if ('s3' in store) return s3Storage(store.s3, { redirect: store.redirect });
+  return azureStorage(store.azure, { redirect: store.redirect });
 }
 
 export interface ReplicaSet {
