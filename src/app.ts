@@ -31,7 +31,7 @@ import { createRequestHandler, listen, serveHandedConnections, type EdgeServices
 import { MetadataStore, SAFETY_NET_PAGES, WalCheckpointer, type WriteGate } from './metadata/index.js';
 import { openClusterLink, type ClusterLink } from './metadata/cluster.js';
 import { requireNativeParts } from './native/index.js';
-import { Registry } from './registry/index.js';
+import { Registry, RegistryError } from './registry/index.js';
 import { FilesystemBlobStore, InMemoryBlobStore, type BlobStore } from './storage/index.js';
 import type { S3BlobStore } from './storage/s3.js';
 import type { AzureBlobStore } from './storage/azure.js';
@@ -368,7 +368,7 @@ export async function startServer(config: Config, log?: Logger, opts: ServeOptio
         pulls: discovery.pulls,
         v1: v1Routes({ search: discovery.search, accounts: config.auth.accounts !== undefined }),
         api: await berthApiRoutes(config, app, edgeAuth.hub, auth !== undefined, tls !== undefined),
-        web: config.berth.ui.enabled ? webRoutes({ prefix: config.http.prefix, accounts: config.auth.accounts !== undefined }) : undefined,
+        web: config.berth.ui.enabled ? webRoutes({ prefix: config.http.prefix, hub: config.auth.accounts ? 'accounts' : auth || config.auth.token ? 'off' : 'open' }) : undefined,
       },
       {
         prefix: config.http.prefix,
@@ -440,9 +440,12 @@ async function berthApiRoutes(config: Config, app: App, hub: Hub | undefined, ht
   const registry = app.registry;
   // Loaded only when used (the API's schemas bring zod): start-up without accounts stays as quick as it was.
   // `discovery` serves the API's search, pages, stars, activity and webhooks.
-  const apiOptions = { hub, store: app.meta, deleteRepository: (name: string, actor: string | undefined) => registry.deleteRepository(name, actor), version, serverUrl, discovery: app.discovery };
-  const hubApi = hub ? await import('./http/api/hub/index.js').then((m) => m.createHubApi({ ...apiOptions, hub, images: m.registryImages(registry) })) : undefined;
-  const hubRoutes = hubApi ? (await import('./http/api/mount.js')).hubApiRoutes({ api: hubApi, prefix: config.http.prefix, tls }) : undefined;
+  const apiOptions = { store: app.meta, deleteRepository: (name: string, actor: string | undefined) => registry.deleteRepository(name, actor), version, serverUrl, discovery: app.discovery };
+  const hubRoutesIn = async (mode: 'accounts' | 'open', over: Hub) => {
+    const m = await import('./http/api/hub/index.js');
+    const api = m.createHubApi({ ...apiOptions, mode, hub: over, images: m.registryImages(registry) });
+    return { api, routes: (await import('./http/api/mount.js')).hubApiRoutes({ api, prefix: config.http.prefix, tls }) };
+  };
   let document: Record<string, unknown> | undefined;
   const older = createApiRoutes({
     gc: app.gc,
@@ -452,10 +455,45 @@ async function berthApiRoutes(config: Config, app: App, hub: Hub | undefined, ht
     admins: config.auth.accounts ? 'edge' : htpasswd || config.auth.token ? config.berth.admins : 'open',
     openapi: hub ? undefined : async () => (document ??= (await import('./http/api/hub/index.js')).registryApiDocument({ version, serverUrl })),
   });
-  if (!hubRoutes || !hubApi) return older;
-  const withSession = (await import('./http/api/mount.js')).withSessionCookie(hubApi);
-  return (method, path) => hubRoutes(method, path) ?? withSession(older(method, path));
+  if (hub) {
+    const { api, routes } = await hubRoutesIn('accounts', hub);
+    const withSession = (await import('./http/api/mount.js')).withSessionCookie(api);
+    return (method, path) => routes(method, path) ?? withSession(older(method, path));
+  }
+  // An external token server alone knows what its tokens may read: the Hub's operations stay off.
+  if (config.auth.token) return older;
+  // Accounts off (no auth, or htpasswd): the Hub's reading operations too, everything readable as in the
+  // registry (mode 'open'; a Hub over the same store, with no accounts in it, answers the repositories'
+  // facts). Loaded on the first request that may be one of them, so start-up does not load the API's schemas.
+  let loading: Promise<EdgeApiRoutes> | undefined;
+  let loaded: EdgeApiRoutes | undefined;
+  // The reading operation's route, or the registry's own where it has one for that method (a repository's DELETE).
+  // The registry's own paths have no `/-/` (a name has no `-` component): such a path is the Hub's alone.
+  const pick = (open: EdgeApiRoutes, method: string, path: string) => {
+    const mine = open(method, path);
+    if (mine && (mine.route !== 'api-method-not-allowed' || /\/-(\/|$)/.test(path))) return mine;
+    const theirs = older(method, path);
+    return theirs && theirs.route !== 'api-unknown' ? theirs : (mine ?? theirs);
+  };
+  return (method, path) => {
+    if (loaded) return pick(loaded, method, path);
+    if (!OPEN_API_PATH.test(path)) return older(method, path);
+    return {
+      route: 'api-open',
+      decidesAccess: true,
+      run: async (ctx) => {
+        loaded ??= await (loading ??= hubRoutesIn('open', createHub(app.meta)).then((r) => r.routes));
+        const match = pick(loaded, method, path);
+        if (!match) throw new RegistryError('UNSUPPORTED', `no such API endpoint: /${path.slice(0, 200)}`, undefined, { status: 404 });
+        await match.run(ctx);
+      },
+    };
+  };
 }
+
+type EdgeApiRoutes = NonNullable<EdgeServices['api']>;
+/** The paths of the open mode's operations (createHubApi's OPEN_OPERATIONS), after http.prefix. */
+export const OPEN_API_PATH = /^berth\/v1\/(search$|repositories(\/|$)|namespaces\/)/;
 
 /** Berth's version from package.json, for the OpenAPI document. */
 function berthVersion(): string {

@@ -35,12 +35,18 @@ export interface WebOptions {
   /** Where the build put the UI (default: dist/web beside this compiled module). */
   dir?: string;
   /**
-   * auth.accounts is on: the Hub's API is served. Without it the page says
-   * what the UI needs instead of calling an API that is not there (with
-   * htpasswd, its 401 challenge would make the browser ask for a password).
+   * What the UI may ask of the Hub's API (the shell tells the script):
+   * `accounts` (auth.accounts: all of it, the default); `open` (no auth at
+   * all: the reading operations, everything public, so the UI browses
+   * read-only); `off` (htpasswd or an external token server: the page says
+   * what the UI needs instead of calling the API, whose 401 challenge would
+   * make the browser ask for a password).
    */
-  accounts?: boolean;
+  hub?: UiHubMode;
 }
+
+export type UiHubMode = 'accounts' | 'open' | 'off';
+const SHELL_MODE: Record<UiHubMode, string> = { accounts: 'on', open: 'open', off: 'off' };
 
 /** The build output next to the compiled server: dist/src/web/serve.js → dist/web. */
 export const DEFAULT_WEB_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../web');
@@ -76,7 +82,7 @@ const TYPES: Record<string, string> = {
 const escapeAttr = (s: string) => s.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
 
 /** The one HTML document every page starts from; the script renders the page for the URL. */
-export function renderShell(manifest: WebManifest, prefix: string, accounts = true): string {
+export function renderShell(manifest: WebManifest, prefix: string, hub: UiHubMode = 'accounts'): string {
   const asset = (file: string) => escapeAttr(`${prefix}${STATIC_PREFIX}${file}`);
   return [
     '<!doctype html>',
@@ -86,7 +92,7 @@ export function renderShell(manifest: WebManifest, prefix: string, accounts = tr
     '<meta name="viewport" content="width=device-width, initial-scale=1">',
     '<meta name="color-scheme" content="light dark">',
     `<meta name="berth-prefix" content="${escapeAttr(prefix)}">`,
-    `<meta name="berth-accounts" content="${accounts ? 'on' : 'off'}">`,
+    `<meta name="berth-accounts" content="${SHELL_MODE[hub]}">`,
     '<title>Berth</title>',
     // No /favicon.ico request (it would be a registry 404 in every log).
     '<link rel="icon" href="data:,">',
@@ -108,9 +114,9 @@ class BuiltUi {
   readonly shellGzip: Buffer;
   readonly assets = new Map<string, Asset>();
 
-  constructor(dir: string, prefix: string, accounts: boolean) {
+  constructor(dir: string, prefix: string, hub: UiHubMode) {
     const manifest = JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as WebManifest;
-    this.shell = Buffer.from(renderShell(manifest, prefix, accounts));
+    this.shell = Buffer.from(renderShell(manifest, prefix, hub));
     this.shellGzip = gzipSync(this.shell);
     const assetsDir = path.join(dir, 'assets');
     for (const name of readdirSync(assetsDir)) {
@@ -160,7 +166,7 @@ export function webRoutes(options: WebOptions): (method: string, path: string) =
   const load = (): BuiltUi | Error => {
     if (built === undefined) {
       try {
-        built = new BuiltUi(dir, options.prefix, options.accounts ?? true);
+        built = new BuiltUi(dir, options.prefix, options.hub ?? 'accounts');
       } catch (err) {
         built = new Error(`the web UI is not built (${dir}: ${(err as Error).message}); run npm run build`);
       }

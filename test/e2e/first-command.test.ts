@@ -139,6 +139,16 @@ describe('the README, followed literally', () => {
         assert.match(r.stdout, /"repositories":\["hello"\]/, `round ${round}: the catalog lists hello`);
         assert.match(r.stdout, /"Digest":\s*"sha256:[0-9a-f]{64}"/, `round ${round}: skopeo inspect shows the image`);
       }
+      // With no configuration the Hub's reading side is there too, everything public (accounts off): the JSON
+      // API finds and describes what was pushed, and the web UI's shell is served in its browsing mode.
+      const found = (await (await fetch(`http://127.0.0.1:${PORT}/berth/v1/search?q=hello`)).json()) as { items: { name: string }[] };
+      assert.deepEqual(found.items.map((i) => i.name), ['hello']);
+      const tags = (await (await fetch(`http://127.0.0.1:${PORT}/berth/v1/repositories/hello/-/tags`)).json()) as { items: { name: string; full_size: number }[] };
+      assert.deepEqual(tags.items.map((t) => t.name), ['latest']);
+      assert.ok(tags.items[0]!.full_size > 0, 'the tag has a size');
+      const shell = await fetch(`http://127.0.0.1:${PORT}/r/hello`, { headers: { accept: 'text/html' } });
+      assert.equal(shell.status, 200);
+      assert.match(await shell.text(), /<meta name="berth-accounts" content="open">/);
       // The data went where the README says: ./data of the directory it was started in.
       assert.ok(existsSync(path.join(home, 'data', 'berth.db')), 'the SQLite database is under ./data');
       // The start-up line comes once every serving thread is up (the main thread serves before).

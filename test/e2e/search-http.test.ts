@@ -183,6 +183,51 @@ describe('/v1/search with htpasswd and without auth; pull counting', () => {
     assert.deepEqual(names((await search(open, 'q=web')).body), ['other/web', 'team/web']);
   });
 
+  it("accounts off: the Hub's reading API answers as the registry decides (no auth: anyone; htpasswd: Basic), and changes stay off", async () => {
+    const get = async (b: TestBerth, p: string, headers: Record<string, string> = {}) => {
+      const r = await fetch(`${b.url}/berth/v1/${p}`, { headers });
+      return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+    };
+    const items = (body: Record<string, unknown>) => (body.items as { name: string }[]).map((i) => i.name);
+    // No auth: search (typos too), the repository's page, its tags, a tag's image, activity, the listing.
+    assert.deepEqual(items((await get(open, 'search?q=web')).body).sort(), ['other/web', 'team/web']);
+    assert.deepEqual(items((await get(open, 'search?q=tean')).body), ['team/web']);
+    const page = await get(open, 'repositories/team/web');
+    assert.equal(page.status, 200);
+    assert.equal(page.body.full_name, 'team/web');
+    assert.equal(page.body.is_private, false);
+    assert.equal(page.body.permission, 'read');
+    assert.equal(page.body.tags, 1);
+    assert.deepEqual(items((await get(open, 'repositories/team/web/-/tags')).body), ['v1']);
+    const image = await get(open, 'repositories/team/web/-/manifests/v1');
+    assert.equal(image.status, 200);
+    assert.match(String(image.body.digest), /^sha256:[0-9a-f]{64}$/);
+    const activity = (await get(open, 'repositories/team/web/-/activity')).body.items as { action: string; tag: string }[];
+    assert.deepEqual(activity.map((e) => `${e.action} ${e.tag}`), ['push v1']);
+    assert.deepEqual(items((await get(open, 'repositories')).body), ['other/web', 'team/web']);
+    // A name is only itself without accounts (with them, `web` would be `library/web`).
+    const missing = await get(open, 'repositories/web');
+    assert.equal(missing.status, 404);
+    assert.equal((missing.body.errors as { code: string }[])[0]!.code, 'NAME_UNKNOWN');
+    // Nobody to star as, nothing to change through the Hub's API.
+    for (const [method, p] of [['PUT', 'repositories/team/web/-/star'], ['PUT', 'repositories/team/web/-/description'], ['POST', 'accounts'], ['GET', 'sessions/current']] as const) {
+      const r = await fetch(`${open.url}/berth/v1/${p}`, { method, headers: { 'content-type': 'application/json' }, body: method === 'GET' ? undefined : '{}' });
+      assert.ok(r.status === 404 || r.status === 405, `${method} ${p}: ${r.status}`);
+      await r.arrayBuffer();
+    }
+    // The OpenAPI document lists the reading operations beside the registry's own.
+    const doc = (await get(open, 'openapi.json')).body as { paths: Record<string, unknown> };
+    for (const p of ['/berth/v1/search', '/berth/v1/repositories/{name}/-/tags', '/berth/v1/gc']) assert.ok(doc.paths[p], p);
+    // htpasswd: as /v2/, nothing without valid credentials; with them, every repository.
+    const anonymous = await fetch(`${htpasswd.url}/berth/v1/search?q=web`);
+    assert.equal(anonymous.status, 401);
+    await anonymous.arrayBuffer();
+    assert.equal((await get(htpasswd, 'repositories/team/web', { authorization: basic('alice', 'wrong') })).status, 401);
+    const alice = { authorization: basic('alice', 'alice-pw') };
+    assert.deepEqual(items((await get(htpasswd, 'search?q=web', alice)).body), ['team/web']);
+    assert.equal((await get(htpasswd, 'repositories/team/web', alice)).body.full_name, 'team/web');
+  });
+
   it('counts manifest GETs answered 200, by tag or digest; not HEADs, 304s or errors', async () => {
     const pulls = open.server.app.discovery.pulls;
     await pulls.flush();

@@ -186,31 +186,76 @@ describe('web UI in Chromium against berth serve with accounts', { timeout: 900_
     }
   });
 
-  it('without accounts (open, or htpasswd), the page says what the UI needs and calls no API', async () => {
+  it('without auth at all (the README\'s first command), repositories are browsed read only: explore, search, a repository, its tags, a tag', async () => {
+    const open = await startBerth();
+    try {
+      const host = open.url.replace(/^http:\/\//, '');
+      for (const dest of ['hello:v1', 'team/web:v1']) {
+        await run(skopeo, ['copy', '--quiet', '--dest-tls-verify=false', image.ref, `docker://${host}/${dest}`], { timeoutMs: 120_000 });
+      }
+      const { context, page, watch } = await openPage(browser, open.url);
+      contexts.push(context);
+      page.setDefaultTimeout(15_000);
+      const check = async (label: string) => {
+        await page.locator('.loading, .boot').first().waitFor({ state: 'detached' });
+        for (const f of await axeSerious(page)) axeFindings.push(`open ${label}: ${f.impact} ${f.id} (${f.help}) at ${f.nodes.join(' ')}`);
+      };
+      await page.goto('/');
+      await page.locator('#shelf-updated').locator('..').locator('..').getByRole('link', { name: /team\/\s*web/ }).waitFor();
+      await check('explore');
+      // Nobody logs in: no such links.
+      assert.equal(await page.getByRole('link', { name: 'Log in' }).count(), 0);
+      await page.goto('/search?q=web');
+      await page.locator('.results').getByRole('link', { name: /team\/\s*web/ }).waitFor();
+      await check('search');
+      await page.goto('/r/team/web');
+      await page.getByRole('heading', { name: /team\s*\/\s*web/ }).waitFor();
+      await page.locator('.badge.public').waitFor();
+      // Read only: no star button, no settings tab.
+      assert.equal(await page.getByRole('button', { name: /Star/ }).count(), 0);
+      assert.equal(await page.getByRole('link', { name: 'Settings' }).count(), 0);
+      await check('repository');
+      await page.goto('/r/hello/-/tags');
+      await page.getByRole('heading', { name: 'hello', exact: true }).waitFor();
+      await page.getByRole('table').getByRole('link', { name: 'v1', exact: true }).click();
+      await page.waitForURL('**/r/hello/-/tags/v1');
+      await page.getByRole('heading', { name: 'Layers (2)' }).waitFor();
+      await check('tag');
+      // What needs accounts says so.
+      await page.goto('/login');
+      await page.getByRole('heading', { name: 'This registry runs without accounts' }).waitFor();
+      await page.getByText(/can be searched and browsed here by anyone/).waitFor();
+      await check('login without accounts');
+      assert.deepEqual(watch.dialogs, []);
+      assert.deepEqual(watch.consoleErrors, []);
+      assert.deepEqual(watch.cspViolations, []);
+    } finally {
+      await open.close();
+    }
+  });
+
+  it('with htpasswd, the page says what the UI needs and calls no API (whose Basic challenge would make the browser ask)', async () => {
     const htpasswd = path.join(work, 'htpasswd');
     // alice:alice-password-1, bcrypt
     const { hashSync } = await import('bcryptjs');
     await writeFile(htpasswd, `alice:${hashSync('alice-password-1', 5)}\n`);
-    const modes: Record<string, string>[] = [{}, { REGISTRY_AUTH_HTPASSWD_PATH: htpasswd, REGISTRY_AUTH_HTPASSWD_REALM: 'test' }];
-    for (const env of modes) {
-      const open = await startBerth(env);
-      try {
-        const { context, page, watch } = await openPage(browser, open.url);
-        contexts.push(context);
-        const apiCalls: string[] = [];
-        page.on('request', (r) => void (r.url().includes('/berth/v1/') && apiCalls.push(r.url())));
-        await page.goto('/');
-        await page.getByRole('heading', { name: 'This registry runs without accounts' }).waitFor();
-        const findings = await axeSerious(page);
-        assert.deepEqual(findings, []);
-        await page.goto('/r/some/repo');
-        await page.getByRole('heading', { name: 'This registry runs without accounts' }).waitFor();
-        assert.deepEqual(apiCalls, []);
-        assert.deepEqual(watch.dialogs, []);
-        assert.deepEqual(watch.consoleErrors, []);
-      } finally {
-        await open.close();
-      }
+    const protectedBerth = await startBerth({ REGISTRY_AUTH_HTPASSWD_PATH: htpasswd, REGISTRY_AUTH_HTPASSWD_REALM: 'test' });
+    try {
+      const { context, page, watch } = await openPage(browser, protectedBerth.url);
+      contexts.push(context);
+      const apiCalls: string[] = [];
+      page.on('request', (r) => void (r.url().includes('/berth/v1/') && apiCalls.push(r.url())));
+      await page.goto('/');
+      await page.getByRole('heading', { name: 'This registry runs without accounts' }).waitFor();
+      const findings = await axeSerious(page);
+      assert.deepEqual(findings, []);
+      await page.goto('/r/some/repo');
+      await page.getByRole('heading', { name: 'This registry runs without accounts' }).waitFor();
+      assert.deepEqual(apiCalls, []);
+      assert.deepEqual(watch.dialogs, []);
+      assert.deepEqual(watch.consoleErrors, []);
+    } finally {
+      await protectedBerth.close();
     }
   });
 

@@ -96,14 +96,21 @@ function NotFound(): JSX.Element {
   );
 }
 
-/** Without accounts the Hub's API is not served: the UI says so rather than fail on every call. */
-function NeedsAccounts(): JSX.Element {
+/**
+ * Without accounts there is nobody to log in and nothing to manage: the UI
+ * says so rather than fail on every call. With no auth at all, repositories
+ * are still browsed (search, pages, tags); with htpasswd, nothing is.
+ */
+function NeedsAccounts({ browse }: { browse: boolean }): JSX.Element {
   useTitle('Berth');
   return (
     <section class="notfound">
       <h1>This registry runs without accounts</h1>
       <p>
-        Berth’s web UI reads the Hub’s JSON API, which is served when the registry runs with <code>auth: accounts</code>.
+        {browse
+          ? 'Its repositories can be searched and browsed here by anyone; accounts, organizations, tokens, stars and settings need the registry to run with '
+          : 'Berth’s web UI reads the Hub’s JSON API, which is served when the registry runs with '}
+        <code>auth: accounts</code>.
       </p>
       <p>
         The registry API works as usual: <code>docker push {location.host}/NAME</code>. To use the web UI, start Berth with{' '}
@@ -113,8 +120,12 @@ function NeedsAccounts(): JSX.Element {
   );
 }
 
+/** What a registry without accounts but without auth either shows: everything public, read only. */
+const BROWSING = new Set<Route['page']>(['home', 'search', 'repo', 'tag', 'notfound']);
+
 function Page({ route }: { route: Route }): JSX.Element {
-  if (!sessionNow().accounts) return route.page === 'notfound' ? <NotFound /> : <NeedsAccounts />;
+  const session = sessionNow();
+  if (!session.accounts && !(session.browse && BROWSING.has(route.page))) return route.page === 'notfound' ? <NotFound /> : <NeedsAccounts browse={session.browse} />;
   switch (route.page) {
     case 'home':
       return <HomePage />;

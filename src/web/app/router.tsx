@@ -49,7 +49,8 @@ export function parseRoute(path: string): Route {
   m = /^\/r\/(.+?)(?:\/-\/(.*))?$/.exec(p);
   if (m) {
     const name = m[1]!.split('/').map(decode).join('/');
-    if (!name.includes('/') || name.split('/').some((c) => c === '' || c === '-')) return { page: 'notfound' };
+    // One component is a name too (`hello`; with accounts the API reads it as `library/hello`).
+    if (name.split('/').some((c) => c === '' || c === '-')) return { page: 'notfound' };
     const rest = m[2];
     if (rest === undefined) return { page: 'repo', name, tab: 'overview' };
     if (rest === 'tags' || rest === 'activity' || rest === 'settings') return { page: 'repo', name, tab: rest };

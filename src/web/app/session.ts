@@ -2,7 +2,9 @@
  * Who is using the UI: the session (cookie + CSRF token) and /me. The
  * cookie is HttpOnly, so after a reload the CSRF token comes back from
  * GET /sessions/current. `accounts: false` when the server runs without
- * accounts (the Hub's API answers 404): nobody logs in then.
+ * accounts (the Hub's API answers 404): nobody logs in then. `browse`:
+ * without accounts and without auth, the Hub's reading operations are
+ * served (everything public), so repositories can still be browsed.
  */
 import { useEffect, useState } from 'preact/hooks';
 import { api, ApiFailure, setCsrf, type Me, type Session } from './api';
@@ -10,10 +12,12 @@ import { api, ApiFailure, setCsrf, type Me, type Session } from './api';
 export interface SessionState {
   loaded: boolean;
   accounts: boolean;
+  /** Search, repository and tag pages work (with accounts, or without any auth). */
+  browse: boolean;
   me: Me | null;
 }
 
-let state: SessionState = { loaded: false, accounts: true, me: null };
+let state: SessionState = { loaded: false, accounts: true, browse: true, me: null };
 const listeners = new Set<(s: SessionState) => void>();
 
 function set(next: SessionState): void {
@@ -37,15 +41,15 @@ export function sessionNow(): SessionState {
 
 async function loadMe(): Promise<void> {
   const me = await api<Me>('GET', 'me');
-  set({ loaded: true, accounts: true, me });
+  set({ loaded: true, accounts: true, browse: true, me });
 }
 
-/** The server says whether it runs with accounts (the shell's meta tag): without, the Hub's API is not served. */
-export const ACCOUNTS = document.querySelector('meta[name="berth-accounts"]')?.getAttribute('content') !== 'off';
+/** What the server runs with (the shell's meta tag): `on` (accounts), `open` (no auth: reading only) or `off` (no Hub API). */
+const HUB = document.querySelector('meta[name="berth-accounts"]')?.getAttribute('content') ?? 'on';
 
 export async function restoreSession(): Promise<void> {
-  if (!ACCOUNTS) {
-    set({ loaded: true, accounts: false, me: null });
+  if (HUB === 'off' || HUB === 'open') {
+    set({ loaded: true, accounts: false, browse: HUB === 'open', me: null });
     return;
   }
   try {
@@ -54,7 +58,7 @@ export async function restoreSession(): Promise<void> {
     await loadMe();
   } catch (err) {
     const accounts = !(err instanceof ApiFailure && err.status === 404);
-    set({ loaded: true, accounts, me: null });
+    set({ loaded: true, accounts, browse: accounts, me: null });
   }
 }
 
@@ -69,7 +73,7 @@ export async function logOut(): Promise<void> {
     await api('DELETE', 'sessions/current');
   } finally {
     setCsrf(null);
-    set({ loaded: true, accounts: true, me: null });
+    set({ loaded: true, accounts: true, browse: true, me: null });
   }
 }
 

@@ -4,7 +4,7 @@
  * header, the registry's own style, on every list).
  */
 import type { z } from 'zod';
-import { decide, type PolicyOptions } from '../../../access/policy.js';
+import { decide, type AccessMode, type PolicyOptions } from '../../../access/policy.js';
 import type { Action, Principal, RepositoryFacts } from '../../../access/types.js';
 import type { Discovery, Hub } from '../../../hub/index.js';
 import type { HubContext } from '../../../hub/context.js';
@@ -16,6 +16,12 @@ import type { ImageSource } from './images.js';
 import type { ApiResponse, HandlerInput, Operation, OperationSpec } from './types.js';
 
 export interface Services {
+  /**
+   * 'accounts': the Hub's own decision. 'open' (no auth, or htpasswd): as the
+   * registry, whoever the edge let in reads every repository, and only
+   * reading operations are served (createHubApi's OPEN_OPERATIONS).
+   */
+  mode: AccessMode;
   hub: Hub;
   store: MetadataStore;
   context: HubContext;
@@ -104,9 +110,9 @@ export async function organizationRole(s: Services, principal: Principal, org: s
  */
 export async function repositoryFor(s: Services, principal: Principal, name: string, action: Action): Promise<RepositoryFacts> {
   const facts = await s.hub.facts.facts(principal, name);
-  if (!facts.exists || !decide('accounts', principal, 'pull', facts, s.policy).allowed) throw nameUnknown(name);
+  if (!facts.exists || !decide(s.mode, principal, 'pull', facts, s.policy).allowed) throw nameUnknown(name);
   if (action !== 'pull') {
-    const d = decide('accounts', principal, action, facts, s.policy);
+    const d = decide(s.mode, principal, action, facts, s.policy);
     if (!d.allowed) throw denied(d.reason === 'token scope' ? 'the personal access token does not carry the scope this needs' : `this needs admin on ${name}`);
   }
   return facts;

@@ -8,6 +8,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import { z } from 'zod';
+import type { AccessMode } from '../../../access/policy.js';
 import type { Principal } from '../../../access/types.js';
 import { HubContext } from '../../../hub/context.js';
 import { Principals } from '../../../hub/credentials.js';
@@ -70,15 +71,29 @@ export const HUB_DISCOVERY_OPERATIONS: readonly Operation<Services>[] = [
 
 export { LEGACY_OPERATIONS };
 
-/** With accounts off, what /berth/v1/ serves: the registry's own routes (src/http/api/index.ts) and this document. */
+/**
+ * With accounts off (mode 'open': no auth, or htpasswd), the Hub's reading
+ * operations, on a registry where whoever the edge let in reads every
+ * repository: search, repository pages, tags, a tag's image, activity. No
+ * accounts, so no stars, follows, sessions or changes; those paths fall
+ * through to the registry's own routes (REGISTRY_OPERATIONS) or 404.
+ */
+const OPEN_OPERATION_IDS = new Set(['searchRepositories', 'listRepositories', 'getRepository', 'listRepositoryTags', 'getRepositoryManifest', 'listRepositoryActivity', 'listNamespaceActivity']);
+export const OPEN_OPERATIONS: readonly Operation<Services>[] = HUB_DISCOVERY_OPERATIONS.filter((op) => OPEN_OPERATION_IDS.has(op.id));
+
+/** With accounts off, what /berth/v1/ serves besides OPEN_OPERATIONS: the registry's own routes (src/http/api/index.ts) and this document. */
 export const REGISTRY_OPERATIONS: readonly OperationSpec<z.ZodType, z.ZodType | undefined, z.ZodType | undefined>[] = [...LEGACY_OPERATIONS, ...REGISTRY_REPOSITORY_OPERATIONS, openApiOperation];
 
-/** The OpenAPI document of /berth/v1/ with accounts off (REGISTRY_OPERATIONS; no sessions). */
+/** The OpenAPI document of /berth/v1/ with accounts off (OPEN_OPERATIONS and REGISTRY_OPERATIONS; no sessions). */
 export function registryApiDocument(options: { version?: string; serverUrl?: string }): Record<string, unknown> {
-  return openApiDocument(REGISTRY_OPERATIONS, { version: options.version ?? '1', serverUrl: options.serverUrl, sessions: false });
+  // The open getRepository answers the registry's own GET of a repository, with more.
+  const open = new Set(OPEN_OPERATIONS.map((op) => `${op.method} ${op.path}`));
+  return openApiDocument([...OPEN_OPERATIONS, ...REGISTRY_OPERATIONS.filter((op) => !open.has(`${op.method} ${op.path}`))], { version: options.version ?? '1', serverUrl: options.serverUrl, sessions: false });
 }
 
 export interface HubApiOptions {
+  /** 'open' (accounts off): OPEN_OPERATIONS only, everything readable, no sessions. Default 'accounts'. */
+  mode?: AccessMode;
   hub: Hub;
   store: MetadataStore;
   /** Registry.deleteRepository, bound: `(name, actor) => registry.deleteRepository(name, actor)`. */
@@ -182,7 +197,10 @@ function parseQuery(op: Operation<Services>, query: URLSearchParams): unknown {
 export function createHubApi(options: HubApiOptions): HubApi {
   const context = new HubContext(options.store, options.hub.settings);
   const principals = new Principals(context);
+  const mode = options.mode ?? 'accounts';
+  if (mode === 'open' && !options.discovery) throw new Error('the open API serves only discovery: give it a Discovery');
   const services: Services = {
+    mode,
     hub: options.hub,
     store: options.store,
     context,
@@ -193,18 +211,19 @@ export function createHubApi(options: HubApiOptions): HubApi {
     discovery: options.discovery,
     images: options.images,
   };
-  const operations = options.discovery ? HUB_DISCOVERY_OPERATIONS : HUB_OPERATIONS;
+  const operations = mode === 'open' ? OPEN_OPERATIONS : options.discovery ? HUB_DISCOVERY_OPERATIONS : HUB_OPERATIONS;
   const router = new Router(operations);
   let doc: Record<string, unknown> | undefined;
   const document = () => (doc ??= openApiDocument([...operations, ...LEGACY_OPERATIONS], { version: options.version ?? '1', serverUrl: options.serverUrl }));
 
   async function run(op: Operation<Services>, rawParams: Record<string, string>, request: ApiRequest): Promise<ApiResponse> {
-    const params = Router.params(op, rawParams);
+    const params = Router.params(op, rawParams, mode === 'accounts');
     if (op === openApiOperation) return respond(200, document());
     let principal = request.principal;
     let authenticatedBy: AuthenticatedBy = request.authorized ? 'authorization' : 'none';
     let session: SessionInfo | null = null;
-    const secret = request.authorized ? null : cookieValue(header(request.headers, 'cookie'), SESSION_COOKIE);
+    // Without accounts there are no sessions: a cookie says nothing.
+    const secret = request.authorized || mode === 'open' ? null : cookieValue(header(request.headers, 'cookie'), SESSION_COOKIE);
     // Logging in looks at no session: the cookie of an old one must not decide anything.
     if (secret && op.auth !== 'none') {
       const live = await services.sessions.resolve(secret);
@@ -271,6 +290,7 @@ export function createHubApi(options: HubApiOptions): HubApi {
     },
     document,
     async sessionPrincipal(headers, method) {
+      if (mode === 'open') return null;
       const secret = cookieValue(header(headers, 'cookie'), SESSION_COOKIE);
       if (!secret) return null;
       const live = await services.sessions.resolve(secret);

@@ -10,7 +10,8 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { GarbageCollector } from '../../../gc/index.js';
 import { createApiRoutes } from '../index.js';
-import { HUB_DISCOVERY_OPERATIONS, HUB_OPERATIONS, LEGACY_OPERATIONS, REGISTRY_OPERATIONS, registryApiDocument } from './index.js';
+import { OPEN_API_PATH } from '../../../app.js';
+import { HUB_DISCOVERY_OPERATIONS, HUB_OPERATIONS, LEGACY_OPERATIONS, OPEN_OPERATIONS, REGISTRY_OPERATIONS, registryApiDocument } from './index.js';
 import { openApiDocument } from './openapi.js';
 import { apiReference, REFERENCE_END, REFERENCE_START } from './reference.js';
 import { Router } from './router.js';
@@ -102,18 +103,40 @@ describe('OpenAPI document', () => {
     }
   });
 
-  it('with accounts off, lists exactly what the older routes answer, and no sessions', () => {
+  it("with accounts off, lists the Hub's reading operations and exactly what the older routes answer, and no sessions", () => {
     const off = registryApiDocument({ version: 'test', serverUrl: '/registry' });
     const legacy = createApiRoutes({ gc: {} as GarbageCollector, gcDefaults: { graceMs: 0, deleteUntagged: false }, admins: 'open', openapi: async () => off });
+    const open = new Router(OPEN_OPERATIONS);
     const listed = Object.entries(off.paths as Record<string, Json>).flatMap(([path, item]) => Object.keys(item).map((m) => `${m.toUpperCase()} ${path}`));
-    assert.deepEqual(new Set(listed), new Set(REGISTRY_OPERATIONS.map((o) => `${o.method} ${o.path}`)));
-    // A route that runs (not unknown, not a refused method) is one with needs, or the public document.
+    assert.equal(listed.length, new Set(listed).size);
+    assert.deepEqual(new Set(listed), new Set([...OPEN_OPERATIONS, ...REGISTRY_OPERATIONS].map((o) => `${o.method} ${o.path}`)));
+    // The reading operations only read, and the edge (app.ts) sends each of their paths to them.
+    assert.deepEqual(
+      OPEN_OPERATIONS.map((o) => o.id).sort(),
+      ['getRepository', 'getRepositoryManifest', 'listNamespaceActivity', 'listRepositories', 'listRepositoryActivity', 'listRepositoryTags', 'searchRepositories'],
+    );
+    for (const op of OPEN_OPERATIONS) {
+      assert.equal(op.method, 'GET', op.id);
+      const { path, values } = concrete(op.path, op.id);
+      assert.match(path, OPEN_API_PATH, op.id);
+      const m = open.match('GET', path);
+      assert.ok(m?.kind === 'operation' && m.op.id === op.id, op.id);
+      // Without accounts a name is only itself: no `library/` alias.
+      assert.deepEqual(Router.params(m.op, m.params, false), values);
+    }
+    const ubuntu = open.match('GET', 'berth/v1/repositories/ubuntu');
+    assert.ok(ubuntu?.kind === 'operation');
+    assert.equal(Router.params(ubuntu.op, ubuntu.params, false).name, 'ubuntu');
+    assert.equal(Router.params(ubuntu.op, ubuntu.params).name, 'library/ubuntu');
+    for (const path of ['berth/v1/accounts', 'berth/v1/sessions/current', 'berth/v1/orgs/acme', 'berth/v1/me', 'berth/v1/audit']) assert.doesNotMatch(path, OPEN_API_PATH, path);
+    // A route that runs (not unknown, not a refused method) is a reading operation, one with needs, or the public document.
     const served = (method: string, path: string) => {
+      if (open.match(method, path)?.kind === 'operation') return true;
       const m = legacy(method, path);
       return m !== null && m.route !== 'api-unknown' && (m.needs !== undefined || (m.public === true && method === 'GET'));
     };
     const samples: Record<string, string> = { '/berth/v1/gc': 'berth/v1/gc', '/berth/v1/gc/runs/{id}': 'berth/v1/gc/runs/latest', '/berth/v1/storage': 'berth/v1/storage', '/berth/v1/repositories/{name}': 'berth/v1/repositories/a/b', '/berth/v1/openapi.json': 'berth/v1/openapi.json' };
-    assert.deepEqual(Object.keys(samples).sort(), Object.keys(off.paths as Json).sort());
+    assert.deepEqual(Object.keys(samples).sort(), [...new Set(REGISTRY_OPERATIONS.map((o) => o.path))].sort());
     for (const [template, path] of Object.entries(samples)) {
       for (const method of ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']) {
         assert.equal(served(method, path), listed.includes(`${method} ${template}`), `${method} ${path}`);

@@ -5,7 +5,7 @@
  * the audit log with filters by actor, action, target and time, and stars
  * (who starred a repository, what a user starred) paged by key.
  */
-import type { PolicyOptions } from '../../../access/policy.js';
+import type { AccessMode, PolicyOptions } from '../../../access/policy.js';
 import type { Principal } from '../../../access/types.js';
 import { sql } from 'kysely';
 import { readableCondition, whereReadable } from '../../../hub/index.js';
@@ -26,6 +26,7 @@ export interface RepositorySummary {
  */
 export async function readableRepositories(
   store: MetadataStore,
+  mode: AccessMode,
   principal: Principal,
   options: PolicyOptions,
   page: { after?: string; limit: number; namespace?: string },
@@ -45,7 +46,7 @@ export async function readableRepositories(
     const [low, high] = namespaceRange(page.namespace);
     q = q.where('r.name', '>=', low).where('r.name', '<', high);
   }
-  q = whereReadable(q, 'accounts', principal, options, { name: 'r.name', visibility: 'r.visibility', at: await store.clock() });
+  q = whereReadable(q, mode, principal, options, { name: 'r.name', visibility: 'r.visibility', at: await store.clock() });
   const rows = await q.orderBy('r.name').limit(page.limit).execute();
   return rows.map((r) => ({ name: r.name, visibility: r.visibility, tags: Number(r.tags ?? 0), createdAt: Number(r.created_at) }));
 }

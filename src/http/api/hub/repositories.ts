@@ -52,7 +52,7 @@ export const repositoryOperations = [
     },
     async (s, input) => {
       const { n, last, namespace } = input.query;
-      const items = await readableRepositories(s.store, input.principal, s.policy, { after: last, limit: n + 1, namespace });
+      const items = await readableRepositories(s.store, s.mode, input.principal, s.policy, { after: last, limit: n + 1, namespace });
       return pageResponse(input, input.query, items, (r) => r.name);
     },
   ),

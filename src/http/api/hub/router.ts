@@ -60,8 +60,11 @@ function decode(value: string, name: string): string {
   }
 }
 
-/** A path parameter, decoded and checked; the message names the parameter. */
-export function checkParam(name: string, kind: ParamKind, raw: string): string {
+/**
+ * A path parameter, decoded and checked; the message names the parameter.
+ * `aliases`: a one-component repository name is `library/NAME` (accounts on).
+ */
+export function checkParam(name: string, kind: ParamKind, raw: string, aliases = true): string {
   const value = decode(raw, name);
   switch (kind) {
     case 'account': {
@@ -82,8 +85,8 @@ export function checkParam(name: string, kind: ParamKind, raw: string): string {
       return value;
     }
     case 'repository': {
-      // With accounts on, `ubuntu` is `library/ubuntu` (docs/hub.md).
-      const canonical = canonicalRepositoryName(value);
+      // With accounts on, `ubuntu` is `library/ubuntu` (docs/hub.md); without, a name is only itself, as in the registry.
+      const canonical = aliases ? canonicalRepositoryName(value) : value;
       if (!isValidName(canonical)) throw new ApiError('NAME_INVALID', `path.${name}: invalid repository name ${JSON.stringify(value.slice(0, 300))}`, { parameter: name });
       return canonical;
     }
@@ -127,10 +130,10 @@ export class Router<O extends Routable> {
     return allowed.length ? { kind: 'method not allowed', allowed: [...new Set(allowed)] } : null;
   }
 
-  /** Decodes and checks a match's parameters. */
-  static params(op: Routable, raw: Record<string, string>): Record<string, string> {
+  /** Decodes and checks a match's parameters (`aliases`: see checkParam). */
+  static params(op: Routable, raw: Record<string, string>, aliases = true): Record<string, string> {
     const out: Record<string, string> = {};
-    for (const [name, value] of Object.entries(raw)) out[name] = checkParam(name, op.params![name]!, value);
+    for (const [name, value] of Object.entries(raw)) out[name] = checkParam(name, op.params![name]!, value, aliases);
     return out;
   }
 }

@@ -75,11 +75,22 @@ function RepoHeader({ repo, tab, reload }: { repo: Repository; tab: Tab | 'tag';
     <div class="repo-header">
       <div class="repo-title">
         <h1>
-          <Link href={href(`/${repo.owner?.kind === 'org' ? 'orgs' : 'u'}/${encodeURIComponent(ns!)}`)} class="muted">
-            {ns}
-          </Link>
-          <span class="muted"> / </span>
-          <Link href={repoHref(repo.name)}>{rest.join('/')}</Link>
+          {rest.length === 0 ? (
+            <Link href={repoHref(repo.name)}>{repo.name}</Link>
+          ) : (
+            <>
+              {/* Without accounts there are no user or organization pages: the namespace is only a name. */}
+              {session.accounts ? (
+                <Link href={href(`/${repo.owner?.kind === 'org' ? 'orgs' : 'u'}/${encodeURIComponent(ns!)}`)} class="muted">
+                  {ns}
+                </Link>
+              ) : (
+                <span class="muted">{ns}</span>
+              )}
+              <span class="muted"> / </span>
+              <Link href={repoHref(repo.name)}>{rest.join('/')}</Link>
+            </>
+          )}
         </h1>
         {repo.is_official && <span class="badge official">Official</span>}
         <span class={`badge ${repo.is_private ? 'private' : 'public'}`}>{repo.is_private ? 'Private' : 'Public'}</span>
