@@ -186,6 +186,37 @@ export function Pager(props: { page: number; pageSize: number; total: number; hr
   );
 }
 
+/**
+ * A list the API walks with `?last=` cursors: `last` is this page's cursor
+ * (undefined for the first), `pager(next)` the buttons to the page before
+ * and after, `reset()` back to the first (a filter changed).
+ */
+export function useCursorPages(label: string, words: { back: string; forward: string } = { back: '← Previous', forward: 'Next →' }) {
+  const [pages, setPages] = useState<string[]>([]);
+  return {
+    last: pages[pages.length - 1],
+    first: pages.length === 0,
+    reset: () => setPages([]),
+    pager: (next: string | null) => (
+      <nav class="pager" aria-label={label}>
+        {pages.length > 0 && (
+          <button type="button" class="btn" onClick={() => setPages(pages.slice(0, -1))}>
+            {words.back}
+          </button>
+        )}
+        {next && (
+          <button type="button" class="btn" onClick={() => setPages([...pages, next])}>
+            {words.forward}
+          </button>
+        )}
+      </nav>
+    ),
+  };
+}
+
+/** Newest first: the way back is newer. */
+export const NEWER_OLDER = { back: '← Newer', forward: 'Older →' };
+
 /** A modal confirmation (the native <dialog>: focus is trapped and Escape closes it). */
 export function Confirm(props: {
   open: boolean;
@@ -264,6 +295,23 @@ export function useAction(): { busy: boolean; error: unknown; done: string | nul
     }
   };
   return { busy, error, done, run, clear: () => (setError(null), setDone(null)) };
+}
+
+export type Action = ReturnType<typeof useAction>;
+
+/** A form whose submit runs `submit` through `action` (its busy state and error), without a page load. */
+export function ActionForm({ action, submit, children, ...attrs }: { action: Action; submit: () => Promise<string | void>; children: ComponentChildren } & Omit<JSX.IntrinsicElements['form'], 'onSubmit' | 'action' | 'children'>): JSX.Element {
+  return (
+    <form
+      {...attrs}
+      onSubmit={(e) => {
+        e.preventDefault();
+        void action.run(submit);
+      }}
+    >
+      {children}
+    </form>
+  );
 }
 
 export function ActionStatus({ action }: { action: { error: unknown; done: string | null } }): JSX.Element | null {

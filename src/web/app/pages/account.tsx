@@ -4,7 +4,7 @@ import { useState } from 'preact/hooks';
 import { api, ApiFailure, type Page, type Token } from '../api';
 import { href, Link, navigate, useLocation, type Route } from '../router';
 import { logIn, refreshMe, useSession } from '../session';
-import { ActionStatus, Async, Confirm, CopyButton, Empty, ErrorBox, inputValue, Time, useAction, useApi, useTitle } from '../ui';
+import { ActionForm, ActionStatus, Async, Confirm, CopyButton, Empty, ErrorBox, inputValue, Time, useAction, useApi, useTitle } from '../ui';
 
 /** Where to go after logging in: a path of this UI only (never another origin). */
 function nextTarget(query: URLSearchParams): string {
@@ -147,16 +147,14 @@ function AccountPage(): JSX.Element {
       </p>
       <section class="section" aria-labelledby="pw-h">
         <h2 id="pw-h">Change password</h2>
-        <form
+        <ActionForm
           class="form"
-          onSubmit={(e) => {
-            e.preventDefault();
-            void pw.run(async () => {
-              await api('PUT', `${self}/password`, { body: { current, password } });
-              setCurrent('');
-              setPassword('');
-              return 'Password changed. Other sessions and tokens made with the old one have ended; log in again where needed.';
-            });
+          action={pw}
+          submit={async () => {
+            await api('PUT', `${self}/password`, { body: { current, password } });
+            setCurrent('');
+            setPassword('');
+            return 'Password changed. Other sessions and tokens made with the old one have ended; log in again where needed.';
           }}
         >
           <label class="field">
@@ -171,19 +169,17 @@ function AccountPage(): JSX.Element {
           <button type="submit" class="btn primary" disabled={pw.busy}>
             Change password
           </button>
-        </form>
+        </ActionForm>
       </section>
       <section class="section" aria-labelledby="mail-h">
         <h2 id="mail-h">Email</h2>
-        <form
+        <ActionForm
           class="form"
-          onSubmit={(e) => {
-            e.preventDefault();
-            void mail.run(async () => {
-              await api('PUT', `${self}/email`, { body: { email: email.trim() || null } });
-              await refreshMe();
-              return email.trim() ? 'Email saved.' : 'Email removed.';
-            });
+          action={mail}
+          submit={async () => {
+            await api('PUT', `${self}/email`, { body: { email: email.trim() || null } });
+            await refreshMe();
+            return email.trim() ? 'Email saved.' : 'Email removed.';
           }}
         >
           <label class="field">
@@ -194,7 +190,7 @@ function AccountPage(): JSX.Element {
           <button type="submit" class="btn primary" disabled={mail.busy}>
             Save email
           </button>
-        </form>
+        </ActionForm>
       </section>
       <section class="section" aria-labelledby="orgs-h">
         <h2 id="orgs-h">Organizations</h2>
@@ -266,16 +262,14 @@ function TokensPage(): JSX.Element {
       </p>
       <section class="section" aria-labelledby="new-h">
         <h2 id="new-h">New token</h2>
-        <form
+        <ActionForm
           class="form"
-          onSubmit={(e) => {
-            e.preventDefault();
-            void create.run(async () => {
-              const t = await api<Token>('POST', path, { body: { name: name.trim(), scopes, expiresIn: expires || undefined } });
-              setCreated(t);
-              setName('');
-              list.reload();
-            });
+          action={create}
+          submit={async () => {
+            const t = await api<Token>('POST', path, { body: { name: name.trim(), scopes, expiresIn: expires || undefined } });
+            setCreated(t);
+            setName('');
+            list.reload();
           }}
         >
           <label class="field">
@@ -306,7 +300,7 @@ function TokensPage(): JSX.Element {
           <button type="submit" class="btn primary" disabled={create.busy || scopes.length === 0}>
             Create token
           </button>
-        </form>
+        </ActionForm>
         {created?.secret && (
           <div class="alert ok" role="status">
             <p>

@@ -4,7 +4,7 @@ import { useState } from 'preact/hooks';
 import { api, ApiFailure, qs, repoPath, type Account, type AuditEntry, type Counted, type Page, type SearchResult } from '../api';
 import { href, Link, navigate, repoHref, useLocation } from '../router';
 import { useSession } from '../session';
-import { ActionStatus, Async, Empty, ErrorBox, InviteForm, inputValue, size, Time, useAction, useApi, useTitle } from '../ui';
+import { ActionForm, ActionStatus, Async, Empty, ErrorBox, InviteForm, inputValue, size, Time, useAction, useApi, useCursorPages, NEWER_OLDER, useTitle } from '../ui';
 
 const TABS = [
   ['accounts', 'Accounts'],
@@ -18,8 +18,8 @@ type Tab = (typeof TABS)[number][0];
 function Accounts(): JSX.Element {
   const { query } = useLocation();
   const kind = query.get('kind') ?? '';
-  const [pages, setPages] = useState<string[]>([]);
-  const last = pages[pages.length - 1];
+  const cursor = useCursorPages('Account pages');
+  const last = cursor.last;
   const list = useApi(() => api<Page<Account>>('GET', 'accounts', { query: { kind: kind || undefined, n: 50, last } }), [kind, last]);
   const [name, setName] = useState('');
   const [password, setPassword] = useState('');
@@ -30,7 +30,7 @@ function Accounts(): JSX.Element {
       <div class="filters">
         <label class="field">
           <span>Show</span>
-          <select value={kind} onChange={(e) => (setPages([]), navigate(href(`/admin${qs({ tab: 'accounts', kind: (e.target as HTMLSelectElement).value || undefined })}`)))}>
+          <select value={kind} onChange={(e) => (cursor.reset(), navigate(href(`/admin${qs({ tab: 'accounts', kind: (e.target as HTMLSelectElement).value || undefined })}`)))}>
             <option value="">users and organizations</option>
             <option value="user">users</option>
             <option value="org">organizations</option>
@@ -71,35 +71,22 @@ function Accounts(): JSX.Element {
                   </tbody>
                 </table>
               </div>
-              <nav class="pager" aria-label="Account pages">
-                {pages.length > 0 && (
-                  <button type="button" class="btn" onClick={() => setPages(pages.slice(0, -1))}>
-                    ← Previous
-                  </button>
-                )}
-                {d.next && (
-                  <button type="button" class="btn" onClick={() => setPages([...pages, d.next!])}>
-                    Next →
-                  </button>
-                )}
-              </nav>
+              {cursor.pager(d.next)}
             </>
           )
         }
       </Async>
       <h2>Create an account</h2>
-      <form
+      <ActionForm
         class="row"
-        onSubmit={(e) => {
-          e.preventDefault();
-          void create.run(async () => {
-            await api('POST', 'accounts', { body: { name: name.trim(), password, admin } });
-            setName('');
-            setPassword('');
-            setAdmin(false);
-            list.reload();
-            return 'Account created.';
-          });
+        action={create}
+        submit={async () => {
+          await api('POST', 'accounts', { body: { name: name.trim(), password, admin } });
+          setName('');
+          setPassword('');
+          setAdmin(false);
+          list.reload();
+          return 'Account created.';
         }}
       >
         <label class="field">
@@ -116,7 +103,7 @@ function Accounts(): JSX.Element {
         <button type="submit" class="btn" disabled={create.busy}>
           Create
         </button>
-      </form>
+      </ActionForm>
       <ActionStatus action={create} />
       <h2>Invite someone</h2>
       <InviteForm />
@@ -234,16 +221,14 @@ function Gc(): JSX.Element {
           )
         }
       </Async>
-      <form
+      <ActionForm
         class="row"
-        onSubmit={(e) => {
-          e.preventDefault();
-          void run.run(async () => {
-            // Waits up to a minute for the summary; a longer collection shows as running and is reloaded.
-            await api('POST', 'gc', { query: { dryrun: dryRun ? 'true' : undefined, wait: '60s' } });
-            latest.reload();
-            return dryRun ? 'Dry run finished: nothing was deleted.' : 'Collection finished.';
-          });
+        action={run}
+        submit={async () => {
+          // Waits up to a minute for the summary; a longer collection shows as running and is reloaded.
+          await api('POST', 'gc', { query: { dryrun: dryRun ? 'true' : undefined, wait: '60s' } });
+          latest.reload();
+          return dryRun ? 'Dry run finished: nothing was deleted.' : 'Collection finished.';
         }}
       >
         <label class="check">
@@ -252,7 +237,7 @@ function Gc(): JSX.Element {
         <button type="submit" class="btn primary" disabled={run.busy}>
           {run.busy ? 'Collecting…' : 'Collect garbage now'}
         </button>
-      </form>
+      </ActionForm>
       <ActionStatus action={run} />
     </>
   );
@@ -330,8 +315,8 @@ function Audit(): JSX.Element {
   const { query } = useLocation();
   const actor = query.get('actor') ?? '';
   const action = query.get('action') ?? '';
-  const [pages, setPages] = useState<string[]>([]);
-  const last = pages[pages.length - 1];
+  const cursor = useCursorPages('Audit pages', NEWER_OLDER);
+  const last = cursor.last;
   const list = useApi(() => api<Page<AuditEntry>>('GET', 'audit', { query: { actor: actor || undefined, action: action || undefined, n: 50, last } }), [actor, action, last]);
   return (
     <>
@@ -340,7 +325,7 @@ function Audit(): JSX.Element {
         onSubmit={(e) => {
           e.preventDefault();
           const f = new FormData(e.target as HTMLFormElement);
-          setPages([]);
+          cursor.reset();
           navigate(href(`/admin${qs({ tab: 'audit', actor: String(f.get('actor') ?? '') || undefined, action: String(f.get('action') ?? '') || undefined })}`));
         }}
       >
@@ -390,18 +375,7 @@ function Audit(): JSX.Element {
                   </tbody>
                 </table>
               </div>
-              <nav class="pager" aria-label="Audit pages">
-                {pages.length > 0 && (
-                  <button type="button" class="btn" onClick={() => setPages(pages.slice(0, -1))}>
-                    ← Newer
-                  </button>
-                )}
-                {d.next && (
-                  <button type="button" class="btn" onClick={() => setPages([...pages, d.next!])}>
-                    Older →
-                  </button>
-                )}
-              </nav>
+              {cursor.pager(d.next)}
             </>
           )
         }

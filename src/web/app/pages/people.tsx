@@ -4,7 +4,7 @@ import { useState } from 'preact/hooks';
 import { api, ApiFailure, type Page } from '../api';
 import { href, Link, repoHref, type Route } from '../router';
 import { useSession } from '../session';
-import { ActionStatus, Async, Confirm, CopyButton, Empty, ErrorBox, FollowButton, InviteForm, inputValue, Time, useAction, useApi, useTitle } from '../ui';
+import { ActionForm, ActionStatus, Async, Confirm, CopyButton, Empty, ErrorBox, FollowButton, InviteForm, inputValue, Time, useAction, useApi, useCursorPages, useTitle } from '../ui';
 import { ActivityList } from './repository';
 
 interface RepoSummary {
@@ -16,13 +16,13 @@ interface RepoSummary {
 
 function Repositories({ namespace }: { namespace: string }): JSX.Element {
   const session = useSession();
-  const [pages, setPages] = useState<string[]>([]);
-  const last = pages[pages.length - 1];
+  const cursor = useCursorPages('Repository pages');
+  const last = cursor.last;
   const state = useApi(() => api<Page<RepoSummary>>('GET', 'repositories', { query: { namespace, n: 50, last } }), [namespace, last, session.me?.name]);
   return (
     <Async state={state}>
       {(d) =>
-        d.items.length === 0 && pages.length === 0 ? (
+        d.items.length === 0 && cursor.first ? (
           <Empty>No repositories you can see in {namespace}.</Empty>
         ) : (
           <>
@@ -41,18 +41,7 @@ function Repositories({ namespace }: { namespace: string }): JSX.Element {
                 </li>
               ))}
             </ul>
-            <nav class="pager" aria-label="Repository pages">
-              {pages.length > 0 && (
-                <button type="button" class="btn" onClick={() => setPages(pages.slice(0, -1))}>
-                  ← Previous
-                </button>
-              )}
-              {d.next && (
-                <button type="button" class="btn" onClick={() => setPages([...pages, d.next!])}>
-                  Next →
-                </button>
-              )}
-            </nav>
+            {cursor.pager(d.next)}
           </>
         )
       }
@@ -146,16 +135,14 @@ function TeamCard({ org, team, owner, reload }: { org: string; team: string; own
             </p>
             {owner && (
               <>
-                <form
+                <ActionForm
                   class="row"
-                  onSubmit={(e) => {
-                    e.preventDefault();
-                    void add.run(async () => {
-                      await api('PUT', `${base}/members/${encodeURIComponent(member.trim())}`);
-                      setMember('');
-                      state.reload();
-                      reload();
-                    });
+                  action={add}
+                  submit={async () => {
+                    await api('PUT', `${base}/members/${encodeURIComponent(member.trim())}`);
+                    setMember('');
+                    state.reload();
+                    reload();
                   }}
                 >
                   <label class="field">
@@ -165,16 +152,14 @@ function TeamCard({ org, team, owner, reload }: { org: string; team: string; own
                   <button type="submit" class="btn" disabled={add.busy}>
                     Add
                   </button>
-                </form>
+                </ActionForm>
                 <ActionStatus action={add} />
-                <form
+                <ActionForm
                   class="row"
-                  onSubmit={(e) => {
-                    e.preventDefault();
-                    void grant.run(async () => {
-                      await api('PUT', `${base}/permissions`, { body: { repository: repo.trim(), permission: perm } });
-                      state.reload();
-                    });
+                  action={grant}
+                  submit={async () => {
+                    await api('PUT', `${base}/permissions`, { body: { repository: repo.trim(), permission: perm } });
+                    state.reload();
                   }}
                 >
                   <label class="field">
@@ -193,7 +178,7 @@ function TeamCard({ org, team, owner, reload }: { org: string; team: string; own
                   <button type="submit" class="btn" disabled={grant.busy}>
                     Set access
                   </button>
-                </form>
+                </ActionForm>
                 <ActionStatus action={grant} />
                 {team !== 'owners' && (
                   <button type="button" class="btn small danger" onClick={() => setConfirm(true)}>
@@ -269,16 +254,14 @@ function Robots({ org }: { org: string }): JSX.Element {
           )
         }
       </Async>
-      <form
+      <ActionForm
         class="row"
-        onSubmit={(e) => {
-          e.preventDefault();
-          void action.run(async () => {
-            const r = await api<Robot>('POST', base, { body: { name: robotName.trim(), permissions: [{ repository: repo.trim(), permission: perm }] } });
-            setCreated(r);
-            setRobotName('');
-            list.reload();
-          });
+        action={action}
+        submit={async () => {
+          const r = await api<Robot>('POST', base, { body: { name: robotName.trim(), permissions: [{ repository: repo.trim(), permission: perm }] } });
+          setCreated(r);
+          setRobotName('');
+          list.reload();
         }}
       >
         <label class="field">
@@ -300,7 +283,7 @@ function Robots({ org }: { org: string }): JSX.Element {
         <button type="submit" class="btn" disabled={action.busy}>
           Create robot
         </button>
-      </form>
+      </ActionForm>
       <ActionStatus action={action} />
       {created?.secret && (
         <div class="alert ok" role="status">
@@ -365,15 +348,13 @@ function OrgPage({ name }: { name: string }): JSX.Element {
                 }
               </Async>
               {owner && (
-                <form
+                <ActionForm
                   class="row"
-                  onSubmit={(e) => {
-                    e.preventDefault();
-                    void addTeam.run(async () => {
-                      await api('POST', `${base}/teams`, { body: { name: newTeam.trim() } });
-                      setNewTeam('');
-                      teams.reload();
-                    });
+                  action={addTeam}
+                  submit={async () => {
+                    await api('POST', `${base}/teams`, { body: { name: newTeam.trim() } });
+                    setNewTeam('');
+                    teams.reload();
                   }}
                 >
                   <label class="field">
@@ -383,7 +364,7 @@ function OrgPage({ name }: { name: string }): JSX.Element {
                   <button type="submit" class="btn" disabled={addTeam.busy}>
                     Create team
                   </button>
-                </form>
+                </ActionForm>
               )}
               <ActionStatus action={addTeam} />
             </>
@@ -414,15 +395,13 @@ function OrgPage({ name }: { name: string }): JSX.Element {
               }
             </Async>
             {owner && (
-              <form
+              <ActionForm
                 class="row"
-                onSubmit={(e) => {
-                  e.preventDefault();
-                  void addMember.run(async () => {
-                    await api('PUT', `${base}/members/${encodeURIComponent(newMember.trim())}`);
-                    setNewMember('');
-                    members.reload();
-                  });
+                action={addMember}
+                submit={async () => {
+                  await api('PUT', `${base}/members/${encodeURIComponent(newMember.trim())}`);
+                  setNewMember('');
+                  members.reload();
                 }}
               >
                 <label class="field">
@@ -432,7 +411,7 @@ function OrgPage({ name }: { name: string }): JSX.Element {
                 <button type="submit" class="btn" disabled={addMember.busy}>
                   Add
                 </button>
-              </form>
+              </ActionForm>
             )}
             <ActionStatus action={addMember} />
             {owner && (

@@ -4,7 +4,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { api, qs, repoPath, type ActivityEntry, type Counted, type ManifestDetail, type Page, type Repository, type Tag } from '../api';
 import { href, Link, navigate, repoHref, tagHref, useLocation } from '../router';
 import { sessionNow, useSession } from '../session';
-import { Async, Confirm, CopyButton, count, Empty, ErrorBox, FollowButton, Loading, Pager, shortDigest, size, Time, useAction, useApi, useTitle } from '../ui';
+import { Async, Confirm, CopyButton, count, Empty, ErrorBox, FollowButton, Loading, Pager, shortDigest, size, NEWER_OLDER, Time, useAction, useApi, useCursorPages, useTitle } from '../ui';
 
 export const getRepository = (name: string) => api<Repository>('GET', repoPath(name));
 
@@ -333,13 +333,13 @@ export const ACTIONS: Record<string, string> = {
 };
 
 export function ActivityList({ path, showRepo }: { path: string; showRepo?: boolean }): JSX.Element {
-  const [pages, setPages] = useState<string[]>([]);
-  const last = pages[pages.length - 1];
+  const cursor = useCursorPages('Activity pages', NEWER_OLDER);
+  const last = cursor.last;
   const state = useApi(() => api<Page<ActivityEntry>>('GET', path, { query: { n: 25, last } }), [path, last]);
   return (
     <Async state={state}>
       {(d) =>
-        d.items.length === 0 && pages.length === 0 ? (
+        d.items.length === 0 && cursor.first ? (
           <Empty>No activity yet.</Empty>
         ) : (
           <>
@@ -371,18 +371,7 @@ export function ActivityList({ path, showRepo }: { path: string; showRepo?: bool
                 </li>
               ))}
             </ol>
-            <nav class="pager" aria-label="Activity pages">
-              {pages.length > 0 && (
-                <button type="button" class="btn" onClick={() => setPages(pages.slice(0, -1))}>
-                  ← Newer
-                </button>
-              )}
-              {d.next && (
-                <button type="button" class="btn" onClick={() => setPages([...pages, d.next!])}>
-                  Older →
-                </button>
-              )}
-            </nav>
+            {cursor.pager(d.next)}
           </>
         )
       }

@@ -4,7 +4,7 @@ import { useState } from 'preact/hooks';
 import { api, repoPath, type Page, type Repository } from '../api';
 import { href, navigate } from '../router';
 import { refreshMe, useSession } from '../session';
-import { ActionStatus, Async, Confirm, Empty, inputValue, Time, useAction, useApi } from '../ui';
+import { ActionForm, ActionStatus, Async, Confirm, Empty, inputValue, Time, useAction, useApi } from '../ui';
 
 interface Webhook {
   id: number;
@@ -49,15 +49,13 @@ function Collaborators({ repo }: { repo: Repository }): JSX.Element {
           )
         }
       </Async>
-      <form
+      <ActionForm
         class="row"
-        onSubmit={(e) => {
-          e.preventDefault();
-          void action.run(async () => {
-            await api('PUT', `${path}/${encodeURIComponent(user.trim())}`, { body: { permission: perm } });
-            setUser('');
-            list.reload();
-          });
+        action={action}
+        submit={async () => {
+          await api('PUT', `${path}/${encodeURIComponent(user.trim())}`, { body: { permission: perm } });
+          setUser('');
+          list.reload();
         }}
       >
         <label class="field">
@@ -75,7 +73,7 @@ function Collaborators({ repo }: { repo: Repository }): JSX.Element {
         <button type="submit" class="btn" disabled={action.busy}>
           Add collaborator
         </button>
-      </form>
+      </ActionForm>
       <ActionStatus action={action} />
     </>
   );
@@ -194,16 +192,14 @@ function Webhooks({ repo }: { repo: Repository }): JSX.Element {
           )
         }
       </Async>
-      <form
+      <ActionForm
         class="row"
-        onSubmit={(e) => {
-          e.preventDefault();
-          void action.run(async () => {
-            await api('POST', path, { body: { name: name.trim(), url: url.trim(), events: ['push'] } });
-            setName('');
-            setUrl('');
-            list.reload();
-          });
+        action={action}
+        submit={async () => {
+          await api('POST', path, { body: { name: name.trim(), url: url.trim(), events: ['push'] } });
+          setName('');
+          setUrl('');
+          list.reload();
         }}
       >
         <label class="field">
@@ -217,7 +213,7 @@ function Webhooks({ repo }: { repo: Repository }): JSX.Element {
         <button type="submit" class="btn" disabled={action.busy}>
           Add webhook
         </button>
-      </form>
+      </ActionForm>
       <ActionStatus action={action} />
     </>
   );
@@ -238,15 +234,13 @@ export function RepositorySettings({ repo, reload }: { repo: Repository; reload:
     <div class="settings">
       <section class="section" aria-labelledby="desc-h">
         <h2 id="desc-h">Description</h2>
-        <form
+        <ActionForm
           class="form"
-          onSubmit={(e) => {
-            e.preventDefault();
-            void desc.run(async () => {
-              await api('PUT', `${base}/-/description`, { body: { description } });
-              reload();
-              return 'Description saved.';
-            });
+          action={desc}
+          submit={async () => {
+            await api('PUT', `${base}/-/description`, { body: { description } });
+            reload();
+            return 'Description saved.';
           }}
         >
           <label class="field">
@@ -259,18 +253,16 @@ export function RepositorySettings({ repo, reload }: { repo: Repository; reload:
           <button type="submit" class="btn primary" disabled={desc.busy}>
             Save description
           </button>
-        </form>
+        </ActionForm>
       </section>
       <section class="section" aria-labelledby="readme-h">
         <h2 id="readme-h">README</h2>
-        <form
-          onSubmit={(e) => {
-            e.preventDefault();
-            void rd.run(async () => {
-              await api('PUT', `${base}/-/readme`, { body: { readme } });
-              reload();
-              return 'README saved.';
-            });
+        <ActionForm
+          action={rd}
+          submit={async () => {
+            await api('PUT', `${base}/-/readme`, { body: { readme } });
+            reload();
+            return 'README saved.';
           }}
         >
           <label class="field">
@@ -283,7 +275,7 @@ export function RepositorySettings({ repo, reload }: { repo: Repository; reload:
           <button type="submit" class="btn primary" disabled={rd.busy}>
             Save README
           </button>
-        </form>
+        </ActionForm>
       </section>
       <section class="section" aria-labelledby="vis-h">
         <h2 id="vis-h">Visibility</h2>
