@@ -411,5 +411,55 @@ export function runDiscoveryApiTests(t: DiscoveryTestContext): void {
         assert.equal(redactWebhookUrl('http://u:p@h.example:8080/x?a=1&a=2'), 'http://u:***@h.example:8080/x?a=***&a=***');
       });
     });
+
+    describe('without accounts (mode open)', () => {
+      let od: Discovery;
+      let open: HubApi;
+      before(() => {
+        od = createDiscovery(t.engine().store, { mode: 'open', blobs, log: pino({ level: 'silent' }), pulls: { intervalMs: 3_600_000 } });
+        open = createHubApi({ mode: 'open', hub: t.hub(), store: t.engine().store, discovery: od, deleteRepository: async () => ({ manifests: 0, tags: 0 }) });
+      });
+      after(() => od.close());
+      const via = (target: string, principal?: Principal) => t.call('GET', target, { via: open, ...(principal ? { principal } : {}) });
+
+      it('reads every repository as the registry does: anyone, or any htpasswd user; a private one too (its /v2/ is open as well)', async () => {
+        for (const who of [undefined, { kind: 'htpasswd', name: 'carol' } as Principal]) {
+          const found = await via('berth/v1/search?q=hidden', who);
+          assert.equal(found.status, 200);
+          assert.deepEqual((found.body as Page<SearchItem>).items.map((i) => i.name), ['alice/hidden']);
+          const repo = await via('berth/v1/repositories/alice/hidden', who);
+          assert.equal(repo.status, 200);
+          assert.equal((repo.body as { permission: string }).permission, 'read');
+          // What its owner sees with accounts.
+          const tags = await via('berth/v1/repositories/alice/web/-/tags', who);
+          assert.equal(tags.status, 200);
+          assert.deepEqual(tags.body, await get('berth/v1/repositories/alice/web/-/tags', t.who.alice!));
+          const listed = (await via('berth/v1/repositories?namespace=alice', who)).body as Page<{ name: string }>;
+          assert.ok(listed.items.some((r) => r.name === 'alice/hidden') && listed.items.some((r) => r.name === 'alice/web'));
+          const activity = (await via('berth/v1/repositories/alice/web/-/activity', who)).body as Page<Activity>;
+          assert.ok(activity.items.some((e) => e.action === 'push' && e.tag === 'amd64-only'));
+        }
+      });
+
+      it('takes a name as itself (no library/ alias), and routes no change, star, account or session', async () => {
+        const missing = await via('berth/v1/repositories/web');
+        assert.equal(missing.status, 404);
+        assert.equal(errorOf(missing).code, 'NAME_UNKNOWN');
+        assert.deepEqual(errorOf(missing).detail, { name: 'web' });
+        for (const [method, path] of [
+          ['PUT', 'berth/v1/repositories/alice/web/-/star'],
+          ['PUT', 'berth/v1/repositories/alice/web/-/description'],
+          ['GET', 'berth/v1/repositories/alice/web/-/webhooks'],
+          ['GET', 'berth/v1/me'],
+          ['POST', 'berth/v1/sessions'],
+          ['GET', 'berth/v1/accounts/alice/starred'],
+        ] as const) {
+          const r = open.route(method, path);
+          assert.ok(r === null || r.route === 'api-method-not-allowed', `${method} ${path}: ${r?.route}`);
+        }
+        // A cookie is nobody's session here.
+        assert.equal(await open.sessionPrincipal({ cookie: 'berth_session=whatever' }, 'GET'), null);
+      });
+    });
   });
 }
