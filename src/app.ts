@@ -471,7 +471,9 @@ async function berthApiRoutes(config: Config, app: App, hub: Hub | undefined, ht
   // The registry's own paths have no `/-/` (a name has no `-` component): such a path is the Hub's alone.
   const pick = (open: EdgeApiRoutes, method: string, path: string) => {
     const mine = open(method, path);
-    if (mine && (mine.route !== 'api-method-not-allowed' || /\/-(\/|$)/.test(path))) return mine;
+    const hubOnly = /\/-(\/|$)/.test(path);
+    if (mine && (mine.route !== 'api-method-not-allowed' || hubOnly)) return mine;
+    if (hubOnly) return null; // a Hub path not served without accounts (stars, webhooks…): no such endpoint here
     const theirs = older(method, path);
     return theirs && theirs.route !== 'api-unknown' ? theirs : (mine ?? theirs);
   };

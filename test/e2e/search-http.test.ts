@@ -215,6 +215,10 @@ describe('/v1/search with htpasswd and without auth; pull counting', () => {
       assert.ok(r.status === 404 || r.status === 405, `${method} ${p}: ${r.status}`);
       await r.arrayBuffer();
     }
+    // The Hub's other paths under a repository are no endpoint here (not a malformed repository name).
+    const webhooks = await get(open, 'repositories/team/web/-/webhooks');
+    assert.equal(webhooks.status, 404);
+    assert.equal((webhooks.body.errors as { code: string }[])[0]!.code, 'UNSUPPORTED');
     // The OpenAPI document lists the reading operations beside the registry's own.
     const doc = (await get(open, 'openapi.json')).body as { paths: Record<string, unknown> };
     for (const p of ['/berth/v1/search', '/berth/v1/repositories/{name}/-/tags', '/berth/v1/gc']) assert.ok(doc.paths[p], p);
