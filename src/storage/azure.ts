@@ -29,6 +29,7 @@ import {
 import {
   assertDigestKey,
   assertUploadId,
+  fixedSizeParts,
   isUploadId,
   BlobNotFoundError,
   UploadNotFoundError,
@@ -253,8 +254,6 @@ export class AzureBlobStore implements BlobStore {
         at = end;
       }
     }
-    let part = Buffer.allocUnsafe(this.blockSize);
-    let filled = 0;
     let written = 0;
     let staging: Promise<void> = Promise.resolve();
     const stage = async (bytes: Buffer) => {
@@ -265,24 +264,10 @@ export class AzureBlobStore implements BlobStore {
       staging.catch(() => {}); // observed by the next stage or the end
     };
     try {
-      for await (const chunk of chunks) {
-        opts.hash?.update(chunk);
-        let at = 0;
-        while (at < chunk.byteLength) {
-          const n = Math.min(chunk.byteLength - at, part.byteLength - filled);
-          part.set(chunk.subarray(at, at + n), filled);
-          filled += n;
-          at += n;
-          written += n;
-          if (filled === part.byteLength) {
-            const full = part;
-            part = Buffer.allocUnsafe(this.blockSize);
-            filled = 0;
-            await stage(full);
-          }
-        }
+      for await (const bytes of fixedSizeParts(chunks, this.blockSize, (chunk) => opts.hash?.update(chunk))) {
+        written += bytes.byteLength;
+        await stage(bytes);
       }
-      if (filled > 0) await stage(part.subarray(0, filled));
       await staging;
     } catch (err) {
       await staging.catch(() => {});
@@ -358,8 +343,6 @@ export class AzureBlobStore implements BlobStore {
   private async copyThrough(source: BlockBlobClient, target: BlockBlobClient): Promise<string[]> {
     const body = (await source.download(0)).readableStreamBody as Readable;
     const ids: string[] = [];
-    let part = Buffer.allocUnsafe(this.blockSize);
-    let filled = 0;
     let staging: Promise<unknown> = Promise.resolve();
     const stage = async (bytes: Buffer) => {
       await staging;
@@ -368,22 +351,7 @@ export class AzureBlobStore implements BlobStore {
       staging = target.stageBlock(idBlock, bytes, bytes.byteLength);
       staging.catch(() => {});
     };
-    for await (const chunk of body as AsyncIterable<Buffer>) {
-      let at = 0;
-      while (at < chunk.byteLength) {
-        const n = Math.min(chunk.byteLength - at, part.byteLength - filled);
-        chunk.copy(part, filled, at, at + n);
-        filled += n;
-        at += n;
-        if (filled === part.byteLength) {
-          const full = part;
-          part = Buffer.allocUnsafe(this.blockSize);
-          filled = 0;
-          await stage(full);
-        }
-      }
-    }
-    if (filled > 0) await stage(part.subarray(0, filled));
+    for await (const bytes of fixedSizeParts(body as AsyncIterable<Buffer>, this.blockSize)) await stage(bytes);
     await staging;
     return ids;
   }

@@ -218,6 +218,35 @@ export class UploadOffsetError extends Error {
   }
 }
 
+/**
+ * The bytes of `chunks` regathered as parts of exactly `size` bytes (the
+ * last may be shorter; none is empty), each a buffer of its own that the
+ * consumer may keep while it sends it. One part is filled at a time, and
+ * the next chunk is read only when the consumer asks for the next part, so
+ * memory stays at the part being sent and the part being filled. `seen` is
+ * called with every chunk as it is read (a running hash).
+ */
+export async function* fixedSizeParts(chunks: AsyncIterable<Uint8Array>, size: number, seen?: (chunk: Uint8Array) => void): AsyncGenerator<Buffer> {
+  let part = Buffer.allocUnsafe(size);
+  let filled = 0;
+  for await (const chunk of chunks) {
+    seen?.(chunk);
+    let at = 0;
+    while (at < chunk.byteLength) {
+      const n = Math.min(chunk.byteLength - at, size - filled);
+      part.set(chunk.subarray(at, at + n), filled);
+      filled += n;
+      at += n;
+      if (filled === size) {
+        yield part;
+        part = Buffer.allocUnsafe(size);
+        filled = 0;
+      }
+    }
+  }
+  if (filled > 0) yield part.subarray(0, filled);
+}
+
 // Drivers check keys themselves too: nothing un-validated reaches a path.
 const DIGEST_KEY_RE = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
 const UPLOAD_ID_RE = /^[A-Za-z0-9_-]{8,128}$/;

@@ -48,6 +48,7 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import {
   assertDigestKey,
   assertUploadId,
+  fixedSizeParts,
   isUploadId,
   BlobNotFoundError,
   UploadNotFoundError,
@@ -365,8 +366,6 @@ export class S3BlobStore implements BlobStore {
    * behind when the body fails).
    */
   private async writeSegment(key: string, chunks: AsyncIterable<Uint8Array>, opts: AppendOptions, onPart: () => Promise<void>): Promise<number> {
-    let part = Buffer.allocUnsafe(this.chunkSize);
-    let filled = 0;
     let total = 0;
     let multipart: { uploadId: string; parts: CompletedPart[]; sending: Promise<void> } | null = null;
     const send = async (bytes: Buffer) => {
@@ -387,30 +386,17 @@ export class S3BlobStore implements BlobStore {
       await onPart();
     };
     try {
-      for await (const chunk of chunks) {
-        opts.hash?.update(chunk);
-        let at = 0;
-        while (at < chunk.byteLength) {
-          const n = Math.min(chunk.byteLength - at, part.byteLength - filled);
-          part.set(chunk.subarray(at, at + n), filled);
-          filled += n;
-          at += n;
-          total += n;
-          if (filled === part.byteLength) {
-            const full = part;
-            part = Buffer.allocUnsafe(this.chunkSize);
-            filled = 0;
-            await send(full);
-          }
+      for await (const bytes of fixedSizeParts(chunks, this.chunkSize, (chunk) => opts.hash?.update(chunk))) {
+        total += bytes.byteLength;
+        if (bytes.byteLength < this.chunkSize && !multipart) {
+          // The only part, and short: one object.
+          await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: bytes, ContentLength: bytes.byteLength, ...this.writeParams }));
+          return total;
         }
+        await send(bytes);
       }
       const m = multipart as { uploadId: string; parts: CompletedPart[]; sending: Promise<void> } | null;
-      if (!m) {
-        if (total === 0) return 0;
-        await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: part.subarray(0, filled), ContentLength: filled, ...this.writeParams }));
-        return total;
-      }
-      if (filled > 0) await send(part.subarray(0, filled));
+      if (!m) return 0; // no bytes at all
       await m.sending;
       await this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: m.uploadId, MultipartUpload: { Parts: m.parts } }));
       return total;
