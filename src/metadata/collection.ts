@@ -402,10 +402,8 @@ export class CollectionQueries {
    */
   async repositoryUsage(name: string): Promise<{ bytes: number; blobs: number; tags: number } | null> {
     const repositoryId = await this.registry.repositoryId(name);
-    if (repositoryId === null) return null;
+    if (repositoryId === null || !(await this.registry.holdsManifest(repositoryId))) return null;
     const [size, tags] = this.repositoryUsageQueries(repositoryId);
-    const held = await this.db.selectFrom('manifests').select('id').where('repository_id', '=', repositoryId).limit(1).executeTakeFirst();
-    if (!held) return null;
     const s = (await size.execute(this.db)).rows[0];
     const t = (await tags.execute(this.db)).rows[0];
     return { bytes: Number(s?.bytes ?? 0), blobs: Number(s?.blobs ?? 0), tags: Number(t?.n ?? 0) };

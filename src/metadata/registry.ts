@@ -147,6 +147,12 @@ export class RegistryQueries {
     return id;
   }
 
+  /** Whether the repository holds a manifest (tagged or not): what the listings count as existing. */
+  async holdsManifest(repositoryId: number): Promise<boolean> {
+    const held = await this.db.selectFrom('manifests').select('id').where('repository_id', '=', repositoryId).limit(1).executeTakeFirst();
+    return held !== undefined;
+  }
+
   /** Repositories holding at least one manifest, in byte order. */
   async listRepositories(page: Page, readable?: Expression<SqlBool>): Promise<string[]> {
     // Filtered for one caller (accounts on): a query of its own, the condition differs per caller.
@@ -614,9 +620,7 @@ export class RegistryQueries {
     );
     if (found && found.length > 0) return found as string[];
     const repositoryId = await this.repositoryId(repository);
-    if (repositoryId === null) return null;
-    const held = await this.db.selectFrom('manifests').select('id').where('repository_id', '=', repositoryId).limit(1).executeTakeFirst();
-    if (!held) return null;
+    if (repositoryId === null || !(await this.holdsManifest(repositoryId))) return null;
     // '' sorts before every tag, so "after ''" is the first page.
     const args = [repositoryId, page.after ?? '', page.limit];
     const build = (id: string, after: string, limit: string) =>

@@ -4,7 +4,7 @@ import type { ComponentType, JSX } from 'preact';
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { href, Link, navigate, parseRoute, useLocation, type Route } from './router';
-import { logOut, restoreSession, sessionNow, useSession } from './session';
+import { logOut, OPEN, restoreSession, sessionNow, useSession } from './session';
 import { ErrorBox, Loading, useTitle } from './ui';
 import { HomePage, SearchPage } from './pages/explore';
 import { RepositoryPage, TagPage } from './pages/repository';
@@ -101,13 +101,13 @@ function NotFound(): JSX.Element {
  * says so rather than fail on every call. With no auth at all, repositories
  * are still browsed (search, pages, tags); with htpasswd, nothing is.
  */
-function NeedsAccounts({ browse }: { browse: boolean }): JSX.Element {
+function NeedsAccounts(): JSX.Element {
   useTitle('Berth');
   return (
     <section class="notfound">
       <h1>This registry runs without accounts</h1>
       <p>
-        {browse
+        {OPEN
           ? 'Its repositories can be searched and browsed here by anyone; accounts, organizations, tokens, stars and settings need the registry to run with '
           : 'Berth’s web UI reads the Hub’s JSON API, which is served when the registry runs with '}
         <code>auth: accounts</code>.
@@ -124,8 +124,7 @@ function NeedsAccounts({ browse }: { browse: boolean }): JSX.Element {
 const BROWSING = new Set<Route['page']>(['home', 'search', 'repo', 'tag', 'notfound']);
 
 function Page({ route }: { route: Route }): JSX.Element {
-  const session = sessionNow();
-  if (!session.accounts && !(session.browse && BROWSING.has(route.page))) return route.page === 'notfound' ? <NotFound /> : <NeedsAccounts browse={session.browse} />;
+  if (!sessionNow().accounts && !(OPEN && BROWSING.has(route.page))) return route.page === 'notfound' ? <NotFound /> : <NeedsAccounts />;
   switch (route.page) {
     case 'home':
       return <HomePage />;

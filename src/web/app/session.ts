@@ -2,9 +2,9 @@
  * Who is using the UI: the session (cookie + CSRF token) and /me. The
  * cookie is HttpOnly, so after a reload the CSRF token comes back from
  * GET /sessions/current. `accounts: false` when the server runs without
- * accounts (the Hub's API answers 404): nobody logs in then. `browse`:
- * without accounts and without auth, the Hub's reading operations are
- * served (everything public), so repositories can still be browsed.
+ * accounts (the Hub's API answers 404): nobody logs in then. Without
+ * accounts and without auth (OPEN), the Hub's reading operations are
+ * still served (everything public), so repositories can be looked at.
  */
 import { useEffect, useState } from 'preact/hooks';
 import { api, ApiFailure, setCsrf, type Me, type Session } from './api';
@@ -12,12 +12,10 @@ import { api, ApiFailure, setCsrf, type Me, type Session } from './api';
 export interface SessionState {
   loaded: boolean;
   accounts: boolean;
-  /** Search, repository and tag pages work (with accounts, or without any auth). */
-  browse: boolean;
   me: Me | null;
 }
 
-let state: SessionState = { loaded: false, accounts: true, browse: true, me: null };
+let state: SessionState = { loaded: false, accounts: true, me: null };
 const listeners = new Set<(s: SessionState) => void>();
 
 function set(next: SessionState): void {
@@ -41,15 +39,17 @@ export function sessionNow(): SessionState {
 
 async function loadMe(): Promise<void> {
   const me = await api<Me>('GET', 'me');
-  set({ loaded: true, accounts: true, browse: true, me });
+  set({ loaded: true, accounts: true, me });
 }
 
 /** What the server runs with (the shell's meta tag): `on` (accounts), `open` (no auth: reading only) or `off` (no Hub API). */
 const HUB = document.querySelector('meta[name="berth-accounts"]')?.getAttribute('content') ?? 'on';
+/** No accounts, no auth: the Hub's reading operations are served to anyone. */
+export const OPEN = HUB === 'open';
 
 export async function restoreSession(): Promise<void> {
   if (HUB === 'off' || HUB === 'open') {
-    set({ loaded: true, accounts: false, browse: HUB === 'open', me: null });
+    set({ loaded: true, accounts: false, me: null });
     return;
   }
   try {
@@ -58,7 +58,7 @@ export async function restoreSession(): Promise<void> {
     await loadMe();
   } catch (err) {
     const accounts = !(err instanceof ApiFailure && err.status === 404);
-    set({ loaded: true, accounts, browse: accounts, me: null });
+    set({ loaded: true, accounts, me: null });
   }
 }
 
@@ -73,7 +73,7 @@ export async function logOut(): Promise<void> {
     await api('DELETE', 'sessions/current');
   } finally {
     setCsrf(null);
-    set({ loaded: true, accounts: true, browse: true, me: null });
+    set({ loaded: true, accounts: true, me: null });
   }
 }
 

@@ -11,7 +11,6 @@ import type { HubContext } from '../../../hub/context.js';
 import type { Principals } from '../../../hub/credentials.js';
 import type { MetadataStore } from '../../../metadata/store.js';
 import { ApiError, denied, nameUnknown, notFound, unauthorized } from './errors.js';
-import { holdsManifest } from './queries.js';
 import type { SessionStore } from './sessions.js';
 import type { ImageSource } from './images.js';
 import type { ApiResponse, HandlerInput, Operation, OperationSpec } from './types.js';
@@ -113,12 +112,18 @@ export async function repositoryFor(s: Services, principal: Principal, name: str
   const facts = await s.hub.facts.facts(principal, name);
   if (!facts.exists || !decide(s.mode, principal, 'pull', facts, s.policy).allowed) throw nameUnknown(name);
   // Without accounts a repository is what the registry lists: one holding a manifest (as the catalog and tags/list).
-  if (s.mode === 'open' && !(await holdsManifest(s.store, name))) throw nameUnknown(name);
+  if (s.mode === 'open' && !(await listedByRegistry(s.store, name))) throw nameUnknown(name);
   if (action !== 'pull') {
     const d = decide(s.mode, principal, action, facts, s.policy);
     if (!d.allowed) throw denied(d.reason === 'token scope' ? 'the personal access token does not carry the scope this needs' : `this needs admin on ${name}`);
   }
   return facts;
+}
+
+/** Whether the registry lists the repository: it exists and holds a manifest. */
+async function listedByRegistry(store: MetadataStore, name: string): Promise<boolean> {
+  const id = await store.registry.repositoryId(name);
+  return id !== null && (await store.registry.holdsManifest(id));
 }
 
 /** The repository of a `{name}` route, once repositoryFor lets the caller do `action` on it. */

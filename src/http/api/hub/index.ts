@@ -198,7 +198,9 @@ export function createHubApi(options: HubApiOptions): HubApi {
   const context = new HubContext(options.store, options.hub.settings);
   const principals = new Principals(context);
   const mode = options.mode ?? 'accounts';
-  if (mode === 'open' && !options.discovery) throw new Error('the open API serves only discovery: give it a Discovery');
+  // Without accounts: no `library/` alias for one-component names, and no sessions (a cookie says nothing).
+  const accounts = mode === 'accounts';
+  if (!accounts && !options.discovery) throw new Error('the open API serves only discovery: give it a Discovery');
   const services: Services = {
     mode,
     hub: options.hub,
@@ -211,19 +213,18 @@ export function createHubApi(options: HubApiOptions): HubApi {
     discovery: options.discovery,
     images: options.images,
   };
-  const operations = mode === 'open' ? OPEN_OPERATIONS : options.discovery ? HUB_DISCOVERY_OPERATIONS : HUB_OPERATIONS;
+  const operations = !accounts ? OPEN_OPERATIONS : options.discovery ? HUB_DISCOVERY_OPERATIONS : HUB_OPERATIONS;
   const router = new Router(operations);
   let doc: Record<string, unknown> | undefined;
   const document = () => (doc ??= openApiDocument([...operations, ...LEGACY_OPERATIONS], { version: options.version ?? '1', serverUrl: options.serverUrl }));
 
   async function run(op: Operation<Services>, rawParams: Record<string, string>, request: ApiRequest): Promise<ApiResponse> {
-    const params = Router.params(op, rawParams, mode === 'accounts');
+    const params = Router.params(op, rawParams, accounts);
     if (op === openApiOperation) return respond(200, document());
     let principal = request.principal;
     let authenticatedBy: AuthenticatedBy = request.authorized ? 'authorization' : 'none';
     let session: SessionInfo | null = null;
-    // Without accounts there are no sessions: a cookie says nothing.
-    const secret = request.authorized || mode === 'open' ? null : cookieValue(header(request.headers, 'cookie'), SESSION_COOKIE);
+    const secret = request.authorized || !accounts ? null : cookieValue(header(request.headers, 'cookie'), SESSION_COOKIE);
     // Logging in looks at no session: the cookie of an old one must not decide anything.
     if (secret && op.auth !== 'none') {
       const live = await services.sessions.resolve(secret);
@@ -290,7 +291,7 @@ export function createHubApi(options: HubApiOptions): HubApi {
     },
     document,
     async sessionPrincipal(headers, method) {
-      if (mode === 'open') return null;
+      if (!accounts) return null;
       const secret = cookieValue(header(headers, 'cookie'), SESSION_COOKIE);
       if (!secret) return null;
       const live = await services.sessions.resolve(secret);

@@ -51,18 +51,6 @@ export async function readableRepositories(
   return rows.map((r) => ({ name: r.name, visibility: r.visibility, tags: Number(r.tags ?? 0), createdAt: Number(r.created_at) }));
 }
 
-/** Whether the repository holds a manifest (tagged or not): what the registry's listings count as existing. */
-export async function holdsManifest(store: MetadataStore, name: string): Promise<boolean> {
-  const row = await store.db
-    .selectFrom('manifests as m')
-    .innerJoin('repositories as r', 'r.id', 'm.repository_id')
-    .select('m.id')
-    .where('r.name', '=', name)
-    .limit(1)
-    .executeTakeFirst();
-  return row !== undefined;
-}
-
 /** A repository's row: when it was created (null when there is none). */
 export async function repositoryCreatedAt(store: MetadataStore, name: string): Promise<number | null> {
   const row = await store.db.selectFrom('repositories').select('created_at').where('name', '=', name).executeTakeFirst();
