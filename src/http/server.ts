@@ -515,6 +515,9 @@ export function serveHandedConnections(
       }
       open++;
       socket.once('close', () => open--);
+      // As a listening node:http server does on accept (and Go's net/http on every connection): without it
+      // Nagle's algorithm holds a response's bytes back behind unacknowledged ones.
+      socket.setNoDelay(true);
       server.emit('connection', socket);
       // Sockets accepted with pauseOnConnect start paused.
       socket.resume();
