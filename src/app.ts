@@ -377,6 +377,7 @@ export async function startServer(config: Config, log?: Logger, opts: ServeOptio
         headers: config.http.headers,
         accessLog: !config.log.accesslog.disabled,
         tls: tls !== undefined,
+        sendfile: config.berth.sendfile,
       },
     );
     if (opts.handed) {

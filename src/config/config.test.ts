@@ -374,6 +374,13 @@ describe('hardening keys (Berth\'s own)', () => {
     assert.deepEqual(parseConfig('berth:\n  admins: [alice, bob]\n').config.berth.admins, ['alice', 'bob']);
     assert.deepEqual(parseConfig('', { REGISTRY_BERTH_ADMINS: '[carol]' }).config.berth.admins, ['carol']);
   });
+
+  it('berth.sendfile: auto by default, always or never from YAML or REGISTRY_BERTH_SENDFILE; another word names the key', () => {
+    assert.equal(parseConfig('').config.berth.sendfile, 'auto');
+    assert.equal(parseConfig('berth:\n  sendfile: always\n').config.berth.sendfile, 'always');
+    assert.equal(parseConfig('', { REGISTRY_BERTH_SENDFILE: 'never' }).config.berth.sendfile, 'never');
+    assert.throws(() => parseConfig('berth:\n  sendfile: yes\n'), /berth\.sendfile: /);
+  });
 });
 
 describe('storage.s3', () => {

@@ -90,8 +90,13 @@ export interface Config {
     admins: string[];
     /** The web UI on the API's port (docs/web.md); off, its paths answer 404 as registry:2's do. */
     ui: { enabled: boolean };
+    /** How a blob's body goes out over plain HTTP: `auto` copies to a client on this host and uses sendfile(2) for others. */
+    sendfile: SendfileMode;
   };
 }
+
+/** `berth.sendfile`: zero copy always, never (the addon copies through a small buffer), or by the client's place. */
+export type SendfileMode = 'auto' | 'always' | 'never';
 
 /** `auth.accounts`: the Hub's own accounts (docs/hub.md). Durations in ms. */
 export interface AccountsConfig {
@@ -305,6 +310,7 @@ const SCHEMA: Schema = s.struct({
     workers: s.int(0, 0, 256),
     admins: s.list(s.string()),
     ui: s.struct({ enabled: s.bool(true) }),
+    sendfile: s.enumOf(['auto', 'always', 'never'], 'auto'),
   }),
 });
 

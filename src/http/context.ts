@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Action, Principal } from '../access/types.js';
 import type { Identity } from '../auth/index.js';
+import type { SendfileMode } from '../config/config.js';
 import type { Registry, RepositoryCondition } from '../registry/index.js';
 import type { UrlBuilder } from './urls.js';
 
@@ -55,6 +56,8 @@ export interface Ctx {
   canonicalName(name: string): string;
   /** Counts each manifest GET answered 200 (absent: nothing counts). */
   pulls?: PullRecorder;
+  /** berth.sendfile: how a blob's body leaves over plain HTTP. */
+  sendfile: SendfileMode;
 }
 
 export type Handler = (ctx: Ctx) => Promise<void>;

@@ -14,6 +14,7 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { SecureVersion } from 'node:tls';
 import type { Logger } from 'pino';
+import type { SendfileMode } from '../config/config.js';
 import type { Principal } from '../access/types.js';
 import { anonymous, type AuthFailure, type Authenticator, type Identity } from '../auth/index.js';
 import type { EventSink } from '../events/index.js';
@@ -39,6 +40,8 @@ export interface HttpOptions {
   headers: Record<string, string[]>;
   accessLog: boolean;
   tls: boolean;
+  /** berth.sendfile: how blob bodies leave (src/http/v2/blobs.ts). */
+  sendfile: SendfileMode;
 }
 
 export interface EdgeServices {
@@ -138,6 +141,7 @@ export function createRequestHandler(services: EdgeServices, opts: HttpOptions) 
       access: access?.control ?? OPEN_ACCESS,
       canonicalName: canonicalName ?? sameName,
       pulls,
+      sendfile: opts.sendfile,
     };
     let route = 'unknown';
     let error: unknown;

@@ -16,9 +16,9 @@
  * tryLock(fd), unlock(fd): flock, so that two threads or processes never
  * write one upload at once.
  *
- * sendFile(): a blob's bytes from its file to a client's socket with
- * sendfile(2), so they never pass through user space (the reference registry
- * does the same through Go's io.Copy). See the section below.
+ * sendFile(): a blob's bytes from its file to a client's socket off the
+ * event loop, with sendfile(2) (they never pass through user space) or, for
+ * a client on this host, copied through a small buffer. See the section below.
  */
 #define _GNU_SOURCE /* preadv2, RWF_NOWAIT */
 #define NAPI_VERSION 8
@@ -386,7 +386,11 @@ static napi_value unlock(napi_env env, napi_callback_info info) {
 /*
  * How it runs: the socket and the file are dup'ed, so the job owns its own
  * descriptors whatever node does with its own (a connection closed by node
- * meanwhile cannot hand its number to another one under us). The copying
+ * meanwhile cannot hand its number to another one under us). The body goes
+ * out with sendfile(2), or, with `copy`, by pread(2) into a SEND_COPY_BYTES
+ * buffer and send(2): over loopback the receiver's TCP work runs on this
+ * host's CPUs too, and there a lone stream of page-cache pages costs more
+ * than copying (docs/performance.md, "Pull: sendfile or copy"). The copying
  * runs on libuv's thread pool, where a read of the file that misses the page
  * cache blocks a pool thread and not the event loop: the header is sent with
  * MSG_MORE (so a small blob leaves in the same packet), then sendfile(2)
@@ -409,6 +413,8 @@ static napi_value unlock(napi_env env, napi_callback_info info) {
 #define SEND_POOL_WAIT_MS 2
 /* What the event loop sends per poll callback, at most. */
 #define SEND_LOOP_BYTES (4 * 1024 * 1024)
+/* The copy's buffer: the size the loopback measurements favoured. */
+#define SEND_COPY_BYTES (32 * 1024)
 
 typedef struct {
   uv_poll_t poll;
@@ -423,6 +429,12 @@ typedef struct {
   int64_t offset;
   int64_t remaining;
   int64_t sent;
+  /* With `copy`: the buffer, and its bytes read but not yet sent (they start at `offset`). */
+  char *buffer;
+  size_t buffered;
+  size_t buffer_start;
+  /* The system call the body's last step made, for an error's `syscall`. */
+  const char *body_call;
   int err;
   const char *failed;
   /* The last round stopped on EAGAIN. */
@@ -436,10 +448,48 @@ typedef struct {
   int refs;
 } SendJob;
 
-static void send_unref(SendJob *job) {
-  if (--job->refs > 0) return;
+static void send_free(SendJob *job) {
   free(job->header);
+  free(job->buffer);
   free(job);
+}
+
+static void send_unref(SendJob *job) {
+  if (--job->refs == 0) send_free(job);
+}
+
+/* A job that never started: its descriptors (those it has) closed and its memory freed. */
+static void send_discard(SendJob *job) {
+  if (job->sock >= 0) close(job->sock);
+  if (job->file >= 0) close(job->file);
+  send_free(job);
+}
+
+/*
+ * Sends up to `want` bytes of the file from `offset` (a copy may send fewer,
+ * or up to a buffer read earlier): like sendfile(2), the bytes sent, 0 when
+ * the file ends early, or -1 with errno. The caller advances `offset`.
+ */
+static ssize_t send_body(SendJob *job, size_t want) {
+  if (job->buffer == NULL) {
+    off_t offset = (off_t)job->offset;
+    job->body_call = "sendfile";
+    return sendfile(job->sock, job->file, &offset, want);
+  }
+  if (job->buffered == 0) {
+    job->body_call = "pread";
+    ssize_t n = pread(job->file, job->buffer, want < SEND_COPY_BYTES ? want : SEND_COPY_BYTES, (off_t)job->offset);
+    if (n <= 0) return n;
+    job->buffered = (size_t)n;
+    job->buffer_start = 0;
+  }
+  job->body_call = "send";
+  ssize_t n = send(job->sock, job->buffer + job->buffer_start, job->buffered, MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (n > 0) {
+    job->buffer_start += (size_t)n;
+    job->buffered -= (size_t)n;
+  }
+  return n;
 }
 
 static void send_poll_closed(uv_handle_t *handle) {
@@ -484,8 +534,7 @@ static void send_execute(napi_env env, void *data) {
   while (job->remaining > 0 && budget > 0) {
     size_t want = (size_t)(job->remaining < budget ? job->remaining : budget);
     if (want > 0x7ffff000) want = 0x7ffff000;
-    off_t offset = (off_t)job->offset;
-    ssize_t n = sendfile(job->sock, job->file, &offset, want);
+    ssize_t n = send_body(job, want);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -494,13 +543,13 @@ static void send_execute(napi_env env, void *data) {
         return;
       }
       job->err = errno;
-      job->failed = "sendfile";
+      job->failed = job->body_call;
       return;
     }
     if (n == 0) {
       /* The file is shorter than its blob should be: stop rather than spin. */
       job->err = EIO;
-      job->failed = "sendfile";
+      job->failed = job->body_call;
       return;
     }
     job->offset += n;
@@ -584,13 +633,12 @@ static void send_writable(uv_poll_t *handle, int status, int events) {
   int64_t window = job->remaining < SEND_LOOP_BYTES ? job->remaining : SEND_LOOP_BYTES;
   if (status == 0 && job->header_sent == job->header_len && window > 0 && send_window_cached(job, window)) {
     while (window > 0) {
-      off_t offset = (off_t)job->offset;
-      ssize_t n = sendfile(job->sock, job->file, &offset, (size_t)window);
+      ssize_t n = send_body(job, (size_t)window);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return; /* full: the next callback goes on */
       if (n <= 0) {
         job->err = n < 0 ? errno : EIO;
-        job->failed = "sendfile";
+        job->failed = job->body_call;
         break;
       }
       job->offset += n;
@@ -660,13 +708,15 @@ static void send_job_finalize(napi_env env, void *data, void *hint) {
 }
 
 static napi_value send_file(napi_env env, napi_callback_info info) {
-  napi_value argv[5];
-  static const char *usage = "sendFile(socketFd, header (Uint8Array|null), fileFd, offset, length)";
-  if (!get_args(env, info, 5, argv, usage)) return NULL;
+  napi_value argv[6];
+  static const char *usage = "sendFile(socketFd, header (Uint8Array|null), fileFd, offset, length, copy (boolean))";
+  if (!get_args(env, info, 6, argv, usage)) return NULL;
   int32_t sock, file;
   int64_t offset, length;
+  bool copy;
   if (napi_get_value_int32(env, argv[0], &sock) != napi_ok || sock < 0 || napi_get_value_int32(env, argv[2], &file) != napi_ok || file < 0 ||
-      napi_get_value_int64(env, argv[3], &offset) != napi_ok || offset < 0 || napi_get_value_int64(env, argv[4], &length) != napi_ok || length < 0) {
+      napi_get_value_int64(env, argv[3], &offset) != napi_ok || offset < 0 || napi_get_value_int64(env, argv[4], &length) != napi_ok || length < 0 ||
+      napi_get_value_bool(env, argv[5], &copy) != napi_ok) {
     napi_throw_type_error(env, NULL, usage);
     return NULL;
   }
@@ -684,44 +734,33 @@ static napi_value send_file(napi_env env, napi_callback_info info) {
   SendJob *job = calloc(1, sizeof *job);
   if (job == NULL) return throw_errno(env, "calloc", ENOMEM);
   job->sock = job->file = -1;
-  if (header_len > 0) {
-    job->header = malloc(header_len);
-    if (job->header == NULL) {
-      free(job);
-      return throw_errno(env, "malloc", ENOMEM);
-    }
-    memcpy(job->header, header, header_len);
-  }
   job->header_len = header_len;
   job->offset = offset;
   job->remaining = length;
   job->env = env;
+  if ((header_len > 0 && (job->header = malloc(header_len)) == NULL) || (copy && length > 0 && (job->buffer = malloc(SEND_COPY_BYTES)) == NULL)) {
+    send_discard(job);
+    return throw_errno(env, "malloc", ENOMEM);
+  }
+  if (header_len > 0) memcpy(job->header, header, header_len);
   job->sock = fcntl(sock, F_DUPFD_CLOEXEC, 0);
   if (job->sock >= 0) job->file = fcntl(file, F_DUPFD_CLOEXEC, 0);
   if (job->sock < 0 || job->file < 0) {
     int err = errno;
-    if (job->sock >= 0) close(job->sock);
-    free(job->header);
-    free(job);
+    send_discard(job);
     return throw_errno(env, "dup", err);
   }
   napi_value result, promise, external, name;
   job->refs = 2;
   if (napi_create_string_utf8(env, "berth.sendFile", NAPI_AUTO_LENGTH, &name) != napi_ok ||
       napi_create_async_work(env, NULL, name, send_execute, send_complete, job, &job->work) != napi_ok) {
-    close(job->sock);
-    close(job->file);
-    free(job->header);
-    free(job);
+    send_discard(job);
     napi_throw_error(env, NULL, "sendFile: could not start");
     return NULL;
   }
   if (napi_create_promise(env, &job->deferred, &promise) != napi_ok || napi_create_external(env, job, send_job_finalize, NULL, &external) != napi_ok) {
     napi_delete_async_work(env, job->work);
-    close(job->sock);
-    close(job->file);
-    free(job->header);
-    free(job);
+    send_discard(job);
     napi_throw_error(env, NULL, "sendFile: could not start");
     return NULL;
   }

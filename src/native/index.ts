@@ -32,13 +32,14 @@ export interface Native {
   unlock(fd: number): void;
   /**
    * Sends `header` (when given), then `length` bytes of the file from
-   * `offset`, to a non-blocking socket with sendfile(2) on libuv's thread
-   * pool, waiting for writability on the event loop when the socket is full.
+   * `offset`, to a non-blocking socket with sendfile(2) (with `copy`, by
+   * pread and send through a 32 KiB buffer) on libuv's thread pool, waiting
+   * for writability on the event loop when the socket is full.
    * Works on duplicates of both descriptors, so the caller may close its
    * own at once. `done` resolves to the bytes sent, header included; it
    * rejects with an Error carrying `code`, `syscall` and `sent`.
    */
-  sendFile(socketFd: number, header: Uint8Array | null, fileFd: number, offset: number, length: number): SendFileJob;
+  sendFile(socketFd: number, header: Uint8Array | null, fileFd: number, offset: number, length: number, copy: boolean): SendFileJob;
   /** Ends a sendFile at its next step (`done` rejects with ECANCELED) and closes its descriptors. */
   sendFileCancel(job: SendFileJob['job']): void;
 }

@@ -86,66 +86,92 @@ describe('native sendFile', () => {
   }
   const fdOf = (s: net.Socket) => (s as unknown as { _handle: { fd: number } })._handle.fd;
 
-  it('sends the header, then a range of the file, whatever the socket buffer holds', async () => {
-    const file = path.join(dir, 'blob');
-    const data = Buffer.alloc(9 * 1024 * 1024 + 3);
-    for (let i = 0; i + 4 <= data.length; i += 4096) data.writeUInt32BE(i, i);
-    writeFileSync(file, data);
-    const fd = openSync(file, 'r');
-    const { server, client, close } = await pair();
-    try {
-      const received: Buffer[] = [];
-      let bytes = 0;
-      const header = Buffer.from('HEAD\r\n');
-      const want = header.length + data.length - 100;
-      const done = new Promise<void>((resolve) =>
-        client.on('data', (c: Buffer) => {
-          received.push(c);
-          bytes += c.length;
-          if (bytes >= want) resolve();
-        }),
-      );
-      const job = native().sendFile(fdOf(server), header, fd, 100, data.length - 100);
-      closeSync(fd); // the job holds its own descriptor
-      assert.equal(await job.done, want);
-      await done;
-      assert.ok(Buffer.concat(received).equals(Buffer.concat([header, data.subarray(100)])));
-    } finally {
-      close();
-    }
-  });
+  for (const copy of [false, true]) {
+    const how = copy ? 'copying' : 'with sendfile';
+    it(`${how}: sends the header, then a range of the file, whatever the socket buffer holds`, async () => {
+      const file = path.join(dir, `blob-${how}`);
+      const data = Buffer.alloc(9 * 1024 * 1024 + 3);
+      for (let i = 0; i + 4 <= data.length; i += 4096) data.writeUInt32BE(i, i);
+      writeFileSync(file, data);
+      const fd = openSync(file, 'r');
+      const { server, client, close } = await pair();
+      try {
+        const received: Buffer[] = [];
+        let bytes = 0;
+        const header = Buffer.from('HEAD\r\n');
+        const want = header.length + data.length - 100;
+        // A reader that stops for a while: the socket fills, the pool gives up waiting and the event loop takes over.
+        client.pause();
+        setTimeout(() => client.resume(), 30);
+        const done = new Promise<void>((resolve) =>
+          client.on('data', (c: Buffer) => {
+            received.push(c);
+            bytes += c.length;
+            if (bytes >= want) resolve();
+          }),
+        );
+        const job = native().sendFile(fdOf(server), header, fd, 100, data.length - 100, copy);
+        closeSync(fd); // the job holds its own descriptor
+        assert.equal(await job.done, want);
+        await done;
+        assert.ok(Buffer.concat(received).equals(Buffer.concat([header, data.subarray(100)])));
+      } finally {
+        close();
+      }
+    });
 
-  it('ends a job waiting on a client that does not read when cancelled, and fails on a peer that has gone', async () => {
-    const file = path.join(dir, 'big');
-    writeFileSync(file, Buffer.alloc(64 * 1024 * 1024, 1));
-    const fd = openSync(file, 'r');
-    try {
-      const a = await pair();
-      a.client.pause(); // reads nothing: the job fills the buffers, then waits
-      const job = native().sendFile(fdOf(a.server), null, fd, 0, 64 * 1024 * 1024);
-      await new Promise((r) => setTimeout(r, 100));
-      native().sendFileCancel(job.job);
-      await assert.rejects(job.done, (err: NodeJS.ErrnoException & { sent: number }) => err.code === 'ECANCELED' && err.sent > 0 && err.sent < 64 * 1024 * 1024);
-      native().sendFileCancel(job.job); // a second cancel is harmless
-      a.close();
+    it(`${how}: ends a job waiting on a client that does not read when cancelled, and fails on a peer that has gone`, async () => {
+      const file = path.join(dir, `big-${how}`);
+      writeFileSync(file, Buffer.alloc(64 * 1024 * 1024, 1));
+      const fd = openSync(file, 'r');
+      try {
+        const a = await pair();
+        a.client.pause(); // reads nothing: the job fills the buffers, then waits
+        const job = native().sendFile(fdOf(a.server), null, fd, 0, 64 * 1024 * 1024, copy);
+        await new Promise((r) => setTimeout(r, 100));
+        native().sendFileCancel(job.job);
+        await assert.rejects(job.done, (err: NodeJS.ErrnoException & { sent: number }) => err.code === 'ECANCELED' && err.sent > 0 && err.sent < 64 * 1024 * 1024);
+        native().sendFileCancel(job.job); // a second cancel is harmless
+        a.close();
 
-      const b = await pair();
-      // Our own descriptor of the connection: node closes its own when it sees the reset.
-      const copy = native().dupSocket(fdOf(b.server));
-      b.client.resetAndDestroy();
-      await new Promise((r) => setTimeout(r, 50));
-      const gone = native().sendFile(copy, Buffer.from('x'), fd, 0, 64 * 1024 * 1024);
-      await assert.rejects(gone.done, (err: NodeJS.ErrnoException) => err.code === 'ECONNRESET' || err.code === 'EPIPE');
-      closeSync(copy);
-      b.close();
-    } finally {
-      closeSync(fd);
-    }
-  });
+        const b = await pair();
+        // Our own descriptor of the connection: node closes its own when it sees the reset.
+        const duplicate = native().dupSocket(fdOf(b.server));
+        b.client.resetAndDestroy();
+        await new Promise((r) => setTimeout(r, 50));
+        const gone = native().sendFile(duplicate, Buffer.from('x'), fd, 0, 64 * 1024 * 1024, copy);
+        await assert.rejects(gone.done, (err: NodeJS.ErrnoException) => err.code === 'ECONNRESET' || err.code === 'EPIPE');
+        closeSync(duplicate);
+        b.close();
+      } finally {
+        closeSync(fd);
+      }
+    });
+
+    it(`${how}: fails with EIO when the file ends before the length asked for`, async () => {
+      const file = path.join(dir, `short-${how}`);
+      writeFileSync(file, Buffer.alloc(1000, 7));
+      const fd = openSync(file, 'r');
+      const { server, client, close } = await pair();
+      try {
+        const job = native().sendFile(fdOf(server), null, fd, 0, 2000, copy);
+        await assert.rejects(job.done, (err: NodeJS.ErrnoException & { sent: number }) => err.code === 'EIO' && err.syscall === (copy ? 'pread' : 'sendfile') && err.sent === 1000);
+        const received: Buffer[] = [];
+        client.on('data', (c: Buffer) => received.push(c));
+        server.end();
+        await new Promise((resolve) => client.once('end', resolve));
+        assert.ok(Buffer.concat(received).equals(Buffer.alloc(1000, 7)), 'the bytes the file has went out');
+      } finally {
+        closeSync(fd);
+        close();
+      }
+    });
+  }
 
   it('refuses bad arguments with a TypeError', () => {
-    assert.throws(() => native().sendFile(-1, null, 0, 0, 1), TypeError);
-    assert.throws(() => native().sendFile(1, 'x' as unknown as Uint8Array, 0, 0, 1), TypeError);
+    assert.throws(() => native().sendFile(-1, null, 0, 0, 1, false), TypeError);
+    assert.throws(() => native().sendFile(1, 'x' as unknown as Uint8Array, 0, 0, 1, false), TypeError);
+    assert.throws(() => native().sendFile(1, null, 0, 0, 1, 'yes' as unknown as boolean), TypeError);
     assert.throws(() => native().sendFileCancel({} as never), TypeError);
   });
 });

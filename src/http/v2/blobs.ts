@@ -3,6 +3,7 @@ import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { native } from '../../native/index.js';
 import { parseDigest } from '../../registry/index.js';
+import type { SendfileMode } from '../../config/config.js';
 import type { BlobFile, ByteRange } from '../../storage/index.js';
 import type { Ctx } from '../context.js';
 import { sendEmpty } from '../respond.js';
@@ -46,7 +47,7 @@ export async function getBlob(ctx: Ctx, name: string, digest: string): Promise<v
   } else {
     ctx.res.writeHead(200, { ...headers, 'Content-Length': size });
   }
-  if (file && (await sendZeroCopy(ctx.res, file))) {
+  if (file && (await sendZeroCopy(ctx.res, file, ctx.sendfile))) {
     ctx.res.end();
     return;
   }
@@ -101,13 +102,13 @@ function zeroCopySocket(res: ServerResponse): number | undefined {
 
 /**
  * Sends the response's head and then the file's bytes straight from the
- * page cache to the socket (src/native: sendfile on the thread pool, the
- * event loop waiting for writability). Node's own writes are left out
- * meanwhile: the head is taken from the response unsent and marked sent
- * here. False when nothing was sent (the caller may stream instead).
- * Closes the file.
+ * page cache to the socket (src/native: sendfile, or a copy for a client on
+ * this host, on the thread pool, the event loop waiting for writability).
+ * Node's own writes are left out meanwhile: the head is taken from the
+ * response unsent and marked sent here. False when nothing was sent (the
+ * caller may stream instead). Closes the file.
  */
-async function sendZeroCopy(res: ServerResponse, file: BlobFile): Promise<boolean> {
+async function sendZeroCopy(res: ServerResponse, file: BlobFile, mode: SendfileMode): Promise<boolean> {
   const raw = res as RawResponse;
   const fd = zeroCopySocket(res);
   const socket = res.socket as RawSocket | null;
@@ -117,7 +118,7 @@ async function sendZeroCopy(res: ServerResponse, file: BlobFile): Promise<boolea
   }
   let send;
   try {
-    send = native().sendFile(fd, Buffer.from(raw._header, 'latin1'), file.fd, file.offset, file.length);
+    send = native().sendFile(fd, Buffer.from(raw._header, 'latin1'), file.fd, file.offset, file.length, copiesBody(mode, socket));
   } catch {
     return false;
   } finally {
@@ -142,6 +143,22 @@ async function sendZeroCopy(res: ServerResponse, file: BlobFile): Promise<boolea
   } finally {
     socket.off('close', cancel);
   }
+}
+
+/**
+ * Whether the addon copies a body through its small buffer instead of
+ * sendfile(2): always with `never`, and with `auto` for a client on this
+ * host. Its connection runs over loopback, where the receiving side's TCP
+ * work is done by this host's CPUs too; there sendfile is slower and costs
+ * more CPU than a copy (docs/performance.md, "Pull: sendfile or copy"),
+ * while over a network interface zero copy is the cheaper one.
+ */
+export function copiesBody(mode: SendfileMode, socket: { remoteAddress?: string; localAddress?: string }): boolean {
+  if (mode !== 'auto') return mode === 'never';
+  const peer = socket.remoteAddress;
+  if (!peer) return false;
+  // A connection to one of this host's own addresses has it at both ends.
+  return peer === socket.localAddress || peer === '::1' || peer.startsWith('127.') || peer.startsWith('::ffff:127.');
 }
 
 function isPeerGone(err: unknown): boolean {
