@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # What the kernel gives one stream over loopback on this machine, with no
 # registry in the way: a 1 GiB file served by serve-file.c with sendfile(2)
-# (Berth's zero-copy path) and with 32 KiB pread+write copies (what the
-# reference's Go server does here), each pulled 6 times by curl. Prints
+# (Berth's path to a client on another host) and with 32 KiB pread+write
+# copies (what the reference's Go server does here, and Berth's path to a
+# client on this host: docs/performance.md), each pulled 6 times by curl. Prints
 # MB/s per pull and the server's CPU-seconds per GiB.
 #   bash bench/loopback/run.sh [SIZE_MiB]
 set -euo pipefail
