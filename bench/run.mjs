@@ -427,8 +427,11 @@ for (let round = 1; round <= cfg.rounds; round++) {
   log(`round ${round}/${cfg.rounds}`);
   const r = { berth: {}, reference: {}, noise: undefined };
   const roundNoise = new NoiseMeter();
+  // Berth first in odd rounds, the reference first in even ones: whatever the previous step leaves behind
+  // (writeback, the page cache, a scheduler's placement) falls on each in turn.
+  const turn = round % 2 === 1 ? order : [...order].reverse();
   const both = async (fn) => {
-    for (const which of order) await fn(which, r[which]);
+    for (const which of turn) await fn(which, r[which]);
   };
 
   if (cfg.phases.has('push') || cfg.phases.has('pull')) {
