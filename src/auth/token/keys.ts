@@ -58,8 +58,19 @@ function prepare(privateKey: KeyObject, now: number): { kid: string; algorithm: 
   return { kid, algorithm, certificate: der.toString('base64') };
 }
 
+/**
+ * A new P-256 key, made encoded and read back: the KeyObject then shares
+ * nothing with node's key-generation job. On node 20 a job collected while
+ * its key is being exported deadlocks the thread (the job's destructor waits
+ * for the mutex the export holds; seen once as a hung test, in gdb).
+ */
 function generate(): KeyObject {
-  return generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+  const { privateKey } = generateKeyPairSync('ec', {
+    namedCurve: 'P-256',
+    privateKeyEncoding: { format: 'der', type: 'pkcs8' },
+    publicKeyEncoding: { format: 'der', type: 'spki' },
+  });
+  return createPrivateKey({ key: privateKey, format: 'der', type: 'pkcs8' });
 }
 
 export class KeyRing {

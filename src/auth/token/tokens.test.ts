@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { generateKeyPairSync, verify, X509Certificate } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, verify, X509Certificate } from 'node:crypto';
 import type { Principal } from '../../access/types.js';
 import { SigningKeyQueries } from '../../metadata/keys.js';
 import { MetadataStore } from '../../metadata/store.js';
@@ -103,7 +103,9 @@ describe('Berth access tokens', () => {
     const more = b64url(JSON.stringify({ ...claims, access: [{ type: 'repository', name: 'alice/app', actions: ['pull', 'push'] }] }));
     assert.deepEqual(await v.verify(`${h}.${more}.${s}`), { ok: false, reason: 'signature' });
     const header = parseJwt(token).header;
-    const other = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+    // Encoded and read back, as keys.ts makes its keys (node 20 can deadlock exporting a key its generation job still shares).
+    const der = generateKeyPairSync('ec', { namedCurve: 'P-256', privateKeyEncoding: { format: 'der', type: 'pkcs8' }, publicKeyEncoding: { format: 'der', type: 'spki' } }).privateKey;
+    const other = createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
     assert.deepEqual(await v.verify(signJwt(header, claims, other)), { ok: false, reason: 'signature' }, 'same kid, another key');
     assert.deepEqual(await v.verify(signJwt({ ...header, kid: 'nope' }, claims, other)), { ok: false, reason: 'unknown key' });
     assert.deepEqual(await v.verify(`${b64url(JSON.stringify({ ...header, alg: 'none' }))}.${p}.`), { ok: false, reason: 'signature' });
