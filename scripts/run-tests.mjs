@@ -61,6 +61,51 @@ if (!env.BERTH_TEST_AZURE_SERVICE_URL && uses('support/azurite.js')) {
 
 const concurrency = process.env.BERTH_TEST_CONCURRENCY ?? '2';
 const child = spawn(process.execPath, ['--enable-source-maps', '--test', `--test-concurrency=${concurrency}`, ...files], { stdio: 'inherit', env });
+
+// A test file whose thread is stuck in native code (a deadlock seen once inside node's crypto) never
+// reaches its own timeouts: past this limit the run is stopped, naming the files still running.
+const limitMinutes = Number(process.env.BERTH_TEST_LIMIT_MINUTES ?? 45);
+const watchdog = setTimeout(() => {
+  const running = descendants(child.pid);
+  const stuck = running.map((pid) => cmdline(pid).find((a) => a.endsWith('.test.js'))).filter(Boolean);
+  console.error(`run-tests: the run passed ${limitMinutes} minutes (BERTH_TEST_LIMIT_MINUTES); still running: ${stuck.join(', ') || 'no test file'}; stopping it`);
+  for (const pid of [...running, child.pid]) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}, limitMinutes * 60_000);
 const status = await new Promise((resolve) => child.on('exit', (code) => resolve(code ?? 1)));
+clearTimeout(watchdog);
 for (const engine of engines) await engine.stop().catch((e) => console.error(`run-tests: stopping an engine: ${e.message}`));
 process.exit(status);
+
+/** The processes below `root`, from /proc. */
+function descendants(root) {
+  const parents = new Map();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      parents.set(Number(entry), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const found = [];
+  for (let added = [root]; added.length > 0; ) {
+    added = [...parents].filter(([, ppid]) => added.includes(ppid)).map(([pid]) => pid);
+    found.push(...added);
+  }
+  return found;
+}
+
+function cmdline(pid) {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  } catch {
+    return [];
+  }
+}
