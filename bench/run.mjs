@@ -462,44 +462,27 @@ for (let round = 1; round <= cfg.rounds; round++) {
       });
     }
     if (cfg.phases.has('pull')) {
-      await both(async (which, out) => {
-        const m = await measure(which, 'pull', async (reg) => {
-          for (let i = 0; i < cfg.pullRepeats; i++) {
-            const bytes = await pullBlob(reg, repo, mono.digest);
-            if (bytes !== cfg.blobBytes) throw new Error(`${which}: pulled ${bytes} bytes, expected ${cfg.blobBytes}`);
-          }
-        }, 'one stream');
-        out['pull.single.mbps'] = (cfg.pullRepeats * cfg.blobBytes) / 1e6 / m.seconds;
-        out['pull.single.cpuPerGiB'] = m.cpu / (cfg.pullRepeats * gib);
-      });
-      await both(async (which, out) => {
-        const m = await measure(which, 'pull', async (reg) => {
-          const sizes = await Promise.all(Array.from({ length: cfg.pullStreams }, () => pullBlob(reg, repo, mono.digest)));
-          if (sizes.some((s) => s !== cfg.blobBytes)) throw new Error(`${which}: a parallel pull came back short`);
-        }, 'parallel streams');
-        out['pull.parallel.mbps'] = (cfg.pullStreams * cfg.blobBytes) / 1e6 / m.seconds;
-        out['pull.parallel.cpuPerGiB'] = m.cpu / (cfg.pullStreams * gib);
-      });
-      // The same two pulls read by a raw node:net client (rawGet), as an outside harness reads them.
+      // One stream (pulls in a row) and 8 at once, read by curl (pullBlob), then by a raw node:net client (rawGet) as an outside harness reads them.
       const blobURL = (reg) => reg.url(`/v2/${repo}/blobs/${mono.digest}`);
-      await both(async (which, out) => {
-        const m = await measure(which, 'pull', async (reg) => {
-          for (let i = 0; i < cfg.pullRepeats; i++) {
-            const bytes = await rawGet(blobURL(reg));
-            if (bytes !== cfg.blobBytes) throw new Error(`${which}: raw pull read ${bytes} bytes, expected ${cfg.blobBytes}`);
-          }
-        }, 'one stream, raw socket');
-        out['pull.raw.single.mbps'] = (cfg.pullRepeats * cfg.blobBytes) / 1e6 / m.seconds;
-        out['pull.raw.single.cpuPerGiB'] = m.cpu / (cfg.pullRepeats * gib);
-      });
-      await both(async (which, out) => {
-        const m = await measure(which, 'pull', async (reg) => {
-          const sizes = await Promise.all(Array.from({ length: cfg.pullStreams }, () => rawGet(blobURL(reg))));
-          if (sizes.some((s) => s !== cfg.blobBytes)) throw new Error(`${which}: a parallel raw pull came back short`);
-        }, 'parallel streams, raw socket');
-        out['pull.raw.parallel.mbps'] = (cfg.pullStreams * cfg.blobBytes) / 1e6 / m.seconds;
-        out['pull.raw.parallel.cpuPerGiB'] = m.cpu / (cfg.pullStreams * gib);
-      });
+      const readers = [
+        { key: 'pull', label: '', pull: (reg) => pullBlob(reg, repo, mono.digest) },
+        { key: 'pull.raw', label: ', raw socket', pull: (reg) => rawGet(blobURL(reg)) },
+      ];
+      for (const { key, label, pull } of readers) {
+        for (const [kind, streams, repeats] of [['single', 1, cfg.pullRepeats], ['parallel', cfg.pullStreams, 1]]) {
+          await both(async (which, out) => {
+            const m = await measure(which, 'pull', async (reg) => {
+              for (let i = 0; i < repeats; i++) {
+                const sizes = await Promise.all(Array.from({ length: streams }, () => pull(reg)));
+                if (sizes.some((s) => s !== cfg.blobBytes)) throw new Error(`${which}: pulls${label} read ${sizes.join(', ')} bytes, expected ${cfg.blobBytes} each`);
+              }
+            }, `${kind === 'single' ? 'one stream' : 'parallel streams'}${label}`);
+            const pulled = streams * repeats;
+            out[`${key}.${kind}.mbps`] = (pulled * cfg.blobBytes) / 1e6 / m.seconds;
+            out[`${key}.${kind}.cpuPerGiB`] = m.cpu / (pulled * gib);
+          });
+        }
+      }
       await both(async (which, out) => {
         const start = cfg.blobBytes - MiB;
         const lat = [];
