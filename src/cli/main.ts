@@ -2,10 +2,6 @@
 import './threadpool.js';
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../config/index.js';
-import { backfill } from './backfill.js';
-import { diskUsage, garbageCollect } from './gc.js';
-import { auditCommand, collaboratorCommand, inviteCommand, orgCommand, repoCommand, robotCommand, teamCommand, tokenCommand, userCommand } from './hub.js';
-import { serve } from './serve.js';
 import { COMMAND_USAGE, USAGE, UsageError, type CommandName } from './usage.js';
 
 const ALIASES: Record<string, CommandName> = { serve: 'serve', 'garbage-collect': 'garbage-collect', gc: 'garbage-collect', du: 'du', backfill: 'backfill', user: 'user', org: 'org', token: 'token', team: 'team', robot: 'robot', repo: 'repo', collaborator: 'collaborator', invite: 'invite', audit: 'audit' };
@@ -40,45 +36,36 @@ async function main(argv: string[]): Promise<void> {
       console.log(COMMAND_USAGE[command]);
       return;
     }
+    // Each command loads only its own modules: serve starts its worker
+    // threads before it loads the app, so they load theirs alongside.
     switch (command) {
       case 'serve':
-        return serve(serveArgs(args));
+        return (await import('./serve.js')).serve(serveArgs(args));
       case 'garbage-collect':
-        process.exitCode = await garbageCollect(args);
+        process.exitCode = await (await import('./gc.js')).garbageCollect(args);
         return;
       case 'du':
-        process.exitCode = await diskUsage(args);
+        process.exitCode = await (await import('./gc.js')).diskUsage(args);
         return;
       case 'backfill':
-        process.exitCode = await backfill(args);
+        process.exitCode = await (await import('./backfill.js')).backfill(args);
         return;
-      case 'user':
-        process.exitCode = await userCommand(args);
+      default: {
+        const hub = await import('./hub.js');
+        const run = {
+          user: hub.userCommand,
+          org: hub.orgCommand,
+          token: hub.tokenCommand,
+          team: hub.teamCommand,
+          robot: hub.robotCommand,
+          repo: hub.repoCommand,
+          collaborator: hub.collaboratorCommand,
+          invite: hub.inviteCommand,
+          audit: hub.auditCommand,
+        }[command];
+        process.exitCode = await run(args);
         return;
-      case 'org':
-        process.exitCode = await orgCommand(args);
-        return;
-      case 'token':
-        process.exitCode = await tokenCommand(args);
-        return;
-      case 'team':
-        process.exitCode = await teamCommand(args);
-        return;
-      case 'robot':
-        process.exitCode = await robotCommand(args);
-        return;
-      case 'repo':
-        process.exitCode = await repoCommand(args);
-        return;
-      case 'collaborator':
-        process.exitCode = await collaboratorCommand(args);
-        return;
-      case 'invite':
-        process.exitCode = await inviteCommand(args);
-        return;
-      case 'audit':
-        process.exitCode = await auditCommand(args);
-        return;
+      }
     }
   }
   switch (first) {

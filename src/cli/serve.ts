@@ -4,17 +4,20 @@
  * With berth.workers > 1 (by default one per core) the main thread listens,
  * deals the connections it accepts between itself and workers-1 worker
  * threads (threads.ts; it serves them all alone while the workers start), and runs the debug server and the scheduled jobs.
+ * This module loads only what listening and starting the workers need; the
+ * app is loaded after, so the workers load theirs at the same time.
  * Every shared state lives in the database, so any thread can serve any
  * request.
  */
 import { availableParallelism } from 'node:os';
 import net from 'node:net';
 import type { Logger } from 'pino';
-import { createLogger, startServer, type Server } from '../app.js';
+import type { Server } from '../app.js';
 import { loadConfig, parseAddr, type Config } from '../config/index.js';
+import { bindAddress } from '../http/bind.js';
 import type { aggregateMetrics } from '../http/metrics.js';
-import { WriteGate } from '../metadata/index.js';
-import { bindAddress } from '../http/server.js';
+import { createLogger } from '../logging.js';
+import { WriteGate } from '../metadata/gate.js';
 import { retireEarlyConnections, ServingThreads } from './threads.js';
 
 export function workerCount(config: Config): number {
@@ -51,6 +54,7 @@ export async function serve(args: string[]): Promise<void> {
   for (const n of notices) log.info(n);
   const summary = { addr: config.http.addr, storage: config.storage.driver, root: config.storage.filesystem.rootdirectory, config: source ?? 'defaults', env: applied, workers };
   if (workers <= 1) {
+    const { startServer } = await import('../app.js');
     const server = await startServer(config, log);
     log.info({ ...summary, port: server.http.port, database: server.app.meta.dialect }, `berth listening on ${config.http.addr}`);
     onSignals((signal) => shutdown(log, signal, () => server.close()));
@@ -62,7 +66,7 @@ export async function serve(args: string[]): Promise<void> {
 async function servePrimary(config: Config, log: Logger, args: string[], workers: number, summary: Record<string, unknown>): Promise<void> {
   // Listen first (the port may be :0), then start this thread's own share
   // unlistening. Connections that arrive meanwhile wait, paused, in `early`,
-  // until this thread can serve them (the workers start after that).
+  // until this thread can serve them (the workers start their apps after that).
   const { host, port } = parseAddr(config.http.addr);
   const balancer = net.createServer({ pauseOnConnect: true });
   const early: net.Socket[] = [];
@@ -94,13 +98,23 @@ async function servePrimary(config: Config, log: Logger, args: string[], workers
     await Promise.all([server.close(), threads.stop()]);
   };
   const peerMetrics = async () => (await threads.metrics()) as Parameters<typeof aggregateMetrics>[1];
-  const server: Server = await startServer(config, log, { role: 'single', peerMetrics, handed: { port: boundPort }, writeGate: new WriteGate(writeGate, 1) });
+  // The workers load their code while this thread loads and starts its app;
+  // they start theirs when released, after this thread's start has migrated the database.
+  const started = threads.start();
+  started.catch(() => {}); // awaited once this thread serves
+  const startHere = async () => (await import('../app.js')).startServer(config, log, { role: 'single', peerMetrics, handed: { port: boundPort }, writeGate: new WriteGate(writeGate, 1) });
+  const server: Server = await startHere().catch(async (err: unknown) => {
+    balancer.close();
+    await threads.terminate();
+    throw err;
+  });
+  threads.release();
 
   // Signals are handled from now on, even while workers are still starting.
   onSignals((signal) => shutdown(log, signal, closeAll));
 
-  // This thread serves every connection until the workers are up (a worker
-  // loads and starts the whole app again: most of a restart's time). Dealing
+  // This thread serves every connection until the workers are up (each
+  // starts its own app once released, and may still be loading). Dealing
   // goes to ready threads only, so it needs no switch; the keep-alive
   // connections this thread took meanwhile are closed after their next
   // response once the workers are up, so their clients reconnect and are dealt.
@@ -111,7 +125,7 @@ async function servePrimary(config: Config, log: Logger, args: string[], workers
   log.info({ port: server.http.port }, `serving on ${config.http.addr} while ${workers - 1} more threads start`);
 
   try {
-    await threads.start();
+    await started;
   } catch (err) {
     if (stopping) return;
     await threads.terminate();

@@ -1,13 +1,19 @@
 /**
  * A worker for threads.test.ts: answers with its index; `/crash` ends it with
- * an uncaught exception. With workerData.holdReady it says it is ready only
- * when the test says so on a BroadcastChannel, as a worker still starting its app.
+ * an uncaught exception. Like serve-worker.ts, it starts only once released;
+ * it says on the 'threads-fixture-loaded' BroadcastChannel that it is loaded
+ * and waiting. With workerData.holdReady it says it is ready only when the
+ * test says so on another channel, as a worker still starting its app.
  */
 import http from 'node:http';
 import { BroadcastChannel, parentPort, threadId, workerData } from 'node:worker_threads';
-import { adoptConnection, type FromWorker, type ToWorker, type WorkerData } from './threads.js';
+import { adoptConnection, released, type FromWorker, type ToWorker, type WorkerData } from './threads.js';
 
 const { index, holdReady } = workerData as WorkerData & { holdReady?: boolean };
+const loaded = new BroadcastChannel('threads-fixture-loaded');
+loaded.postMessage(index);
+loaded.close();
+await released(parentPort!);
 const server = http.createServer((req, res) => {
   if (req.url === '/crash') {
     setImmediate(() => {

@@ -60,7 +60,9 @@ describe('ServingThreads', () => {
       onCrashLoop: () => (crashLoop = true),
       onExit: (index) => exited.push(index),
     });
-    await threads.start();
+    const started = threads.start();
+    threads.release();
+    await started;
     balancer = net.createServer({ pauseOnConnect: true }, (socket) => threads.deal(socket));
     await new Promise<void>((resolve) => balancer.listen(0, '127.0.0.1', resolve));
     port = (balancer.address() as net.AddressInfo).port;
@@ -137,7 +139,60 @@ function getWithConnection(port: number, agent: http.Agent): Promise<Answer & { 
   });
 }
 
+/** Resolves when `count` fixture workers have loaded and wait to be released. */
+function loadedWorkers(count: number): { all: Promise<number[]>; close(): void } {
+  const channel = new BroadcastChannel('threads-fixture-loaded');
+  const seen: number[] = [];
+  const all = new Promise<number[]>((resolve) => {
+    channel.onmessage = (event) => {
+      seen.push((event as MessageEvent).data as number);
+      if (seen.length === count) resolve(seen.sort());
+    };
+  });
+  return { all, close: () => channel.close() };
+}
+
 describe('ServingThreads while the workers start', () => {
+  const options = {
+    entry: new URL('./threads.fixture.js', import.meta.url),
+    serveHere: (socket: net.Socket) => socket.destroy(),
+    log: pino({ level: 'silent' }),
+    onCrashLoop: () => {},
+  };
+
+  it('workers load at once but start only when released', async () => {
+    const loaded = loadedWorkers(2);
+    const threads = new ServingThreads({ ...options, count: 2, data: {} });
+    try {
+      const started = threads.start();
+      assert.deepEqual(await loaded.all, [1, 2]);
+      // Loaded, and waiting: a worker that did not wait would be ready a moment after it said so.
+      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual(threads.readyWorkers(), []);
+      threads.release();
+      await started;
+      assert.deepEqual(threads.readyWorkers().sort(), [1, 2]);
+    } finally {
+      loaded.close();
+      await threads.stop();
+    }
+  });
+
+  it('a stop before the release ends the waiting workers', async () => {
+    const loaded = loadedWorkers(2);
+    const exited: number[] = [];
+    const threads = new ServingThreads({ ...options, count: 2, data: {}, onExit: (index) => exited.push(index) });
+    try {
+      void threads.start().catch(() => {});
+      await loaded.all;
+      await threads.stop();
+      assert.deepEqual(exited.sort(), [1, 2]);
+      assert.deepEqual(threads.readyWorkers(), []);
+    } finally {
+      loaded.close();
+    }
+  });
+
   it('serves connections on the main thread until a worker is ready, then moves keep-alive ones over', async () => {
     const here = http.createServer((_req, res) => res.end(JSON.stringify({ index: 0, threadId: 0, body: '' })));
     let starting = true;
@@ -163,6 +218,7 @@ describe('ServingThreads while the workers start', () => {
       };
     });
     const started = threads.start();
+    threads.release();
     await held;
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     try {

@@ -9,16 +9,21 @@
  * (one thread takes most of a burst of connections), so the main thread
  * deals them itself: it duplicates the accepted socket's descriptor, closes
  * its own handle, and posts the copy to the worker, which adopts it.
+ *
+ * Workers are started before the main thread loads its own app, so each
+ * loads its code alongside (most of a start's time); a worker starts its
+ * app only when released, once the main thread has prepared what every
+ * thread shares (the database's schema).
  */
 import { closeSync } from 'node:fs';
 import type http from 'node:http';
 import net from 'node:net';
-import { Worker } from 'node:worker_threads';
+import { Worker, type MessagePort } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { native } from '../native/index.js';
 
 /** Main thread → worker. `id` numbers the connections dealt to one worker. */
-export type ToWorker = { type: 'connection'; fd: number; id: number } | { type: 'metrics'; id: number } | { type: 'stop' };
+export type ToWorker = { type: 'start' } | { type: 'connection'; fd: number; id: number } | { type: 'metrics'; id: number } | { type: 'stop' };
 /** Worker → main thread. */
 export type FromWorker = { type: 'ready' } | { type: 'adopted'; id: number } | { type: 'metrics'; id: number; metrics: unknown[] };
 
@@ -60,12 +65,22 @@ export class ServingThreads {
   private metricsRequest = 0;
   private turn = 0;
   private stopping = false;
+  private released = false;
 
   constructor(private readonly opts: ServingThreadsOptions) {}
 
-  /** Starts every worker; resolves when all are ready, rejects if one exits before. */
+  /**
+   * Starts every worker; resolves when all are ready (which is after
+   * `release`), rejects if one exits before.
+   */
   async start(): Promise<void> {
     await Promise.all(Array.from({ length: this.opts.count }, (_, i) => this.spawn(i + 1)));
+  }
+
+  /** Lets the workers start their apps: now, and at once for any worker started later (a replacement). */
+  release(): void {
+    this.released = true;
+    for (const { worker } of this.workers.values()) worker.postMessage({ type: 'start' } satisfies ToWorker);
   }
 
   /** Worker indexes (1…count) that are up and taking connections. */
@@ -144,6 +159,7 @@ export class ServingThreads {
       }
       const unadopted = new Map<number, number>();
       this.workers.set(index, { worker, unadopted });
+      if (this.released) worker.postMessage({ type: 'start' } satisfies ToWorker);
       worker.on('message', (m: FromWorker) => {
         if (m?.type === 'adopted') {
           unadopted.delete(m.id);
@@ -195,6 +211,23 @@ function closeQuietly(fd: number): void {
   } catch {
     // already closed
   }
+}
+
+/**
+ * In a worker: resolves when the main thread releases it to start its app.
+ * Asked to stop before that (the process is shutting down while starting),
+ * the worker ends.
+ */
+export function released(port: MessagePort): Promise<void> {
+  return new Promise((resolve) => {
+    const wait = (m: ToWorker) => {
+      if (m?.type === 'stop') process.exit(0);
+      if (m?.type !== 'start') return;
+      port.off('message', wait);
+      resolve();
+    };
+    port.on('message', wait);
+  });
 }
 
 /**

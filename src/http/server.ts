@@ -9,7 +9,6 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
-import { lookup } from 'node:dns/promises';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { SecureVersion } from 'node:tls';
@@ -26,6 +25,7 @@ import { isRegistryError, RegistryError } from '../registry/index.js';
 import type { EdgeAuthenticator } from './authenticate.js';
 import type { EdgeAccess } from './authorize.js';
 import type { AccessNeed, Ctx, PullRecorder, RequestAccess } from './context.js';
+import { bindAddress } from './bind.js';
 import { redactQuery } from './redact.js';
 import { sendError } from './respond.js';
 import { RegistryResponse, sentHeader } from './response.js';
@@ -450,18 +450,6 @@ function drain(server: http.Server, stopAccepting: (done: () => void) => void, o
       wait();
     });
   });
-}
-
-/**
- * The address to bind for a configured host. A name binds its first IPv4
- * address (else its first address), as Go's net.Listen does for
- * distribution: `localhost:5000` is 127.0.0.1 whatever order /etc/hosts
- * lists. No host means every interface, IPv4 and IPv6.
- */
-export async function bindAddress(host: string | undefined): Promise<string | undefined> {
-  if (host === undefined || net.isIP(host.replace(/%.*$/, ''))) return host;
-  const found = await lookup(host, { all: true });
-  return (found.find((a) => a.family === 4) ?? found[0])?.address ?? host;
 }
 
 export async function listen(
