@@ -22,7 +22,7 @@ import { authReport, runSmallAuth } from './lib/auth.mjs';
 import { pushBlobs, runNodeLoad, runWrk } from './lib/load.mjs';
 import { MemorySampler, NoiseMeter, machineBefore, treeCpuSeconds } from './lib/proc.mjs';
 import { median, summarise, table } from './lib/report.mjs';
-import { buildCommit, cleanupSync, ensureBerthBuilt, ensureDebianTool, berthNodeFlags, berthSpawn, referenceSpawn, startBerth, startReference, timeStartup, trackTempDir } from './lib/servers.mjs';
+import { buildCommit, cleanupSync, ensureBerthBuilt, ensureDebianTool, berthNodeFlags, berthSpawn, referenceSpawn, startBerth, startReference, timeStartup, trackTempDir, waitForFreedInodes } from './lib/servers.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '..');
@@ -191,6 +191,7 @@ const gitCommit = (() => {
   }
 })();
 ensureBerthBuilt(repoRoot, { build: !opt['no-build'] && !opt.commit });
+await waitForFreedInodes(tmp, log);
 // ── search: in process on a fresh SQLite store, before the servers start (so they do not compete) ──
 let search;
 let searchPostgres;

@@ -4,6 +4,7 @@
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync, rmSync, readdirSync, statSync, symlinkSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import http from 'node:http';
 import { treeCpuSeconds } from './proc.mjs';
@@ -25,8 +26,78 @@ export function cleanupSync() {
     }
   }
   children.clear();
+  const many = [...tempDirs].some((dir) => holdsMany(dir, 1000));
   for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
   tempDirs.clear();
+  if (!many) return;
+  try {
+    writeFileSync(REMOVED_STAMP, String(Date.now()));
+  } catch {
+    // only a later run's wait depends on it
+  }
+}
+
+/** Whether the tree under `dir` has more than `limit` entries (it stops counting there). */
+function holdsMany(dir, limit) {
+  let seen = 0;
+  const walk = (d) => {
+    let entries;
+    try {
+      entries = readdirSync(d, { withFileTypes: true });
+    } catch {
+      return false;
+    }
+    for (const e of entries) {
+      if (++seen > limit) return true;
+      if (e.isDirectory() && walk(path.join(d, e.name))) return true;
+    }
+    return false;
+  };
+  return walk(dir);
+}
+
+/** When a run last removed its data directories (ms since the epoch, in the file). */
+const REMOVED_STAMP = path.join(os.tmpdir(), 'berth-bench-removed');
+
+/**
+ * Whether `dir` is on ext4 without a journal (this kind of VM's root
+ * filesystem). There, an inode freed less than a minute ago (longer while
+ * its inode-table block is still dirty) is passed over when a file is
+ * created, and every creation scans past each such inode again: for a minute
+ * after a run removes its tens of thousands of files, a push that creates
+ * files costs up to nine times the kernel CPU (`docs/performance.md`).
+ */
+function ext4WithoutJournal(dir) {
+  try {
+    const st = statSync(dir);
+    const [major, minor] = [Math.floor(st.dev / 256) & 0xfff, (st.dev & 0xff) | ((st.dev >> 12) & 0xfff00)];
+    const name = /DEVNAME=(\S+)/.exec(readFileSync(`/sys/dev/block/${major}:${minor}/uevent`, 'utf8'))?.[1];
+    if (!name) return false;
+    return existsSync(`/proc/fs/ext4/${name}`) && !readdirSync('/proc/fs/jbd2').some((j) => j.startsWith(`${name}-`));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Waits until the previous run's removal is 65 s old when the data
+ * directories are on ext4 without a journal (see ext4WithoutJournal), so a
+ * run's figures, the cold server's first pushes most of all, do not depend
+ * on how soon it followed the last one. Returns the seconds waited.
+ */
+export async function waitForFreedInodes(dir, log) {
+  let removed;
+  try {
+    removed = Number(readFileSync(REMOVED_STAMP, 'utf8'));
+  } catch {
+    return 0;
+  }
+  const wait = removed + 65_000 - Date.now();
+  if (!(wait > 0) || !ext4WithoutJournal(dir)) return 0;
+  log(`waiting ${Math.ceil(wait / 1000)} s: ext4 without a journal passes over inodes freed in the last minute (the previous run's removal) on every file created`);
+  spawnSync('sync');
+  await new Promise((r) => setTimeout(r, wait));
+  return wait / 1000;
 }
 
 export function trackChild(child) {
