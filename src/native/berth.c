@@ -10,8 +10,10 @@
  * are written, on libuv's thread pool, instead of on the JavaScript thread
  * (node:crypto hashes synchronously). OpenSSL's SHA256 functions are the
  * ones node itself links and exports. With `sync`, the same job then
- * fdatasyncs the file: an upload's last write and its flush to disk cost
- * one trip through the thread pool, not two.
+ * fdatasyncs the file, and with a commit it then links the upload into
+ * place, when its digest is the one expected, and fsyncs that directory:
+ * a small push's write, flush and commit cost one trip through the thread
+ * pool, not three.
  *
  * tryLock(fd), unlock(fd): flock, so that two threads or processes never
  * write one upload at once.
@@ -198,10 +200,69 @@ typedef struct {
   uint32_t count;
   /* fdatasync once everything is written. */
   bool sync;
+  /*
+   * Then, when the hash is `expected` (lowercase hex), link `from` to `to`
+   * and fsync `dir`: the commit of an upload, in the same trip through the
+   * pool. NULL: no commit.
+   */
+  char *expected, *from, *to, *dir;
+  /* What the commit did: "linked", "mismatch", or the link's error code (the caller commits another way). */
+  const char *outcome;
   int err;
   /* The call that failed, when err is set. */
   const char *failed;
 } WriteJob;
+
+static void write_job_free(WriteJob *job) {
+  free(job->iov);
+  free(job->expected);
+  free(job->from);
+  free(job->to);
+  free(job->dir);
+  free(job);
+}
+
+/* Lowercase hex of a sha256 state's digest so far; the state is left as it was. */
+static void sha256_hex(const SHA256_CTX *ctx, char out[SHA256_DIGEST_LENGTH * 2]) {
+  SHA256_CTX copy = *ctx;
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  SHA256_Final(md, &copy);
+  static const char hex[] = "0123456789abcdef";
+  for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) {
+    out[2 * i] = hex[md[i] >> 4];
+    out[2 * i + 1] = hex[md[i] & 15];
+  }
+}
+
+/* On the pool, after the write and its fdatasync: link the upload into place if it is the digest expected, and flush the directory. */
+static void commit_execute(WriteJob *job) {
+  char actual[SHA256_DIGEST_LENGTH * 2];
+  sha256_hex(&job->hash->ctx, actual);
+  if (memcmp(actual, job->expected, sizeof actual) != 0) {
+    job->outcome = "mismatch";
+    return;
+  }
+  /* Already there: the same bytes, since the name is their digest. */
+  if (link(job->from, job->to) < 0 && errno != EEXIST) {
+    job->outcome = uv_err_name(-errno);
+    return;
+  }
+  int dir = open(job->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) {
+    job->err = errno;
+    job->failed = "open";
+    return;
+  }
+  int rc;
+  do rc = fsync(dir);
+  while (rc < 0 && errno == EINTR);
+  if (rc < 0) {
+    job->err = errno;
+    job->failed = "fsync";
+  }
+  close(dir);
+  if (job->err == 0) job->outcome = "linked";
+}
 
 #define MAX_IOV 1024
 
@@ -247,8 +308,10 @@ static void write_execute(napi_env env, void *data) {
     if (rc < 0) {
       job->err = errno;
       job->failed = "fdatasync";
+      return;
     }
   }
+  if (job->expected != NULL) commit_execute(job);
 }
 
 static void write_complete(napi_env env, napi_status status, void *data) {
@@ -259,22 +322,41 @@ static void write_complete(napi_env env, napi_status status, void *data) {
     job->failed = "pwritev";
   }
   if (job->err == 0) {
-    napi_value undefined;
-    napi_get_undefined(env, &undefined);
-    napi_resolve_deferred(env, job->deferred, undefined);
+    napi_value result;
+    if (job->outcome != NULL) napi_create_string_utf8(env, job->outcome, NAPI_AUTO_LENGTH, &result);
+    else napi_get_undefined(env, &result);
+    napi_resolve_deferred(env, job->deferred, result);
   } else {
     napi_reject_deferred(env, job->deferred, errno_error(env, job->failed, job->err));
   }
   napi_delete_reference(env, job->buffers);
   if (job->hash_ref != NULL) napi_delete_reference(env, job->hash_ref);
   napi_delete_async_work(env, job->work);
-  free(job->iov);
-  free(job);
+  write_job_free(job);
 }
 
+/* A string property of `object` as a new C string; NULL (with a TypeError thrown) when it is not a string. */
+static char *string_property(napi_env env, napi_value object, const char *name, const char *usage) {
+  napi_value value;
+  size_t length;
+  if (napi_get_named_property(env, object, name, &value) != napi_ok || napi_get_value_string_utf8(env, value, NULL, 0, &length) != napi_ok) {
+    napi_throw_type_error(env, NULL, usage);
+    return NULL;
+  }
+  char *out = malloc(length + 1);
+  if (out == NULL) {
+    throw_errno(env, "malloc", ENOMEM);
+    return NULL;
+  }
+  napi_get_value_string_utf8(env, value, out, length + 1, NULL);
+  return out;
+}
+
+#define COMMIT_USAGE "writeHashed: commit must be { digest: 64 lowercase hex, from, to, dir }, with a state and sync"
+
 static napi_value write_hashed(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
+  size_t argc = 6;
+  napi_value argv[6];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t fd;
   int64_t position;
@@ -282,7 +364,7 @@ static napi_value write_hashed(napi_env env, napi_callback_info info) {
   uint32_t count = 0;
   if (argc < 4 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 || napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array ||
       napi_get_array_length(env, argv[1], &count) != napi_ok || count == 0 || count > MAX_IOV || napi_get_value_int64(env, argv[2], &position) != napi_ok || position < 0) {
-    napi_throw_type_error(env, NULL, "writeHashed(fd, buffers (1 to 1024 Uint8Arrays), position, state|null, sync?)");
+    napi_throw_type_error(env, NULL, "writeHashed(fd, buffers (1 to 1024 Uint8Arrays), position, state|null, sync?, commit?)");
     return NULL;
   }
   bool sync = false;
@@ -319,9 +401,30 @@ static napi_value write_hashed(napi_env env, napi_callback_info info) {
       return NULL;
     }
   }
+  job->iov = iov;
+  napi_valuetype commit_type = napi_undefined;
+  if (argc >= 6) CHECK(napi_typeof(env, argv[5], &commit_type));
+  if (commit_type != napi_undefined && commit_type != napi_null) {
+    if (commit_type != napi_object || hash == NULL || !sync) {
+      write_job_free(job);
+      napi_throw_type_error(env, NULL, COMMIT_USAGE);
+      return NULL;
+    }
+    job->expected = string_property(env, argv[5], "digest", COMMIT_USAGE);
+    if (job->expected != NULL) job->from = string_property(env, argv[5], "from", COMMIT_USAGE);
+    if (job->from != NULL) job->to = string_property(env, argv[5], "to", COMMIT_USAGE);
+    if (job->to != NULL) job->dir = string_property(env, argv[5], "dir", COMMIT_USAGE);
+    bool hex = job->expected != NULL && strlen(job->expected) == SHA256_DIGEST_LENGTH * 2 && strspn(job->expected, "0123456789abcdef") == SHA256_DIGEST_LENGTH * 2;
+    if (job->dir == NULL || !hex) {
+      bool thrown = false;
+      napi_is_exception_pending(env, &thrown);
+      write_job_free(job);
+      if (!thrown) napi_throw_type_error(env, NULL, COMMIT_USAGE);
+      return NULL;
+    }
+  }
   job->fd = fd;
   job->position = position;
-  job->iov = iov;
   job->count = count;
   job->sync = sync;
   job->hash = hash;
@@ -349,8 +452,7 @@ fail:
   }
   if (job->buffers != NULL) napi_delete_reference(env, job->buffers);
   if (job->hash_ref != NULL) napi_delete_reference(env, job->hash_ref);
-  free(iov);
-  free(job);
+  write_job_free(job);
   napi_throw_error(env, NULL, "writeHashed: could not queue the write");
   return NULL;
 }

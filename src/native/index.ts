@@ -25,8 +25,16 @@ export interface Native {
    * transferred or changed until it settles. Rejects with an Error carrying
    * `code` (EIO, ENOSPC…) and `syscall`: 'pwritev', or 'fdatasync' when the
    * bytes were written but the flush failed.
+   *
+   * With `commit` (which needs `state` and `sync`), the same job then
+   * hard-links `from` to `to` when the state's digest is `commit.digest`
+   * (lowercase hex) and fsyncs `dir`, and resolves to what it did: 'linked'
+   * (also when `to` was there already), 'mismatch' (nothing linked), or the
+   * link's error code ('ENOENT', 'EXDEV'…; nothing linked). A failed
+   * directory flush rejects (`syscall` 'open' or 'fsync').
    */
   writeHashed(fd: number, buffers: Uint8Array[], position: number, state: Sha256State | null, sync?: boolean): Promise<void>;
+  writeHashed(fd: number, buffers: Uint8Array[], position: number, state: Sha256State, sync: true, commit: WriteCommit): Promise<string>;
   /** An exclusive flock without waiting: false when another open of the file holds it. */
   tryLock(fd: number): boolean;
   unlock(fd: number): void;
@@ -42,6 +50,14 @@ export interface Native {
   sendFile(socketFd: number, header: Uint8Array | null, fileFd: number, offset: number, length: number, copy: boolean): SendFileJob;
   /** Ends a sendFile at its next step (`done` rejects with ECANCELED) and closes its descriptors. */
   sendFileCancel(job: SendFileJob['job']): void;
+}
+
+/** writeHashed's commit: link `from` to `to` if the bytes hashed are `digest`, then fsync `dir`. */
+export interface WriteCommit {
+  digest: string;
+  from: string;
+  to: string;
+  dir: string;
 }
 
 declare const sendJobBrand: unique symbol;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -50,10 +50,54 @@ describe('native writeHashed', () => {
     }
   });
 
+  it('with a commit: links the file into place only when its digest is the one expected', async () => {
+    const blobs = path.join(dir, 'blobs');
+    mkdirSync(blobs);
+    const write = async (name: string, bytes: Buffer, expected: string, to = path.join(blobs, name)) => {
+      const from = path.join(dir, `upload-${name}`);
+      const fd = openSync(from, 'w+');
+      try {
+        const state = native().sha256Create();
+        const outcome = await native().writeHashed(fd, [bytes], 0, state, true, { digest: expected, from, to, dir: path.dirname(to) });
+        return { outcome, from, to, digest: native().sha256Digest(state) };
+      } finally {
+        closeSync(fd);
+      }
+    };
+    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    const bytes = Buffer.from('the blob');
+
+    const linked = await write('a', bytes, sha(bytes));
+    assert.equal(linked.outcome, 'linked');
+    assert.deepEqual(readFileSync(linked.to), bytes);
+    assert.equal(statSync(linked.to).ino, statSync(linked.from).ino, 'a hard link, not a copy');
+    assert.equal(linked.digest, sha(bytes), 'the state stays usable');
+
+    // Another digest: written and flushed, but nothing linked.
+    const wrong = await write('b', bytes, sha(Buffer.from('something else')));
+    assert.equal(wrong.outcome, 'mismatch');
+    assert.equal(existsSync(wrong.to), false);
+    assert.deepEqual(readFileSync(wrong.from), bytes);
+
+    // Already in place (the same bytes, as their digest names them): linked.
+    assert.equal((await write('c', bytes, sha(bytes), linked.to)).outcome, 'linked');
+    // A directory that is not there: the link's error code, for the caller to commit another way.
+    const missing = await write('d', bytes, sha(bytes), path.join(dir, 'gone', 'd'));
+    assert.equal(missing.outcome, 'ENOENT');
+  });
+
   it('refuses bad arguments with a TypeError', () => {
     assert.throws(() => native().writeHashed(1, [], 0, null), TypeError);
     assert.throws(() => native().writeHashed(1, [Buffer.from('x')], -1, null), TypeError);
     assert.throws(() => native().writeHashed(1, [Buffer.from('x')], 0, null, 'yes' as unknown as boolean), /sync must be a boolean/);
+    const commit = { digest: 'a'.repeat(64), from: '/nonexistent/a', to: '/nonexistent/b', dir: '/nonexistent' };
+    const state = native().sha256Create();
+    // A commit needs a state to compare and a flush before it.
+    assert.throws(() => native().writeHashed(1, [Buffer.from('x')], 0, null as never, true, commit), /commit must be/);
+    assert.throws(() => native().writeHashed(1, [Buffer.from('x')], 0, state, false as true, commit), /commit must be/);
+    assert.throws(() => native().writeHashed(1, [Buffer.from('x')], 0, state, true, { ...commit, digest: 'A'.repeat(64) }), /commit must be/);
+    assert.throws(() => native().writeHashed(1, [Buffer.from('x')], 0, state, true, { ...commit, digest: 'a'.repeat(63) }), /commit must be/);
+    assert.throws(() => native().writeHashed(1, [Buffer.from('x')], 0, state, true, { ...commit, dir: 7 as unknown as string }), /commit must be/);
   });
 });
 

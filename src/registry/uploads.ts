@@ -82,11 +82,21 @@ export class Uploads {
   /** Appends a chunk (PATCH). A range that does not start at the current size is refused with 416. */
   async append(repository: string, id: string, body: AsyncIterable<Uint8Array>, range?: ChunkRange, length?: number): Promise<UploadState> {
     // The append moves the upload's modification time: upload purging sees it active.
-    return this.exclusive(id, async () => this.appendLocked(await this.status(repository, id), body, range, length, false));
+    return this.exclusive(id, async () => (await this.appendLocked(await this.status(repository, id), body, range, length)).state);
   }
 
-  /** `last`: the final chunk, written durably since the commit follows. */
-  private async appendLocked(state: UploadState, body: AsyncIterable<Uint8Array>, range: ChunkRange | undefined, length: number | undefined, last: boolean): Promise<UploadState> {
+  /**
+   * `last`: the final chunk, written durably since the commit follows, with
+   * the digest the client named: a store that can commits it in the same
+   * step when the running hash matches (`committed`).
+   */
+  private async appendLocked(
+    state: UploadState,
+    body: AsyncIterable<Uint8Array>,
+    range: ChunkRange | undefined,
+    length: number | undefined,
+    last?: { digest: string },
+  ): Promise<{ state: UploadState; committed: boolean }> {
     const { id } = state;
     if (range) {
       if (range.start !== state.size || range.end < range.start - 1) throw rangeError(state, `chunk starts at ${range.start} but the upload holds ${state.size} bytes`);
@@ -100,12 +110,20 @@ export class Uploads {
     if (!running && state.size === 0) running = { hash: new UploadHash(), offset: 0 };
     const counter = { bytes: 0 };
     this.running.delete(id); // re-added only if the append completes
-    const size = await this.store.appendUpload(id, state.size, counting(body, counter), { durable: last, hash: running?.hash });
+    const chunks = counting(body, counter);
+    let size: number;
+    let committed = false;
+    if (last && running && this.store.appendAndCommit && this.store.existsNow && last.digest.startsWith('sha256:')) {
+      ({ size, committed } = await this.store.appendAndCommit(id, state.size, chunks, last.digest, running.hash));
+    } else {
+      size = await this.store.appendUpload(id, state.size, chunks, { durable: last !== undefined, hash: running?.hash });
+    }
     if (running) this.remember(id, { hash: running.hash, offset: size });
+    // Committed or not, a body shorter than announced is refused (its bytes, if linked, are the digest's own).
     if (length !== undefined && counter.bytes !== length) {
       throw new RegistryError('SIZE_INVALID', `received ${counter.bytes} bytes but Content-Length was ${length}`);
     }
-    return { ...state, size };
+    return { state: { ...state, size }, committed };
   }
 
   /**
@@ -116,11 +134,14 @@ export class Uploads {
     const { algorithm } = parseDigest(digest);
     return this.exclusive(id, async () => {
       let state = await this.status(repository, id);
-      if (body) state = await this.appendLocked(state, body, range, length, true);
+      let committed = false;
+      if (body) ({ state, committed } = await this.appendLocked(state, body, range, length, { digest }));
       const running = this.running.get(id);
       this.running.delete(id);
       let actual: string;
-      if (running && running.offset === state.size && algorithm === 'sha256') {
+      if (committed) {
+        actual = digest; // the store linked it only once the running hash matched
+      } else if (running && running.offset === state.size && algorithm === 'sha256') {
         actual = running.hash.digest();
       } else {
         actual = (await digestStream(await this.store.readUpload(id), algorithm)).digest;
@@ -132,7 +153,7 @@ export class Uploads {
       }
       const startedAt = startTime(id);
       try {
-        if (this.store.existsNow) await this.claimLocal(repository, id, digest, state.size, startedAt);
+        if (this.store.existsNow) await this.claimLocal(repository, id, digest, state.size, startedAt, committed);
         else await this.claimRemote(repository, id, digest, state.size, startedAt);
       } catch (err) {
         if (!(err instanceof RepositoryDeletedError)) throw err;
@@ -154,9 +175,9 @@ export class Uploads {
    * between, they are put back from the upload, which stays until the claim
    * has committed.
    */
-  private async claimLocal(repository: string, id: string, digest: string, size: number, startedAt: number): Promise<void> {
+  private async claimLocal(repository: string, id: string, digest: string, size: number, startedAt: number, committed: boolean): Promise<void> {
     const store = this.store;
-    await store.commitUpload(id, digest);
+    if (!committed) await store.commitUpload(id, digest);
     const linked = await this.meta.registry.claimLinkNow(repository, digest, size, () => store.existsNow!(digest), startedAt);
     if (linked === true) return;
     // No synchronous path (PostgreSQL), or the bytes were gone.

@@ -132,6 +132,15 @@ export interface BlobStore {
    */
   appendUpload(id: string, offset: number, chunks: AsyncIterable<Uint8Array>, opts?: AppendOptions): Promise<number>;
   /**
+   * Optional: an upload's last append (durable, fed to `hash`), and its
+   * commit as `digest` in the same step when `hash` then says the upload is
+   * `digest`; nothing is committed when it is not. `committed` false leaves
+   * the commit to commitUpload. Only where a commit is cheap to do there
+   * (the filesystem: one trip through the thread pool for the write, its
+   * flush, the link and the directory's flush).
+   */
+  appendAndCommit?(id: string, offset: number, chunks: AsyncIterable<Uint8Array>, digest: string, hash: UploadHash): Promise<{ size: number; committed: boolean }>;
+  /**
    * Holds an upload against every other writer (another thread, process or
    * replica) until the returned release is called; null when another holds
    * it. Appends and the commit run under it, so the bytes that were hashed

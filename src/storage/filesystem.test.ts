@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { UploadHash } from './driver.js';
 import { FilesystemBlobStore, place } from './filesystem.js';
 import { runDriverSuite } from './suite.js';
 
@@ -44,5 +46,71 @@ describe('placing an upload where hard links are refused', () => {
         }),
       /ENOENT/,
     );
+  });
+});
+
+describe('an upload’s last append committed in the same step (appendAndCommit)', () => {
+  const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+  async function* chunks(data: Buffer, size: number): AsyncIterable<Uint8Array> {
+    for (let at = 0; at < data.byteLength; at += size) yield data.subarray(at, at + size);
+  }
+  async function withStore(opts: { fsync?: boolean }, fn: (store: FilesystemBlobStore, dir: string) => Promise<void>): Promise<void> {
+    const dir = await mkdtemp(path.join(tmpdir(), 'berth-fs-commit-'));
+    try {
+      await fn(new FilesystemBlobStore({ rootDirectory: dir, ...opts }), dir);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+  const id = (n: number) => `${'u'.repeat(43)}${n}`;
+
+  it('commits when the bytes are the digest, after earlier appends and across several writes', async () => {
+    await withStore({}, async (store) => {
+      const first = randomBytes(100_000);
+      const last = randomBytes(3 * 1024 * 1024 + 5); // more than one write batch
+      const all = Buffer.concat([first, last]);
+      const hash = new UploadHash();
+      await store.createUpload(id(1));
+      await store.appendUpload(id(1), 0, chunks(first, 7_000), { hash });
+      const r = await store.appendAndCommit(id(1), first.byteLength, chunks(last, 64 * 1024), sha256(all), hash);
+      assert.deepEqual(r, { size: all.byteLength, committed: true });
+      assert.equal(store.existsNow(sha256(all)), true);
+      assert.equal(hash.digest(), sha256(all));
+      await store.deleteUpload(id(1));
+      const stored: Buffer[] = [];
+      for await (const c of await store.get(sha256(all))) stored.push(c as Buffer);
+      assert.equal(sha256(Buffer.concat(stored)), sha256(all), 'the blob outlives its upload');
+    });
+  });
+
+  it('links nothing when the bytes are another digest; the upload keeps them', async () => {
+    await withStore({}, async (store) => {
+      const data = randomBytes(4096);
+      const claimed = sha256(randomBytes(8));
+      await store.createUpload(id(2));
+      const r = await store.appendAndCommit(id(2), 0, chunks(data, 4096), claimed, new UploadHash());
+      assert.deepEqual(r, { size: 4096, committed: false });
+      assert.equal(store.existsNow(claimed), false);
+      assert.equal(store.existsNow(sha256(data)), false);
+      assert.equal(await store.uploadSize(id(2)), 4096);
+    });
+  });
+
+  it('leaves the commit to commitUpload with fsync off, or with nothing left to write', async () => {
+    await withStore({ fsync: false }, async (store) => {
+      const data = randomBytes(4096);
+      await store.createUpload(id(3));
+      assert.deepEqual(await store.appendAndCommit(id(3), 0, chunks(data, 4096), sha256(data), new UploadHash()), { size: 4096, committed: false });
+      assert.equal(store.existsNow(sha256(data)), false);
+    });
+    await withStore({}, async (store) => {
+      const data = randomBytes(4096);
+      const hash = new UploadHash();
+      await store.createUpload(id(4));
+      await store.appendUpload(id(4), 0, chunks(data, 4096), { hash });
+      assert.deepEqual(await store.appendAndCommit(id(4), 4096, chunks(Buffer.alloc(0), 1), sha256(data), hash), { size: 4096, committed: false });
+      await store.commitUpload(id(4), sha256(data));
+      assert.equal(store.existsNow(sha256(data)), true);
+    });
   });
 });

@@ -17,7 +17,7 @@ import { mkdir, open, readdir, stat, unlink, type FileHandle } from 'node:fs/pro
 import { promisify } from 'node:util';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { native } from '../native/index.js';
+import { native, type WriteCommit } from '../native/index.js';
 import {
   assertDigestKey,
   assertUploadId,
@@ -107,7 +107,8 @@ interface UploadSync {
 class UploadWriter {
   private batch: Uint8Array[] = [];
   private batchBytes = 0;
-  private writing: Promise<void> = Promise.resolve();
+  /** The write in flight; the last one's commit outcome, if it committed. */
+  private writing: Promise<string | undefined> = Promise.resolve(undefined);
 
   /** `sync`: null when fsync is off; `atEnd`: fsync once everything is written; `hash`: fed beside each write. */
   constructor(
@@ -126,18 +127,27 @@ class UploadWriter {
 
   /**
    * Writes what is gathered and, with `atEnd`, fsyncs: the position is then
-   * on disk. The last batch is written and flushed in one thread-pool job.
+   * on disk. The last batch is written and flushed in one thread-pool job;
+   * with `commit`, the same job commits the upload too, and finish says
+   * whether it did (see Native.writeHashed).
    */
-  async finish(): Promise<void> {
+  async finish(commit?: WriteCommit): Promise<string | undefined> {
     const sync = this.atEnd ? this.sync : null;
-    const flushed = await this.flush(sync !== null);
-    await this.writing;
+    if (commit && sync) {
+      // A background flush that failed may have used up the error its writeback
+      // reported: the commit's own fdatasync would not see it again.
+      await sync.flushing;
+      if (sync.failed) throw sync.failed;
+    }
+    const flushed = await this.flush(sync !== null, sync && commit);
+    const outcome = await this.writing;
     if (sync) {
       await sync.flushing;
       if (sync.failed) throw sync.failed;
       if (!flushed) await recordFailure(sync, this.fd, fdatasyncAsync(this.fd));
       sync.durableSize = this.position;
     }
+    return outcome;
   }
 
   /** Waits for the write in flight, ignoring its error (before closing after a failure). */
@@ -147,10 +157,10 @@ class UploadWriter {
 
   /**
    * Writes the gathered batch, if any; with `durably`, the same job then
-   * fdatasyncs the file (the caller awaits `writing`). Returns whether it
-   * did: false when there was nothing to write.
+   * fdatasyncs the file, and with `commit` commits it (the caller awaits
+   * `writing`). Returns whether it did: false when there was nothing to write.
    */
-  private async flush(durably = false): Promise<boolean> {
+  private async flush(durably = false, commit?: WriteCommit | null): Promise<boolean> {
     await this.writing; // a failed write surfaces here
     if (this.batchBytes === 0) return false;
     const batch = this.batch;
@@ -160,13 +170,15 @@ class UploadWriter {
     this.batchBytes = 0;
     this.position += bytes;
     // One batch in flight at a time, so the hash is fed in order.
-    const written = native().writeHashed(this.fd, batch, at, this.hash?.state ?? null, durably);
+    const state = this.hash?.state ?? null;
+    const written: Promise<string | void> = commit && state ? native().writeHashed(this.fd, batch, at, state, true, commit) : native().writeHashed(this.fd, batch, at, state, durably);
     const sync = this.sync;
     if (durably && sync) {
       // A failed flush is kept and empties the upload, as every failed fsync of it is.
       this.writing = written.then(
-        () => {
+        (outcome) => {
           sync.unflushed = 0;
+          return outcome || undefined;
         },
         (err: unknown) => {
           if (errorSyscall(err) === 'fdatasync') keepFailure(sync, this.fd, err);
@@ -174,7 +186,10 @@ class UploadWriter {
         },
       );
     } else {
-      this.writing = written.then(() => this.written(bytes));
+      this.writing = written.then(() => {
+        this.written(bytes);
+        return undefined;
+      });
     }
     this.writing.catch(() => {}); // observed by the next flush or finish
     return true;
@@ -345,6 +360,27 @@ export class FilesystemBlobStore implements BlobStore {
   }
 
   async appendUpload(id: string, offset: number, chunks: AsyncIterable<Uint8Array>, opts: AppendOptions = {}): Promise<number> {
+    return (await this.append(id, offset, chunks, opts)).size;
+  }
+
+  /**
+   * The last append of an upload, committed as `digest` in the same job
+   * as its write and flush when its running hash matches (nothing is linked
+   * when it does not). When that job cannot commit (fsync off, nothing left
+   * to write, a directory to make or another filesystem), `committed` is
+   * false and commitUpload does it as usual.
+   */
+  async appendAndCommit(id: string, offset: number, chunks: AsyncIterable<Uint8Array>, digest: string, hash: UploadHash): Promise<{ size: number; committed: boolean }> {
+    const target = this.blobPath(digest);
+    const dir = path.dirname(target);
+    // Made here, on this thread, once per directory: the job only links.
+    await this.ensureDir(dir);
+    const commit = digest.startsWith('sha256:') && this.fsync ? { digest: digest.slice('sha256:'.length), from: this.uploadPath(id), to: target, dir } : undefined;
+    const { size, outcome } = await this.append(id, offset, chunks, { durable: true, hash }, commit);
+    return { size, committed: outcome === 'linked' };
+  }
+
+  private async append(id: string, offset: number, chunks: AsyncIterable<Uint8Array>, opts: AppendOptions, commit?: WriteCommit): Promise<{ size: number; outcome?: string }> {
     const fd = this.openUpload(id, 'r+');
     // A chunk in the middle of an upload need not reach the disk before it is
     // acknowledged: the commit flushes it, and after a crash the upload's
@@ -352,6 +388,7 @@ export class FilesystemBlobStore implements BlobStore {
     const durable = this.fsync && opts.durable === true;
     const sync = this.fsync ? this.syncState(id) : null;
     const writer = new UploadWriter(fd, offset, sync, durable, opts.hash ?? null);
+    let outcome: string | undefined;
     try {
       const file = fstatSync(fd);
       // Committed: the file is also a blob now (hard-linked), and must not change.
@@ -359,7 +396,7 @@ export class FilesystemBlobStore implements BlobStore {
       // A crashed writer may have left bytes past `offset`; they are replaced.
       if (file.size > offset) ftruncateSync(fd, offset);
       for await (const chunk of chunks) await writer.add(chunk);
-      await writer.finish();
+      outcome = await writer.finish(durable ? commit : undefined);
     } catch (err) {
       await writer.settle();
       throw err;
@@ -370,7 +407,7 @@ export class FilesystemBlobStore implements BlobStore {
       if (flushing) void flushing.then(() => closeSync(fd)).catch(() => {});
       else closeSync(fd);
     }
-    return writer.position;
+    return { size: writer.position, outcome };
   }
 
   async lockUpload(id: string): Promise<(() => void) | null> {

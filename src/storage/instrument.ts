@@ -24,6 +24,7 @@ const ACTIONS = {
   createUpload: 'Writer',
   writeBlob: 'Writer',
   appendUpload: 'Writer',
+  appendAndCommit: 'Writer',
   commitUpload: 'Move',
   redirectURL: 'RedirectURL',
 } as const satisfies Partial<Record<keyof BlobStore, string>>;
