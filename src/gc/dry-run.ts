@@ -18,7 +18,7 @@
  * PLAN_LIMIT items of each kind (`truncated` says when more were found; the
  * counts are always whole); `onPlanned` is told of every item.
  */
-import { sql } from 'kysely';
+import { sql } from '../metadata/kysely.js';
 import type { MetadataStore } from '../metadata/index.js';
 import type { BlobStore } from '../storage/index.js';
 import type { CollectionPlan, CollectOptions, CollectSummary, PlannedItem } from './types.js';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { mkdtemp, rm } from 'node:fs/promises';
 import Sqlite from 'better-sqlite3';
-import { Kysely, Migrator, SqliteDialect, sql } from 'kysely';
+import { Kysely, Migrator, SqliteDialect, sql } from '../metadata/kysely.js';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { migrationProvider } from '../metadata/migrations.js';

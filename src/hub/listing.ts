@@ -7,7 +7,8 @@
  * namespace, organizations' teams (owners: everything; others: their rows
  * and '*'), collaborators, a robot's permission rows, a token's access list.
  */
-import { sql, type Expression, type SelectQueryBuilder, type SqlBool } from 'kysely';
+import type { Expression, SelectQueryBuilder, SqlBool } from 'kysely';
+import { sql } from '../metadata/kysely.js';
 import type { AccessMode, PolicyOptions } from '../access/policy.js';
 import type { Principal } from '../access/types.js';
 import { OWNERS_TEAM } from '../metadata/accounts.js';

@@ -5,7 +5,8 @@
  * access facts are built from. No policy here (that is src/hub and
  * src/access): only SQL, written once for SQLite and PostgreSQL.
  */
-import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
+import type { Kysely, Selectable, Transaction } from 'kysely';
+import { sql } from './kysely.js';
 import type { AccountsTable, Database } from './schema.js';
 import type { MetadataDatabase } from './database.js';
 

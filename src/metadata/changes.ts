@@ -24,7 +24,8 @@
  *   commits through data_version; the local subscribers are all there is.
  */
 import { randomUUID } from 'node:crypto';
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
+import { sql } from './kysely.js';
 import type { Database } from './schema.js';
 
 /** What a write can make stale. `*` reaches every subscriber. */

@@ -20,7 +20,7 @@ async function until(what: string, cond: () => boolean, ms = 10_000): Promise<vo
 
 /** Ends the links' sessions, the members of changes.ts (as a restarted PostgreSQL or a network cut would). */
 async function terminateListeners(store: MetadataStore): Promise<number> {
-  const { sql } = await import('kysely');
+  const { sql } = await import('./kysely.js');
   const r = await sql<{ n: number }>`SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_locks WHERE locktype = 'advisory' AND classid = 5 AND pid <> pg_backend_pid()`.execute(store.db);
   return r.rows[0]!.n;
 }

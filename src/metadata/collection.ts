@@ -5,7 +5,8 @@
  * (database.ts), in the same lock order as the registry's writes, which
  * they race (docs/gc.md).
  */
-import { sql, type Kysely, type Selectable } from 'kysely';
+import type { Kysely, Selectable } from 'kysely';
+import { sql } from './kysely.js';
 import type { Database, GcRunsTable } from './schema.js';
 import type { Db, MetadataDatabase } from './database.js';
 import type { RegistryQueries } from './registry.js';

@@ -4,7 +4,8 @@
  * audit log. Secrets are never stored: only their SHA-256 (hex), by which
  * they are found.
  */
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
+import { sql } from './kysely.js';
 import type { Database } from './schema.js';
 import type { MetadataDatabase } from './database.js';
 import type { GrantedPermission } from './accounts.js';

@@ -7,22 +7,8 @@
  * order, the database's clock, reads cached by data_version, and queries
  * compiled once. It holds no query of any table: those live in the modules.
  */
-import {
-  Kysely,
-  Migrator,
-  PostgresDialect,
-  SqliteDialect,
-  sql,
-  type Compilable,
-  type CompiledQuery,
-  type KyselyPlugin,
-  type PluginTransformQueryArgs,
-  type PluginTransformResultArgs,
-  type QueryResult,
-  type RootOperationNode,
-  type Transaction,
-  type UnknownRow,
-} from 'kysely';
+import type { Compilable, CompiledQuery, KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs, QueryResult, RootOperationNode, Transaction, UnknownRow } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from './kysely.js';
 import { createHash } from 'node:crypto';
 import type { Database } from './schema.js';
 import type { WriteGate } from './gate.js';

@@ -6,7 +6,8 @@
  * (SQLite's FTS5 tables, PostgreSQL's tsvector and pg_trgm), see
  * migration 0012_hub_discovery.
  */
-import { sql, type Expression, type RawBuilder, type SqlBool, type Transaction } from 'kysely';
+import type { Expression, RawBuilder, SqlBool, Transaction } from 'kysely';
+import { sql } from './kysely.js';
 import type { Database } from './schema.js';
 import type { MetadataStore } from './store.js';
 

@@ -2,7 +2,8 @@
  * Schema migrations, written once for both dialects. Only the identity
  * column differs (SQLite's INTEGER PRIMARY KEY vs PostgreSQL's identity).
  */
-import { sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import type { Kysely, Migration, MigrationProvider } from 'kysely';
+import { sql } from './kysely.js';
 
 export type Dialect = 'sqlite' | 'postgres';
 

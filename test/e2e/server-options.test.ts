@@ -17,7 +17,7 @@ import path from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import bcrypt from 'bcryptjs';
-import { sql } from 'kysely';
+import { sql } from '../../src/metadata/kysely.js';
 import YAML from 'yaml';
 import { createApp } from '../../src/app.js';
 import { parseConfig } from '../../src/config/index.js';

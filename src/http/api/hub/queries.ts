@@ -7,7 +7,7 @@
  */
 import type { AccessMode, PolicyOptions } from '../../../access/policy.js';
 import type { Principal } from '../../../access/types.js';
-import { sql } from 'kysely';
+import { sql } from '../../../metadata/kysely.js';
 import { readableCondition, whereReadable } from '../../../hub/index.js';
 import { namespaceRange } from '../../../metadata/accounts.js';
 import type { AuditEntry } from '../../../metadata/credentials.js';
