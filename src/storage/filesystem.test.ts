@@ -96,6 +96,23 @@ describe('an upload’s last append committed in the same step (appendAndCommit)
     });
   });
 
+  it('leaves the commit to commitUpload when the blob directory was removed meanwhile (a collection)', async () => {
+    await withStore({}, async (store, dir) => {
+      const first = randomBytes(4096);
+      const prefix = sha256(first).slice('sha256:'.length, 'sha256:'.length + 2);
+      let second = randomBytes(4096);
+      while (!sha256(second).startsWith(`sha256:${prefix}`)) second = randomBytes(4096);
+      await store.createUpload(id(5));
+      assert.equal((await store.appendAndCommit(id(5), 0, chunks(first, 4096), sha256(first), new UploadHash())).committed, true);
+      // The directory goes, as a collection removes an emptied one; the store still thinks it made it.
+      await rm(path.join(dir, 'blobs', 'sha256', prefix), { recursive: true });
+      await store.createUpload(id(6));
+      assert.deepEqual(await store.appendAndCommit(id(6), 0, chunks(second, 4096), sha256(second), new UploadHash()), { size: 4096, committed: false });
+      await store.commitUpload(id(6), sha256(second));
+      assert.equal(store.existsNow(sha256(second)), true);
+    });
+  });
+
   it('leaves the commit to commitUpload with fsync off, or with nothing left to write', async () => {
     await withStore({ fsync: false }, async (store) => {
       const data = randomBytes(4096);
