@@ -79,11 +79,13 @@ async function servePrimary(config: Config, log: Logger, args: string[], workers
   const boundPort = (balancer.address() as net.AddressInfo).port;
   // Thread i is the gate's owner i + 1; the main thread is thread 0.
   const writeGate = WriteGate.shared();
+  // Set once this thread's app is up; the workers start (and may fail) before that.
+  let server: Server | undefined;
   const threads = new ServingThreads({
     count: workers - 1,
     entry: new URL('./serve-worker.js', import.meta.url),
     data: { configPath: args[0], port: boundPort, writeGate },
-    serveHere: (socket) => server.accept!(socket),
+    serveHere: (socket) => server!.accept!(socket), // dealing begins after the app is up
     log,
     onExit: (index) => WriteGate.releaseIfHeldBy(writeGate, index + 1),
     onCrashLoop: () => {
@@ -95,7 +97,7 @@ async function servePrimary(config: Config, log: Logger, args: string[], workers
   // Every thread stops accepting and drains its own in-flight requests (http.draintimeout).
   const closeAll = async () => {
     balancer.close();
-    await Promise.all([server.close(), threads.stop()]);
+    await Promise.all([server?.close(), threads.stop()]);
   };
   const peerMetrics = async () => (await threads.metrics()) as Parameters<typeof aggregateMetrics>[1];
   // The workers load their code while this thread loads and starts its app;
@@ -103,11 +105,12 @@ async function servePrimary(config: Config, log: Logger, args: string[], workers
   const started = threads.start();
   started.catch(() => {}); // awaited once this thread serves
   const startHere = async () => (await import('../app.js')).startServer(config, log, { role: 'single', peerMetrics, handed: { port: boundPort }, writeGate: new WriteGate(writeGate, 1) });
-  const server: Server = await startHere().catch(async (err: unknown) => {
+  const here: Server = await startHere().catch(async (err: unknown) => {
     balancer.close();
     await threads.terminate();
     throw err;
   });
+  server = here;
   threads.release();
 
   // Signals are handled from now on, even while workers are still starting.
@@ -119,10 +122,10 @@ async function servePrimary(config: Config, log: Logger, args: string[], workers
   // connections this thread took meanwhile are closed after their next
   // response once the workers are up, so their clients reconnect and are dealt.
   let starting = true;
-  retireEarlyConnections(server.http.server, () => starting);
+  retireEarlyConnections(here.http.server, () => starting);
   deal = (socket) => threads.deal(socket);
   for (const socket of early.splice(0)) deal(socket);
-  log.info({ port: server.http.port }, `serving on ${config.http.addr} while ${workers - 1} more threads start`);
+  log.info({ port: here.http.port }, `serving on ${config.http.addr} while ${workers - 1} more threads start`);
 
   try {
     await started;
@@ -132,5 +135,5 @@ async function servePrimary(config: Config, log: Logger, args: string[], workers
     throw err;
   }
   starting = false;
-  log.info({ ...summary, port: server.http.port, database: server.app.meta.dialect }, `berth listening on ${config.http.addr} with ${workers} threads`);
+  log.info({ ...summary, port: here.http.port, database: here.app.meta.dialect }, `berth listening on ${config.http.addr} with ${workers} threads`);
 }

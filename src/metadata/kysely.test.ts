@@ -33,8 +33,8 @@ describe('Kysely, loaded once', () => {
     const offenders = [...sources(path.join(root, 'src')), ...sources(path.join(root, 'test'))].filter((file) => {
       if (file.endsWith(path.join('metadata', 'kysely.ts'))) return false;
       const text = readFileSync(file, 'utf8');
-      // `import type … from 'kysely'` is erased; any other import or import() loads the ESM build.
-      return /^import (?!type )[^;]*from 'kysely';/m.test(text) || /(?<!typeof )import\('kysely'\)/.test(text);
+      // `import type … from 'kysely'` is erased; any other import, re-export or import() of it (or of a subpath) loads the ESM build.
+      return /^(?:import|export) (?!type )[^;]*from ['"]kysely(?:\/[^'"]*)?['"]/m.test(text) || /(?<!typeof )import\(['"]kysely(?:\/[^'"]*)?['"]\)/.test(text);
     });
     assert.deepEqual(offenders.map((f) => path.relative(root, f)), []);
   });

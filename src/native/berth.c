@@ -206,8 +206,9 @@ typedef struct {
    * pool. NULL: no commit.
    */
   char *expected, *from, *to, *dir;
-  /* What the commit did: "linked", "mismatch", or the link's error code (the caller commits another way). */
+  /* What the commit did: "linked", "mismatch", or NULL with link_err set (the caller commits another way). */
   const char *outcome;
+  int link_err;
   int err;
   /* The call that failed, when err is set. */
   const char *failed;
@@ -244,7 +245,7 @@ static void commit_execute(WriteJob *job) {
   }
   /* Already there: the same bytes, since the name is their digest. */
   if (link(job->from, job->to) < 0 && errno != EEXIST) {
-    job->outcome = uv_err_name(-errno);
+    job->link_err = errno;
     return;
   }
   int dir = open(job->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -323,8 +324,15 @@ static void write_complete(napi_env env, napi_status status, void *data) {
   }
   if (job->err == 0) {
     napi_value result;
-    if (job->outcome != NULL) napi_create_string_utf8(env, job->outcome, NAPI_AUTO_LENGTH, &result);
-    else napi_get_undefined(env, &result);
+    char code[64];
+    if (job->link_err != 0) {
+      uv_err_name_r(-job->link_err, code, sizeof code); /* into our buffer: uv_err_name allocates for unknown codes */
+      napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &result);
+    } else if (job->outcome != NULL) {
+      napi_create_string_utf8(env, job->outcome, NAPI_AUTO_LENGTH, &result);
+    } else {
+      napi_get_undefined(env, &result);
+    }
     napi_resolve_deferred(env, job->deferred, result);
   } else {
     napi_reject_deferred(env, job->deferred, errno_error(env, job->failed, job->err));
@@ -384,26 +392,18 @@ static napi_value write_hashed(napi_env env, napi_callback_info info) {
     if (hash == NULL) return NULL;
   }
   WriteJob *job = calloc(1, sizeof *job);
-  struct iovec *iov = calloc(count, sizeof *iov);
-  if (job == NULL || iov == NULL) {
-    free(job);
-    free(iov);
-    return throw_errno(env, "calloc", ENOMEM);
-  }
-  for (uint32_t i = 0; i < count; i++) {
-    napi_value element;
-    napi_typedarray_type type;
-    if (napi_get_element(env, argv[1], i, &element) != napi_ok || napi_get_typedarray_info(env, element, &type, &iov[i].iov_len, &iov[i].iov_base, NULL, NULL) != napi_ok ||
-        type != napi_uint8_array) {
-      free(job);
-      free(iov);
-      napi_throw_type_error(env, NULL, "writeHashed: every buffer must be a Uint8Array");
-      return NULL;
-    }
-  }
-  job->iov = iov;
+  if (job == NULL) return throw_errno(env, "calloc", ENOMEM);
+  /*
+   * The commit's strings first: reading an object's properties may run
+   * JavaScript (a getter), which must not see the buffers' memory captured
+   * nor the state taken yet.
+   */
   napi_valuetype commit_type = napi_undefined;
-  if (argc >= 6) CHECK(napi_typeof(env, argv[5], &commit_type));
+  if (argc >= 6 && napi_typeof(env, argv[5], &commit_type) != napi_ok) {
+    free(job);
+    napi_throw_error(env, NULL, "berth_native: napi_typeof failed");
+    return NULL;
+  }
   if (commit_type != napi_undefined && commit_type != napi_null) {
     if (commit_type != napi_object || hash == NULL || !sync) {
       write_job_free(job);
@@ -422,7 +422,29 @@ static napi_value write_hashed(napi_env env, napi_callback_info info) {
       if (!thrown) napi_throw_type_error(env, NULL, COMMIT_USAGE);
       return NULL;
     }
+    if (hash->busy) {
+      write_job_free(job);
+      napi_throw_error(env, NULL, "sha256 state is in use by a write in flight");
+      return NULL;
+    }
   }
+  struct iovec *iov = calloc(count, sizeof *iov);
+  if (iov == NULL) {
+    write_job_free(job);
+    return throw_errno(env, "calloc", ENOMEM);
+  }
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value element;
+    napi_typedarray_type type;
+    if (napi_get_element(env, argv[1], i, &element) != napi_ok || napi_get_typedarray_info(env, element, &type, &iov[i].iov_len, &iov[i].iov_base, NULL, NULL) != napi_ok ||
+        type != napi_uint8_array) {
+      free(iov);
+      write_job_free(job);
+      napi_throw_type_error(env, NULL, "writeHashed: every buffer must be a Uint8Array");
+      return NULL;
+    }
+  }
+  job->iov = iov;
   job->fd = fd;
   job->position = position;
   job->count = count;

@@ -84,6 +84,15 @@ describe('native writeHashed', () => {
     // A directory that is not there: the link's error code, for the caller to commit another way.
     const missing = await write('d', bytes, sha(bytes), path.join(dir, 'gone', 'd'));
     assert.equal(missing.outcome, 'ENOENT');
+    // One the filesystem refuses (a directory cannot be hard-linked): its code too.
+    const fd = openSync(path.join(dir, 'upload-e'), 'w+');
+    try {
+      const state = native().sha256Create();
+      const refused = await native().writeHashed(fd, [bytes], 0, state, true, { digest: sha(bytes), from: blobs, to: path.join(blobs, 'e'), dir: blobs });
+      assert.equal(refused, 'EPERM');
+    } finally {
+      closeSync(fd);
+    }
   });
 
   it('refuses bad arguments with a TypeError', () => {

@@ -67,7 +67,8 @@ async function recordFailure(sync: UploadSync, fd: number, fsyncing: Promise<voi
 function keepFailure(sync: UploadSync, fd: number, err: unknown): never {
   sync.failed ??= err;
   try {
-    ftruncateSync(fd, 0);
+    // Never a committed upload's: the file is a blob's too then (a second link).
+    if (fstatSync(fd).nlink === 1) ftruncateSync(fd, 0);
   } catch {
     // the failure is still kept in sync.failed
   }
@@ -133,12 +134,6 @@ class UploadWriter {
    */
   async finish(commit?: WriteCommit): Promise<string | undefined> {
     const sync = this.atEnd ? this.sync : null;
-    if (commit && sync) {
-      // A background flush that failed may have used up the error its writeback
-      // reported: the commit's own fdatasync would not see it again.
-      await sync.flushing;
-      if (sync.failed) throw sync.failed;
-    }
     const flushed = await this.flush(sync !== null, sync && commit);
     const outcome = await this.writing;
     if (sync) {
@@ -163,6 +158,13 @@ class UploadWriter {
   private async flush(durably = false, commit?: WriteCommit | null): Promise<boolean> {
     await this.writing; // a failed write surfaces here
     if (this.batchBytes === 0) return false;
+    if (commit && this.sync) {
+      // The write just awaited may have started a background flush. If it
+      // fails, it may use up the error its writeback reported, and the
+      // commit's own fdatasync would not see it again: no commit beside it.
+      await this.sync.flushing;
+      if (this.sync.failed) throw this.sync.failed;
+    }
     const batch = this.batch;
     const bytes = this.batchBytes;
     const at = this.position;
