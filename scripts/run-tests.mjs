@@ -4,6 +4,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
+import { processTree } from '../bench/lib/proc.mjs';
 
 function walk(dir, out) {
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
@@ -66,10 +67,10 @@ const child = spawn(process.execPath, ['--enable-source-maps', '--test', `--test
 // reaches its own timeouts: past this limit the run is stopped, naming the files still running.
 const limitMinutes = Number(process.env.BERTH_TEST_LIMIT_MINUTES ?? 45);
 const watchdog = setTimeout(() => {
-  const running = descendants(child.pid);
-  const stuck = running.map((pid) => cmdline(pid).find((a) => a.endsWith('.test.js'))).filter(Boolean);
+  const running = processTree(child.pid); // the runner first, then its test files' processes
+  const stuck = running.slice(1).map((pid) => cmdline(pid).find((a) => a.endsWith('.test.js'))).filter(Boolean);
   console.error(`run-tests: the run passed ${limitMinutes} minutes (BERTH_TEST_LIMIT_MINUTES); still running: ${stuck.join(', ') || 'no test file'}; stopping it`);
-  for (const pid of [...running, child.pid]) {
+  for (const pid of running) {
     try {
       process.kill(pid, 'SIGKILL');
     } catch {
@@ -81,26 +82,6 @@ const status = await new Promise((resolve) => child.on('exit', (code) => resolve
 clearTimeout(watchdog);
 for (const engine of engines) await engine.stop().catch((e) => console.error(`run-tests: stopping an engine: ${e.message}`));
 process.exit(status);
-
-/** The processes below `root`, from /proc. */
-function descendants(root) {
-  const parents = new Map();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      parents.set(Number(entry), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  const found = [];
-  for (let added = [root]; added.length > 0; ) {
-    added = [...parents].filter(([, ppid]) => added.includes(ppid)).map(([pid]) => pid);
-    found.push(...added);
-  }
-  return found;
-}
 
 function cmdline(pid) {
   try {

@@ -105,12 +105,11 @@ async function servePrimary(config: Config, log: Logger, args: string[], workers
   const started = threads.start();
   started.catch(() => {}); // awaited once this thread serves
   const startHere = async () => (await import('../app.js')).startServer(config, log, { role: 'single', peerMetrics, handed: { port: boundPort }, writeGate: new WriteGate(writeGate, 1) });
-  const here: Server = await startHere().catch(async (err: unknown) => {
+  server = await startHere().catch(async (err: unknown) => {
     balancer.close();
     await threads.terminate();
     throw err;
   });
-  server = here;
   threads.release();
 
   // Signals are handled from now on, even while workers are still starting.
@@ -122,10 +121,10 @@ async function servePrimary(config: Config, log: Logger, args: string[], workers
   // connections this thread took meanwhile are closed after their next
   // response once the workers are up, so their clients reconnect and are dealt.
   let starting = true;
-  retireEarlyConnections(here.http.server, () => starting);
+  retireEarlyConnections(server.http.server, () => starting);
   deal = (socket) => threads.deal(socket);
   for (const socket of early.splice(0)) deal(socket);
-  log.info({ port: here.http.port }, `serving on ${config.http.addr} while ${workers - 1} more threads start`);
+  log.info({ port: server.http.port }, `serving on ${config.http.addr} while ${workers - 1} more threads start`);
 
   try {
     await started;
@@ -135,5 +134,5 @@ async function servePrimary(config: Config, log: Logger, args: string[], workers
     throw err;
   }
   starting = false;
-  log.info({ ...summary, port: here.http.port, database: here.app.meta.dialect }, `berth listening on ${config.http.addr} with ${workers} threads`);
+  log.info({ ...summary, port: server.http.port, database: server.app.meta.dialect }, `berth listening on ${config.http.addr} with ${workers} threads`);
 }

@@ -167,20 +167,25 @@ static napi_value sha256_update(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* Lowercase hex of a sha256 state's digest so far; the state is left as it was. */
+static void sha256_hex(const SHA256_CTX *ctx, char out[SHA256_DIGEST_LENGTH * 2]) {
+  SHA256_CTX copy = *ctx;
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  SHA256_Final(md, &copy);
+  static const char hex[] = "0123456789abcdef";
+  for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) {
+    out[2 * i] = hex[md[i] >> 4];
+    out[2 * i + 1] = hex[md[i] & 15];
+  }
+}
+
 /* sha256Digest(state): the lowercase hex digest of what was fed so far; the state stays usable. */
 static napi_value sha256_digest(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   Sha256 *h = state_args(env, info, 1, argv, "sha256Digest(state)");
   if (h == NULL) return NULL;
-  SHA256_CTX copy = h->ctx;
-  unsigned char md[SHA256_DIGEST_LENGTH];
-  SHA256_Final(md, &copy);
-  static const char hex[] = "0123456789abcdef";
   char out[SHA256_DIGEST_LENGTH * 2];
-  for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) {
-    out[2 * i] = hex[md[i] >> 4];
-    out[2 * i + 1] = hex[md[i] & 15];
-  }
+  sha256_hex(&h->ctx, out);
   napi_value result;
   CHECK(napi_create_string_latin1(env, out, sizeof out, &result));
   return result;
@@ -221,18 +226,6 @@ static void write_job_free(WriteJob *job) {
   free(job->to);
   free(job->dir);
   free(job);
-}
-
-/* Lowercase hex of a sha256 state's digest so far; the state is left as it was. */
-static void sha256_hex(const SHA256_CTX *ctx, char out[SHA256_DIGEST_LENGTH * 2]) {
-  SHA256_CTX copy = *ctx;
-  unsigned char md[SHA256_DIGEST_LENGTH];
-  SHA256_Final(md, &copy);
-  static const char hex[] = "0123456789abcdef";
-  for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) {
-    out[2 * i] = hex[md[i] >> 4];
-    out[2 * i + 1] = hex[md[i] & 15];
-  }
 }
 
 /* On the pool, after the write and its fdatasync: link the upload into place if it is the digest expected, and flush the directory. */

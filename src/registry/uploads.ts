@@ -113,7 +113,7 @@ export class Uploads {
     const chunks = counting(body, counter);
     let size: number;
     let committed = false;
-    if (last && running && this.store.appendAndCommit && this.store.existsNow && last.digest.startsWith('sha256:')) {
+    if (last && running && this.store.appendAndCommit) {
       ({ size, committed } = await this.store.appendAndCommit(id, state.size, chunks, last.digest, running.hash));
     } else {
       size = await this.store.appendUpload(id, state.size, chunks, { durable: last !== undefined, hash: running?.hash });

@@ -134,7 +134,7 @@ class UploadWriter {
    */
   async finish(commit?: WriteCommit): Promise<string | undefined> {
     const sync = this.atEnd ? this.sync : null;
-    const flushed = await this.flush(sync !== null, sync && commit);
+    const flushed = await this.flush(sync !== null, commit);
     const outcome = await this.writing;
     if (sync) {
       await sync.flushing;
@@ -155,7 +155,7 @@ class UploadWriter {
    * fdatasyncs the file, and with `commit` commits it (the caller awaits
    * `writing`). Returns whether it did: false when there was nothing to write.
    */
-  private async flush(durably = false, commit?: WriteCommit | null): Promise<boolean> {
+  private async flush(durably = false, commit?: WriteCommit): Promise<boolean> {
     await this.writing; // a failed write surfaces here
     if (this.batchBytes === 0) return false;
     if (commit && this.sync) {
@@ -373,11 +373,15 @@ export class FilesystemBlobStore implements BlobStore {
    * false and commitUpload does it as usual.
    */
   async appendAndCommit(id: string, offset: number, chunks: AsyncIterable<Uint8Array>, digest: string, hash: UploadHash): Promise<{ size: number; committed: boolean }> {
-    const target = this.blobPath(digest);
-    const dir = path.dirname(target);
-    // Made here, on this thread, once per directory: the job only links.
-    await this.ensureDir(dir);
-    const commit = digest.startsWith('sha256:') && this.fsync ? { digest: digest.slice('sha256:'.length), from: this.uploadPath(id), to: target, dir } : undefined;
+    let commit: WriteCommit | undefined;
+    // The job flushes before it links: with fsync off there is no such job.
+    if (this.fsync && digest.startsWith('sha256:')) {
+      const to = this.blobPath(digest);
+      const dir = path.dirname(to);
+      // Made here, on this thread, once per directory: the job only links.
+      await this.ensureDir(dir);
+      commit = { digest: digest.slice('sha256:'.length), from: this.uploadPath(id), to, dir };
+    }
     const { size, outcome } = await this.append(id, offset, chunks, { durable: true, hash }, commit);
     return { size, committed: outcome === 'linked' };
   }
@@ -398,7 +402,7 @@ export class FilesystemBlobStore implements BlobStore {
       // A crashed writer may have left bytes past `offset`; they are replaced.
       if (file.size > offset) ftruncateSync(fd, offset);
       for await (const chunk of chunks) await writer.add(chunk);
-      outcome = await writer.finish(durable ? commit : undefined);
+      outcome = await writer.finish(commit);
     } catch (err) {
       await writer.settle();
       throw err;
