@@ -84,6 +84,8 @@ interface SqliteHandle {
   prepare(text: string): { reader: boolean; all(parameters: readonly unknown[]): unknown[]; run(parameters: readonly unknown[]): unknown };
   /** Runs `fn` in a BEGIN IMMEDIATE transaction: committed when it returns, rolled back when it throws. */
   immediate<T>(fn: () => T): T;
+  /** Inside a transaction: runs `fn` under a savepoint, released when it returns, rolled back to when it throws. */
+  savepoint<T>(fn: () => T): T;
   /** Whether a transaction is open on the connection (better-sqlite3 would nest a savepoint in it). */
   inTransaction(): boolean;
   /** A read's first column as bare values, no row objects. */
@@ -92,6 +94,14 @@ interface SqliteHandle {
 
 /** Thrown inside a writeNow body to roll its transaction back; writeNow then returns its `rolledBack` value. */
 export const ROLL_BACK = Symbol('roll back');
+
+/** A writeNow body waiting for its batch's transaction. */
+interface NowJob {
+  fn: () => unknown;
+  rolledBack: unknown;
+  resolve(value: unknown): void;
+  reject(err: unknown): void;
+}
 
 interface CompiledHot {
   compiled: CompiledQuery;
@@ -136,6 +146,8 @@ export interface Connection {
 export class MetadataDatabase {
   private readonly hotQueries = new Map<string, CompiledHot>();
   private readonly readCache = new Map<string, { generation: string; value: unknown }>();
+  /** writeNow bodies waiting for this thread's next turn to write. */
+  private nowBatch: NowJob[] | null = null;
 
   readonly db: Kysely<Database>;
   readonly dialect: Dialect;
@@ -285,6 +297,10 @@ export class MetadataDatabase {
       }
       return dataVersion;
     };
+    // Made once: better-sqlite3 defines four wrappers per transaction(); in a transaction, its wrapper takes a savepoint.
+    const run = <T>(fn: () => T): T => fn();
+    const immediate = database.transaction(run).immediate as <T>(fn: () => T) => T;
+    const nested = database.transaction(run) as <T>(fn: () => T) => T;
     return {
       db: new Kysely<Database>({ dialect: new SqliteDialect({ database: cached as unknown as typeof database }), plugins: [writes] }),
       dialect: 'sqlite',
@@ -292,7 +308,8 @@ export class MetadataDatabase {
       gate: opts.writeGate,
       sqlite: {
         prepare: cached.prepare,
-        immediate: (fn) => database.transaction(fn).immediate(),
+        immediate: (fn) => immediate(fn),
+        savepoint: (fn) => nested(fn),
         inTransaction: () => database.inTransaction,
         column: (text, parameters) => {
           // The statement is shared with Kysely, which wants row objects: plucked for this call only.
@@ -403,30 +420,73 @@ export class MetadataDatabase {
   }
 
   /**
-   * SQLite only (canWriteNow): runs `fn` as one synchronous BEGIN IMMEDIATE
+   * SQLite only (canWriteNow): runs `fn` synchronously in a BEGIN IMMEDIATE
    * transaction on the connection under Kysely, its statements through
-   * runNow, as this thread's one writer. Committed when `fn` returns; rolled
-   * back when it throws, and then `rolledBack` is returned if what it threw
-   * was ROLL_BACK. For the query modules' hottest writes (claimLinkNow).
+   * runNow, as this thread's one writer. Its writes are committed when it
+   * returns; rolled back when it throws, and then `rolledBack` is returned
+   * if what it threw was ROLL_BACK. For the query modules' hottest writes
+   * (claimLinkNow).
+   *
+   * The bodies asked for while this thread waits for its turn (until the
+   * event loop's current callbacks have run and the write gate is held)
+   * share one transaction, each under its own savepoint, so each is still
+   * all or nothing: a group commit, one commit's page writes for them all.
    */
   writeNow<T, R>(fn: () => T, rolledBack: R): Promise<T | R> {
+    return new Promise<T | R>((resolve, reject) => {
+      const job: NowJob = { fn, rolledBack, resolve: resolve as (value: unknown) => void, reject };
+      if (this.nowBatch) {
+        this.nowBatch.push(job);
+        return;
+      }
+      const batch = [job];
+      this.nowBatch = batch;
+      const run = async () => {
+        if (this.nowBatch === batch) this.nowBatch = null;
+        this.commitNow(batch);
+      };
+      // A Kysely transaction may be open on this connection across an await
+      // (a manifest's, say), and a transaction begun beside it would nest in
+      // it as a savepoint, to be rolled back with it. Under a write gate none
+      // can be: every transaction is begun under the gate, which is exclusive
+      // within a thread too. Without one (a lone serving thread), Kysely's
+      // connection is taken first, as its transactions take it.
+      setImmediate(() => {
+        this.writing(this.gate ? run : () => this.db.connection().execute(run)).catch((err: unknown) => {
+          if (this.nowBatch === batch) this.nowBatch = null;
+          for (const j of batch) j.reject(err);
+        });
+      });
+    });
+  }
+
+  /** Runs a batch of writeNow bodies in one transaction and settles each. */
+  private commitNow(batch: NowJob[]): void {
     const sqlite = this.sqlite!;
-    // A Kysely transaction may be open on this connection across an await
-    // (a manifest's, say), and a transaction begun beside it would nest in
-    // it as a savepoint, to be rolled back with it. Under a write gate none
-    // can be: every transaction is begun under the gate, which is exclusive
-    // within a thread too. Without one (a lone serving thread), Kysely's
-    // connection is taken first, as its transactions take it.
-    const run = async () => {
-      if (sqlite.inTransaction()) throw new Error('writeNow: a transaction is open on the connection');
+    if (sqlite.inTransaction()) throw new Error('writeNow: a transaction is open on the connection');
+    const outcomes: Array<{ value: unknown } | { error: unknown }> = [];
+    const each = (job: NowJob, run: () => unknown): void => {
       try {
-        return sqlite.immediate(fn);
-      } catch (err) {
-        if (err === ROLL_BACK) return rolledBack;
-        throw err;
+        outcomes.push({ value: run() });
+      } catch (error) {
+        // SQLite may end the whole transaction (a full disk, say): then nothing of the batch is kept.
+        if (batch.length > 1 && !sqlite.inTransaction()) throw error;
+        outcomes.push({ error });
       }
     };
-    return this.writing(this.gate ? run : () => this.db.connection().execute(run));
+    try {
+      if (batch.length === 1) each(batch[0]!, () => sqlite.immediate(batch[0]!.fn));
+      else sqlite.immediate(() => batch.forEach((job) => each(job, () => sqlite.savepoint(job.fn))));
+    } catch (err) {
+      for (const job of batch) job.reject(err);
+      return;
+    }
+    batch.forEach((job, i) => {
+      const outcome = outcomes[i]!;
+      if ('value' in outcome) job.resolve(outcome.value);
+      else if (outcome.error === ROLL_BACK) job.resolve(job.rolledBack);
+      else job.reject(outcome.error);
+    });
   }
 
   /** Runs a trivial query; used by health checks. */

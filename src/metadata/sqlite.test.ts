@@ -3,6 +3,8 @@ import { describe, it } from 'node:test';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { createHash } from 'node:crypto';
+import Database from 'better-sqlite3';
 import { MetadataStore } from './store.js';
 import { WriteGate } from './gate.js';
 import { claimLinkNowBesideOpenTransaction, runMetadataSuite } from './suite.js';
@@ -63,4 +65,61 @@ describe('sqlite with a write gate', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+});
+
+describe('sqlite group commit (writeNow)', () => {
+  const digest = (s: string) => `sha256:${createHash('sha256').update(s).digest('hex')}`;
+
+  for (const gated of [false, true]) {
+    it(`claims asked for together share one transaction, and each is still all or nothing (${gated ? 'with' : 'without'} a write gate)`, async () => {
+      const dir = await mkdtemp(path.join(tmpdir(), 'berth-sqlite-group-'));
+      const file = path.join(dir, 'berth.db');
+      const store = await MetadataStore.open({ sqlitePath: file, writeGate: gated ? new WriteGate(WriteGate.shared(), 1) : undefined });
+      const other = new Database(file);
+      // Frames in the write-ahead log since it was last emptied: the pages the commits wrote.
+      const empty = () => other.pragma('wal_checkpoint(TRUNCATE)');
+      const frames = () => (other.pragma('wal_checkpoint(PASSIVE)') as { log: number }[])[0]!.log;
+      try {
+        await store.registry.ensureRepository('group/one-by-one');
+        await store.registry.ensureRepository('group/together');
+        empty();
+        for (let i = 0; i < 20; i++) assert.equal(await store.registry.claimLinkNow('group/one-by-one', digest(`seq-${i}`), 1, () => true), true);
+        const oneByOne = frames();
+        empty();
+        const together = await Promise.all(Array.from({ length: 20 }, (_, i) => store.registry.claimLinkNow('group/together', digest(`batch-${i}`), 1, () => true)));
+        assert.deepEqual(together, together.map(() => true));
+        const batched = frames();
+        assert.ok(batched * 4 < oneByOne, `20 claims together wrote ${batched} pages, one by one ${oneByOne}`);
+
+        // One batch: a claim, a claim whose bytes are gone (rolled back), a
+        // body that writes and then fails, and another claim.
+        const gone = digest('mixed-gone');
+        const failed = digest('mixed-failed');
+        const insert = (dg: string) =>
+          store.runNow('test: insert blob', [dg], (x) => store.db.insertInto('blobs').values({ digest: x, size: 1, created_at: 0, last_used_at: 0, state: 'live', deleting_at: null }));
+        const outcomes = await Promise.allSettled([
+          store.registry.claimLinkNow('group/mixed', digest('mixed-a'), 1, () => true),
+          store.registry.claimLinkNow('group/mixed', gone, 1, () => false),
+          store.writeNow(() => {
+            insert(failed);
+            throw new Error('this body fails after writing');
+          }, 'rolled back'),
+          store.registry.claimLinkNow('group/mixed', digest('mixed-b'), 1, () => true),
+        ]);
+        assert.deepEqual(
+          outcomes.map((o) => (o.status === 'fulfilled' ? o.value : (o.reason as Error).message)),
+          [true, false, 'this body fails after writing', true],
+        );
+        assert.deepEqual(await store.registry.linkedBlob('group/mixed', digest('mixed-a')), { size: 1 });
+        assert.deepEqual(await store.registry.linkedBlob('group/mixed', digest('mixed-b')), { size: 1 });
+        assert.equal(await store.registry.knownBlob(gone), null, 'the claim whose bytes were gone wrote nothing');
+        assert.equal(await store.registry.knownBlob(failed), null, 'the failed body wrote nothing');
+        assert.equal(other.prepare('SELECT count(*) FROM blobs WHERE digest IN (?, ?)').pluck().get(gone, failed), 0);
+      } finally {
+        other.close();
+        await store.close();
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+  }
 });
