@@ -227,21 +227,29 @@ export class FilesystemBlobStore implements BlobStore {
     this.fsync = opts.fsync ?? true;
   }
 
+  // Joined by hand: a checked digest or id has no '/' or '.' segment for path.join to resolve.
   private blobPath(digest: string): string {
+    return `${this.blobDir(digest)}/${digest.slice(digest.indexOf(':') + 1)}`;
+  }
+
+  /** The directory a blob's file is in (blobs/<algorithm>/<first two hex digits>). */
+  private blobDir(digest: string): string {
     assertDigestKey(digest);
-    const [algorithm, hex] = digest.split(':') as [string, string];
-    return path.join(this.blobsDir, algorithm, hex.slice(0, 2), hex);
+    const colon = digest.indexOf(':');
+    return `${this.blobsDir}/${digest.slice(0, colon)}/${digest.slice(colon + 1, colon + 3)}`;
   }
 
   private uploadPath(id: string): string {
     assertUploadId(id);
-    return path.join(this.uploadsDir, id);
+    return `${this.uploadsDir}/${id}`;
   }
 
-  private async ensureDir(dir: string): Promise<void> {
-    if (this.madeDirs.has(dir)) return;
-    await mkdir(dir, { recursive: true });
-    this.madeDirs.add(dir);
+  /** Makes `dir` unless this store made it already; no promise when it did (the upload path calls this for every push). */
+  private ensureDir(dir: string): Promise<void> | undefined {
+    if (this.madeDirs.has(dir)) return undefined;
+    return mkdir(dir, { recursive: true }).then(() => {
+      this.madeDirs.add(dir);
+    });
   }
 
   async stat(digest: string): Promise<BlobInfo | null> {
@@ -343,7 +351,8 @@ export class FilesystemBlobStore implements BlobStore {
   // this thread.
 
   async createUpload(id: string): Promise<void> {
-    await this.ensureDir(this.uploadsDir);
+    const making = this.ensureDir(this.uploadsDir);
+    if (making) await making;
     closeSync(openSync(this.uploadPath(id), 'wx'));
   }
 
@@ -376,11 +385,12 @@ export class FilesystemBlobStore implements BlobStore {
     let commit: WriteCommit | undefined;
     // The job flushes before it links: with fsync off there is no such job.
     if (this.fsync && digest.startsWith('sha256:')) {
-      const to = this.blobPath(digest);
-      const dir = path.dirname(to);
+      const dir = this.blobDir(digest);
+      const hex = digest.slice('sha256:'.length);
       // Made here, on this thread, once per directory: the job only links.
-      await this.ensureDir(dir);
-      commit = { digest: digest.slice('sha256:'.length), from: this.uploadPath(id), to, dir };
+      const making = this.ensureDir(dir);
+      if (making) await making;
+      commit = { digest: hex, from: this.uploadPath(id), to: `${dir}/${hex}`, dir };
     }
     const { size, outcome } = await this.append(id, offset, chunks, { durable: true, hash }, commit);
     return { size, committed: outcome === 'linked' };
