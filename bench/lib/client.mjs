@@ -21,13 +21,22 @@ function checkLoopback(url) {
  * 'discard' only counts it.
  */
 export async function request(ag, method, url, opts = {}) {
-  try {
-    return await requestOnce(ag, method, url, opts);
-  } catch (err) {
-    // A kept-alive socket the server closed just as we reused it: the request
-    // never reached the server, so sending it again is safe (node's advice).
-    if (err.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) return requestOnce(ag, method, url, opts);
-    throw err;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await requestOnce(ag, method, url, opts);
+    } catch (err) {
+      // A kept-alive socket the server closed just as we reused it: the request
+      // never reached the server, so sending it again is safe (node's advice).
+      // All the agent's idle sockets reach the server's idle timeout together
+      // (after a long phase on the other server): the next one taken may be
+      // closing too, so the retry comes after a turn of the event loop, which
+      // lets the agent drop the closed ones, and more than once.
+      if (!(err.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) || attempt > ag.maxFreeSockets) {
+        if (attempt > 1 || err.reusedSocket) err.message += ` (attempt ${attempt}, ${err.reusedSocket ? 'a kept-alive socket' : 'a new connection'})`;
+        throw err;
+      }
+      await new Promise((r) => setImmediate(r));
+    }
   }
 }
 
