@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import YAML from 'yaml';
+import { YAML } from './yaml.js';
 import { applyEnvOverrides, type Tree } from './env.js';
 import { s, SchemaError, validate, type Schema } from './schema.js';
 import { unsupportedKeys } from './unsupported.js';

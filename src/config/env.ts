@@ -6,7 +6,7 @@
  * REGISTRY_STORAGE=… comes before REGISTRY_STORAGE_…; a numeric part
  * indexes a list; `version` cannot be overridden.
  */
-import YAML from 'yaml';
+import { YAML } from './yaml.js';
 
 export type Tree = Record<string, unknown>;
 
