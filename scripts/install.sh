@@ -65,7 +65,7 @@ built=dist/.berth-built
 # (dist/vendor, scripts/build-vendor.mjs), then the web UI (src/web/app → dist/web, docs/web.md).
 if [ ! -f "$built" ] || [ ! -f dist/src/cli/main.js ] || [ ! -f dist/vendor/kysely.cjs ] || [ ! -f dist/vendor/yaml.cjs ] || [ -n "$(find src test scripts tsconfig.json package-lock.json -newer "$built" \( -name '*.ts' -o -name '*.tsx' -o -name '*.css' -o -name '*.json' -o -name 'build-web.mjs' -o -name 'build-vendor.mjs' \) -print -quit)" ]; then
   npx tsc -p tsconfig.json >&2
-  node scripts/build-vendor.mjs >&2
+  npm run --silent build:vendor >&2
   npm run --silent build:web >&2
   touch "$built"
 fi

@@ -161,8 +161,11 @@ function newestMtime(dir) {
  */
 export function buildCommit(repoRoot, rev, dir) {
   mkdirSync(dir, { recursive: true });
-  const native = spawnSync('git', ['-C', repoRoot, 'cat-file', '-e', `${rev}:binding.gyp`]).status === 0;
-  const paths = ['src', 'test', 'bin', 'tsconfig.json', 'package.json', ...(native ? ['binding.gyp'] : [])];
+  const has = (file) => spawnSync('git', ['-C', repoRoot, 'cat-file', '-e', `${rev}:${file}`]).status === 0;
+  const native = has('binding.gyp');
+  // Since 2ea94cf the build bundles some dependencies into dist/vendor (the server loads them from there).
+  const vendor = has('scripts/build-vendor.mjs');
+  const paths = ['src', 'test', 'bin', 'tsconfig.json', 'package.json', ...(native ? ['binding.gyp'] : []), ...(vendor ? ['scripts/build-vendor.mjs'] : [])];
   const tar = spawnSync('sh', ['-c', `git -C "$0" archive "$1" ${paths.join(' ')} | tar -x -C "$2"`, repoRoot, rev, dir], { stdio: ['ignore', 'inherit', 'inherit'] });
   if (tar.status !== 0) throw new Error(`git archive ${rev} failed`);
   symlinkSync(path.join(repoRoot, 'node_modules'), path.join(dir, 'node_modules'));
@@ -172,6 +175,9 @@ export function buildCommit(repoRoot, rev, dir) {
   const r = spawnSync(tsc, ['-p', 'tsconfig.json'], { cwd: dir, stdio: ['ignore', 'inherit', 'inherit'] });
   const main = path.join(dir, 'dist/src/cli/main.js');
   if (r.status !== 0 || !existsSync(main)) throw new Error(`Berth at ${rev} does not compile`);
+  if (vendor && spawnSync(process.execPath, ['scripts/build-vendor.mjs'], { cwd: dir, stdio: ['ignore', 'inherit', 'inherit'] }).status !== 0) {
+    throw new Error(`Berth at ${rev}: scripts/build-vendor.mjs failed`);
+  }
   return main;
 }
 

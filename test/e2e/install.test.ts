@@ -39,7 +39,10 @@ describe('scripts/install.sh', () => {
 echo "npm $*" >> ${calls}
 case "$1" in
   ci) mkdir -p node_modules/better-sqlite3/build/Release && touch node_modules/better-sqlite3/build/Release/better_sqlite3.node ;;
-  run) mkdir -p build/Release && touch build/Release/berth_native.node ;;
+  run) case "$3" in
+    build:vendor) mkdir -p dist/vendor && touch dist/vendor/kysely.cjs dist/vendor/yaml.cjs ;;
+    *) mkdir -p build/Release && touch build/Release/berth_native.node ;;
+  esac ;;
   config) echo /usr ;;
 esac
 `,
@@ -62,6 +65,7 @@ esac
     assert.ok(ran.some((l) => l.startsWith('npm ci')), ran.join('\n'));
     assert.ok(ran.includes('npm run --silent install'), ran.join('\n'));
     assert.ok(ran.some((l) => l.startsWith('npx tsc')), ran.join('\n'));
+    assert.ok(ran.includes('npm run --silent build:vendor'), ran.join('\n'));
     assert.ok(ran.includes('npm run --silent build:web'), ran.join('\n'));
   });
 
@@ -77,6 +81,13 @@ esac
     await utimes(lock, old, old);
     const ran = await install();
     assert.ok(ran.some((l) => l.startsWith('npm ci')), ran.join('\n'));
+    assert.deepEqual(await install(), [], 'and only once');
+  });
+
+  it('builds the bundled dependencies again when one is missing', async () => {
+    await rm(path.join(repo, 'dist/vendor/yaml.cjs'));
+    const ran = await install();
+    assert.ok(ran.includes('npm run --silent build:vendor'), ran.join('\n'));
     assert.deepEqual(await install(), [], 'and only once');
   });
 
