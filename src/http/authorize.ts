@@ -23,7 +23,8 @@
  */
 import { accessHolds, decide, decideCatalog, scopeAllows, type PolicyOptions } from '../access/policy.js';
 import type { GrantedAccess, Principal, RepositoryFacts } from '../access/types.js';
-import { bearerChallenge } from '../auth/token/index.js';
+// The module itself, not the token barrel: a start without token auth loads none of the rest.
+import { bearerChallenge } from '../auth/token/challenge.js';
 import { RegistryError, type RepositoryCondition } from '../registry/index.js';
 import { readableCondition } from '../hub/index.js';
 import type { AccessNeed, Ctx, RequestAccess } from './context.js';
