@@ -3,7 +3,7 @@
 // files and yaml's 72, and node resolves, reads and compiles each on every
 // thread's start (Kysely about 82 ms of it, yaml 40; one file each, 28 and
 // 14). Built from the installed packages, so they match package-lock.json;
-// src/metadata/kysely.ts and src/config/yaml.ts load them.
+// src/vendor.ts loads them (for src/metadata/kysely.ts and src/config/yaml.ts).
 // Usage: node scripts/build-vendor.mjs
 import { createRequire } from 'node:module';
 import path from 'node:path';

@@ -300,7 +300,7 @@ export class MetadataDatabase {
     // Made once: better-sqlite3 defines four wrappers per transaction(); in a transaction, its wrapper takes a savepoint.
     const run = <T>(fn: () => T): T => fn();
     const immediate = database.transaction(run).immediate as <T>(fn: () => T) => T;
-    const nested = database.transaction(run) as <T>(fn: () => T) => T;
+    const savepoint = database.transaction(run) as <T>(fn: () => T) => T;
     return {
       db: new Kysely<Database>({ dialect: new SqliteDialect({ database: cached as unknown as typeof database }), plugins: [writes] }),
       dialect: 'sqlite',
@@ -308,8 +308,8 @@ export class MetadataDatabase {
       gate: opts.writeGate,
       sqlite: {
         prepare: cached.prepare,
-        immediate: (fn) => immediate(fn),
-        savepoint: (fn) => nested(fn),
+        immediate,
+        savepoint,
         inTransaction: () => database.inTransaction,
         column: (text, parameters) => {
           // The statement is shared with Kysely, which wants row objects: plucked for this call only.

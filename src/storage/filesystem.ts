@@ -477,7 +477,7 @@ export class FilesystemBlobStore implements BlobStore {
         closeSync(fd);
       }
     }
-    const dir = path.dirname(target);
+    const dir = this.blobDir(digest);
     await this.ensureDir(dir);
     try {
       place(source, target);
