@@ -17,7 +17,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { BlobStore } from '../storage/index.js';
 import { UploadHash, UploadNotFoundError } from '../storage/index.js';
 import { RepositoryDeletedError, type MetadataStore } from '../metadata/index.js';
-import { counting, digestStream } from './digest.js';
+import { digestStream } from './digest.js';
 import { RegistryError } from './errors.js';
 import { parseDigest } from './reference.js';
 
@@ -108,20 +108,20 @@ export class Uploads {
     if (running && running.offset !== state.size) running = undefined;
     // A fresh (or reset) upload can start a running hash at any process.
     if (!running && state.size === 0) running = { hash: new UploadHash(), offset: 0 };
-    const counter = { bytes: 0 };
     this.running.delete(id); // re-added only if the append completes
-    const chunks = counting(body, counter);
     let size: number;
     let committed = false;
     if (last && running && this.store.appendAndCommit) {
-      ({ size, committed } = await this.store.appendAndCommit(id, state.size, chunks, last.digest, running.hash));
+      ({ size, committed } = await this.store.appendAndCommit(id, state.size, body, last.digest, running.hash));
     } else {
-      size = await this.store.appendUpload(id, state.size, chunks, { durable: last !== undefined, hash: running?.hash });
+      size = await this.store.appendUpload(id, state.size, body, { durable: last !== undefined, hash: running?.hash });
     }
     if (running) this.remember(id, { hash: running.hash, offset: size });
     // Committed or not, a body shorter than announced is refused (its bytes, if linked, are the digest's own).
-    if (length !== undefined && counter.bytes !== length) {
-      throw new RegistryError('SIZE_INVALID', `received ${counter.bytes} bytes but Content-Length was ${length}`);
+    // A store appends every byte it reads, so what it received is what the upload grew by.
+    const received = size - state.size;
+    if (length !== undefined && received !== length) {
+      throw new RegistryError('SIZE_INVALID', `received ${received} bytes but Content-Length was ${length}`);
     }
     return { state: { ...state, size }, committed };
   }
