@@ -15,11 +15,3 @@ export async function digestStream(stream: Readable, algorithm: DigestAlgorithm)
   }
   return { digest: `${algorithm}:${hash.digest('hex')}`, size };
 }
-
-/** Passes chunks through while counting them. */
-export async function* counting(source: AsyncIterable<Uint8Array>, counter: { bytes: number }): AsyncIterable<Uint8Array> {
-  for await (const chunk of source) {
-    counter.bytes += chunk.byteLength;
-    yield chunk;
-  }
-}
