@@ -84,8 +84,15 @@ interface SqliteHandle {
   prepare(text: string): { reader: boolean; all(parameters: readonly unknown[]): unknown[]; run(parameters: readonly unknown[]): unknown };
   /** Runs `fn` in a BEGIN IMMEDIATE transaction: committed when it returns, rolled back when it throws. */
   immediate<T>(fn: () => T): T;
-  /** Inside a transaction: runs `fn` under a savepoint, released when it returns, rolled back to when it throws. */
-  savepoint<T>(fn: () => T): T;
+  /**
+   * Inside a transaction: runs `fn` under a savepoint. Returns its value, or
+   * what it threw once its writes are undone. Throws, for the transaction to
+   * be rolled back, only when its writes cannot be undone alone: SQLite
+   * ended the whole transaction, or the savepoint could not be rolled back.
+   */
+  savepoint<T>(fn: () => T): { value: T } | { error: unknown };
+  /** Rolls back the open transaction. */
+  rollback(): void;
   /** Whether a transaction is open on the connection (better-sqlite3 would nest a savepoint in it). */
   inTransaction(): boolean;
   /** A read's first column as bare values, no row objects. */
@@ -237,8 +244,12 @@ export class MetadataDatabase {
    * the connection, as Kysely's SQLite driver would run it. For the query modules.
    */
   runNow<R>(key: string, args: unknown[], build: (...markers: string[]) => Compilable<R>): R[] {
+    const sqlite = this.sqlite!;
+    // Outside one, each write would commit on its own: a body that caught
+    // the error of a transaction SQLite ended, and wrote on, say.
+    if (!sqlite.inTransaction()) throw new Error('runNow: no transaction is open (it runs inside a writeNow body)');
     const { sql: text, parameters } = this.compiledHot(key, args, build);
-    const statement = this.sqlite!.prepare(text);
+    const statement = sqlite.prepare(text);
     if (statement.reader) return statement.all(parameters) as R[];
     statement.run(parameters);
     return [];
@@ -297,10 +308,29 @@ export class MetadataDatabase {
       }
       return dataVersion;
     };
-    // Made once: better-sqlite3 defines four wrappers per transaction(); in a transaction, its wrapper takes a savepoint.
+    // Made once: better-sqlite3 defines four wrappers per transaction().
     const run = <T>(fn: () => T): T => fn();
     const immediate = database.transaction(run).immediate as <T>(fn: () => T) => T;
-    const savepoint = database.transaction(run) as <T>(fn: () => T) => T;
+    // A batched body's savepoint is kept here rather than by better-sqlite3's
+    // nested transaction, whose failed ROLLBACK TO would replace the body's
+    // error and leave the savepoint open: the batch's commit would then keep
+    // the writes of a body reported as failed.
+    const [beginJob, undoJob, endJob, rollback] = ['SAVEPOINT berth_job', 'ROLLBACK TO berth_job', 'RELEASE berth_job', 'ROLLBACK'].map((text) => database.prepare(text));
+    const savepoint = <T>(fn: () => T): { value: T } | { error: unknown } => {
+      beginJob!.run();
+      let value: T;
+      try {
+        value = fn();
+      } catch (error) {
+        // SQLite ended the whole transaction (a full disk, say): nothing of the batch can be kept.
+        if (!database.inTransaction) throw error;
+        undoJob!.run();
+        endJob!.run();
+        return { error };
+      }
+      endJob!.run();
+      return { value };
+    };
     return {
       db: new Kysely<Database>({ dialect: new SqliteDialect({ database: cached as unknown as typeof database }), plugins: [writes] }),
       dialect: 'sqlite',
@@ -310,6 +340,7 @@ export class MetadataDatabase {
         prepare: cached.prepare,
         immediate,
         savepoint,
+        rollback: () => rollback!.run(),
         inTransaction: () => database.inTransaction,
         column: (text, parameters) => {
           // The statement is shared with Kysely, which wants row objects: plucked for this call only.
@@ -474,22 +505,24 @@ export class MetadataDatabase {
   private commitNow(batch: NowJob[]): void {
     const sqlite = this.sqlite!;
     if (sqlite.inTransaction()) throw new Error('writeNow: a transaction is open on the connection');
-    const outcomes: Array<{ value: unknown } | { error: unknown }> = [];
-    const each = (job: NowJob, run: () => unknown): void => {
-      try {
-        outcomes.push({ value: run() });
-      } catch (error) {
-        // SQLite may end the whole transaction (a full disk, say): then nothing of the batch is kept.
-        if (batch.length > 1 && !sqlite.inTransaction()) throw error;
-        outcomes.push({ error });
-      }
-    };
+    let outcomes: Array<{ value: unknown } | { error: unknown }>;
     try {
-      if (batch.length === 1) each(batch[0]!, () => sqlite.immediate(batch[0]!.fn));
-      else sqlite.immediate(() => batch.forEach((job) => each(job, () => sqlite.savepoint(job.fn))));
+      if (batch.length > 1) outcomes = sqlite.immediate(() => batch.map((job) => sqlite.savepoint(job.fn)));
+      else {
+        try {
+          outcomes = [{ value: sqlite.immediate(batch[0]!.fn) }];
+        } catch (error) {
+          outcomes = [{ error }];
+        }
+      }
     } catch (err) {
+      // Nothing of the batch was kept.
       for (const job of batch) job.reject(err);
       return;
+    } finally {
+      // better-sqlite3 tries its ROLLBACK once: one that failed would leave
+      // this connection holding SQLite's write lock for every later write.
+      if (sqlite.inTransaction()) sqlite.rollback();
     }
     batch.forEach((job, i) => {
       const outcome = outcomes[i]!;

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { MetadataStore } from './store.js';
 import { WriteGate } from './gate.js';
+import { sql } from './kysely.js';
 import { claimLinkNowBesideOpenTransaction, runMetadataSuite } from './suite.js';
 
 runMetadataSuite('sqlite', async () => {
@@ -122,6 +123,85 @@ describe('sqlite group commit (writeNow)', () => {
       }
     });
   }
+
+  /** A store on a fresh file, a second connection to it, and a body that writes a blob's row. */
+  async function fresh(name: string) {
+    const dir = await mkdtemp(path.join(tmpdir(), `berth-sqlite-${name}-`));
+    const file = path.join(dir, 'berth.db');
+    const store = await MetadataStore.open({ sqlitePath: file });
+    const other = new Database(file);
+    const insert = (dg: string) =>
+      store.runNow('test: insert blob', [dg], (x) => store.db.insertInto('blobs').values({ digest: x, size: 1, created_at: 0, last_used_at: 0, state: 'live', deleting_at: null }));
+    const known = (...digests: string[]) => other.prepare(`SELECT count(*) FROM blobs WHERE digest IN (${digests.map(() => '?').join(', ')})`).pluck().get(...digests);
+    const close = async () => {
+      other.close();
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    };
+    return { store, other, insert, known, close };
+  }
+  const outcome = (o: PromiseSettledResult<unknown>) => (o.status === 'fulfilled' ? o.value : `rejected: ${(o.reason as Error).message}`);
+
+  it('a batch whose transaction SQLite ends (the database is full) keeps nothing and fails every body; so does a body that catches that error and writes on', async () => {
+    const { store, other, insert, known, close } = await fresh('full');
+    try {
+      other.exec('CREATE TABLE filler (b BLOB)');
+      await store.registry.ensureRepository('group/full');
+      // Room for a claim or two, not for the filler's hundred pages.
+      const pages = other.pragma('page_count', { simple: true }) as number;
+      await sql.raw(`PRAGMA max_page_count = ${pages + 16}`).execute(store.db);
+      const filler = () => store.runNow('test: filler', [], () => ({ compile: () => sql`INSERT INTO filler VALUES (zeroblob(400000))`.compile(store.db) }));
+      const batch = await Promise.allSettled([
+        store.registry.claimLinkNow('group/full', digest('full-a'), 1, () => true),
+        store.writeNow(() => filler(), 'rolled back'),
+        store.registry.claimLinkNow('group/full', digest('full-b'), 1, () => true),
+      ]);
+      assert.deepEqual(batch.map(outcome), batch.map(() => 'rejected: database or disk is full'));
+      assert.equal(known(digest('full-a'), digest('full-b')), 0);
+
+      // Alone, a body that swallows the error: its next write finds no transaction and fails.
+      const alone = await Promise.allSettled([
+        store.writeNow(() => {
+          try {
+            filler();
+          } catch {
+            // ignored, as a careless body might
+          }
+          insert(digest('full-c'));
+          return 'written';
+        }, 'rolled back'),
+      ]);
+      assert.deepEqual(alone.map(outcome), ['rejected: runNow: no transaction is open (it runs inside a writeNow body)']);
+      assert.equal(known(digest('full-c')), 0);
+
+      await sql.raw('PRAGMA max_page_count = 1073741823').execute(store.db);
+      assert.equal(await store.registry.claimLinkNow('group/full', digest('full-a'), 1, () => true), true, 'the next write goes through');
+    } finally {
+      await close();
+    }
+  });
+
+  it('a body whose savepoint cannot be rolled back fails its whole batch, and nothing of the batch is kept', async () => {
+    const { store, insert, known, close } = await fresh('undo');
+    try {
+      await store.registry.ensureRepository('group/undo');
+      const batch = await Promise.allSettled([
+        store.registry.claimLinkNow('group/undo', digest('undo-a'), 1, () => true),
+        store.writeNow(() => {
+          insert(digest('undo-failed'));
+          // Ends the body's savepoint under it: rolling back to it then fails.
+          store.runNow('test: release', [], () => ({ compile: () => sql`RELEASE berth_job`.compile(store.db) }));
+          throw new Error('this body fails after writing');
+        }, 'rolled back'),
+        store.registry.claimLinkNow('group/undo', digest('undo-b'), 1, () => true),
+      ]);
+      assert.deepEqual(batch.map(outcome), batch.map(() => 'rejected: no such savepoint: berth_job'));
+      assert.equal(known(digest('undo-a'), digest('undo-failed'), digest('undo-b')), 0);
+      assert.equal(await store.registry.claimLinkNow('group/undo', digest('undo-a'), 1, () => true), true, 'the next write goes through');
+    } finally {
+      await close();
+    }
+  });
 });
 
 describe('sqlite start-up', () => {
