@@ -28,8 +28,18 @@ export function workerCount(config: Config): number {
 
 let stopping = false;
 
+/** Past the drain, what a worker thread gets to close the rest before it is ended. */
+const STOP_GRACE_MS = 5000;
+
 function shutdown(log: Logger, signal: string, close: () => Promise<void>, exitCode = 0): void {
-  if (stopping) return;
+  if (stopping) {
+    // A second signal: whoever sent it will not wait for the drain.
+    if (signal === 'SIGTERM' || signal === 'SIGINT') {
+      log.warn({ signal }, 'second signal: exiting without waiting for the drain');
+      process.exit(1);
+    }
+    return;
+  }
   stopping = true;
   log.info({ signal }, 'shutting down: draining in-flight requests');
   close().then(
@@ -97,7 +107,7 @@ async function servePrimary(config: Config, log: Logger, args: string[], workers
   // Every thread stops accepting and drains its own in-flight requests (http.draintimeout).
   const closeAll = async () => {
     balancer.close();
-    await Promise.all([server?.close(), threads.stop()]);
+    await Promise.all([server?.close(), threads.stop(config.http.draintimeout + STOP_GRACE_MS)]);
   };
   const peerMetrics = async () => (await threads.metrics()) as Parameters<typeof aggregateMetrics>[1];
   // The workers load their code while this thread loads and starts its app;

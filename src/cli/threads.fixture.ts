@@ -4,12 +4,13 @@
  * it says on the 'threads-fixture-loaded' BroadcastChannel that it is loaded
  * and waiting. With workerData.holdReady it says it is ready only when the
  * test says so on another channel, as a worker still starting its app.
+ * With workerData.holdStop it ignores a stop, as a worker whose drain hangs.
  */
 import http from 'node:http';
 import { BroadcastChannel, parentPort, threadId, workerData } from 'node:worker_threads';
 import { adoptConnection, released, type FromWorker, type ToWorker, type WorkerData } from './threads.js';
 
-const { index, holdReady } = workerData as WorkerData & { holdReady?: boolean };
+const { index, holdReady, holdStop } = workerData as WorkerData & { holdReady?: boolean; holdStop?: boolean };
 const loaded = new BroadcastChannel('threads-fixture-loaded');
 loaded.postMessage(index);
 loaded.close();
@@ -30,6 +31,7 @@ parentPort!.on('message', (m: ToWorker) => {
   } else if (m.type === 'metrics') {
     parentPort!.postMessage({ type: 'metrics', id: m.id, metrics: [{ index }] } satisfies FromWorker);
   } else if (m.type === 'stop') {
+    if (holdStop) return;
     server.closeAllConnections();
     process.exit(0);
   }

@@ -178,6 +178,20 @@ describe('ServingThreads while the workers start', () => {
     }
   });
 
+  it('a stop ends a worker whose drain hangs once the limit it was given is up', async () => {
+    const exited: number[] = [];
+    const threads = new ServingThreads({ ...options, count: 1, data: { holdStop: true }, onExit: (index) => exited.push(index) });
+    const started = threads.start();
+    threads.release();
+    await started;
+    const t0 = Date.now();
+    await threads.stop(300);
+    const took = Date.now() - t0;
+    assert.ok(took >= 250 && took < 5000, `stopped in ${took} ms`);
+    assert.deepEqual(exited, [1]);
+    assert.deepEqual(threads.readyWorkers(), []);
+  });
+
   it('a stop before the release ends the waiting workers', async () => {
     const loaded = loadedWorkers(2);
     const exited: number[] = [];

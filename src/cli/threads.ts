@@ -132,10 +132,22 @@ export class ServingThreads {
     );
   }
 
-  /** Asks every worker to drain and stop; resolves when all have exited. */
-  async stop(): Promise<void> {
+  /**
+   * Asks every worker to drain and stop; resolves when all have exited. A
+   * worker still running `limitMs` later (its drain hung) is ended there.
+   */
+  async stop(limitMs = Infinity): Promise<void> {
     this.stopping = true;
-    const exits = [...this.workers.values()].map(({ worker }) => new Promise<void>((resolve) => worker.once('exit', () => resolve())));
+    const exits = [...this.workers.values()].map(
+      ({ worker }) =>
+        new Promise<void>((resolve) => {
+          const limit = Number.isFinite(limitMs) ? setTimeout(() => void worker.terminate(), limitMs) : undefined;
+          worker.once('exit', () => {
+            clearTimeout(limit);
+            resolve();
+          });
+        }),
+    );
     for (const { worker } of this.workers.values()) worker.postMessage({ type: 'stop' } satisfies ToWorker);
     await Promise.all(exits);
   }

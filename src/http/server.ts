@@ -424,6 +424,8 @@ function createHttpServer(handler: (req: IncomingMessage, res: ServerResponse) =
           cert: readFileSync(tls.certificate),
           key: readFileSync(tls.key),
           minVersion: TLS_VERSIONS[tls.minimumtls],
+          // The handshake counts against the header timeout, as in Go's net/http (TLS's own default: 120 s).
+          ...(timeouts.header > 0 ? { handshakeTimeout: timeouts.header } : {}),
           // http.tls.clientcas: mutual TLS, clients must present a certificate signed by one of them.
           ...(tls.clientcas.length > 0 ? { ca: tls.clientcas.map((f) => readFileSync(f)), requestCert: true, rejectUnauthorized: true } : {}),
         },
@@ -432,10 +434,18 @@ function createHttpServer(handler: (req: IncomingMessage, res: ServerResponse) =
     : http.createServer(options, onRequest);
 }
 
-/** Stops accepting, lets in-flight requests finish, cuts what is left after `drainMs`. */
-function drain(server: http.Server, stopAccepting: (done: () => void) => void, openConnections: () => number, drainMs: number): Promise<void> {
+/**
+ * Stops accepting, lets in-flight requests finish, cuts what is left after
+ * `drainMs`: node:http's connections, and every other socket accepted (a
+ * TLS handshake not finished, which node:http does not know of yet, would
+ * otherwise hold the close until TLS's own two-minute handshake timeout).
+ */
+function drain(server: http.Server, stopAccepting: (done: () => void) => void, sockets: Set<net.Socket>, drainMs: number): Promise<void> {
   return new Promise<void>((resolve) => {
-    const timer = setTimeout(() => server.closeAllConnections(), drainMs);
+    const timer = setTimeout(() => {
+      server.closeAllConnections();
+      for (const socket of sockets) socket.destroy();
+    }, drainMs);
     timer.unref();
     // Keep-alive connections become idle between requests: close each as soon as it is.
     const idle = setInterval(() => server.closeIdleConnections(), 50);
@@ -446,7 +456,7 @@ function drain(server: http.Server, stopAccepting: (done: () => void) => void, o
     };
     server.closeIdleConnections();
     stopAccepting(() => {
-      const wait = () => (openConnections() === 0 ? finish() : setTimeout(wait, 20));
+      const wait = () => (sockets.size === 0 ? finish() : setTimeout(wait, 20));
       wait();
     });
   });
@@ -469,15 +479,12 @@ export async function listen(
     });
   });
   const address = server.address() as AddressInfo;
-  let open = 0;
-  server.on('connection', (socket: net.Socket) => {
-    open++;
-    socket.once('close', () => open--);
-  });
+  const sockets = new Set<net.Socket>();
+  server.on('connection', (socket: net.Socket) => track(sockets, socket));
   return {
     server,
     port: address.port,
-    close: (drainMs = 30_000) => drain(server, (done) => server.close(() => done()), () => open, drainMs),
+    close: (drainMs = 30_000) => drain(server, (done) => server.close(() => done()), sockets, drainMs),
   };
 }
 
@@ -495,7 +502,7 @@ export function serveHandedConnections(
   // node:http starts tracking connections (for idle-connection closing and
   // header timeouts) on 'listening'; this server never listens, so say it does.
   server.emit('listening');
-  let open = 0;
+  const sockets = new Set<net.Socket>();
   let accepting = true;
   return {
     server,
@@ -505,8 +512,7 @@ export function serveHandedConnections(
         socket.destroy();
         return;
       }
-      open++;
-      socket.once('close', () => open--);
+      track(sockets, socket);
       // As a listening node:http server does on accept (and Go's net/http on every connection): without it
       // Nagle's algorithm holds a response's bytes back behind unacknowledged ones.
       socket.setNoDelay(true);
@@ -521,8 +527,14 @@ export function serveHandedConnections(
           accepting = false;
           done();
         },
-        () => open,
+        sockets,
         drainMs,
       ),
   };
+}
+
+/** Keeps `socket` in `sockets` until it closes. */
+function track(sockets: Set<net.Socket>, socket: net.Socket): void {
+  sockets.add(socket);
+  socket.once('close', () => sockets.delete(socket));
 }

@@ -1049,6 +1049,33 @@ describe('graceful shutdown (SIGTERM)', () => {
   });
 });
 
+describe('a second signal', () => {
+  it('during the drain, exits at once with 1 instead of waiting out http.draintimeout', async () => {
+    const root = await mkdtemp(path.join(work, 'drain-second-'));
+    const port = await freePort();
+    const berth = await spawnBerth(port, { REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: root, REGISTRY_HTTP_DRAINTIMEOUT: '60s' });
+    const agent = new http.Agent({ keepAlive: false });
+    try {
+      const location = await startUpload(berth.url, 'drain/second');
+      const { req, reply } = slowPatch(location, 100_000, agent);
+      reply.catch(() => {}); // cut when the process exits
+      req.write(Buffer.alloc(10_000, 1));
+      await eventually('the server to take the PATCH', () => uploadLocked(path.join(root, 'uploads', new URL(location).pathname.split('/').pop()!)));
+      const exited = berth.stop('SIGTERM');
+      await eventually('new connections to be refused', () => connectionRefused(port), 10_000, 20);
+      assert.equal(berth.child.exitCode, null, 'draining: the PATCH is still in flight');
+      const second = Date.now();
+      berth.child.kill('SIGINT');
+      assert.equal(await within(exited, 10_000, 'process exit'), 1, berth.output());
+      assert.ok(Date.now() - second < 5000, `exited ${Date.now() - second} ms after the second signal`);
+      assert.match(berth.output(), /second signal: exiting without waiting for the drain/);
+    } finally {
+      agent.destroy();
+      await berth.stop('SIGKILL');
+    }
+  });
+});
+
 describe('SQLite WAL checkpoints', () => {
   const autocheckpoint = async (app: Awaited<ReturnType<typeof createApp>>) =>
     (await sql<{ wal_autocheckpoint: number }>`PRAGMA wal_autocheckpoint`.execute(app.meta.db)).rows[0]?.wal_autocheckpoint;
