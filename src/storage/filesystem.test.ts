@@ -130,4 +130,51 @@ describe('an upload’s last append committed in the same step (appendAndCommit)
       assert.equal(store.existsNow(sha256(data)), true);
     });
   });
+
+  it('passes empty chunks by, however many come before the bytes (a write takes at most 1024 buffers)', async () => {
+    await withStore({}, async (store) => {
+      const data = randomBytes(10_000);
+      async function* padded(): AsyncIterable<Uint8Array> {
+        for (let i = 0; i < 1500; i++) yield Buffer.alloc(0);
+        yield data.subarray(0, 6000);
+        for (let i = 0; i < 1500; i++) yield new Uint8Array(0);
+        yield data.subarray(6000);
+      }
+      await store.createUpload(id(7));
+      assert.deepEqual(await store.appendAndCommit(id(7), 0, padded(), sha256(data), new UploadHash()), { size: 10_000, committed: true });
+      assert.equal(store.existsNow(sha256(data)), true);
+    });
+  });
+});
+
+describe('directories the store makes', () => {
+  it('flushes each one into its parent, deepest first, once, before a blob in it is committed', async () => {
+    const tmp = await mkdtemp(path.join(tmpdir(), 'berth-fs-dirs-'));
+    const root = path.join(tmp, 'registry');
+    const synced: string[] = [];
+    const store = new FilesystemBlobStore({ rootDirectory: root, syncDir: async (dir) => void synced.push(dir) });
+    const id = `${'d'.repeat(43)}1`;
+    try {
+      const data = randomBytes(1000);
+      const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`;
+      const blobDir = path.join(root, 'blobs', 'sha256', digest.slice(7, 9));
+      await store.createUpload(id);
+      await store.appendUpload(id, 0, [data] as unknown as AsyncIterable<Uint8Array>);
+      await store.commitUpload(id, digest);
+      // Made by the commit: blobs/, blobs/sha256/ and the digest's own directory, each entry flushed in its parent.
+      const order = [path.join(root, 'blobs', 'sha256'), path.join(root, 'blobs'), root].map((d) => synced.lastIndexOf(d));
+      assert.ok(order.every((i) => i >= 0) && order[0]! < order[1]! && order[1]! < order[2]!, `flushed: ${synced.join(', ')}`);
+      assert.ok(synced.includes(tmp), `the registry's own directory, made by the store, is flushed into its parent: ${synced.join(', ')}`);
+      assert.equal(synced.at(-1), blobDir, 'and the commit flushes the blob’s directory last');
+
+      // Nothing new to make: only the commit's own flush.
+      synced.length = 0;
+      await store.createUpload(`${'d'.repeat(43)}2`);
+      await store.appendUpload(`${'d'.repeat(43)}2`, 0, [data] as unknown as AsyncIterable<Uint8Array>);
+      await store.commitUpload(`${'d'.repeat(43)}2`, digest);
+      assert.deepEqual(synced, [blobDir]);
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
+  });
 });

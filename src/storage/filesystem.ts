@@ -38,6 +38,8 @@ export interface FilesystemOptions {
   rootDirectory: string;
   /** fsync before a commit is acknowledged (default true). */
   fsync?: boolean;
+  /** How a directory is flushed (a parameter for tests). */
+  syncDir?: (dir: string) => Promise<void>;
 }
 
 function isNotFound(err: unknown): boolean {
@@ -121,6 +123,8 @@ class UploadWriter {
   ) {}
 
   async add(chunk: Uint8Array): Promise<void> {
+    // An empty chunk writes nothing, and would only take a place in the batch's 1024 buffers.
+    if (chunk.byteLength === 0) return;
     this.batch.push(chunk);
     this.batchBytes += chunk.byteLength;
     if (this.batchBytes >= WRITE_BATCH_BYTES || this.batch.length >= WRITE_BATCH_BUFFERS) await this.flush();
@@ -217,6 +221,7 @@ export class FilesystemBlobStore implements BlobStore {
   private readonly blobsDir: string;
   private readonly uploadsDir: string;
   private readonly fsync: boolean;
+  private readonly syncDir: (dir: string) => Promise<void>;
   private readonly madeDirs = new Set<string>();
   /** Flushing state of the uploads this store instance has appended to. */
   private readonly syncs = new Map<string, UploadSync>();
@@ -225,6 +230,7 @@ export class FilesystemBlobStore implements BlobStore {
     this.blobsDir = path.join(opts.rootDirectory, 'blobs');
     this.uploadsDir = path.join(opts.rootDirectory, 'uploads');
     this.fsync = opts.fsync ?? true;
+    this.syncDir = opts.syncDir ?? syncDir;
   }
 
   // Joined by hand: a checked digest or id has no '/' or '.' segment for path.join to resolve.
@@ -244,10 +250,21 @@ export class FilesystemBlobStore implements BlobStore {
     return `${this.uploadsDir}/${id}`;
   }
 
-  /** Makes `dir` unless this store made it already; no promise when it did (the upload path calls this for every push). */
+  /**
+   * Makes `dir` unless this store made it already; no promise when it did
+   * (the upload path calls this for every push). With fsync on, each
+   * directory it makes is flushed into its parent, deepest first: the
+   * blob's own directory fsync makes its entry durable, not the directory's.
+   */
   private ensureDir(dir: string): Promise<void> | undefined {
     if (this.madeDirs.has(dir)) return undefined;
-    return mkdir(dir, { recursive: true }).then(() => {
+    return mkdir(dir, { recursive: true }).then(async (first) => {
+      if (first !== undefined && this.fsync) {
+        for (let made = dir; ; made = path.dirname(made)) {
+          await this.syncDir(path.dirname(made));
+          if (made === first || made === path.dirname(made)) break;
+        }
+      }
       this.madeDirs.add(dir);
     });
   }
@@ -493,7 +510,7 @@ export class FilesystemBlobStore implements BlobStore {
         throw err2;
       }
     }
-    if (this.fsync) await syncDir(dir);
+    if (this.fsync) await this.syncDir(dir);
   }
 
   async deleteUpload(id: string): Promise<void> {
