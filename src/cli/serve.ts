@@ -17,13 +17,14 @@ import { loadConfig, parseAddr, type Config } from '../config/index.js';
 import { bindAddress } from '../http/bind.js';
 import type { aggregateMetrics } from '../http/metrics.js';
 import { createLogger } from '../logging.js';
-import { WriteGate } from '../metadata/gate.js';
+import { MAX_OWNERS, WriteGate } from '../metadata/gate.js';
 import { retireEarlyConnections, ServingThreads } from './threads.js';
 
 export function workerCount(config: Config): number {
   // In-memory storage lives in one process's heap: it cannot be shared.
   if (config.storage.driver === 'inmemory') return 1;
-  return config.berth.workers > 0 ? config.berth.workers : availableParallelism();
+  // One per core, as many as the write gate tells apart (berth.workers allows no more).
+  return config.berth.workers > 0 ? config.berth.workers : Math.min(availableParallelism(), MAX_OWNERS);
 }
 
 let stopping = false;

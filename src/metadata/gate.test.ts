@@ -101,13 +101,37 @@ describe('WriteGate', () => {
     });
     const other = incrementer(shared, counter, 2, 1);
     t.after(() => other.terminate());
-    // Until the other thread is waiting (its bit in the gate's second word).
-    while (new Int32Array(shared)[1] === 0) await new Promise((r) => setTimeout(r, 5));
+    // Until the other thread is waiting (its bit in the gate's waiting words).
+    while (new Int32Array(shared).slice(1).every((w) => w === 0)) await new Promise((r) => setTimeout(r, 5));
     first();
     await Promise.all([message(other), ...local]);
     assert.equal(count[0], 1);
     assert.equal(seen.length, 20);
     assert.ok(seen.filter((c) => c === 0).length <= 8, `this thread went in ${seen.filter((c) => c === 0).length} times before the waiting thread`);
+  });
+
+  it('a thread numbered 33 or more waits its turn as the first 32 do (each owner has a waiting bit of its own)', async (t) => {
+    // The holder is owner 1 and the waiting thread 33: with one bit per 32 owners, the holder took
+    // the waiting thread's bit for its own and handed the gate to all 20 of its waiters first.
+    const shared = WriteGate.shared();
+    const counter = new SharedArrayBuffer(4);
+    const count = new Int32Array(counter);
+    const here = new WriteGate(shared, 1);
+    const first = await here.acquire();
+    const seen: number[] = [];
+    const local = Array.from({ length: 20 }, async () => {
+      const release = await here.acquire();
+      seen.push(count[0]!);
+      await new Promise((r) => setImmediate(r));
+      release();
+    });
+    const other = incrementer(shared, counter, 33, 1);
+    t.after(() => other.terminate());
+    while (new Int32Array(shared).slice(1).every((w) => w === 0)) await new Promise((r) => setTimeout(r, 5));
+    first();
+    await Promise.all([message(other), ...local]);
+    assert.equal(count[0], 1);
+    assert.ok(seen.filter((c) => c === 0).length <= 8, `this thread went in ${seen.filter((c) => c === 0).length} times before thread 33`);
   });
 
   it('gives up, as SQLite would, when the gate stays held too long', async () => {
@@ -120,6 +144,7 @@ describe('WriteGate', () => {
   });
 
   it('refuses an owner number that could not be told from a free gate', () => {
-    assert.throws(() => new WriteGate(WriteGate.shared(), 0), /positive integer/);
+    assert.throws(() => new WriteGate(WriteGate.shared(), 0), /integer from 1 to 256/);
+    assert.throws(() => new WriteGate(WriteGate.shared(), 257), /integer from 1 to 256/);
   });
 });

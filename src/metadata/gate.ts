@@ -20,9 +20,12 @@
  * instead (a ticket lock) made every hand-over wait for one given thread
  * to wake, about a millisecond, and was no better.
  *
- * Two 32-bit words in shared memory: the owner number of the thread
- * holding the gate (0 when free), and a bit per thread whose first waiter
- * is waiting for it. A thread that dies holding the gate cannot release
+ * 32-bit words in shared memory: the owner number of the thread holding
+ * the gate (0 when free), then a bit per thread whose first waiter is
+ * waiting for it, one for each owner number up to MAX_OWNERS (two threads
+ * sharing a bit would clear each other's, and a holder would take its own
+ * bit for the other's and hand the gate round its own waiters for as long
+ * as they come). A thread that dies holding the gate cannot release
  * it; whoever watches that thread (the main thread) calls `releaseIfHeldBy`.
  */
 // In Node 20 (V8 11.3), but in TypeScript's lib only from ES2024, whose other parts Node 20 lacks.
@@ -33,10 +36,17 @@ const waitAsync = (Atomics as unknown as {
 /** How long a waiter sleeps before it looks again, should a wake-up be lost. */
 const RECHECK_MS = 1000;
 
-/** Words of the shared buffer. */
+/** Owner numbers a gate tells apart: as many threads as berth.workers allows. */
+export const MAX_OWNERS = 256;
+/** Words of the shared buffer: the holder, then the waiting bits from WAITING on. */
 const HOLDER = 0;
 const WAITING = 1;
-const WORDS = 2;
+const WORDS = WAITING + MAX_OWNERS / 32;
+
+/** The word and the bit of `owner`'s waiting flag. */
+function waitingBit(owner: number): [word: number, bit: number] {
+  return [WAITING + Math.floor((owner - 1) / 32), 1 << (owner - 1) % 32];
+}
 /** Hand-overs within a thread in a row while another thread waits. */
 const MAX_PASSES = 8;
 /** How long a thread that let another go first leaves it to take the gate. */
@@ -50,6 +60,7 @@ interface Waiter {
 
 export class WriteGate {
   private readonly word: Int32Array;
+  private readonly waitingWord: number;
   private readonly bit: number;
   /** This thread holds the shared word (for the running writer or one just handed the gate). */
   private held = false;
@@ -68,9 +79,9 @@ export class WriteGate {
     private readonly owner: number,
     private readonly giveUpMs = 10_000,
   ) {
-    if (!Number.isInteger(owner) || owner <= 0) throw new Error(`write gate owner must be a positive integer, not ${owner}`);
+    if (!Number.isInteger(owner) || owner <= 0 || owner > MAX_OWNERS) throw new Error(`write gate owner must be an integer from 1 to ${MAX_OWNERS}, not ${owner}`);
     this.word = new Int32Array(shared, 0, WORDS);
-    this.bit = 1 << (owner - 1) % 32;
+    [this.waitingWord, this.bit] = waitingBit(owner);
   }
 
   static shared(): SharedArrayBuffer {
@@ -100,8 +111,17 @@ export class WriteGate {
     };
   }
 
+  /** Whether another thread's first waiter is waiting for the gate. */
+  private othersWaiting(): boolean {
+    for (let i = WAITING; i < WORDS; i++) {
+      const bits = Atomics.load(this.word, i);
+      if ((i === this.waitingWord ? bits & ~this.bit : bits) !== 0) return true;
+    }
+    return false;
+  }
+
   private release(): void {
-    const othersWaiting = (Atomics.load(this.word, WAITING) & ~this.bit) !== 0;
+    const othersWaiting = this.othersWaiting();
     if (this.queue.length > 0 && (!othersWaiting || this.passes < MAX_PASSES)) {
       this.passes++;
       this.queue.shift()!.resolve(this.releaser());
@@ -128,11 +148,11 @@ export class WriteGate {
           this.queue.shift()!.resolve(this.releaser());
           return;
         }
-        Atomics.or(this.word, WAITING, this.bit);
+        Atomics.or(this.word, this.waitingWord, this.bit);
         try {
           await this.waitWhile(holder, Math.min(RECHECK_MS, Math.max(1, this.queue[0]!.deadline - Date.now() + 1)));
         } finally {
-          Atomics.and(this.word, WAITING, ~this.bit);
+          Atomics.and(this.word, this.waitingWord, ~this.bit);
         }
       }
     } finally {
@@ -164,7 +184,8 @@ export class WriteGate {
   static releaseIfHeldBy(shared: SharedArrayBuffer, owner: number): void {
     const word = new Int32Array(shared, 0, WORDS);
     // Its bit too, should it have died waiting.
-    Atomics.and(word, WAITING, ~(1 << (owner - 1) % 32));
+    const [waiting, bit] = waitingBit(owner);
+    Atomics.and(word, waiting, ~bit);
     if (Atomics.compareExchange(word, HOLDER, owner, 0) === owner) Atomics.notify(word, HOLDER);
   }
 }
