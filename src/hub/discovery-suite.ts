@@ -434,6 +434,28 @@ export function runDiscoverySuite(engine: string, makeEngine: () => Promise<Disc
         assert.match(page.full_description_html, /<a href="https:\/\/example.com" rel="nofollow noopener noreferrer">ok<\/a>/);
       });
 
+      it('reads a README only from a blob of the same repository: an external layer naming another repository’s blob publishes nothing', async () => {
+        // Another owner's blob, known by its digest (a digest can leak: CI logs, signatures).
+        const secret = await blob('alice/secret-notes', Buffer.from('# classified: the launch codes'));
+        const img = await pushImage('bob/leak', 'v1');
+        const empty = await blob('bob/leak', Buffer.from('{}'));
+        const artifact = Buffer.from(
+          JSON.stringify({
+            schemaVersion: 2,
+            mediaType: OCI_MANIFEST,
+            artifactType: 'application/vnd.berth.readme',
+            config: { mediaType: 'application/vnd.oci.empty.v1+json', ...empty },
+            // A non-distributable layer with URLs is not required to be in the repository.
+            layers: [{ mediaType: 'application/vnd.oci.image.layer.nondistributable.v1.tar', urls: ['https://example.com/notes'], ...secret }],
+            subject: { mediaType: OCI_MANIFEST, digest: img.digest, size: img.bytes },
+          }),
+        );
+        await registry.putManifest('bob/leak', sha(artifact), OCI_MANIFEST, artifact);
+        const page = await d.pages.repository(bob, 'bob/leak');
+        assert.doesNotMatch(page.full_description, /classified/);
+        assert.equal(page.full_description, '');
+      });
+
       it('lets administrators mark repositories official; library/ is official', async () => {
         assert.equal((await d.pages.repository(anonymous, 'library/nginx')).is_official, true);
         await rejectsWith(d.pages.setOfficial(alice, 'alice/nginx-proxy', true, CLI), 'FORBIDDEN');

@@ -16,6 +16,7 @@ import type { Principal } from '../access/types.js';
 import { DiscoveryQueries, type PlatformRow, type RepositoryInfo, type TagSort } from '../metadata/discovery.js';
 import type { BlobStore } from '../storage/index.js';
 import type { ManifestObserver, StoredManifestEvent } from '../registry/registry.js';
+import { parseDigest } from '../registry/reference.js';
 import type { ActivityService } from './activity.js';
 import type { Actor, HubContext } from './context.js';
 import { HubError } from './errors.js';
@@ -216,11 +217,28 @@ const str = (v: unknown): string | null => (typeof v === 'string' && v.length > 
 export class ImageDetails implements ManifestObserver {
   private readonly queries: DiscoveryQueries;
   constructor(
-    hub: HubContext,
+    private readonly hub: HubContext,
     private readonly blobs: BlobStore,
     private readonly log?: Pick<Logger, 'warn'>,
   ) {
     this.queries = new DiscoveryQueries(hub.store);
+  }
+
+  /**
+   * A small blob of `repository`'s, or null. Only a blob linked in the
+   * repository is read: the store is shared by every repository, and a
+   * manifest may name any digest (an external layer is not checked to be
+   * in the repository), so a README artifact naming another repository's
+   * blob would otherwise publish it on this repository's page.
+   */
+  private async readOwnBlob(repository: string, digest: string, size: number, limit: number): Promise<Buffer | null> {
+    try {
+      parseDigest(digest);
+    } catch {
+      return null;
+    }
+    if (!(await this.hub.store.registry.linkedBlob(repository, digest))) return null;
+    return readSmallBlob(this.blobs, digest, size, limit);
   }
 
   async manifestStored(repository: string, m: StoredManifestEvent): Promise<void> {
@@ -287,7 +305,7 @@ export class ImageDetails implements ManifestObserver {
       if (artifactType && README_ARTIFACT_TYPES.has(artifactType) && isObject(doc.subject)) {
         await this.readmeFrom(repository, layers);
       } else if (str(config.mediaType)?.includes('image.config') || config.mediaType === 'application/vnd.docker.container.image.v1+json') {
-        const body = await readSmallBlob(this.blobs, String(config.digest), Number(config.size ?? 0), MAX_CONFIG_BYTES).catch(() => null);
+        const body = await this.readOwnBlob(repository, String(config.digest), Number(config.size ?? 0), MAX_CONFIG_BYTES).catch(() => null);
         const image = body ? (JSON.parse(body.toString('utf8')) as Json) : null;
         if (image && isObject(image)) {
           const os = str(image.os);
@@ -306,7 +324,7 @@ export class ImageDetails implements ManifestObserver {
   private async readmeFrom(repository: string, layers: Json[]): Promise<void> {
     const layer = layers.find((l) => str(l.mediaType)?.startsWith('text/markdown')) ?? (layers.length === 1 ? layers[0] : undefined);
     if (!layer) return;
-    const body = await readSmallBlob(this.blobs, String(layer.digest), Number(layer.size ?? 0), MAX_README_BYTES);
+    const body = await this.readOwnBlob(repository, String(layer.digest), Number(layer.size ?? 0), MAX_README_BYTES);
     if (!body) return;
     const text = body.toString('utf8');
     if (text.length) await this.queries.setText(repository, 'readme', text, 'image');
