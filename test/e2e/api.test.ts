@@ -292,9 +292,21 @@ describe('the Hub JSON API over HTTP (registration open)', () => {
     // A member sees the organization; bob is not an owner, so he may not add members.
     assert.deepEqual((await api('GET', '/berth/v1/orgs/acme/members', { auth: asUser('bob') })).json.items.map((m: { name: string }) => m.name), ['bob', 'carol']);
     assert.equal((await api('PUT', '/berth/v1/orgs/acme/members/dave', { auth: asUser('bob') })).status, 403);
+    const permissionsOf = async (auth: string) => {
+      const list = await api('GET', '/berth/v1/orgs/acme/teams/readers/permissions', { auth });
+      const team = await api('GET', '/berth/v1/orgs/acme/teams/readers', { auth });
+      assert.deepEqual([list.status, team.status], [200, 200], list.text + team.text);
+      const repos = list.json.items.map((p: { repository: string }) => p.repository);
+      assert.deepEqual(team.json.permissions.map((p: { repository: string }) => p.repository), repos);
+      return repos;
+    };
+    assert.deepEqual(await permissionsOf(asUser('bob')), ['acme/api']);
     // Out of the team, out of the repository.
     assert.equal((await api('DELETE', '/berth/v1/orgs/acme/teams/readers/members/bob', { session: carol })).status, 204);
     assert.equal((await bobPull(`${b.url}/v2/acme/api/manifests/v1`, { headers: { Accept: OCI } })).status, 403);
+    // Still a member of acme, bob no longer reads the private acme/api: no team of it names it to him; its owner sees it.
+    assert.deepEqual(await permissionsOf(asUser('bob')), []);
+    assert.deepEqual(await permissionsOf(asUser('carol')), ['acme/api']);
 
     // A collaborator with write on a user's repository pushes to it.
     const alice = await login('alice');

@@ -4,8 +4,10 @@
  * of a missing one: its teams, members and robots are invisible to them.
  * Owners manage; members read.
  */
+import { decide } from '../../../access/policy.js';
+import type { Principal } from '../../../access/types.js';
 import { HubError } from '../../../hub/index.js';
-import { isAdmin, noContent, operation, organizationRole, pageOf, pageResponse, requireManager, requireUser, respond } from './common.js';
+import { isAdmin, noContent, operation, organizationRole, pageOf, pageResponse, requireManager, requireUser, respond, type Services } from './common.js';
 import { ApiError, denied } from './errors.js';
 import * as S from './schemas.js';
 
@@ -205,9 +207,9 @@ export const organizationOperations = [
     },
     async (s, input) => {
       const { org: o, team: t } = input.params as { org: string; team: string };
-      await organizationRole(s, input.principal, o, 'member');
+      const role = await organizationRole(s, input.principal, o, 'member');
       const [members, permissions] = await Promise.all([s.hub.organizations.teamMembers(o, t), s.hub.organizations.teamPermissions(o, t)]);
-      return respond(200, { name: t, members, permissions });
+      return respond(200, { name: t, members, permissions: await permissionsShown(s, input.principal, role, permissions) });
     },
   ),
   operation(
@@ -302,8 +304,8 @@ export const organizationOperations = [
       paginated: true,
     },
     async (s, input) => {
-      await organizationRole(s, input.principal, input.params.org!, 'member');
-      const permissions = await s.hub.organizations.teamPermissions(input.params.org!, input.params.team!);
+      const role = await organizationRole(s, input.principal, input.params.org!, 'member');
+      const permissions = await permissionsShown(s, input.principal, role, await s.hub.organizations.teamPermissions(input.params.org!, input.params.team!));
       return pageResponse(input, input.query, pageOf(permissions, input.query, (p) => p.repository), (p) => p.repository);
     },
   ),
@@ -428,3 +430,15 @@ export const organizationOperations = [
     },
   ),
 ];
+
+/**
+ * A team's permissions as `principal` may see them: all of them for an
+ * owner of the organization; for another member, only those on repositories
+ * they may read (a private repository of the organization's is not named to
+ * a member who cannot read it).
+ */
+async function permissionsShown<P extends { repository: string }>(s: Services, principal: Principal, role: 'owner' | 'member', permissions: P[]): Promise<P[]> {
+  if (role === 'owner') return permissions;
+  const readable = await Promise.all(permissions.map(async (p) => decide(s.mode, principal, 'pull', await s.hub.facts.facts(principal, p.repository), s.policy).allowed));
+  return permissions.filter((_, i) => readable[i]);
+}
