@@ -511,6 +511,25 @@ export function runDiscoverySuite(engine: string, makeEngine: () => Promise<Disc
         assert.deepEqual(latest.entries.map((x) => [x.action, x.tag]), [['push', 'stable'], ['tag', 'stable']]);
       });
 
+      it('a repository deleted and made again under its name shows only its own history', async () => {
+        const old = await pushImage('alice/reuse', 'internal-codename-x');
+        await d.events.emit([pushEvent('alice/reuse', 'internal-codename-x', old.digest, 'alice')]);
+        await registry.deleteRepository('alice/reuse');
+        await new Promise((r) => setTimeout(r, 5));
+        const img = await pushImage('alice/reuse', 'v1');
+        await d.events.emit([pushEvent('alice/reuse', 'v1', img.digest, 'alice')]);
+        await hub.repositories.setVisibility('alice/reuse', 'public', CLI);
+        for (const [who, scope] of [
+          [anonymous, { repository: 'alice/reuse' }],
+          [alice, { repository: 'alice/reuse' }],
+          [anonymous, { namespace: 'alice' }],
+        ] as const) {
+          const seen = (await d.activity.read(who, scope)).entries.filter((x) => x.repository === 'alice/reuse').map((x) => `${x.action} ${x.tag}`);
+          assert.ok(seen.includes('push v1'), seen.join(', '));
+          assert.ok(!seen.some((x) => x.includes('internal-codename-x')), `the deleted repository's history: ${seen.join(', ')}`);
+        }
+      });
+
       it('feeds a follower what happens in followed accounts and repositories they may read', async () => {
         const carol = await user('carol');
         await d.stars.setFollow(carol, { account: 'bob' }, true);

@@ -745,12 +745,15 @@ export class DiscoveryQueries {
           : sql`(a.repository IN (SELECT f.target FROM follows f WHERE f.account_id = ${scope.follower} AND f.kind = 'repository')
                OR a.namespace IN (SELECT f.target FROM follows f WHERE f.account_id = ${scope.follower} AND f.kind = 'account')
                OR a.actor IN (SELECT f.target FROM follows f WHERE f.account_id = ${scope.follower} AND f.kind = 'account'))`;
-    // An entry about a repository shows to whoever may read that name now (a deleted one: whoever could if it existed).
+    // An entry about a repository shows to whoever may read that name now (a deleted one: whoever could if it existed),
+    // and only if it is about the repository of that name now: a name deleted and used again starts a history of its own,
+    // so a private repository's past does not show under a public one of the same name.
     const rows = await sql<{ id: number; at: number; repository: string | null; namespace: string; actor: string | null; action: string; tag: string | null; digest: string | null; detail: string | null }>`
       SELECT a.id, a.at, a.repository, a.namespace, a.actor, a.action, a.tag, a.digest, a.detail
       FROM activity a LEFT JOIN repositories r ON r.name = a.repository
       WHERE ${where} AND a.id < ${page.before ?? Number.MAX_SAFE_INTEGER}
         AND (a.repository IS NULL OR ${readable})
+        AND (r.id IS NULL OR a.at >= r.created_at)
       ORDER BY a.id DESC LIMIT ${page.limit}`.execute(this.db);
     return rows.rows.map((r) => ({
       id: num(r.id),
