@@ -433,12 +433,21 @@ export const organizationOperations = [
 
 /**
  * A team's permissions as `principal` may see them: all of them for an
- * owner of the organization; for another member, only those on repositories
- * they may read (a private repository of the organization's is not named to
- * a member who cannot read it).
+ * owner of the organization; for another member, those on every repository
+ * (`*`) and on repositories they may read (a private repository of the
+ * organization's is not named to a member who cannot read it). A name that
+ * holds no repository yet is judged as if it held a private one, so whether
+ * a row shows tells nothing of whether its repository exists.
  */
 async function permissionsShown<P extends { repository: string }>(s: Services, principal: Principal, role: 'owner' | 'member', permissions: P[]): Promise<P[]> {
   if (role === 'owner') return permissions;
-  const readable = await Promise.all(permissions.map(async (p) => decide(s.mode, principal, 'pull', await s.hub.facts.facts(principal, p.repository), s.policy).allowed));
-  return permissions.filter((_, i) => readable[i]);
+  const shown = await Promise.all(
+    permissions.map(async ({ repository }) => {
+      if (repository === '*') return true;
+      const found = await s.hub.facts.facts(principal, repository);
+      const facts = found.exists ? found : { ...found, exists: true, visibility: 'private' as const, permission: await s.hub.facts.permission(principal, repository, true) };
+      return decide(s.mode, principal, 'pull', facts, s.policy).allowed;
+    }),
+  );
+  return permissions.filter((_, i) => shown[i]);
 }

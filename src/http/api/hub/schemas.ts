@@ -7,6 +7,17 @@
 import { z } from 'zod';
 import { parseDuration } from '../../../config/index.js';
 import { MAX_DESCRIPTION_CHARS, MAX_README_BYTES } from '../../../hub/readme.js';
+import { isValidName } from '../../../registry/reference.js';
+
+/** A repository name as the registry accepts one, checked before it reaches a query. */
+const RepositoryName = z.string().max(256).refine(isValidName, { message: 'not a valid repository name' });
+/** A team's or robot's grant: a repository name, or '*' for every repository of the organization. */
+const GrantTarget = z.union([z.literal('*'), RepositoryName]);
+/** A namespace: a repository name's first component (a user or organization). */
+const NamespaceName = z
+  .string()
+  .max(256)
+  .refine((v) => isValidName(v) && !v.includes('/'), { message: 'not a valid namespace (one component of a repository name)' });
 
 export const MAX_PAGE = 1000;
 export const DEFAULT_PAGE = 100;
@@ -142,7 +153,7 @@ export const TeamSchema = z.object({ name: z.string(), members: z.array(z.string
 export const TeamListSchema = list(z.object({ name: z.string() }));
 export const TeamMemberListSchema = list(z.object({ name: z.string() }));
 export const TeamPermissionListSchema = list(TeamPermissionSchema);
-export const TeamPermissionBody = z.strictObject({ repository: z.string().min(1).max(256), permission: PermissionOrNoneSchema });
+export const TeamPermissionBody = z.strictObject({ repository: GrantTarget, permission: PermissionOrNoneSchema });
 
 // ---- robots -----------------------------------------------------------------------
 
@@ -161,7 +172,7 @@ export const RobotBody = z.strictObject({
   name: z.string().max(64),
   description: z.string().max(500).optional(),
   expiresIn: Duration.optional(),
-  permissions: z.array(z.strictObject({ repository: z.string().min(1).max(256), permission: PermissionSchema })).max(1000).default([]),
+  permissions: z.array(z.strictObject({ repository: GrantTarget, permission: PermissionSchema })).max(1000).default([]),
 });
 export const RobotDeleteQuery = z.strictObject({ purge: z.enum(['true', 'false']).optional().describe('true: delete the robot; otherwise it is disabled and stays listed') });
 
@@ -169,7 +180,7 @@ export const RobotDeleteQuery = z.strictObject({ purge: z.enum(['true', 'false']
 
 export const RepositorySummarySchema = z.object({ name: z.string(), visibility: VisibilitySchema, tags: z.number().int(), createdAt: time });
 export const RepositoryListSchema = list(RepositorySummarySchema);
-export const RepositoryListQuery = PageQuery.extend({ namespace: z.string().max(256).optional().describe('only repositories of this namespace (a user or organization)') });
+export const RepositoryListQuery = PageQuery.extend({ namespace: NamespaceName.optional().describe('only repositories of this namespace (a user or organization)') });
 export const RepositorySchema = z.object({
   name: z.string(),
   namespace: z.string(),
@@ -252,7 +263,7 @@ const boolText = z.enum(['true', 'false']).transform((v) => v === 'true');
 
 export const SearchQuery = DiscoveryPageQuery.extend({
   q: z.string().max(200).default('').describe('words to look for in names, namespaces, descriptions and READMEs; empty lists everything readable'),
-  namespace: z.string().max(256).optional().describe('only repositories of this namespace'),
+  namespace: NamespaceName.optional().describe('only repositories of this namespace'),
   official: boolText.optional().describe('true: only official repositories; false: only others'),
   min_stars: z.coerce.number().int().min(0).max(1_000_000_000).optional().describe('at least this many stars'),
   os: z.string().min(1).max(64).optional().describe('with a tagged image for this OS (linux, windows…)'),

@@ -309,6 +309,12 @@ export function runApiSuite(engine: string, makeEngine: () => Promise<ApiEngine>
         r = await call('PUT', 'berth/v1/orgs/acme/teams/devs/permissions', as('alice', { body: { repository: 'acme/api', permission: 'owner' } }));
         assert.equal(r.status, 400);
         assert.match(errorOf(r).message, /^body\.permission: /);
+        // A name is checked before it reaches a query.
+        for (const repository of ['acme/API', 'acme//api', 'acme/api/', '../acme']) {
+          r = await call('PUT', 'berth/v1/orgs/acme/teams/devs/permissions', as('alice', { body: { repository, permission: 'write' } }));
+          assert.equal(r.status, 400, repository);
+          assert.match(errorOf(r).message, /^body\.repository: /);
+        }
         assert.deepEqual((await call('GET', 'berth/v1/orgs/acme/teams/devs', as('carol'))).body, { name: 'devs', members: ['carol'], permissions: [{ repository: 'acme/api', permission: 'write' }] });
 
         r = await call('DELETE', 'berth/v1/orgs/acme/members/alice', as('alice'));
@@ -359,6 +365,11 @@ export function runApiSuite(engine: string, makeEngine: () => Promise<ApiEngine>
         assert.deepEqual(names(second), ['library/ubuntu']);
         assert.equal(second.headers.Link, undefined);
         assert.deepEqual(names(await call('GET', 'berth/v1/repositories?namespace=alice', as('alice'))), ['alice/private', 'alice/public', 'alice/zz-private']);
+        for (const namespace of ['Alice', 'alice/private', '..', '%00']) {
+          const bad = await call('GET', `berth/v1/repositories?namespace=${encodeURIComponent(namespace)}`, as('alice'));
+          assert.equal(bad.status, 400, namespace);
+          assert.match(errorOf(bad).message, /^query\.namespace: not a valid namespace/);
+        }
         const one = (await call('GET', 'berth/v1/repositories?namespace=library')).body as { items: unknown[] };
         assert.deepEqual(one.items, [{ name: 'library/ubuntu', visibility: 'public', tags: 2, createdAt: (one.items[0] as { createdAt: number }).createdAt }]);
       });
