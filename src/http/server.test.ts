@@ -66,9 +66,9 @@ describe('closing a TLS server', () => {
     return { ended, destroy: () => client.destroy() };
   }
 
-  it('cuts a connection still before its handshake when the drain time is up (listening)', async () => {
-    const served = await listen(() => {}, '127.0.0.1', 0, tls);
-    const client = await silentClient(served.port);
+  /** Closes `served` with 300 ms to drain while a client that never starts its handshake is connected to `port`. */
+  async function drainPastSilentClient(served: { close(drainMs: number): Promise<void> }, port: number): Promise<void> {
+    const client = await silentClient(port);
     try {
       const t0 = Date.now();
       await served.close(300);
@@ -79,6 +79,11 @@ describe('closing a TLS server', () => {
     } finally {
       client.destroy();
     }
+  }
+
+  it('cuts a connection still before its handshake when the drain time is up (listening)', async () => {
+    const served = await listen(() => {}, '127.0.0.1', 0, tls);
+    await drainPastSilentClient(served, served.port);
   });
 
   it('cuts a handed connection still before its handshake when the drain time is up (a worker thread)', async () => {
@@ -86,15 +91,9 @@ describe('closing a TLS server', () => {
     await new Promise<void>((resolve) => balancer.listen(0, '127.0.0.1', resolve));
     const served = serveHandedConnections(() => {}, 0, tls);
     balancer.on('connection', (socket) => served.accept(socket));
-    const client = await silentClient((balancer.address() as net.AddressInfo).port);
     try {
-      const t0 = Date.now();
-      await served.close(300);
-      const took = Date.now() - t0;
-      assert.ok(took >= 250 && took < 5000, `closed in ${took} ms`);
-      assert.ok((await client.ended) < 5000);
+      await drainPastSilentClient(served, (balancer.address() as net.AddressInfo).port);
     } finally {
-      client.destroy();
       balancer.close();
     }
   });

@@ -62,6 +62,23 @@ export function runDiscoverySuite(engine: string, makeEngine: () => Promise<Disc
       return { digest, size: bytes.byteLength };
     };
 
+    /** Pushes an image to `repository` and a README artifact about it whose one layer is `layer`. */
+    const pushReadmeArtifact = async (repository: string, layer: Record<string, unknown>) => {
+      const img = await pushImage(repository, 'v1');
+      const empty = await blob(repository, Buffer.from('{}'));
+      const artifact = Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: OCI_MANIFEST,
+          artifactType: 'application/vnd.berth.readme',
+          config: { mediaType: 'application/vnd.oci.empty.v1+json', ...empty },
+          layers: [layer],
+          subject: { mediaType: OCI_MANIFEST, digest: img.digest, size: img.bytes },
+        }),
+      );
+      await registry.putManifest(repository, sha(artifact), OCI_MANIFEST, artifact);
+    };
+
     /** Pushes a one-layer image; returns its manifest digest and compressed size (config + layer). */
     const pushImage = async (
       repository: string,
@@ -413,20 +430,8 @@ export function runDiscoverySuite(engine: string, makeEngine: () => Promise<Disc
       });
 
       it('takes a README from an artifact attached with the referrers API, and renders it safely', async () => {
-        const img = await pushImage('alice/withreadme', 'v1');
         const md = await blob('alice/withreadme', Buffer.from('# Hello\n\n<script>alert(1)</script> [x](javascript:alert(1)) [ok](https://example.com)'));
-        const empty = await blob('alice/withreadme', Buffer.from('{}'));
-        const artifact = Buffer.from(
-          JSON.stringify({
-            schemaVersion: 2,
-            mediaType: OCI_MANIFEST,
-            artifactType: 'application/vnd.berth.readme',
-            config: { mediaType: 'application/vnd.oci.empty.v1+json', ...empty },
-            layers: [{ mediaType: 'text/markdown', ...md }],
-            subject: { mediaType: OCI_MANIFEST, digest: img.digest, size: img.bytes },
-          }),
-        );
-        await registry.putManifest('alice/withreadme', sha(artifact), OCI_MANIFEST, artifact);
+        await pushReadmeArtifact('alice/withreadme', { mediaType: 'text/markdown', ...md });
         const page = await d.pages.repository(alice, 'alice/withreadme');
         assert.match(page.full_description, /^# Hello/);
         assert.match(page.full_description_html, /<h1>Hello<\/h1>/);
@@ -437,20 +442,8 @@ export function runDiscoverySuite(engine: string, makeEngine: () => Promise<Disc
       it('reads a README only from a blob of the same repository: an external layer naming another repository’s blob publishes nothing', async () => {
         // Another owner's blob, known by its digest (a digest can leak: CI logs, signatures).
         const secret = await blob('alice/secret-notes', Buffer.from('# classified: the launch codes'));
-        const img = await pushImage('bob/leak', 'v1');
-        const empty = await blob('bob/leak', Buffer.from('{}'));
-        const artifact = Buffer.from(
-          JSON.stringify({
-            schemaVersion: 2,
-            mediaType: OCI_MANIFEST,
-            artifactType: 'application/vnd.berth.readme',
-            config: { mediaType: 'application/vnd.oci.empty.v1+json', ...empty },
-            // A non-distributable layer with URLs is not required to be in the repository.
-            layers: [{ mediaType: 'application/vnd.oci.image.layer.nondistributable.v1.tar', urls: ['https://example.com/notes'], ...secret }],
-            subject: { mediaType: OCI_MANIFEST, digest: img.digest, size: img.bytes },
-          }),
-        );
-        await registry.putManifest('bob/leak', sha(artifact), OCI_MANIFEST, artifact);
+        // A non-distributable layer with URLs is not required to be in the repository.
+        await pushReadmeArtifact('bob/leak', { mediaType: 'application/vnd.oci.image.layer.nondistributable.v1.tar', urls: ['https://example.com/notes'], ...secret });
         const page = await d.pages.repository(bob, 'bob/leak');
         assert.doesNotMatch(page.full_description, /classified/);
         assert.equal(page.full_description, '');

@@ -85,54 +85,34 @@ describe('WriteGate', () => {
     (await here.acquire())();
   });
 
-  it('lets a waiting thread in after at most 8 hand-overs within the holding thread', async (t) => {
-    const shared = WriteGate.shared();
-    const counter = new SharedArrayBuffer(4);
-    const count = new Int32Array(counter);
-    const here = new WriteGate(shared, 1);
-    const first = await here.acquire();
-    // 20 writers of this thread queue up behind the first, each noting whether the other thread has been in.
-    const seen: number[] = [];
-    const local = Array.from({ length: 20 }, async () => {
-      const release = await here.acquire();
-      seen.push(count[0]!);
-      await new Promise((r) => setImmediate(r));
-      release();
+  // Owner 33 shares no waiting bit with the holder, owner 1: with one word of bits for every owner it
+  // did, and the holder took the waiting thread's bit for its own and let all 20 of its waiters go first.
+  for (const waiting of [2, 33]) {
+    it(`lets a waiting thread (owner ${waiting}) in after at most 8 hand-overs within the holding thread`, async (t) => {
+      const shared = WriteGate.shared();
+      const counter = new SharedArrayBuffer(4);
+      const count = new Int32Array(counter);
+      const here = new WriteGate(shared, 1);
+      const first = await here.acquire();
+      // 20 writers of this thread queue up behind the first, each noting whether the other thread has been in.
+      const seen: number[] = [];
+      const local = Array.from({ length: 20 }, async () => {
+        const release = await here.acquire();
+        seen.push(count[0]!);
+        await new Promise((r) => setImmediate(r));
+        release();
+      });
+      const other = incrementer(shared, counter, waiting, 1);
+      t.after(() => other.terminate());
+      // Until the other thread is waiting (its bit in the gate's waiting words).
+      while (new Int32Array(shared).slice(1).every((w) => w === 0)) await new Promise((r) => setTimeout(r, 5));
+      first();
+      await Promise.all([message(other), ...local]);
+      assert.equal(count[0], 1);
+      assert.equal(seen.length, 20);
+      assert.ok(seen.filter((c) => c === 0).length <= 8, `this thread went in ${seen.filter((c) => c === 0).length} times before the waiting thread`);
     });
-    const other = incrementer(shared, counter, 2, 1);
-    t.after(() => other.terminate());
-    // Until the other thread is waiting (its bit in the gate's waiting words).
-    while (new Int32Array(shared).slice(1).every((w) => w === 0)) await new Promise((r) => setTimeout(r, 5));
-    first();
-    await Promise.all([message(other), ...local]);
-    assert.equal(count[0], 1);
-    assert.equal(seen.length, 20);
-    assert.ok(seen.filter((c) => c === 0).length <= 8, `this thread went in ${seen.filter((c) => c === 0).length} times before the waiting thread`);
-  });
-
-  it('a thread numbered 33 or more waits its turn as the first 32 do (each owner has a waiting bit of its own)', async (t) => {
-    // The holder is owner 1 and the waiting thread 33: with one bit per 32 owners, the holder took
-    // the waiting thread's bit for its own and handed the gate to all 20 of its waiters first.
-    const shared = WriteGate.shared();
-    const counter = new SharedArrayBuffer(4);
-    const count = new Int32Array(counter);
-    const here = new WriteGate(shared, 1);
-    const first = await here.acquire();
-    const seen: number[] = [];
-    const local = Array.from({ length: 20 }, async () => {
-      const release = await here.acquire();
-      seen.push(count[0]!);
-      await new Promise((r) => setImmediate(r));
-      release();
-    });
-    const other = incrementer(shared, counter, 33, 1);
-    t.after(() => other.terminate());
-    while (new Int32Array(shared).slice(1).every((w) => w === 0)) await new Promise((r) => setTimeout(r, 5));
-    first();
-    await Promise.all([message(other), ...local]);
-    assert.equal(count[0], 1);
-    assert.ok(seen.filter((c) => c === 0).length <= 8, `this thread went in ${seen.filter((c) => c === 0).length} times before thread 33`);
-  });
+  }
 
   it('gives up, as SQLite would, when the gate stays held too long', async () => {
     const shared = WriteGate.shared();
