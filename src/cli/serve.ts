@@ -113,8 +113,9 @@ async function servePrimary(config: Config, log: Logger, args: string[], workers
   const peerMetrics = async () => (await threads.metrics()) as Parameters<typeof aggregateMetrics>[1];
   // The workers load their code while this thread loads and starts its app;
   // they start theirs when released, after this thread's start has migrated the database.
+  // Resolves once every worker has been ready: one that fails to start is
+  // replaced, and one that cannot stay up ends the server (onCrashLoop).
   const started = threads.start();
-  started.catch(() => {}); // awaited once this thread serves
   const startHere = async () => (await import('../app.js')).startServer(config, log, { role: 'single', peerMetrics, handed: { port: boundPort }, writeGate: new WriteGate(writeGate, 1) });
   server = await startHere().catch(async (err: unknown) => {
     balancer.close();
@@ -137,13 +138,7 @@ async function servePrimary(config: Config, log: Logger, args: string[], workers
   for (const socket of early.splice(0)) deal(socket);
   log.info({ port: server.http.port }, `serving on ${config.http.addr} while ${workers - 1} more threads start`);
 
-  try {
-    await started;
-  } catch (err) {
-    if (stopping) return;
-    await threads.terminate();
-    throw err;
-  }
+  await started;
   starting = false;
   log.info({ ...summary, port: server.http.port, database: server.app.meta.dialect }, `berth listening on ${config.http.addr} with ${workers} threads`);
 }

@@ -5,16 +5,19 @@
  * and waiting. With workerData.holdReady it says it is ready only when the
  * test says so on another channel, as a worker still starting its app.
  * With workerData.holdStop it ignores a stop, as a worker whose drain hangs.
+ * workerData.failStarts (an Int32 in shared memory) counts starts that fail
+ * once released, as a worker whose app cannot start (shared by every worker).
  */
 import http from 'node:http';
 import { BroadcastChannel, parentPort, threadId, workerData } from 'node:worker_threads';
 import { adoptConnection, released, type FromWorker, type ToWorker, type WorkerData } from './threads.js';
 
-const { index, holdReady, holdStop } = workerData as WorkerData & { holdReady?: boolean; holdStop?: boolean };
+const { index, holdReady, holdStop, failStarts } = workerData as WorkerData & { holdReady?: boolean; holdStop?: boolean; failStarts?: SharedArrayBuffer };
 const loaded = new BroadcastChannel('threads-fixture-loaded');
 loaded.postMessage(index);
 loaded.close();
 await released(parentPort!);
+if (failStarts && Atomics.sub(new Int32Array(failStarts), 0, 1) > 0) throw new Error('fixture worker failed to start on purpose');
 const server = http.createServer((req, res) => {
   if (req.url === '/crash') {
     setImmediate(() => {

@@ -178,6 +178,24 @@ describe('ServingThreads while the workers start', () => {
     }
   });
 
+  it('replaces a worker that fails to start, and starts with its replacement', async () => {
+    const failStarts = new SharedArrayBuffer(4);
+    new Int32Array(failStarts)[0] = 1;
+    const exited: number[] = [];
+    let crashLoop = false;
+    const threads = new ServingThreads({ ...options, count: 2, data: { failStarts }, onExit: (index) => exited.push(index), onCrashLoop: () => (crashLoop = true) });
+    try {
+      const started = threads.start();
+      threads.release();
+      await started;
+      assert.deepEqual(threads.readyWorkers().sort(), [1, 2]);
+      assert.equal(exited.length, 1, 'one worker failed and was replaced');
+      assert.equal(crashLoop, false);
+    } finally {
+      await threads.stop();
+    }
+  });
+
   it('a stop ends a worker whose drain hangs once the limit it was given is up', async () => {
     const exited: number[] = [];
     const threads = new ServingThreads({ ...options, count: 1, data: { holdStop: true }, onExit: (index) => exited.push(index) });

@@ -59,6 +59,8 @@ interface Slot {
 export class ServingThreads {
   private readonly workers = new Map<number, Slot>();
   private readonly ready = new Set<number>();
+  /** Until a worker of the slot has been ready once: what `start` waits for. */
+  private readonly firstReady = new Map<number, () => void>();
   private connections = 0;
   private readonly pendingMetrics = new Map<number, (metrics: unknown[]) => void>();
   private readonly recentCrashes: number[] = [];
@@ -70,11 +72,19 @@ export class ServingThreads {
   constructor(private readonly opts: ServingThreadsOptions) {}
 
   /**
-   * Starts every worker; resolves when all are ready (which is after
-   * `release`), rejects if one exits before.
+   * Starts every worker; resolves when each has been ready once (which is
+   * after `release`). A worker that exits before it is ready is replaced as
+   * one that dies later is, and its replacement's ready counts; one that
+   * cannot stay up ends the server through `onCrashLoop`.
    */
   async start(): Promise<void> {
-    await Promise.all(Array.from({ length: this.opts.count }, (_, i) => this.spawn(i + 1)));
+    await Promise.all(
+      Array.from({ length: this.opts.count }, (_, i) => {
+        const ready = new Promise<void>((resolve) => this.firstReady.set(i + 1, resolve));
+        this.spawn(i + 1).catch(() => {}); // an early exit: replaced (replace)
+        return ready;
+      }),
+    );
   }
 
   /** Lets the workers start their apps: now, and at once for any worker started later (a replacement). */
@@ -178,6 +188,8 @@ export class ServingThreads {
         } else if (m?.type === 'ready') {
           this.ready.add(index);
           resolve();
+          this.firstReady.get(index)?.();
+          this.firstReady.delete(index);
         } else if (m?.type === 'metrics') {
           this.pendingMetrics.get(m.id)?.(m.metrics ?? []);
         }
