@@ -34,6 +34,7 @@
 #include <sys/file.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 #include <node_api.h>
@@ -236,10 +237,21 @@ static void commit_execute(WriteJob *job) {
     job->outcome = "mismatch";
     return;
   }
-  /* Already there: the same bytes, since the name is their digest. */
-  if (link(job->from, job->to) < 0 && errno != EEXIST) {
-    job->link_err = errno;
-    return;
+  if (link(job->from, job->to) < 0) {
+    if (errno != EEXIST) {
+      job->link_err = errno;
+      return;
+    }
+    /*
+     * Already there: the same bytes, since the name is their digest, unless
+     * a crash (with fsync off) or a fault left a file of another size. That
+     * one is the caller's to replace (`place`, in the commit it falls back to).
+     */
+    struct stat have, want;
+    if (stat(job->to, &have) != 0 || fstat(job->fd, &want) != 0 || have.st_size != want.st_size) {
+      job->link_err = EEXIST;
+      return;
+    }
   }
   int dir = open(job->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir < 0) {

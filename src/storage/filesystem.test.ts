@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { UploadHash } from './driver.js';
@@ -13,7 +13,7 @@ runDriverSuite('filesystem', async () => {
   return { store: new FilesystemBlobStore({ rootDirectory: dir }), cleanup: () => rm(dir, { recursive: true, force: true }) };
 });
 
-describe('placing an upload where hard links are refused', () => {
+describe('placing an upload as a blob (place)', () => {
   for (const code of ['EPERM', 'EXDEV']) {
     it(`copies it into place (${code}), keeping the upload to be committed again from`, async () => {
       const dir = await mkdtemp(path.join(tmpdir(), 'berth-place-'));
@@ -37,6 +37,25 @@ describe('placing an upload where hard links are refused', () => {
       }
     });
   }
+
+  it('replaces a file of another size already in place (a crash with fsync off left it), and keeps one of the same size', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'berth-place-'));
+    try {
+      const source = path.join(dir, 'upload');
+      const target = path.join(dir, 'blob');
+      await writeFile(source, 'the bytes');
+      await writeFile(target, '');
+      place(source, target);
+      assert.equal(await readFile(target, 'utf8'), 'the bytes');
+      // Same size: the same bytes, since the name is their digest (not read again).
+      await writeFile(target, 'THE BYTES');
+      place(source, target);
+      assert.equal(await readFile(target, 'utf8'), 'THE BYTES');
+      assert.deepEqual((await readdir(dir)).sort(), ['blob', 'upload'], 'no temporary file left behind');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 
   it('passes other link errors through', async () => {
     assert.throws(
@@ -128,6 +147,20 @@ describe('an upload’s last append committed in the same step (appendAndCommit)
       assert.deepEqual(await store.appendAndCommit(id(4), 4096, chunks(Buffer.alloc(0), 1), sha256(data), hash), { size: 4096, committed: false });
       await store.commitUpload(id(4), sha256(data));
       assert.equal(store.existsNow(sha256(data)), true);
+    });
+  });
+
+  it('leaves a blob file of another size to commitUpload, which replaces it with the verified bytes', async () => {
+    await withStore({}, async (store, dir) => {
+      const data = randomBytes(5000);
+      const digest = sha256(data);
+      const blobFile = path.join(dir, 'blobs', 'sha256', digest.slice(7, 9), digest.slice(7));
+      await mkdir(path.dirname(blobFile), { recursive: true });
+      await writeFile(blobFile, data.subarray(0, 1000)); // what a crash with fsync off can leave
+      await store.createUpload(id(8));
+      assert.deepEqual(await store.appendAndCommit(id(8), 0, chunks(data, 4096), digest, new UploadHash()), { size: 5000, committed: false });
+      await store.commitUpload(id(8), digest);
+      assert.deepEqual(await readFile(blobFile), data);
     });
   });
 

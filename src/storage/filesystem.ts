@@ -587,40 +587,74 @@ async function readdirOrEmpty(dir: string): Promise<string[]> {
 
 /**
  * Hard-links the upload into place, keeping the upload for a repeated commit.
- * Content already in place is the same bytes. Where hard links are not
- * supported, the upload is copied (to a temporary name beside the target,
- * flushed, then renamed into place), never renamed: the upload must stay
- * until the blob's claim commits, since the claim commits again from it
- * when a garbage collection removed the bytes in between.
+ * Content already in place is the same bytes, since the name is their
+ * digest, unless a crash (with fsync off) or a fault left a file of another
+ * size there: that one is replaced with the verified upload, through a
+ * temporary name renamed over it. Where hard links are not supported, the
+ * upload is copied (to a temporary name beside the target, flushed, then
+ * renamed into place), never renamed: the upload must stay until the blob's
+ * claim commits, since the claim commits again from it when a garbage
+ * collection removed the bytes in between.
  * `link` is the hard-link call (a parameter for tests).
  */
 export function place(source: string, target: string, link: (source: string, target: string) => void = linkSync): void {
   try {
     link(source, target);
+    return;
   } catch (err) {
-    const code = errorCode(err);
-    if (code === 'EEXIST') return;
-    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EXDEV') throw err;
-    // Not a digest-shaped name: list() passes it by, and a crash leaves it to nothing but disk space.
-    const temp = `${target}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-    try {
-      copyFileSync(source, temp);
-      const fd = openSync(temp, 'r+');
-      try {
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-      renameSync(temp, target);
-    } catch (copyErr) {
-      try {
-        unlinkSync(temp);
-      } catch {
-        // never created, or renamed already
-      }
-      throw copyErr;
-    }
+    if (errorCode(err) !== 'EEXIST') return placeWithoutLink(source, target, err);
+    if (statSync(target).size === statSync(source).size) return;
   }
+  // Not a digest-shaped name: list() passes it by, and a crash leaves it to nothing but disk space.
+  const temp = tempBeside(target);
+  try {
+    link(source, temp);
+  } catch (err) {
+    return placeWithoutLink(source, target, err);
+  }
+  renamed(temp, target);
+}
+
+function tempBeside(target: string): string {
+  return `${target}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+}
+
+/** Renames `temp` over `target`; `temp` is removed if that fails. */
+function renamed(temp: string, target: string): void {
+  try {
+    renameSync(temp, target);
+  } catch (err) {
+    try {
+      unlinkSync(temp);
+    } catch {
+      // never created
+    }
+    throw err;
+  }
+}
+
+/** After `link` failed with `err`: a copy where the filesystem refuses hard links, `err` otherwise. */
+function placeWithoutLink(source: string, target: string, err: unknown): void {
+  const code = errorCode(err);
+  if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EXDEV') throw err;
+  const temp = tempBeside(target);
+  try {
+    copyFileSync(source, temp);
+    const fd = openSync(temp, 'r+');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (copyErr) {
+    try {
+      unlinkSync(temp);
+    } catch {
+      // never created
+    }
+    throw copyErr;
+  }
+  renamed(temp, target);
 }
 
 async function syncDir(dir: string): Promise<void> {
