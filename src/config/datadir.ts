@@ -6,7 +6,8 @@
  * nothing to root, while a read-only mount, an immutable directory or a path
  * under a regular file stop root too.
  */
-import { lstat, mkdir, open, rmdir, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, lstat, mkdir, rmdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 
 export class DataDirectoryError extends Error {
@@ -94,11 +95,16 @@ export async function checkDataDirectory(root: string, opts: { databaseOnly?: bo
       return fail(dir, err, 'write to');
     }
   }
+  // Asked of the kernel, not by opening: closing any descriptor of a file
+  // drops every lock this process holds on it, SQLite's included (a serving
+  // thread checks while another thread's connection is open). Without its
+  // lock on berth.db-shm, another process (a `berth` command) takes itself
+  // for the last connection and deletes the log the server still writes.
   for (const name of ['berth.db', 'berth.db-wal', 'berth.db-shm']) {
     const file = path.join(root, name);
     if (!(await stat(file).catch(() => undefined))) continue;
     try {
-      await (await open(file, 'r+')).close();
+      await access(file, constants.R_OK | constants.W_OK);
     } catch (err) {
       return fail(file, err, 'write to');
     }
