@@ -224,7 +224,7 @@ export async function orgCommand(args: string[]): Promise<number> {
   const owner = p.flags.get('--owner');
   if (typeof owner !== 'string') throw new UsageError('org', 'missing --owner USER');
   return withHub(config(p), async (hub) => {
-    await hub.organizations.create(name!, owner, CLI);
+    await hub.organizations.create(name!, owner, CLI, { adopt: true });
     console.log(`created organization ${name}, owned by ${owner}`);
   });
 }

@@ -95,6 +95,7 @@ export class AccountService {
     checkName(user.name);
     checkPassword(user.password);
     const email = checkEmail(user.email);
+    await refuseHeldNamespace(this.hub, user.name);
     const passwordHash = await hashPassword(user.password);
     const values = { name: user.name, kind: 'user' as const, email, passwordHash };
     let id: number | null;
@@ -228,4 +229,15 @@ export class AccountService {
     if (imported.length) await this.hub.audit(actor, 'account.import', null, { source: 'htpasswd', users: imported });
     return { imported, skipped };
   }
+}
+
+/**
+ * An account owns every repository under its name, so a name under which
+ * repositories already live (pushed by an administrator, or before accounts
+ * were on) is not given out by self-service: taking it would take them.
+ * Only an administrator hands such a namespace over (creating the user or
+ * the organization themselves). Answered as a taken name.
+ */
+export async function refuseHeldNamespace(hub: HubContext, name: string): Promise<void> {
+  if (await hub.accounts.namespaceHoldsRepositories(name)) throw new HubError('NAME_TAKEN', `the name ${name} is taken`);
 }

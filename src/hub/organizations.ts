@@ -8,6 +8,7 @@
 import { OWNERS_TEAM, type GrantedPermission, type TeamRow } from '../metadata/accounts.js';
 import type { Actor, HubContext } from './context.js';
 import { HubError } from './errors.js';
+import { refuseHeldNamespace } from './accounts.js';
 import { accountNameProblem, namespaceOf, robotNameProblem } from './names.js';
 
 export const PERMISSIONS = ['read', 'write', 'admin'] as const;
@@ -43,9 +44,11 @@ export class OrganizationService {
     return t;
   }
 
-  async create(name: string, owner: string, actor: Actor): Promise<void> {
+  /** `adopt`: the repositories already under the name become the organization's (an administrator's hand-over). */
+  async create(name: string, owner: string, actor: Actor, opts: { adopt?: boolean } = {}): Promise<void> {
     const problem = accountNameProblem(name);
     if (problem) throw new HubError('NAME_INVALID', `name ${JSON.stringify(name)} ${problem}`);
+    if (!opts.adopt) await refuseHeldNamespace(this.hub, name);
     const ownerId = await this.userId(owner);
     if ((await this.hub.accounts.createOrganization(name, ownerId)) === null) throw new HubError('NAME_TAKEN', `the name ${name} is taken`);
     await this.hub.audit(actor, 'org.create', name, { owner });

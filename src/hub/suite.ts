@@ -263,6 +263,22 @@ export function runHubSuite(engine: string, makeEngine: () => Promise<HubEngine>
         assert.equal(await hub.accounts.get('r-inv3'), null);
       });
 
+      it('a name under which repositories already live is not given out by self-service: an administrator hands it over', async () => {
+        // Pushed by an administrator, or before accounts were on: the namespace has no account.
+        await e.store.registry.ensureRepository('heldns/img');
+        const open = createHub(e.store, { registration: 'open' });
+        await rejectsWith(open.accounts.register({ name: 'heldns', password: PASSWORD }, { name: null }), 'NAME_TAKEN');
+        const someone = await open.accounts.register({ name: 'held-someone', password: PASSWORD }, { name: null });
+        await rejectsWith(open.organizations.create('heldns', someone.name, { name: someone.name }), 'NAME_TAKEN');
+        // Names that only begin the same way are free ('_' is no wildcard here, '-' sorts before '/').
+        await e.store.registry.ensureRepository('heldxns/img');
+        await open.accounts.register({ name: 'held_ns', password: PASSWORD }, { name: null });
+        await open.organizations.create('held-ns', someone.name, { name: someone.name });
+        await open.organizations.create('heldns0', someone.name, { name: someone.name });
+        // The administrator's hand-over: the organization then owns what was there.
+        await open.organizations.create('heldns', someone.name, CLI, { adopt: true });
+      });
+
       it('password and email changes; a password change ends refresh tokens', async () => {
         await hub.accounts.create({ name: 'pw-user', password: PASSWORD, email: 'a@example.org' }, CLI);
         const p = (await hub.verifier.verify('pw-user', PASSWORD, '10.1.0.1'))!;

@@ -86,6 +86,13 @@ export class AccountQueries {
 
   // ---- accounts --------------------------------------------------------------
 
+  /** Whether any repository's name begins with `namespace/` (an account of that name would own it). */
+  async namespaceHoldsRepositories(namespace: string): Promise<boolean> {
+    // A range, not LIKE: '_' in a name would be a wildcard. '0' is the character after '/'.
+    const row = await this.db.selectFrom('repositories').select('id').where('name', '>', `${namespace}/`).where('name', '<', `${namespace}0`).limit(1).executeTakeFirst();
+    return row !== undefined;
+  }
+
   async byName(name: string, db: Db = this.db): Promise<AccountRow | null> {
     const row = await db.selectFrom('accounts').selectAll().where('name', '=', name).executeTakeFirst();
     return row ? toAccount(row) : null;

@@ -50,7 +50,8 @@ export const organizationOperations = [
     },
     async (s, input) => {
       const me = requireManager(input);
-      await s.hub.organizations.create(input.body.name, me.name, input.actor);
+      // An administrator may take a namespace that already holds repositories; anyone else may not.
+      await s.hub.organizations.create(input.body.name, me.name, input.actor, { adopt: isAdmin(input.principal) });
       return respond(201, { name: input.body.name, role: 'owner' });
     },
   ),
