@@ -336,7 +336,8 @@ export const accountOperations = [
       errors: [403, 404],
     },
     async (s, input) => {
-      const { account } = await accountFor(s, input, input.params.name!, false);
+      // A personal access token revokes none, not even another of the account's (requireCredentialsOwner).
+      const { account } = await accountFor(s, input, input.params.name!, true);
       await s.hub.tokens.revoke(account.name, Number(input.params.id), input.actor);
       return noContent();
     },
