@@ -102,10 +102,10 @@ export async function checkDataDirectory(root: string, opts: { databaseOnly?: bo
   // for the last connection and deletes the log the server still writes.
   for (const name of ['berth.db', 'berth.db-wal', 'berth.db-shm']) {
     const file = path.join(root, name);
-    if (!(await stat(file).catch(() => undefined))) continue;
     try {
       await access(file, constants.R_OK | constants.W_OK);
     } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // not made yet
       return fail(file, err, 'write to');
     }
   }

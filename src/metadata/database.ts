@@ -507,18 +507,14 @@ export class MetadataDatabase {
     if (sqlite.inTransaction()) throw new Error('writeNow: a transaction is open on the connection');
     let outcomes: Array<{ value: unknown } | { error: unknown }>;
     try {
-      if (batch.length > 1) outcomes = sqlite.immediate(() => batch.map((job) => sqlite.savepoint(job.fn)));
+      outcomes = batch.length > 1 ? sqlite.immediate(() => batch.map((job) => sqlite.savepoint(job.fn))) : [{ value: sqlite.immediate(batch[0]!.fn) }];
+    } catch (error) {
+      // Nothing of the batch was kept: a lone body's error is its own outcome; a batch's fails every body.
+      if (batch.length === 1) outcomes = [{ error }];
       else {
-        try {
-          outcomes = [{ value: sqlite.immediate(batch[0]!.fn) }];
-        } catch (error) {
-          outcomes = [{ error }];
-        }
+        for (const job of batch) job.reject(error);
+        return;
       }
-    } catch (err) {
-      // Nothing of the batch was kept.
-      for (const job of batch) job.reject(err);
-      return;
     } finally {
       // better-sqlite3 tries its ROLLBACK once: one that failed would leave
       // this connection holding SQLite's write lock for every later write.
