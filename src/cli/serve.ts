@@ -3,7 +3,9 @@
  *
  * With berth.workers > 1 (by default one per core) the main thread listens,
  * deals the connections it accepts between itself and workers-1 worker
- * threads (threads.ts; it serves them all alone while the workers start), and runs the debug server and the scheduled jobs.
+ * threads (threads.ts; it serves them all alone while the workers start and
+ * until it has warmed up, berth.warmup), and runs the debug server and the
+ * scheduled jobs.
  * This module loads only what listening and starting the workers need; the
  * app is loaded after, so the workers load theirs at the same time.
  * Every shared state lives in the database, so any thread can serve any
@@ -18,7 +20,7 @@ import { bindAddress } from '../http/bind.js';
 import type { aggregateMetrics } from '../http/metrics.js';
 import { createLogger } from '../logging.js';
 import { MAX_OWNERS, WriteGate } from '../metadata/gate.js';
-import { retireEarlyConnections, ServingThreads } from './threads.js';
+import { afterBusy, retireEarlyConnections, ServingThreads } from './threads.js';
 
 export function workerCount(config: Config): number {
   // In-memory storage lives in one process's heap: it cannot be shared.
@@ -97,6 +99,7 @@ async function servePrimary(config: Config, log: Logger, args: string[], workers
     entry: new URL('./serve-worker.js', import.meta.url),
     data: { configPath: args[0], port: boundPort, writeGate },
     serveHere: (socket) => server!.accept!(socket), // dealing begins after the app is up
+    held: config.berth.warmup > 0,
     log,
     onExit: (index) => WriteGate.releaseIfHeldBy(writeGate, index + 1),
     onCrashLoop: () => {
@@ -128,17 +131,24 @@ async function servePrimary(config: Config, log: Logger, args: string[], workers
   onSignals((signal) => shutdown(log, signal, closeAll));
 
   // This thread serves every connection until the workers are up (each
-  // starts its own app once released, and may still be loading). Dealing
-  // goes to ready threads only, so it needs no switch; the keep-alive
-  // connections this thread took meanwhile are closed after their next
-  // response once the workers are up, so their clients reconnect and are dealt.
-  let starting = true;
-  retireEarlyConnections(server.http.server, () => starting);
+  // starts its own app once released, and may still be loading) and, with
+  // berth.warmup, until it has been busy that long: V8 compiles its hot path
+  // meanwhile on the other core, where two cold threads would each compile
+  // their own copy. Dealing goes to ready threads only, so it needs no
+  // switch; the keep-alive connections this thread took alone are closed
+  // after their next response once the workers join, so their clients
+  // reconnect and are dealt.
+  let alone = true;
+  retireEarlyConnections(server.http.server, () => alone);
   deal = (socket) => threads.deal(socket);
+  const warm = config.berth.warmup > 0 ? afterBusy(config.berth.warmup) : Promise.resolve();
   for (const socket of early.splice(0)) deal(socket);
   log.info({ port: server.http.port }, `serving on ${config.http.addr} while ${workers - 1} more threads start`);
 
   await started;
-  starting = false;
-  log.info({ ...summary, port: server.http.port, database: server.app.meta.dialect }, `berth listening on ${config.http.addr} with ${workers} threads`);
+  log.info({ ...summary, port: server.http.port, database: server.app.meta.dialect, warmup: config.berth.warmup }, `berth listening on ${config.http.addr} with ${workers} threads`);
+  await warm;
+  threads.join();
+  alone = false;
+  log.info({ workers }, `all ${workers} threads serving`);
 }

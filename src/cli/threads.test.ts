@@ -10,7 +10,7 @@ import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { BroadcastChannel } from 'node:worker_threads';
-import { retireEarlyConnections, ServingThreads } from './threads.js';
+import { afterBusy, retireEarlyConnections, ServingThreads } from './threads.js';
 
 type Answer = { index: number; threadId: number; body: string };
 
@@ -279,4 +279,69 @@ describe('ServingThreads while the workers start', () => {
       await threads.stop();
     }
   });
+
+  it('held: ready workers take no connections until join, then the keep-alive ones taken alone move over', async () => {
+    const here = http.createServer((_req, res) => res.end(JSON.stringify({ index: 0, threadId: 0, body: '' })));
+    let alone = true;
+    retireEarlyConnections(here, () => alone);
+    const threads = new ServingThreads({
+      count: 2,
+      entry: new URL('./threads.fixture.js', import.meta.url),
+      data: {},
+      held: true,
+      serveHere: (socket) => {
+        here.emit('connection', socket);
+        socket.resume();
+      },
+      log: pino({ level: 'silent' }),
+      onCrashLoop: () => {},
+    });
+    const balancer = net.createServer({ pauseOnConnect: true }, (socket) => threads.deal(socket));
+    await new Promise<void>((resolve) => balancer.listen(0, '127.0.0.1', resolve));
+    const port = (balancer.address() as net.AddressInfo).port;
+    const started = threads.start();
+    threads.release();
+    await started;
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      assert.deepEqual(threads.readyWorkers().sort(), [1, 2]);
+      const kept = await getWithConnection(port, agent);
+      const fresh = await Promise.all(Array.from({ length: 9 }, () => get(port)));
+      assert.deepEqual([kept, ...fresh].map((a) => a.index), Array(10).fill(0), 'every connection served here while held');
+
+      threads.join();
+      alone = false;
+      const last = await getWithConnection(port, agent);
+      assert.deepEqual([last.index, last.connection], [0, 'close'], 'the keep-alive connection taken alone answers once more and closes');
+      const seen: number[] = [];
+      for (let i = 0; i < 9; i++) seen.push((await get(port)).index);
+      for (const index of [0, 1, 2]) assert.equal(seen.filter((s) => s === index).length, 3, `joined, dealt in turn: ${seen.join(',')}`);
+    } finally {
+      agent.destroy();
+      balancer.close();
+      here.closeAllConnections();
+      await threads.stop();
+    }
+  });
 });
+
+describe('afterBusy', () => {
+  const spin = (ms: number) => {
+    const end = performance.now() + ms;
+    while (performance.now() < end);
+  };
+  const settledWithin = async (p: Promise<void>, ms: number) => Promise.race([p.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
+
+  it('counts the time the event loop was busy, not the time that passed', async () => {
+    const warm = afterBusy(300);
+    // Idle for longer than the threshold: not yet.
+    assert.equal(await settledWithin(warm, 500), false, 'idle time counted');
+    // Busy in slices, with idle gaps between them: 4 × 100 ms of work.
+    for (let i = 0; i < 4; i++) {
+      spin(100);
+      await new Promise((r) => setTimeout(r, 60));
+    }
+    assert.equal(await settledWithin(warm, 500), true, 'not resolved after 400 ms of work');
+  });
+});
+

@@ -14,10 +14,17 @@
  * loads its code alongside (most of a start's time); a worker starts its
  * app only when released, once the main thread has prepared what every
  * thread shares (the database's schema).
+ *
+ * Held, the ready workers take no connections until `join`: `berth serve`
+ * lets the main thread warm up alone (berth.warmup). Every isolate compiles
+ * its own copy of the hot path, and two cold threads on two cores share
+ * one core's worth of compiling between them; one thread serves faster
+ * meanwhile, with the compiler on the other core.
  */
 import { closeSync } from 'node:fs';
 import type http from 'node:http';
 import net from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { Worker, type MessagePort } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { native } from '../native/index.js';
@@ -41,6 +48,8 @@ export interface ServingThreadsOptions {
   data: Record<string, unknown>;
   /** The main thread's own share of the connections. */
   serveHere(socket: net.Socket): void;
+  /** Ready workers take no connections until `join` (the main thread warms up alone). */
+  held?: boolean;
   log: Logger;
   /** Workers keep dying (more than 5 per worker in a minute). */
   onCrashLoop(): void;
@@ -68,8 +77,11 @@ export class ServingThreads {
   private turn = 0;
   private stopping = false;
   private released = false;
+  private joined: boolean;
 
-  constructor(private readonly opts: ServingThreadsOptions) {}
+  constructor(private readonly opts: ServingThreadsOptions) {
+    this.joined = !opts.held;
+  }
 
   /**
    * Starts every worker; resolves when each has been ready once (which is
@@ -93,6 +105,11 @@ export class ServingThreads {
     for (const { worker } of this.workers.values()) worker.postMessage({ type: 'start' } satisfies ToWorker);
   }
 
+  /** Ready workers take their share of the connections from now on (held: until now, none). */
+  join(): void {
+    this.joined = true;
+  }
+
   /** Worker indexes (1…count) that are up and taking connections. */
   readyWorkers(): number[] {
     return [...this.ready];
@@ -100,7 +117,7 @@ export class ServingThreads {
 
   /** Hands one accepted (paused, unread) connection to the next thread in turn. */
   deal(socket: net.Socket): void {
-    const slots = [0, ...this.ready];
+    const slots = this.joined ? [0, ...this.ready] : [0];
     const slot = slots[this.turn++ % slots.length]!;
     const worker = slot === 0 ? undefined : this.workers.get(slot);
     const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
@@ -235,6 +252,21 @@ function closeQuietly(fd: number): void {
   } catch {
     // already closed
   }
+}
+
+/**
+ * Resolves once this thread's event loop has been busy for `ms` in all
+ * since the call (idle time does not count), checked every 50 ms.
+ */
+export function afterBusy(ms: number): Promise<void> {
+  const since = performance.eventLoopUtilization();
+  return new Promise((resolve) => {
+    const check = setInterval(() => {
+      if (performance.eventLoopUtilization(since).active < ms) return;
+      clearInterval(check);
+      resolve();
+    }, 50);
+  });
 }
 
 /**

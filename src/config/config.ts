@@ -86,6 +86,8 @@ export interface Config {
     gc: { enabled: boolean; grace: number; interval: number; deleteuntagged: boolean };
     /** Threads serving HTTP, in one process; 0 means one per core, 1 a single thread. */
     workers: number;
+    /** The main thread's busy time (ms) served alone before the worker threads take connections; 0: at once. */
+    warmup: number;
     /** htpasswd users who may use /berth/v1/ (gc, repository delete, storage usage). */
     admins: string[];
     /** The web UI on the API's port (docs/web.md); off, its paths answer 404 as registry:2's do. */
@@ -308,6 +310,7 @@ const SCHEMA: Schema = s.struct({
     database: s.struct({ url: s.string() }),
     gc: s.struct({ enabled: s.bool(true), grace: s.duration('24h'), interval: s.duration('1h'), deleteuntagged: s.bool(false) }),
     workers: s.int(0, 0, 256),
+    warmup: s.duration('2s'),
     admins: s.list(s.string()),
     ui: s.struct({ enabled: s.bool(true) }),
     sendfile: s.enumOf(['auto', 'always', 'never'], 'auto'),

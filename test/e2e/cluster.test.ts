@@ -12,7 +12,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -96,13 +96,15 @@ describe('several serving threads', () => {
     berth = await spawnBerth(await freePort(), {
       REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: root,
       REGISTRY_BERTH_WORKERS: '2',
+      // Both threads take connections as soon as they are up (the warm-up is tested below).
+      REGISTRY_BERTH_WARMUP: '0',
       REGISTRY_HTTP_DEBUG_ADDR: `127.0.0.1:${debugPort}`,
       REGISTRY_HTTP_DEBUG_PROMETHEUS_ENABLED: 'true',
     });
     // The main thread serves at once; connections are dealt to both threads
     // only once the worker is ready, which the start-up line says.
     const deadline = Date.now() + 30_000;
-    while (!berth.output().includes('with 2 threads')) {
+    while (!berth.output().includes('all 2 threads serving')) {
       assert.ok(Date.now() < deadline, `the worker thread never joined:\n${berth.output()}`);
       await sleep(20);
     }
@@ -249,5 +251,68 @@ describe('several serving threads', () => {
     assert.ok(Date.now() - started < 15_000, `shut down in ${Date.now() - started} ms`);
     agent.destroy();
     assert.match(berth.output(), /shutting down/);
+  });
+});
+
+describe('the main thread warms up alone (berth.warmup, by default 2s of its work)', () => {
+  let root: string;
+  let berth: BerthProcess;
+
+  before(async () => {
+    root = await mkdtemp(path.join(tmpdir(), 'berth-warmup-'));
+    // The configuration a user writes for two threads; the warm-up is its default.
+    const config = path.join(root, 'config.yml');
+    await writeFile(config, ['version: 0.1', 'storage:', '  filesystem:', `    rootdirectory: ${path.join(root, 'data')}`, 'berth:', '  workers: 2', ''].join('\n'));
+    berth = await spawnBerth(await freePort(), {}, ['serve', config]);
+    const deadline = Date.now() + 30_000;
+    while (!berth.output().includes('with 2 threads')) {
+      assert.ok(Date.now() < deadline, `the worker thread never started:\n${berth.output()}`);
+      await sleep(20);
+    }
+  });
+  after(async () => {
+    await berth?.stop('SIGKILL');
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('serves everything on the main thread until it has worked 2 s, then deals to both', async () => {
+    const ten = async (what: string) => {
+      const ids = Array.from({ length: 10 }, () => nextId(what));
+      for (const id of ids) assert.equal((await request(`${berth.url}/v2/`, 'GET', undefined, { 'X-Request-Id': id })).status, 200);
+      return (await linesOf(berth, ids)).map((l) => l.worker);
+    };
+    assert.deepEqual(await ten('alone'), Array(10).fill(0), 'the worker is up but takes nothing yet');
+    assert.doesNotMatch(berth.output(), /all 2 threads serving/);
+
+    // Work for the main thread: 4 KiB pushes, 8 at a time, until the worker joins.
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+    const deadline = Date.now() + 60_000;
+    let pushed = 0;
+    const pusher = async () => {
+      while (!berth.output().includes('all 2 threads serving')) {
+        assert.ok(Date.now() < deadline, `the worker did not join after ${pushed} pushes`);
+        const blob = randomBytes(4096);
+        const url = `${berth.url}/v2/warm/up/blobs/uploads/?digest=${sha256(blob)}`;
+        const status = await new Promise<number>((resolve, reject) => {
+          const req = http.request(url, { method: 'POST', agent, headers: { 'Content-Length': '4096', 'Content-Type': 'application/octet-stream' } }, (res) => {
+            res.resume().on('end', () => resolve(res.statusCode ?? 0));
+          });
+          req.on('error', reject);
+          req.end(blob);
+        });
+        assert.equal(status, 201);
+        pushed++;
+      }
+    };
+    try {
+      await Promise.all(Array.from({ length: 8 }, pusher));
+    } finally {
+      agent.destroy();
+    }
+    // Hundreds of pushes at least: a join after a few requests would be no warm-up.
+    assert.ok(pushed >= 300, `joined after only ${pushed} pushes`);
+
+    const served = await ten('joined');
+    assert.deepEqual([0, 1].map((w) => served.filter((s) => s === w).length), [5, 5], `threads in order: ${served.join(',')}`);
   });
 });

@@ -78,6 +78,7 @@ describe('pull counts with skopeo and dockerd across restarts; docker search wit
         `    path: ${htpasswd}`,
         'berth:',
         '  workers: 2',
+        '  warmup: 0s',
         '',
       ].join('\n'),
     );

@@ -340,6 +340,8 @@ export async function startRaceServers(opts: { processes: number; databaseUrl?: 
     REGISTRY_STORAGE_DELETE_ENABLED: 'true',
     REGISTRY_LOG_ACCESSLOG_DISABLED: 'true',
     REGISTRY_BERTH_GC_INTERVAL: '1h',
+    // The threads race each other from the first request, not after the main thread's warm-up.
+    REGISTRY_BERTH_WARMUP: '0',
     ...(opts.databaseUrl ? { REGISTRY_BERTH_DATABASE_URL: opts.databaseUrl } : {}),
     ...opts.env,
   };

@@ -144,6 +144,8 @@ export async function startReplicas(opts: ReplicaOptions): Promise<ReplicaSet> {
     REGISTRY_STORAGE_DELETE_ENABLED: 'true',
     REGISTRY_BERTH_DATABASE_URL: opts.databaseUrl,
     REGISTRY_BERTH_WORKERS: String(opts.workers ?? 1),
+    // Every thread takes connections as soon as it is up, not after the main thread's warm-up.
+    REGISTRY_BERTH_WARMUP: '0',
     REGISTRY_LOG_LEVEL: 'info',
     ...opts.storage.env,
     ...opts.env,
@@ -219,7 +221,7 @@ export async function startReplicas(opts: ReplicaOptions): Promise<ReplicaSet> {
 
 async function threadsUp(replica: BerthProcess, workers: number): Promise<void> {
   const deadline = Date.now() + 60_000;
-  while (!replica.output().includes(`with ${workers} threads`)) {
+  while (!replica.output().includes(`all ${workers} threads serving`)) {
     if (Date.now() > deadline) throw new Error(`the worker threads never joined:\n${replica.output()}`);
     await new Promise((r) => setTimeout(r, 50));
   }
